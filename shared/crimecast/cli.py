@@ -1,0 +1,58 @@
+"""``python -m crimecast``: the command line of the forecasting service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+from collections.abc import Sequence
+
+from . import backtest
+from .errors import CrimecastError
+from .parallel import StderrProgress, default_workers
+from .series import SeriesKey, read_many
+
+EXIT_BAD_INPUT = 2
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    counts = read_many(args.counts)
+    keys = [SeriesKey.parse(s) for s in args.series] if args.series else None
+    tasks = backtest.plan(counts, keys, backtest.parse_origins(args.origins), args.horizon)
+    result = backtest.run(tasks, args.workers, StderrProgress(f"backtest ({args.workers} workers)"))
+    text = json.dumps(result, indent=1)
+    if args.json:
+        Path(args.json).write_text(text)
+        print(json.dumps(result["summary"], indent=1))
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bt = commands.add_parser("backtest", help="score the model and its references by rolling-origin backtest")
+    bt.add_argument("--counts", action="append", required=True, metavar="FILE",
+                    help="tidy counts CSV or portal CSV export (repeatable)")
+    bt.add_argument("--series", action="append", metavar="AREA:TYPE",
+                    help="e.g. Austin:ASSAULT, 25:ALL, city:THEFT (repeatable; default: every series)")
+    bt.add_argument("--origins", required=True, help="comma-separated YYYY-MM, e.g. 2016-12,2017-12")
+    bt.add_argument("--horizon", type=int, default=12, help="months scored after each origin (default 12)")
+    bt.add_argument("--json", metavar="OUT.json", help="write the full result here; print the summary")
+    bt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
+    bt.set_defaults(handler=_backtest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CrimecastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_BAD_INPUT

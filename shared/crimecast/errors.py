@@ -1,0 +1,29 @@
+"""Domain errors: every bad input becomes one of these, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import difflib
+
+
+class CrimecastError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidInputError(CrimecastError, ValueError):
+    """The caller gave something we cannot use; the message names it and, where
+    possible, the nearest valid values."""
+
+    def __init__(self, message: str, suggestions: Iterable[str] = ()) -> None:
+        self.suggestions = list(suggestions)
+        if self.suggestions:
+            message = f"{message} (did you mean: {', '.join(self.suggestions)}?)"
+        super().__init__(message)
+
+
+def nearest(value: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The choices closest to ``value``, for 'did you mean' messages."""
+    options = list(choices)
+    close = difflib.get_close_matches(value.upper(), [c.upper() for c in options], n=n, cutoff=0.5)
+    by_upper = {c.upper(): c for c in options}
+    return [by_upper[c] for c in close] or options[:n]

@@ -1,0 +1,340 @@
+"""Monthly counts per community area and crime type, at the four levels the service
+forecasts: area x type, area x ALL, city x type and city x ALL.
+
+Counts come from tidy files (``month, community_area, primary_type, count``) or from
+raw incident rows (the portal's CSV export or Socrata JSON rows). Months with no
+incident become zeros, and a trailing month that the data does not cover in full is
+kept apart as *partial*: it is shown, but never trained on or scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .areas import AREAS, find_area
+from .crime_types import ALL_TYPES, normalise_types, normalise_type
+from .errors import InvalidInputError, nearest
+
+CITY = "city"
+
+# The portal leaves ``community_area`` blank for nearly every report of 2001 and early
+# 2002; per-area counts are only whole from May 2002 on. Earlier area months are
+# artefacts of that gap, not quiet months, so area series start here.
+AREA_COUNTS_COMPLETE_FROM = pd.Period("2002-05", freq="M")
+
+# A trailing month with less than this share of the usual monthly volume is an extract
+# cut short (the portal withholds the last seven days), not a quiet month.
+PARTIAL_MONTH_VOLUME_SHARE = 0.5
+# ... judged only where the usual volume is large enough for the share to mean something.
+PARTIAL_MONTH_MIN_VOLUME = 50
+
+TIDY_COLUMNS = ("month", "community_area", "primary_type", "count")
+PORTAL_CSV_COLUMNS = ("Date", "Primary Type", "Community Area")
+SOCRATA_COLUMNS = ("date", "primary_type", "community_area")
+PARTIAL_FLAG_COLUMNS = ("partial_month", "partial")
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    """One forecast series: an area number (None for the whole city) and a type (or ALL)."""
+
+    community_area: int | None
+    primary_type: str
+
+    @property
+    def label(self) -> str:
+        area = CITY if self.community_area is None else str(self.community_area)
+        return f"{area}:{self.primary_type}"
+
+    @classmethod
+    def parse(cls, text: str) -> SeriesKey:
+        """Read ``AREA:TYPE`` where AREA is a number, a name or ``city`` and TYPE a type or ALL."""
+        area_text, sep, type_text = text.rpartition(":")
+        if not sep or not area_text.strip() or not type_text.strip():
+            raise InvalidInputError(f"series {text!r} is not AREA:TYPE (e.g. 'Austin:ASSAULT', 'city:ALL')")
+        return cls(parse_area(area_text), normalise_type(type_text))
+
+    def sort_key(self) -> tuple[int, str]:
+        return (0 if self.community_area is None else self.community_area, self.primary_type)
+
+
+def parse_area(value: int | str | None) -> int | None:
+    """An area number from a number or name; None (the whole city) for ``city`` or None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in (CITY, "citywide", "")):
+        return None
+    return find_area(value).number
+
+
+@dataclass(frozen=True)
+class MonthlyCounts:
+    """Counts at every level present, one row per (month, area, type).
+
+    ``frame`` columns: ``month`` (Period[M]), ``community_area`` (Int64, NA = whole
+    city), ``primary_type`` (str, ALL = every type), ``count`` (int64) and ``derived``
+    (summed from finer rows rather than read). Months with no row are zero. ``partial_month`` is the trailing month the data does not cover in full.
+    """
+
+    frame: pd.DataFrame
+    first_month: pd.Period
+    last_month: pd.Period
+    partial_month: pd.Period | None = None
+
+    @property
+    def last_complete_month(self) -> pd.Period:
+        return self.last_month - 1 if self.partial_month == self.last_month else self.last_month
+
+    def keys(self) -> list[SeriesKey]:
+        pairs = self.frame[["community_area", "primary_type"]].drop_duplicates()
+        keys = {SeriesKey(None if pd.isna(a) else int(a), str(t)) for a, t in pairs.itertuples(index=False)}
+        return sorted(keys, key=SeriesKey.sort_key)
+
+    def types(self) -> list[str]:
+        return sorted(set(self.frame["primary_type"]))
+
+    def series(self, key: SeriesKey, include_partial: bool = False, all_history: bool = False) -> pd.Series:
+        """Monthly counts of one series, zero-filled, indexed by month.
+
+        The trailing partial month is left out unless ``include_partial``. Area series
+        start at :data:`AREA_COUNTS_COMPLETE_FROM` unless ``all_history`` (which only
+        the seed's reference configuration asks for, to run as the seed did).
+        """
+        self._check_known(key)
+        rows = self._rows_of(key)
+        start = self.first_month
+        if key.community_area is not None and not all_history:
+            start = max(start, AREA_COUNTS_COMPLETE_FROM)
+        end = self.last_month if include_partial else self.last_complete_month
+        months = pd.period_range(start, end, freq="M")
+        values = rows.groupby("month")["count"].sum().reindex(months, fill_value=0)
+        values.index.name = "month"
+        return values.astype("int64").rename(key.label)
+
+    def _rows_of(self, key: SeriesKey) -> pd.DataFrame:
+        f = self.frame
+        area_match = f["community_area"].isna() if key.community_area is None else f["community_area"] == key.community_area
+        return f[area_match.fillna(False) & (f["primary_type"] == key.primary_type)]
+
+    def _check_known(self, key: SeriesKey) -> None:
+        known = self.keys()
+        if key in known:
+            return
+        if key.primary_type not in self.types():
+            raise InvalidInputError(f"unknown crime type {key.primary_type!r} in these counts", nearest(key.primary_type, self.types()))
+        raise InvalidInputError(
+            f"no series {key.label} in these counts", [k.label for k in known if k.primary_type == key.primary_type][:3]
+        )
+
+
+def read_counts(path: str | Path, as_of: date | None = None) -> MonthlyCounts:
+    """Load a tidy counts CSV or a portal CSV export (plain or gzipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"counts file not found: {path}")
+    header = list(pd.read_csv(path, nrows=0).columns)
+    wanted = [c for c in header if c in TIDY_COLUMNS + PARTIAL_FLAG_COLUMNS + PORTAL_CSV_COLUMNS]
+    try:
+        return counts_from_frame(pd.read_csv(path, usecols=wanted, dtype=str), as_of)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path.name}: {exc}") from None
+
+
+def counts_from_frame(frame: pd.DataFrame, as_of: date | None = None) -> MonthlyCounts:
+    """Counts from any of the three shapes: tidy counts, portal CSV export, Socrata rows."""
+    columns = set(frame.columns)
+    if set(TIDY_COLUMNS) <= columns:
+        return counts_from_tidy(frame, as_of)
+    if set(PORTAL_CSV_COLUMNS) <= columns:
+        return counts_from_incidents(frame.rename(columns=dict(zip(PORTAL_CSV_COLUMNS, SOCRATA_COLUMNS))), as_of)
+    if set(SOCRATA_COLUMNS) <= columns:
+        return counts_from_incidents(frame, as_of)
+    raise InvalidInputError(
+        f"unknown columns {sorted(columns)[:8]}; expected tidy counts {list(TIDY_COLUMNS)}, "
+        f"a portal export with {list(PORTAL_CSV_COLUMNS)} or Socrata rows with {list(SOCRATA_COLUMNS)}"
+    )
+
+
+def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> MonthlyCounts:
+    """Load several files into one table; a series given twice keeps the first file's rows."""
+    tables = [read_counts(p, as_of) for p in paths]
+    if not tables:
+        raise InvalidInputError("no counts file given")
+    if len(tables) == 1:
+        return tables[0]
+    frame = pd.concat([t.frame for t in tables], ignore_index=True)
+    key = ["community_area", "primary_type"]
+    # A series a file gives outright wins over the same series summed from another file.
+    given = frame.loc[~frame["derived"], key].drop_duplicates()
+    given_keys = pd.MultiIndex.from_frame(given)
+    frame = frame[~(frame["derived"] & pd.MultiIndex.from_frame(frame[key]).isin(given_keys))]
+    frame = frame.drop_duplicates(["month", *key], keep="first").reset_index(drop=True)
+    last = max(t.last_month for t in tables)
+    partial = last if any(t.partial_month == last for t in tables) else None
+    return MonthlyCounts(frame, min(t.first_month for t in tables), last, partial)
+
+
+def counts_from_records(rows: Iterable[Mapping[str, Any]], as_of: date | None = None) -> MonthlyCounts:
+    """Counts from Socrata JSON rows (``date``, ``primary_type``, ``community_area``)."""
+    frame = pd.DataFrame.from_records(list(rows), columns=list(SOCRATA_COLUMNS))
+    return counts_from_incidents(frame, as_of)
+
+
+def counts_from_incidents(incidents: pd.DataFrame, as_of: date | None = None) -> MonthlyCounts:
+    """Counts at the four levels from one row per incident.
+
+    City levels count every incident, those without an area too; area levels count
+    those with one. The month of the last report is partial unless that report falls
+    on the month's last day.
+    """
+    if incidents.empty:
+        raise InvalidInputError("no incident rows to count")
+    stamps = _parse_dates(incidents["date"])
+    cells = pd.DataFrame({
+        "month": stamps.dt.to_period("M"),
+        "community_area": _parse_area_column(incidents["community_area"]),
+        "primary_type": normalise_types(incidents["primary_type"]),
+    })
+    cells = cells.groupby(["month", "community_area", "primary_type"], dropna=False, observed=True).size()
+    cells = cells.rename("count").reset_index()
+    frame = _all_levels_from_cells(cells)
+    last = stamps.max()
+    partial = None if last.normalize() >= last.to_period("M").end_time.normalize() else last.to_period("M")
+    return _build(frame, partial, as_of)
+
+
+def counts_from_tidy(tidy: pd.DataFrame, as_of: date | None = None) -> MonthlyCounts:
+    """Counts from tidy rows; levels the file lacks are summed from finer ones."""
+    missing = [c for c in TIDY_COLUMNS if c not in tidy.columns]
+    if missing:
+        raise InvalidInputError(f"tidy counts lack columns {missing}; expected {list(TIDY_COLUMNS)}")
+    if tidy.empty:
+        raise InvalidInputError("the counts file has no rows")
+    try:
+        months = pd.PeriodIndex(tidy["month"].astype(str).str.strip().str[:7], freq="M")
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"months must be YYYY-MM: {exc}") from None
+    counts = pd.to_numeric(tidy["count"], errors="coerce")
+    if counts.isna().any() or (counts < 0).any():
+        raise InvalidInputError("counts must be non-negative numbers")
+    frame = pd.DataFrame({
+        "month": months,
+        "community_area": _parse_area_column(tidy["community_area"]),
+        "primary_type": normalise_types(tidy["primary_type"]),
+        "count": counts.round().astype("int64"),
+    })
+    # Merging renamed types can put two rows on one cell: add them up.
+    frame = frame.groupby(["month", "community_area", "primary_type"], dropna=False, observed=True)["count"].sum().reset_index()
+    frame = _fill_missing_levels(frame)
+    flagged = _flagged_partial(tidy, months)
+    partial = flagged if flagged is not None else _partial_by_volume(frame)
+    return _build(frame, partial, as_of)
+
+
+def _build(frame: pd.DataFrame, partial: pd.Period | None, as_of: date | None) -> MonthlyCounts:
+    frame = frame[frame["count"] > 0].reset_index(drop=True)
+    if frame.empty:
+        raise InvalidInputError("the counts hold no incident at all")
+    first, last = frame["month"].min(), frame["month"].max()
+    current = pd.Period(as_of or date.today(), freq="M")
+    if last >= current:  # a month not over yet cannot be complete
+        partial = last
+    if partial is not None and partial != last:
+        partial = None  # only the trailing month can be cut short
+    return MonthlyCounts(frame, first, last, partial)
+
+
+def _all_levels_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    by_area = cells[cells["community_area"].notna()]
+    keys = ["month", "primary_type"]
+    parts = [
+        by_area,
+        by_area.groupby(["month", "community_area"], observed=True)["count"].sum().reset_index().assign(primary_type=ALL_TYPES),
+        cells.groupby(keys, observed=True)["count"].sum().reset_index().assign(community_area=pd.NA),
+        cells.groupby("month", observed=True)["count"].sum().reset_index().assign(community_area=pd.NA, primary_type=ALL_TYPES),
+    ]
+    return _concat(parts)
+
+
+def _fill_missing_levels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sum coarser levels from finer ones, where the finer ones can stand for the whole.
+
+    A total over types needs several types, and a citywide total several areas: a file
+    holding ASSAULT in Austin alone says nothing about all crime, nor about the city.
+    """
+    is_city = frame["community_area"].isna()
+    is_all = frame["primary_type"] == ALL_TYPES
+    area_type, area_all = frame[~is_city & ~is_all], frame[~is_city & is_all]
+    city_type, city_all = frame[is_city & ~is_all], frame[is_city & is_all]
+    many_types = area_type["primary_type"].nunique() > 1
+    many_areas = frame["community_area"].nunique() > 1
+    parts = [frame.assign(derived=False)]
+    if area_all.empty and many_types:
+        area_all = area_type.groupby(["month", "community_area"], observed=True)["count"].sum().reset_index().assign(primary_type=ALL_TYPES)
+        parts.append(area_all.assign(derived=True))
+    if city_type.empty and many_areas and not area_type.empty:
+        city_type = area_type.groupby(["month", "primary_type"], observed=True)["count"].sum().reset_index().assign(community_area=pd.NA)
+        parts.append(city_type.assign(derived=True))
+    if city_all.empty and (city_type["primary_type"].nunique() > 1 or (many_areas and not area_all.empty)):
+        finer = city_type if city_type["primary_type"].nunique() > 1 else area_all
+        city_all = finer.groupby("month", observed=True)["count"].sum().reset_index()
+        parts.append(city_all.assign(community_area=pd.NA, primary_type=ALL_TYPES, derived=True))
+    return _concat(parts)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of the given parts; ``derived`` marks rows summed here, not read."""
+    parts = [p if "derived" in p.columns else p.assign(derived=False) for p in parts]
+    frame = pd.concat([p[["month", "community_area", "primary_type", "count", "derived"]] for p in parts], ignore_index=True)
+    frame["derived"] = frame["derived"].astype(bool)
+    frame["community_area"] = frame["community_area"].astype("Int64")
+    frame["primary_type"] = frame["primary_type"].astype(str)
+    frame["count"] = frame["count"].astype("int64")
+    return frame
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+    if stamps.isna().all():
+        raise InvalidInputError(f"no readable incident date (first value: {values.iloc[0]!r})")
+    return stamps.dropna().reindex(values.index).ffill().bfill()
+
+
+def _parse_area_column(values: pd.Series) -> pd.Series:
+    """Area numbers as Int64; blank means no area (citywide). Unknown numbers are an error."""
+    numbers = pd.to_numeric(values.astype(str).str.strip().replace({"": None, "nan": None, "<NA>": None}), errors="coerce")
+    bad = values[numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")]
+    bad = bad[~bad.astype(str).isin(["nan", "<NA>"])]
+    if not bad.empty:
+        raise InvalidInputError(f"community_area {bad.iloc[0]!r} is not a number 1..77")
+    valid = {a.number for a in AREAS}
+    out_of_range = numbers.dropna()[~numbers.dropna().isin(valid)]
+    # The portal codes 'unknown area' as 0: such reports count citywide only.
+    out_of_range = out_of_range[out_of_range != 0]
+    if not out_of_range.empty:
+        raise InvalidInputError(f"community_area {int(out_of_range.iloc[0])} is not a number 1..77")
+    return numbers.where(numbers != 0).astype("Int64")
+
+
+def _flagged_partial(tidy: pd.DataFrame, months: pd.PeriodIndex) -> pd.Period | None:
+    for column in PARTIAL_FLAG_COLUMNS:
+        if column in tidy.columns:
+            flags = tidy[column].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+            if flags.any():
+                return months[flags.to_numpy()].max()
+    return None
+
+
+def _partial_by_volume(frame: pd.DataFrame) -> pd.Period | None:
+    """The last month, when its volume collapses against the months before it."""
+    totals = frame.groupby("month")["count"].sum().sort_index()
+    if len(totals) < 4:
+        return None
+    usual = totals.iloc[-7:-1].median()
+    if usual >= PARTIAL_MONTH_MIN_VOLUME and totals.iloc[-1] < PARTIAL_MONTH_VOLUME_SHARE * usual:
+        return totals.index[-1]
+    return None

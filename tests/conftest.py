@@ -1,0 +1,38 @@
+"""Shared fixtures: small synthetic series the tests make themselves, and the path to
+the city's real data (``CRIMECAST_DATA_DIR``, default ``../shared/data``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def seasonal_series(start: str = "2012-01", months: int = 96, level: float = 100.0, seed: int = 7) -> pd.Series:
+    """Monthly counts with a summer peak and Poisson noise, like a mid-size area's crimes."""
+    index = pd.period_range(start, periods=months, freq="M")
+    shape = 1 + 0.25 * np.sin(2 * np.pi * (index.month.to_numpy() - 4) / 12)
+    rng = np.random.default_rng(seed)
+    return pd.Series(rng.poisson(level * shape), index=index, name="test").astype("int64")
+
+
+def tidy_frame(series: pd.Series, community_area: int | None, primary_type: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "month": series.index.astype(str),
+        "community_area": "" if community_area is None else str(community_area),
+        "primary_type": primary_type,
+        "count": series.to_numpy(),
+    })
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    path = Path(os.environ.get("CRIMECAST_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (path / "SOURCES.md").is_file():
+        pytest.skip(f"real city data not found at {path}: set CRIMECAST_DATA_DIR to the folder with SOURCES.md")
+    return path

@@ -1,0 +1,159 @@
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from crimecast.errors import InvalidInputError
+from crimecast.series import (
+    AREA_COUNTS_COMPLETE_FROM,
+    SeriesKey,
+    counts_from_frame,
+    counts_from_incidents,
+    counts_from_records,
+    counts_from_tidy,
+    read_counts,
+    read_many,
+)
+
+PAST = date(2030, 1, 1)  # 'today' for tests: every month in them is over
+
+
+def _tidy(rows: list[tuple[str, str, str, int]], **extra: list) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["month", "community_area", "primary_type", "count"])
+    return frame.assign(**extra)
+
+
+def test_missing_months_are_zeros() -> None:
+    counts = counts_from_tidy(_tidy([("2020-01", "25", "THEFT", 5), ("2020-04", "25", "THEFT", 7)]), PAST)
+    series = counts.series(SeriesKey(25, "THEFT"))
+    assert series.index.astype(str).tolist() == ["2020-01", "2020-02", "2020-03", "2020-04"]
+    assert series.tolist() == [5, 0, 0, 7]
+
+
+def test_renamed_types_are_merged_into_one_series() -> None:
+    counts = counts_from_tidy(
+        _tidy([("2020-01", "", "CRIM SEXUAL ASSAULT", 3), ("2020-01", "", "CRIMINAL SEXUAL ASSAULT", 4), ("2020-02", "", "crim sexual assault ", 1)]),
+        PAST,
+    )
+    assert counts.series(SeriesKey(None, "CRIMINAL SEXUAL ASSAULT")).tolist() == [7, 1]
+    assert "CRIM SEXUAL ASSAULT" not in counts.types()
+
+
+def test_flagged_partial_month_is_left_out_but_can_be_shown() -> None:
+    frame = _tidy([("2023-10", "25", "ASSAULT", 106), ("2023-11", "25", "ASSAULT", 96), ("2023-12", "25", "ASSAULT", 31)],
+                  partial_month=[False, False, True])
+    counts = counts_from_tidy(frame, PAST)
+    assert counts.partial_month == pd.Period("2023-12", "M")
+    assert counts.series(SeriesKey(25, "ASSAULT")).tolist() == [106, 96]
+    assert counts.series(SeriesKey(25, "ASSAULT"), include_partial=True).tolist() == [106, 96, 31]
+
+
+def test_a_month_not_over_yet_is_partial() -> None:
+    counts = counts_from_tidy(_tidy([("2020-01", "", "THEFT", 500), ("2020-02", "", "THEFT", 480)]), as_of=date(2020, 2, 15))
+    assert counts.partial_month == pd.Period("2020-02", "M")
+
+
+def test_a_collapsed_last_month_is_partial() -> None:
+    rows = [(f"2021-{m:02d}", "", "THEFT", 900) for m in range(1, 12)] + [("2021-12", "", "THEFT", 200)]
+    assert counts_from_tidy(_tidy(rows), PAST).partial_month == pd.Period("2021-12", "M")
+    rows[-1] = ("2021-12", "", "THEFT", 800)
+    assert counts_from_tidy(_tidy(rows), PAST).partial_month is None
+
+
+INCIDENTS = pd.DataFrame({
+    "Date": ["01/03/2021 10:00:00 PM", "01/20/2021 01:00:00 AM", "01/31/2021 11:00:00 AM", "02/02/2021 09:00:00 AM", "02/10/2021 09:00:00 AM"],
+    "Primary Type": ["THEFT", "BATTERY", "THEFT", "THEFT", "CRIM SEXUAL ASSAULT"],
+    "Community Area": ["25", "25", "", "8", "25.0"],
+})
+
+
+def test_raw_rows_give_the_four_levels() -> None:
+    counts = counts_from_frame(INCIDENTS, PAST)
+    assert counts.series(SeriesKey(25, "THEFT"), include_partial=True).tolist() == [1, 0]
+    assert counts.series(SeriesKey(25, "ALL"), include_partial=True).tolist() == [2, 1]
+    # city levels count the report without an area too
+    assert counts.series(SeriesKey(None, "THEFT"), include_partial=True).tolist() == [2, 1]
+    assert counts.series(SeriesKey(None, "ALL"), include_partial=True).tolist() == [3, 2]
+    assert counts.series(SeriesKey(25, "CRIMINAL SEXUAL ASSAULT"), include_partial=True).tolist() == [0, 1]
+
+
+def test_raw_rows_ending_mid_month_make_that_month_partial() -> None:
+    counts = counts_from_frame(INCIDENTS, PAST)
+    assert counts.partial_month == pd.Period("2021-02", "M")
+    assert counts.series(SeriesKey(None, "ALL")).tolist() == [3]
+    whole = counts_from_incidents(INCIDENTS.rename(columns={"Date": "date", "Primary Type": "primary_type", "Community Area": "community_area"})
+                                  .iloc[:3], PAST)
+    assert whole.partial_month is None  # the last report is on January 31st
+
+
+def test_socrata_json_rows_are_read() -> None:
+    rows = [
+        {"date": "2022-03-26T01:02:00.000", "primary_type": "THEFT", "community_area": "33"},
+        {"date": "2022-03-27T23:55:00.000", "primary_type": "BATTERY"},  # keys with null values are omitted
+    ]
+    counts = counts_from_records(rows, PAST)
+    assert counts.series(SeriesKey(33, "THEFT"), include_partial=True).tolist() == [1]
+    assert counts.series(SeriesKey(None, "ALL"), include_partial=True).tolist() == [2]
+
+
+def test_tidy_levels_are_summed_only_when_the_file_covers_them() -> None:
+    rows = [("2020-01", "1", "THEFT", 2), ("2020-01", "1", "BATTERY", 3), ("2020-01", "2", "THEFT", 4)]
+    counts = counts_from_tidy(_tidy(rows), PAST)
+    assert counts.series(SeriesKey(1, "ALL")).tolist() == [5]
+    assert counts.series(SeriesKey(None, "THEFT")).tolist() == [6]
+    assert counts.series(SeriesKey(None, "ALL")).tolist() == [9]
+    single = counts_from_tidy(_tidy(rows[:1]), PAST)
+    assert single.keys() == [SeriesKey(1, "THEFT")]
+
+
+def test_a_series_given_outright_beats_one_summed_from_another_file(tmp_path) -> None:
+    areas = tmp_path / "areas.csv"
+    _tidy([("2020-01", "1", "ALL", 10), ("2020-01", "2", "ALL", 20)]).to_csv(areas, index=False)
+    city = tmp_path / "city.csv"
+    _tidy([("2020-01", "", "ALL", 35), ("2020-01", "", "THEFT", 12), ("2020-01", "", "BATTERY", 23)]).to_csv(city, index=False)
+    counts = read_many([areas, city], PAST)
+    assert counts.series(SeriesKey(None, "ALL")).tolist() == [35]  # not 30, the sum of two areas
+
+
+def test_area_series_start_when_area_data_is_whole() -> None:
+    rows = [("2001-06", "25", "ALL", 1), ("2002-04", "25", "ALL", 50), ("2002-05", "25", "ALL", 180), ("2002-05", "", "ALL", 9000)]
+    counts = counts_from_tidy(_tidy(rows), PAST)
+    assert counts.series(SeriesKey(25, "ALL")).index[0] == AREA_COUNTS_COMPLETE_FROM
+    assert counts.series(SeriesKey(25, "ALL"), all_history=True).index[0] == pd.Period("2001-06", "M")
+
+
+def test_series_key_parsing() -> None:
+    assert SeriesKey.parse("Austin:assault") == SeriesKey(25, "ASSAULT")
+    assert SeriesKey.parse("city:ALL") == SeriesKey(None, "ALL")
+    assert SeriesKey.parse("lakeview:THEFT").label == "6:THEFT"
+    with pytest.raises(InvalidInputError):
+        SeriesKey.parse("Austin")
+    with pytest.raises(InvalidInputError, match="Gotham"):
+        SeriesKey.parse("Gotham:THEFT")
+
+
+def test_unknown_series_suggests_what_exists() -> None:
+    counts = counts_from_tidy(_tidy([("2020-01", "25", "THEFT", 5)]), PAST)
+    with pytest.raises(InvalidInputError, match="THEFT"):
+        counts.series(SeriesKey(25, "THEFTS"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n", "unknown columns"),
+        ("month,community_area,primary_type,count\n2020-13,1,THEFT,3\n", "YYYY-MM"),
+        ("month,community_area,primary_type,count\n2020-01,99,THEFT,3\n", "99"),
+        ("month,community_area,primary_type,count\n2020-01,1,THEFT,-3\n", "non-negative"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path, content: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(InvalidInputError, match=message):
+        read_counts(path, PAST)
+
+
+def test_missing_file_is_named(tmp_path) -> None:
+    with pytest.raises(InvalidInputError, match="nope.csv"):
+        read_counts(tmp_path / "nope.csv")
