@@ -8,6 +8,7 @@ time (the 2019 rename of "CRIM SEXUAL ASSAULT", several spellings of
 from __future__ import annotations
 
 import pandas as pd
+
 from crimecast.errors import InvalidInputError
 
 ALL_TYPES = "ALL"

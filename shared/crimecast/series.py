@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .areas import AREAS, find_area
-from .crime_types import ALL_TYPES, normalise_types, normalise_type
+from .crime_types import ALL_TYPES, normalise_type, normalise_types
 from .errors import InvalidInputError, nearest
 
 CITY = "city"
@@ -77,7 +77,8 @@ class MonthlyCounts:
 
     ``frame`` columns: ``month`` (Period[M]), ``community_area`` (Int64, NA = whole
     city), ``primary_type`` (str, ALL = every type), ``count`` (int64) and ``derived``
-    (summed from finer rows rather than read). Months with no row are zero. ``partial_month`` is the trailing month the data does not cover in full.
+    (summed from finer rows rather than read). Months with no row are zero.
+    ``partial_month`` is the trailing month the data does not cover in full.
     """
 
     frame: pd.DataFrame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crimecast.areas import AREAS, CommunityArea, area_name, find_area
 from crimecast.errors import InvalidInputError
 

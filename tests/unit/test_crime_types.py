@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from crimecast.crime_types import (
     ALL_TYPES,
     RENAMED_TYPES,

@@ -32,7 +32,11 @@ def test_missing_months_are_zeros() -> None:
 
 def test_renamed_types_are_merged_into_one_series() -> None:
     counts = counts_from_tidy(
-        _tidy([("2020-01", "", "CRIM SEXUAL ASSAULT", 3), ("2020-01", "", "CRIMINAL SEXUAL ASSAULT", 4), ("2020-02", "", "crim sexual assault ", 1)]),
+        _tidy([
+            ("2020-01", "", "CRIM SEXUAL ASSAULT", 3),
+            ("2020-01", "", "CRIMINAL SEXUAL ASSAULT", 4),
+            ("2020-02", "", "crim sexual assault ", 1),
+        ]),
         PAST,
     )
     assert counts.series(SeriesKey(None, "CRIMINAL SEXUAL ASSAULT")).tolist() == [7, 1]
@@ -61,7 +65,9 @@ def test_a_collapsed_last_month_is_partial() -> None:
 
 
 INCIDENTS = pd.DataFrame({
-    "Date": ["01/03/2021 10:00:00 PM", "01/20/2021 01:00:00 AM", "01/31/2021 11:00:00 AM", "02/02/2021 09:00:00 AM", "02/10/2021 09:00:00 AM"],
+    "Date": [
+        "01/03/2021 10:00:00 PM", "01/20/2021 01:00:00 AM", "01/31/2021 11:00:00 AM", "02/02/2021 09:00:00 AM", "02/10/2021 09:00:00 AM",
+    ],
     "Primary Type": ["THEFT", "BATTERY", "THEFT", "THEFT", "CRIM SEXUAL ASSAULT"],
     "Community Area": ["25", "25", "", "8", "25.0"],
 })
@@ -81,8 +87,8 @@ def test_raw_rows_ending_mid_month_make_that_month_partial() -> None:
     counts = counts_from_frame(INCIDENTS, PAST)
     assert counts.partial_month == pd.Period("2021-02", "M")
     assert counts.series(SeriesKey(None, "ALL")).tolist() == [3]
-    whole = counts_from_incidents(INCIDENTS.rename(columns={"Date": "date", "Primary Type": "primary_type", "Community Area": "community_area"})
-                                  .iloc[:3], PAST)
+    socrata = INCIDENTS.rename(columns={"Date": "date", "Primary Type": "primary_type", "Community Area": "community_area"})
+    whole = counts_from_incidents(socrata.iloc[:3], PAST)
     assert whole.partial_month is None  # the last report is on January 31st
 
 

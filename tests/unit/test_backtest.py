@@ -1,0 +1,58 @@
+import pandas as pd
+from prophet import Prophet
+import pytest
+
+from crimecast import backtest
+from crimecast.errors import InvalidInputError
+from crimecast.series import SeriesKey, counts_from_tidy
+from tests.conftest import seasonal_series, tidy_frame
+
+SENTINEL = 10**6  # a test-period value no honest fit can ever see
+
+
+def _counts(months: int = 72):
+    return counts_from_tidy(tidy_frame(seasonal_series("2015-01", months), 25, "THEFT"), as_of=pd.Timestamp("2030-01-01").date())
+
+
+def test_no_fit_ever_sees_the_test_period(mocker) -> None:
+    counts = _counts()
+    tasks = backtest.plan(counts, [SeriesKey(25, "THEFT")], backtest.parse_origins("2019-06"), horizon=6)
+    task = tasks[0]
+    poisoned = task.history.copy()
+    poisoned[poisoned.index > task.origin] = SENTINEL
+    seed_poisoned = task.seed_history.copy()
+    seed_poisoned[seed_poisoned.index > task.origin] = SENTINEL
+    fit = mocker.spy(Prophet, "fit")
+    row = backtest.run_task(backtest.BacktestTask(task.key, task.origin, 6, poisoned, seed_poisoned, task.settings))
+    assert fit.call_count == 2  # the model and the seed reference
+    for call in fit.call_args_list:
+        frame = call.args[1]
+        assert frame["ds"].max() <= task.origin.to_timestamp()
+        assert frame["y"].max() < 1000
+    # and the scores are computed on the poisoned months, so they are huge
+    assert row["model"]["mae"] > SENTINEL / 2 and row["n"] == 6
+
+
+def test_backtest_scores_three_methods() -> None:
+    result = backtest.run(backtest.plan(_counts(), None, backtest.parse_origins("2019-12"), horizon=6), workers=1)
+    (row,) = result["series"]
+    assert row["origin"] == "2019-12" and row["community_area"] == 25 and row["primary_type"] == "THEFT"
+    assert set(backtest.METHODS) <= set(row)
+    assert row["seasonal_naive"]["coverage"] is None and 0 <= row["model"]["coverage"] <= 1
+    assert result["summary"]["rows"] == 1
+
+
+def test_origin_outside_the_data_names_the_valid_range() -> None:
+    with pytest.raises(InvalidInputError, match="valid origins run from 2016-12 to 2020-11"):
+        backtest.plan(_counts(), None, backtest.parse_origins("2021-06"), 12)
+
+
+def test_series_too_short_to_train_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="too short"):
+        backtest.plan(_counts(months=20), None, backtest.parse_origins("2016-06"), 3)
+
+
+@pytest.mark.parametrize("text", ["", "2019-13", "soon"])
+def test_bad_origins_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInputError):
+        backtest.parse_origins(text)
