@@ -10,6 +10,7 @@ import sys
 
 from . import backtest
 from .errors import CrimecastError
+from .model import CrimeForecaster
 from .parallel import StderrProgress, default_workers
 from .series import SeriesKey, read_many
 
@@ -30,6 +31,21 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forecast(args: argparse.Namespace) -> int:
+    counts = read_many(args.counts)
+    key = SeriesKey.parse(args.series)
+    observed = counts.series(key, include_partial=True)
+    model = CrimeForecaster().fit(counts.series(key))
+    forecast = model.predict(args.months)
+    print(f"{key.label}: last observed months, then the forecast with its 80% interval")
+    for month, value in observed.iloc[-6:].items():
+        note = "  (partial month: not used for training)" if month == counts.partial_month else ""
+        print(f"  {month}  observed {value:8d}{note}")
+    for row in forecast.itertuples():
+        print(f"  {row.month}  forecast {row.yhat:8.1f}   [{row.yhat_lower:.1f} .. {row.yhat_upper:.1f}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", metavar="OUT.json", help="write the full result here; print the summary")
     bt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
     bt.set_defaults(handler=_backtest)
+    fc = commands.add_parser("forecast", help="train on one series and print its forecast")
+    fc.add_argument("--counts", action="append", required=True, metavar="FILE", help="tidy counts CSV or portal CSV export")
+    fc.add_argument("--series", required=True, metavar="AREA:TYPE", help="e.g. Austin:ASSAULT")
+    fc.add_argument("--months", type=int, default=12, help="months ahead (default 12)")
+    fc.set_defaults(handler=_forecast)
     return parser
 
 

@@ -1,0 +1,43 @@
+"""Speed of one series: the project's choose + fit + forecast next to the bare
+Prophet fit/predict calls it makes, printed as JSON.
+
+Usage: python bench/speed.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from realdata import data_dir  # noqa: I001  (sets sys.path for crimecast)
+
+from crimecast.model import CrimeForecaster
+from crimecast.series import SeriesKey, read_counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    history = read_counts(data_dir() / "austin_assault_monthly_2001_2023.csv").series(SeriesKey(25, "ASSAULT"))
+    CrimeForecaster().fit(history).predict(12)  # warm-up: imports and Stan model load
+    totals, prophet, fits = [], [], []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        model = CrimeForecaster().fit(history)
+        model.predict(12)
+        totals.append(time.perf_counter() - started)
+        prophet.append(model.timings.prophet_fit_seconds + model.timings.prophet_predict_seconds)
+        fits.append(model.timings.fits)
+    total, bare = statistics.median(totals), statistics.median(prophet)
+    print(json.dumps({
+        "series": "25:ASSAULT", "months": len(history), "repeat": args.repeat,
+        "project_seconds": round(total, 4), "prophet_fit_predict_seconds": round(bare, 4),
+        "overhead_share": round(total / bare - 1, 3), "prophet_fits_per_series": fits[0],
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
