@@ -15,9 +15,9 @@ import json
 import sys
 
 import pandas as pd
-from realdata import data_dir  # noqa: I001  (sets sys.path for crimecast)
 
 from crimecast import backtest, metrics
+from crimecast.data import real_data_dir as data_dir
 from crimecast.model import CrimeForecaster, seasonal_naive, seed_prophet
 from crimecast.parallel import StderrProgress
 from crimecast.series import SeriesKey, read_counts, read_many

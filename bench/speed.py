@@ -11,8 +11,7 @@ import json
 import statistics
 import time
 
-from realdata import data_dir  # noqa: I001  (sets sys.path for crimecast)
-
+from crimecast.data import real_data_dir as data_dir
 from crimecast.model import CrimeForecaster
 from crimecast.series import SeriesKey, read_counts
 

@@ -3,12 +3,13 @@ the city's real data (``CRIMECAST_DATA_DIR``, default ``../shared/data``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from crimecast.data import real_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def tidy_frame(series: pd.Series, community_area: int | None, primary_type: str)
 
 @pytest.fixture
 def data_dir() -> Path:
-    path = Path(os.environ.get("CRIMECAST_DATA_DIR", REPO.parent / "shared" / "data"))
-    if not (path / "SOURCES.md").is_file():
-        pytest.skip(f"real city data not found at {path}: set CRIMECAST_DATA_DIR to the folder with SOURCES.md")
-    return path
+    try:
+        return real_data_dir()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))

@@ -6,7 +6,6 @@ is done by :mod:`crimecast.series`, :mod:`crimecast.model` and :mod:`crimecast.m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,11 +14,12 @@ import pandas as pd
 
 from . import metrics
 from .crime_types import normalise_type
+from .data import default_data_dir
 from .errors import InvalidInputError
 from .model import CrimeForecaster
 from .series import MonthlyCounts, SeriesKey, counts_from_frame, parse_area
 
-DATA_DIR = Path(os.environ.get("CRIMECAST_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA_DIR = default_data_dir()
 DEFAULT_CRIMES_FILE = "austin_assault_monthly_2001_2023.csv"  # the seed's showcase series
 SOCIO_FILE = "census_socioeconomic_2008_2012.csv"
 

@@ -1,0 +1,48 @@
+"""Coverage of the model's 80% interval on real series, for several widening factors,
+printed as JSON. This is how ``ModelSettings.interval_scale`` was chosen.
+
+Usage: python bench/interval.py [--step 3]  (every 3rd series of the area and type files)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+import json
+
+import numpy as np
+import pandas as pd
+
+from crimecast.data import real_data_dir as data_dir
+from crimecast.model import CrimeForecaster, ModelSettings
+from crimecast.parallel import StderrProgress, map_processes
+from crimecast.series import read_many
+
+SCALES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+ORIGINS = [pd.Period(f"{year}-12", "M") for year in range(2015, 2025)]
+
+
+def _coverages(task: tuple[pd.Series, pd.Period]) -> list[float]:
+    series, origin = task
+    train, test = series[series.index <= origin], series[series.index > origin].iloc[:12].to_numpy(dtype=float)
+    base = CrimeForecaster(replace(ModelSettings(), interval_scale=1.0)).fit(train).predict(len(test))
+    log_point = np.log1p(base["yhat"].to_numpy())
+    below = log_point - np.log1p(base["yhat_lower"].to_numpy())
+    above = np.log1p(base["yhat_upper"].to_numpy()) - log_point
+    return [float(np.mean((test >= np.expm1(log_point - s * below)) & (test <= np.expm1(log_point + s * above)))) for s in SCALES]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--step", type=int, default=3)
+    args = parser.parse_args()
+    data = data_dir()
+    counts = read_many([data / "area_monthly_all_types_2001_2026.csv", data / "citywide_monthly_by_type_2001_2026.csv"])
+    tasks = [(counts.series(k), o) for k in counts.keys()[:: args.step] for o in ORIGINS]
+    results = np.array(map_processes(_coverages, tasks, progress=StderrProgress("interval")))
+    print(json.dumps({"forecasts": len(tasks), "nominal": 0.8,
+                      "coverage_by_scale": {str(s): round(float(c), 3) for s, c in zip(SCALES, results.mean(axis=0))}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Where the city's real data lives on a developer's machine or in CI.
+
+It stays outside the repository (``../shared/data`` beside it by default) and is found
+through ``CRIMECAST_DATA_DIR``, so tests, benchmarks and the demo read it in place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "CRIMECAST_DATA_DIR"
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV, _REPO.parent / "shared" / "data"))
+
+
+def real_data_dir() -> Path:
+    """The data folder, or an error that says where it was looked for and how to point elsewhere."""
+    path = default_data_dir()
+    if not (path / "SOURCES.md").is_file():
+        raise FileNotFoundError(f"real city data not found at {path}: set {DATA_DIR_ENV} to the folder with SOURCES.md")
+    return path
