@@ -299,25 +299,24 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _parse_dates(values: pd.Series) -> pd.Series:
+    """Incident timestamps; one unreadable date fails the load rather than be guessed."""
     stamps = pd.to_datetime(values, errors="coerce", format="mixed")
-    if stamps.isna().all():
-        raise InvalidInputError(f"no readable incident date (first value: {values.iloc[0]!r})")
-    return stamps.dropna().reindex(values.index).ffill().bfill()
+    unreadable = values[stamps.isna()]
+    if not unreadable.empty:
+        raise InvalidInputError(f"{len(unreadable)} incident dates are unreadable, the first is {unreadable.iloc[0]!r}")
+    return stamps
 
 
 def _parse_area_column(values: pd.Series) -> pd.Series:
-    """Area numbers as Int64; blank means no area (citywide). Unknown numbers are an error."""
-    numbers = pd.to_numeric(values.astype(str).str.strip().replace({"": None, "nan": None, "<NA>": None}), errors="coerce")
-    bad = values[numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")]
-    bad = bad[~bad.astype(str).isin(["nan", "<NA>"])]
+    """Area numbers as Int64; blank, or the portal's 0, means no area (citywide only)."""
+    text = values.astype("string").str.strip().replace("", pd.NA)
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = text[numbers.isna() & text.notna()]
+    if bad.empty:
+        known = numbers.dropna()
+        bad = text[numbers.notna()][~known.isin([0, *range(1, len(AREAS) + 1)])]
     if not bad.empty:
-        raise InvalidInputError(f"community_area {bad.iloc[0]!r} is not a number 1..77")
-    valid = {a.number for a in AREAS}
-    out_of_range = numbers.dropna()[~numbers.dropna().isin(valid)]
-    # The portal codes 'unknown area' as 0: such reports count citywide only.
-    out_of_range = out_of_range[out_of_range != 0]
-    if not out_of_range.empty:
-        raise InvalidInputError(f"community_area {int(out_of_range.iloc[0])} is not a number 1..77")
+        raise InvalidInputError(f"community_area {bad.iloc[0]!r} is not a number 1..{len(AREAS)}")
     return numbers.where(numbers != 0).astype("Int64")
 
 

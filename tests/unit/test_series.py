@@ -163,3 +163,15 @@ def test_bad_files_name_the_problem(tmp_path, content: str, message: str) -> Non
 def test_missing_file_is_named(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="nope.csv"):
         read_counts(tmp_path / "nope.csv")
+
+
+def test_an_unreadable_incident_date_fails_the_load() -> None:
+    broken = INCIDENTS.assign(Date=["01/03/2021 10:00:00 PM", "yesterday", "01/31/2021", "02/02/2021", "02/10/2021"])
+    with pytest.raises(InvalidInputError, match="'yesterday'"):
+        counts_from_frame(broken, PAST)
+
+
+def test_area_zero_counts_citywide_only() -> None:
+    counts = counts_from_frame(INCIDENTS.assign(**{"Community Area": ["0", "25", "25", "8", "25"]}), PAST)
+    assert counts.series(SeriesKey(None, "ALL"), include_partial=True).tolist() == [3, 2]
+    assert SeriesKey(0, "ALL") not in counts.keys()
