@@ -112,9 +112,18 @@ def run(tasks: Sequence[BacktestTask], workers: int | None = None, progress: Pro
     return {"series": [_json_safe(r) for r in rows], "summary": summarise(rows)}
 
 
+def _finite(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
 def _mean(values: Iterable[float | None]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
+    finite = _finite(values)
     return float(np.mean(finite)) if finite else None
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    finite = _finite(values)
+    return float(np.median(finite)) if finite else None
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -129,11 +138,6 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ref_mae = summary[reference]["mae"]
         summary[f"mae_ratio_model_to_{reference}"] = summary["model"]["mae"] / ref_mae if ref_mae else None
     return summary
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.median(finite)) if finite else None
 
 
 def _json_safe(value: Any) -> Any:

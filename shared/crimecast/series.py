@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .areas import AREAS, find_area
@@ -90,10 +92,14 @@ class MonthlyCounts:
     def last_complete_month(self) -> pd.Period:
         return self.last_month - 1 if self.partial_month == self.last_month else self.last_month
 
+    @cached_property
+    def _rows_by_key(self) -> dict[SeriesKey, np.ndarray]:
+        """Row positions of each series, grouped once: thousands of series are read per run."""
+        groups = self.frame.groupby(["community_area", "primary_type"], dropna=False, sort=False).indices
+        return {SeriesKey(None if pd.isna(a) else int(a), str(t)): rows for (a, t), rows in groups.items()}
+
     def keys(self) -> list[SeriesKey]:
-        pairs = self.frame[["community_area", "primary_type"]].drop_duplicates()
-        keys = {SeriesKey(None if pd.isna(a) else int(a), str(t)) for a, t in pairs.itertuples(index=False)}
-        return sorted(keys, key=SeriesKey.sort_key)
+        return sorted(self._rows_by_key, key=SeriesKey.sort_key)
 
     def types(self) -> list[str]:
         return sorted(set(self.frame["primary_type"]))
@@ -106,7 +112,7 @@ class MonthlyCounts:
         the seed's reference configuration asks for, to run as the seed did).
         """
         self._check_known(key)
-        rows = self._rows_of(key)
+        rows = self.frame.iloc[self._rows_by_key[key]]
         start = self.first_month
         if key.community_area is not None and not all_history:
             start = max(start, AREA_COUNTS_COMPLETE_FROM)
@@ -116,15 +122,10 @@ class MonthlyCounts:
         values.index.name = "month"
         return values.astype("int64").rename(key.label)
 
-    def _rows_of(self, key: SeriesKey) -> pd.DataFrame:
-        f = self.frame
-        area_match = f["community_area"].isna() if key.community_area is None else f["community_area"] == key.community_area
-        return f[area_match.fillna(False) & (f["primary_type"] == key.primary_type)]
-
     def _check_known(self, key: SeriesKey) -> None:
-        known = self.keys()
-        if key in known:
+        if key in self._rows_by_key:
             return
+        known = self.keys()
         if key.primary_type not in self.types():
             raise InvalidInputError(f"unknown crime type {key.primary_type!r} in these counts", nearest(key.primary_type, self.types()))
         raise InvalidInputError(
