@@ -49,9 +49,10 @@ def _forecast(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
     commands = parser.add_subparsers(dest="command", required=True)
-    bt = commands.add_parser("backtest", help="score the model and its references by rolling-origin backtest")
-    bt.add_argument("--counts", action="append", required=True, metavar="FILE",
-                    help="tidy counts CSV or portal CSV export (repeatable)")
+    counts = argparse.ArgumentParser(add_help=False)
+    counts.add_argument("--counts", action="append", required=True, metavar="FILE",
+                        help="tidy counts CSV or portal CSV export, plain or gzipped (repeatable)")
+    bt = commands.add_parser("backtest", parents=[counts], help="score the model and its references by rolling-origin backtest")
     bt.add_argument("--series", action="append", metavar="AREA:TYPE",
                     help="e.g. Austin:ASSAULT, 25:ALL, city:THEFT (repeatable; default: every series)")
     bt.add_argument("--origins", required=True, help="comma-separated YYYY-MM, e.g. 2016-12,2017-12")
@@ -59,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", metavar="OUT.json", help="write the full result here; print the summary")
     bt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
     bt.set_defaults(handler=_backtest)
-    fc = commands.add_parser("forecast", help="train on one series and print its forecast")
-    fc.add_argument("--counts", action="append", required=True, metavar="FILE", help="tidy counts CSV or portal CSV export")
+    fc = commands.add_parser("forecast", parents=[counts], help="train on one series and print its forecast")
     fc.add_argument("--series", required=True, metavar="AREA:TYPE", help="e.g. Austin:ASSAULT")
     fc.add_argument("--months", type=int, default=12, help="months ahead (default 12)")
     fc.set_defaults(handler=_forecast)
