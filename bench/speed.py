@@ -12,8 +12,9 @@ import statistics
 import time
 
 from crimecast.data import real_data_dir as data_dir
+from crimecast.keys import SeriesKey
 from crimecast.model import CrimeForecaster
-from crimecast.series import SeriesKey, read_counts
+from crimecast.series import read_counts
 
 
 def main() -> None:

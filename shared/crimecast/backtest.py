@@ -17,9 +17,10 @@ import pandas as pd
 
 from . import metrics
 from .errors import InvalidInputError
+from .keys import SeriesKey
 from .model import MIN_TRAINING_MONTHS, CrimeForecaster, ModelSettings, seasonal_naive, seed_prophet
 from .parallel import ProgressFn, map_processes
-from .series import MonthlyCounts, SeriesKey
+from .series import MonthlyCounts
 
 METHODS = ("model", "seed_prophet", "seasonal_naive")
 METRICS = ("mae", "mse", "rmse", "r2", "mase", "coverage")

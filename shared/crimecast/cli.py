@@ -10,9 +10,10 @@ import sys
 
 from . import backtest
 from .errors import CrimecastError
+from .keys import SeriesKey
 from .model import CrimeForecaster
 from .parallel import StderrProgress, default_workers
-from .series import SeriesKey, read_many
+from .series import read_many
 
 EXIT_BAD_INPUT = 2
 

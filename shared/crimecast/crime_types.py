@@ -7,9 +7,12 @@ time (the 2019 rename of "CRIM SEXUAL ASSAULT", several spellings of
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from crimecast.errors import InvalidInputError
+
+if TYPE_CHECKING:  # pandas stays off the predict path, which only needs normalise_type
+    import pandas as pd
 
 ALL_TYPES = "ALL"
 """The label for all crime types counted together."""
@@ -42,6 +45,8 @@ def normalise_types(values: pd.Series) -> pd.Series:
     The column has only a few dozen distinct values, so each distinct value is
     normalised once and the result is spread back by position.
     """
+    import pandas as pd
+
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if (codes < 0).any():
         missing = int((codes < 0).sum())

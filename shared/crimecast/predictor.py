@@ -16,8 +16,9 @@ from . import metrics
 from .crime_types import normalise_type
 from .data import default_data_dir
 from .errors import InvalidInputError
+from .keys import SeriesKey, parse_area
 from .model import CrimeForecaster
-from .series import MonthlyCounts, SeriesKey, counts_from_frame, parse_area
+from .series import MonthlyCounts, counts_from_frame
 
 DATA_DIR = default_data_dir()
 DEFAULT_CRIMES_FILE = "austin_assault_monthly_2001_2023.csv"  # the seed's showcase series

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .areas import AREAS, find_area
-from .crime_types import ALL_TYPES, normalise_type, normalise_types
+from .areas import AREAS
+from .crime_types import ALL_TYPES, normalise_types
 from .errors import InvalidInputError, nearest
-
-CITY = "city"
+from .keys import SeriesKey
 
 # The portal leaves ``community_area`` blank for nearly every report of 2001 and early
 # 2002; per-area counts are only whole from May 2002 on. Earlier area months are
@@ -40,37 +39,6 @@ TIDY_COLUMNS = ("month", "community_area", "primary_type", "count")
 PORTAL_CSV_COLUMNS = ("Date", "Primary Type", "Community Area")
 SOCRATA_COLUMNS = ("date", "primary_type", "community_area")
 PARTIAL_FLAG_COLUMNS = ("partial_month", "partial")
-
-
-@dataclass(frozen=True, order=True)
-class SeriesKey:
-    """One forecast series: an area number (None for the whole city) and a type (or ALL)."""
-
-    community_area: int | None
-    primary_type: str
-
-    @property
-    def label(self) -> str:
-        area = CITY if self.community_area is None else str(self.community_area)
-        return f"{area}:{self.primary_type}"
-
-    @classmethod
-    def parse(cls, text: str) -> SeriesKey:
-        """Read ``AREA:TYPE`` where AREA is a number, a name or ``city`` and TYPE a type or ALL."""
-        area_text, sep, type_text = text.rpartition(":")
-        if not sep or not area_text.strip() or not type_text.strip():
-            raise InvalidInputError(f"series {text!r} is not AREA:TYPE (e.g. 'Austin:ASSAULT', 'city:ALL')")
-        return cls(parse_area(area_text), normalise_type(type_text))
-
-    def sort_key(self) -> tuple[int, str]:
-        return (0 if self.community_area is None else self.community_area, self.primary_type)
-
-
-def parse_area(value: int | str | None) -> int | None:
-    """An area number from a number or name; None (the whole city) for ``city`` or None."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in (CITY, "citywide", "")):
-        return None
-    return find_area(value).number
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from crimecast import backtest
+from crimecast.keys import SeriesKey
 from crimecast.predictor import ChicagoCrimePredictor
-from crimecast.series import SeriesKey, read_counts
+from crimecast.series import read_counts
 
 
 def test_raw_incidents_recount_to_the_published_monthly_counts(data_dir: Path) -> None:

@@ -4,7 +4,8 @@ import pytest
 
 from crimecast import backtest
 from crimecast.errors import InvalidInputError
-from crimecast.series import SeriesKey, counts_from_tidy
+from crimecast.keys import SeriesKey
+from crimecast.series import counts_from_tidy
 from tests.conftest import seasonal_series, tidy_frame
 
 SENTINEL = 10**6  # a test-period value no honest fit can ever see

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from crimecast.errors import InvalidInputError
+from crimecast.keys import SeriesKey
 from crimecast.series import (
     AREA_COUNTS_COMPLETE_FROM,
-    SeriesKey,
     counts_from_frame,
     counts_from_incidents,
     counts_from_records,
