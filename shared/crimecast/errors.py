@@ -27,3 +27,23 @@ def nearest(value: str, choices: Iterable[str], n: int = 3) -> list[str]:
     close = difflib.get_close_matches(value.upper(), [c.upper() for c in options], n=n, cutoff=0.5)
     by_upper = {c.upper(): c for c in options}
     return [by_upper[c] for c in close] or options[:n]
+
+
+class NotFoundError(InvalidInputError):
+    """What was asked for does not exist (an unknown area, type, series or run)."""
+
+
+class OutOfRangeError(InvalidInputError):
+    """A value of the right kind outside what the service can answer (e.g. months=99)."""
+
+
+class ConflictError(CrimecastError):
+    """The request clashes with the current state (e.g. a run already in progress)."""
+
+
+class ConfigurationError(CrimecastError):
+    """The deployment is missing a setting; a bug in the stack, not in the request."""
+
+
+class ForbiddenError(CrimecastError):
+    """A valid caller without the role the route needs."""

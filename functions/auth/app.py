@@ -1,0 +1,94 @@
+"""POST /auth/token (OAuth2 password grant), GET /auth/me, and the API's TOKEN authorizer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crimecast import auth
+from crimecast.api import create_resolver, storage
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = create_resolver()
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response[dict[str, Any]]:
+    """RFC 6749 section 5.2 error body."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body={"error": error, "error_description": description},
+                    headers={"Cache-Control": "no-store"})
+
+
+def _form(raw: str | None, content_type: str) -> dict[str, str]:
+    if not raw or len(raw) > 4096:
+        return {}
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+    return {k: v[0] for k, v in parse_qs(raw).items()}
+
+
+@app.post("/auth/token")
+def token() -> Response[dict[str, Any]]:
+    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    form = _form(app.current_event.decoded_body, headers.get("content-type", "application/x-www-form-urlencoded"))
+    if form.get("grant_type") != "password":
+        if not form.get("grant_type"):
+            return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+        return _oauth_error(400, "unsupported_grant_type", "only grant_type=password is supported")
+    username, password = form.get("username", ""), form.get("password", "")
+    if not username or not password or len(username) > auth.MAX_FIELD_LENGTH:
+        return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+    try:
+        identity = auth.authenticate(storage().get_user(username), password)
+    except auth.AuthError:
+        logger.info("login refused", extra={"username_length": len(username)})
+        return _oauth_error(401, "invalid_grant", "invalid username or password")
+    access_token = auth.generate_token(identity.username, identity.roles)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, headers={"Cache-Control": "no-store"},
+                    body={"access_token": access_token, "token_type": "bearer",
+                          "expires_in": auth.DEFAULT_LIFETIME_SECONDS, "scope": " ".join(identity.roles)})
+
+
+@app.get("/auth/me")
+def me() -> dict[str, Any]:
+    context = app.current_event.request_context.authorizer or {}
+    return {"username": context.get("username"), "roles": [r for r in str(context.get("roles", "")).split(",") if r]}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)
+
+
+@logger.inject_lambda_context
+def authorizer_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
+    """TOKEN authorizer: a valid bearer JWT gets an Allow policy with its user and roles as context."""
+    scheme, _, token_text = str(event.get("authorizationToken", "")).partition(" ")
+    if scheme.lower() != "bearer":
+        raise Exception("Unauthorized")  # API Gateway's documented way to answer 401
+    try:
+        identity = auth.verify_token(token_text.strip())
+    except auth.AuthError:
+        raise Exception("Unauthorized") from None
+    arn_parts = str(event["methodArn"]).split("/")
+    any_route = "/".join(arn_parts[:2]) + "/*/*"  # cache-safe: the same policy for every route
+    return {
+        "principalId": identity.username,
+        "policyDocument": {"Version": "2012-10-17",
+                           "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": any_route}]},
+        "context": {"username": identity.username, "roles": ",".join(identity.roles)},
+    }

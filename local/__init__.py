@@ -1,0 +1,1 @@
+"""The one-machine stack: what runs the service locally without AWS."""

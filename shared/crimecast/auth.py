@@ -1,0 +1,94 @@
+"""Users, passwords and tokens: OAuth2 password grant with HS256 JWTs.
+
+The signing key comes from Secrets Manager (cached by Powertools Parameters), so it
+survives restarts and is shared by every function; tokens name their user and roles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+import os
+import time
+from typing import Any
+import uuid
+
+import bcrypt
+import jwt
+
+from .errors import CrimecastError
+
+ISSUER = "crimecast"
+AUDIENCE = "crimecast-api"
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 10
+DEFAULT_LIFETIME_SECONDS = 30 * 60
+ROLES = ("viewer", "admin")
+MAX_FIELD_LENGTH = 128
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the user does not exist, so an unknown name costs the same time as a
+    wrong password. Made on first use: a bcrypt hash takes ~0.25 s, too long for import."""
+    return bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=12)).decode()
+
+
+class AuthError(CrimecastError):
+    """Credentials or token refused; the message is safe to show, and never says which part was wrong."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    username: str
+    roles: tuple[str, ...]
+
+
+def hash_password(plain: str) -> str:
+    return bcrypt.hashpw(plain.encode(), bcrypt.gensalt(rounds=12)).decode()
+
+
+def verify_password(plain: str, hashed: str) -> bool:
+    """True when ``plain`` matches the bcrypt ``hashed`` (constant-time inside bcrypt)."""
+    try:
+        return bcrypt.checkpw(plain.encode(), hashed.encode())
+    except ValueError:  # not a bcrypt hash
+        return False
+
+
+def signing_key() -> str:
+    """The HS256 key: from Secrets Manager on AWS and the local stack, cached 5 minutes."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_secret(os.environ["JWT_SECRET_ARN"], max_age=300))
+
+
+def generate_token(username: str, roles: tuple[str, ...] | list[str] = ("viewer",), key: str | None = None,
+                   lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": username, "roles": list(roles), "iat": now, "nbf": now,
+              "exp": now + lifetime_seconds, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, key or signing_key(), algorithm=ALGORITHM)
+
+
+def verify_token(token: str, key: str | None = None) -> Identity:
+    """The token's identity; algorithm, issuer and audience pinned, expiry enforced."""
+    if not token or len(token) > 4096:
+        raise AuthError("invalid token")
+    try:
+        claims = jwt.decode(token, key or signing_key(), algorithms=[ALGORITHM], issuer=ISSUER, audience=AUDIENCE,
+                            leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud"]})
+    except jwt.PyJWTError:
+        raise AuthError("invalid token") from None
+    roles = tuple(r for r in claims.get("roles", []) if r in ROLES)
+    return Identity(str(claims["sub"]), roles)
+
+
+def authenticate(user: dict[str, Any] | None, password: str) -> Identity:
+    """Check a password against a user record; unknown users and wrong passwords look alike."""
+    if len(password) > MAX_FIELD_LENGTH:
+        raise AuthError("invalid username or password")
+    hashed = str(user["password_hash"]) if user and not user.get("disabled") else _dummy_hash()
+    if not verify_password(password, hashed) or not user or user.get("disabled"):
+        raise AuthError("invalid username or password")
+    return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))

@@ -1,0 +1,162 @@
+"""Precomputed forecasts and their accuracy, as the API serves them.
+
+Pure Python on purpose: the predict Lambda imports this and ``storage`` only, never
+pandas or Prophet, so its cold start stays small. Training writes one item per series
+per model version; a single pointer item names the version being served, so switching
+to a new model is one atomic write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import json
+from typing import Any
+
+from .areas import AREAS, area_name
+from .crime_types import ALL_TYPES, normalise_type
+from .errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
+from .keys import CITY, SeriesKey, parse_area
+from .storage import CATALOG, CHAMPION, CURRENT, SUMMARY, Storage
+
+MAX_MONTHS = 24
+HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
+
+
+def series_item(
+    key: SeriesKey,
+    version: str,
+    trained_at: str,
+    history: list[dict[str, Any]],
+    forecast: list[dict[str, Any]],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The stored form of one series' forecast; the payload is JSON text (no Decimals)."""
+    item: dict[str, Any] = {
+        "series": key.label,
+        "version": version,
+        "type_version": f"{key.primary_type}#{version}",
+        "primary_type": key.primary_type,
+        "trained_at": trained_at,
+        "payload": json.dumps({"history": history[-HISTORY_MONTHS:], "forecast": forecast, "metrics": metrics}),
+    }
+    if key.community_area is not None:
+        item["community_area"] = key.community_area
+    return item
+
+
+def _doc_item(series: str, version: str, doc: dict[str, Any]) -> dict[str, Any]:
+    return {"series": series, "version": version, "payload": json.dumps(doc)}
+
+
+def publish_version(storage: Storage, version: str, items: Iterable[dict[str, Any]]) -> None:
+    """Write a candidate version's series; nothing is served from it until promoted."""
+    storage.put_series_items(items)
+
+
+def write_catalog(storage: Storage, version: str, keys: Iterable[SeriesKey], summary: dict[str, Any]) -> None:
+    keys = sorted(keys, key=SeriesKey.sort_key)
+    catalog = {"types": sorted({k.primary_type for k in keys}), "series": [k.label for k in keys]}
+    storage.put_series_items([_doc_item(CATALOG, version, catalog), _doc_item(SUMMARY, version, summary)])
+
+
+def promote(storage: Storage, version: str, trained_at: str) -> None:
+    """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
+    storage.put_series_items([{"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at}])
+
+
+def champion_version(storage: Storage) -> str:
+    pointer = storage.get_series_item(CHAMPION, CURRENT)
+    if not pointer:
+        raise NotFoundError("no model has been trained yet: run a retrain first")
+    return str(pointer["model_version"])
+
+
+def _catalog(storage: Storage, version: str) -> dict[str, Any]:
+    item = storage.get_series_item(CATALOG, version)
+    return json.loads(item["payload"]) if item else {"types": [], "series": []}
+
+
+def _resolve_type(crime_type: str, catalog: dict[str, Any]) -> str:
+    try:
+        name = normalise_type(crime_type)
+    except InvalidInputError as exc:
+        raise NotFoundError(str(exc)) from None
+    if name not in catalog["types"]:
+        raise NotFoundError(f"unknown crime type {crime_type!r}", nearest(name, catalog["types"]))
+    return name
+
+
+def _resolve_area(community_area: str | None) -> int | None:
+    try:
+        return parse_area(community_area)
+    except InvalidInputError as exc:
+        raise NotFoundError(str(exc)) from None
+
+
+def _series_payload(storage: Storage, key: SeriesKey, version: str, catalog: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    item = storage.get_series_item(key.label, version)
+    if not item:
+        same_type = [s for s in catalog["series"] if s.endswith(f":{key.primary_type}")]
+        raise NotFoundError(f"no forecast for {key.label} (too little history to model)", nearest(key.label, same_type))
+    return item, json.loads(item["payload"])
+
+
+def prediction(storage: Storage, community_area: str | None, crime_type: str, months: int) -> dict[str, Any]:
+    """History, forecast and accuracy of one series, from the serving version."""
+    if not 1 <= months <= MAX_MONTHS:
+        raise OutOfRangeError(f"months must be between 1 and {MAX_MONTHS}, got {months}")
+    version = champion_version(storage)
+    catalog = _catalog(storage, version)
+    key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type, catalog))
+    item, payload = _series_payload(storage, key, version, catalog)
+    return {
+        "community_area": key.community_area,
+        "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
+        "crime_type": key.primary_type,
+        "model_version": version,
+        "trained_at": item["trained_at"],
+        "metrics": payload["metrics"],
+        "history": payload["history"],
+        "forecast": payload["forecast"][:months],
+    }
+
+
+def area_map(storage: Storage, crime_type: str, month: str | None = None) -> dict[str, Any]:
+    """Every area's forecast for one month, highest first (rank 1)."""
+    version = champion_version(storage)
+    name = _resolve_type(crime_type, _catalog(storage, version))
+    rows = []
+    for item in storage.query_type_version(f"{name}#{version}"):
+        if "community_area" not in item:
+            continue
+        forecast = json.loads(item["payload"])["forecast"]
+        chosen = forecast[0] if month is None else next((f for f in forecast if f["month"] == month), None)
+        if chosen is None:
+            available = [f["month"] for f in forecast]
+            raise OutOfRangeError(f"month {month} is not forecast; forecast months run {available[0]}..{available[-1]}")
+        area = int(item["community_area"])
+        rows.append({"community_area": area, "name": area_name(area), "month": chosen["month"],
+                     "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"]})
+    rows.sort(key=lambda r: -r["yhat"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    chosen_month = rows[0].pop("month") if rows else month
+    for row in rows:
+        row.pop("month", None)
+    return {"crime_type": name, "month": chosen_month, "model_version": version, "areas": rows}
+
+
+def evaluation(storage: Storage, community_area: str | None = None, crime_type: str | None = None) -> dict[str, Any]:
+    """One series' metrics when a type is given, else the summary over every series."""
+    version = champion_version(storage)
+    if crime_type is None and community_area is None:
+        item = storage.get_series_item(SUMMARY, version)
+        return {"model_version": version, "summary": json.loads(item["payload"]) if item else {}}
+    catalog = _catalog(storage, version)
+    key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type or ALL_TYPES, catalog))
+    item, payload = _series_payload(storage, key, version, catalog)
+    return {"model_version": version, "series": key.label, "community_area": key.community_area,
+            "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"]}
+
+
+__all__ = ["AREAS", "MAX_MONTHS", "area_map", "evaluation", "prediction", "promote", "publish_version", "series_item"]

@@ -1,0 +1,71 @@
+"""Run records: one per ingest, retrain or evaluation, so every long job can be watched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+import json
+from typing import Any
+import uuid
+
+from .errors import NotFoundError
+from .storage import Storage
+
+KINDS = ("ingest", "retrain", "evaluate")
+STATUSES = ("queued", "running", "succeeded", "failed")
+KEEP_DAYS = 400  # run records expire (DynamoDB TTL) after about 13 months
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def start_run(storage: Storage, kind: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record a new queued run and return its public view."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    started = datetime.now(UTC)
+    item = {
+        "run_id": f"{kind}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "kind": kind,
+        "status": "queued",
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "detail": json.dumps(detail or {}),
+        "expires_at": int((started + timedelta(days=KEEP_DAYS)).timestamp()),
+    }
+    storage.put_run(item, only_if_new=True)
+    return view(item)
+
+
+def update_run(storage: Storage, run_id: str, status: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Move a run on; a finished run gets its finish time. Detail keys are merged."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    item = _item(storage, run_id)
+    merged = {**json.loads(item.get("detail") or "{}"), **(detail or {})}
+    item.update(status=status, detail=json.dumps(merged))
+    if status in ("succeeded", "failed"):
+        item["finished_at"] = now_iso()
+    storage.put_run(item)
+    return view(item)
+
+
+def get_run(storage: Storage, run_id: str) -> dict[str, Any]:
+    return view(_item(storage, run_id))
+
+
+def _item(storage: Storage, run_id: str) -> dict[str, Any]:
+    item = storage.get_run(run_id)
+    if not item:
+        raise NotFoundError(f"no run {run_id!r}")
+    return item
+
+
+def view(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": item["run_id"],
+        "kind": item["kind"],
+        "status": item["status"],
+        "started_at": item["started_at"],
+        "finished_at": item.get("finished_at"),
+        "detail": json.loads(item.get("detail") or "{}"),
+    }

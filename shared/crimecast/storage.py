@@ -1,0 +1,150 @@
+"""The one place that talks to S3 and DynamoDB.
+
+The same code runs on moto in tests, on the local stack and on AWS: boto3 picks up
+``AWS_ENDPOINT_URL`` by itself, and clients are made lazily, once per warm container,
+so importing this module costs nothing and needs no credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+import json
+import os
+from typing import Any
+
+from .errors import ConfigurationError
+
+CHAMPION = "__champion__"  # series key of the pointer to the serving model version
+CATALOG = "__catalog__"  # per version: the series and types it covers
+SUMMARY = "__summary__"  # per version: accuracy over every series
+CURRENT = "current"
+
+
+@cache
+def _boto3_client(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service)
+
+
+@cache
+def _boto3_resource(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().resource(service)
+
+
+def reset_clients() -> None:
+    """Forget cached clients, e.g. when a test points boto3 at a new endpoint."""
+    _boto3_client.cache_clear()
+    _boto3_resource.cache_clear()
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Names of the bucket and tables; the clients come from the process-wide cache."""
+
+    bucket: str
+    series_table: str
+    runs_table: str
+    users_table: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Storage:
+        return cls(
+            bucket=_required_env("DATA_BUCKET"),
+            series_table=_required_env("SERIES_TABLE"),
+            runs_table=_required_env("RUNS_TABLE"),
+            users_table=os.environ.get("USERS_TABLE"),
+        )
+
+    @property
+    def s3(self) -> Any:
+        return _boto3_client("s3")
+
+    def table(self, name: str) -> Any:
+        return _boto3_resource("dynamodb").Table(name)
+
+    # --- S3 -----------------------------------------------------------------------
+
+    def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def put_json(self, key: str, doc: Any) -> None:
+        self.put_bytes(key, json.dumps(doc, separators=(",", ":")).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        body = self.get_bytes(key)
+        return None if body is None else json.loads(body)
+
+    # --- series table: forecasts and metrics per series per model version ---------
+
+    def put_series_items(self, items: Iterable[dict[str, Any]]) -> None:
+        with self.table(self.series_table).batch_writer(overwrite_by_pkeys=["series", "version"]) as batch:
+            for item in items:
+                batch.put_item(Item=item)
+
+    def get_series_item(self, series: str, version: str) -> dict[str, Any] | None:
+        return self.table(self.series_table).get_item(Key={"series": series, "version": version}).get("Item")
+
+    def query_type_version(self, type_version: str) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        table, items, start = self.table(self.series_table), [], None
+        while True:
+            page = table.query(
+                IndexName="ByTypeVersion",
+                KeyConditionExpression=Key("type_version").eq(type_version),
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    # --- runs table --------------------------------------------------------------
+
+    def put_run(self, run: dict[str, Any], only_if_new: bool = False) -> None:
+        condition = {"ConditionExpression": "attribute_not_exists(run_id)"} if only_if_new else {}
+        self.table(self.runs_table).put_item(Item=run, **condition)
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self.table(self.runs_table).get_item(Key={"run_id": run_id}).get("Item")
+
+    # --- users table --------------------------------------------------------------
+
+    def _users(self) -> Any:
+        if not self.users_table:
+            raise ConfigurationError("environment variable USERS_TABLE is not set")
+        return self.table(self.users_table)
+
+    def get_user(self, username: str) -> dict[str, Any] | None:
+        return self._users().get_item(Key={"username": username}).get("Item")
+
+    def put_user(self, user: dict[str, Any], only_if_new: bool = False) -> None:
+        condition = {"ConditionExpression": "attribute_not_exists(username)"} if only_if_new else {}
+        self._users().put_item(Item=user, **condition)
+
+    # --- workflows -----------------------------------------------------------------
+
+    def start_workflow(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+        """Start a Step Functions execution; the name makes a repeated start a no-op."""
+        response = _boto3_client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
+        )
+        return str(response["executionArn"])

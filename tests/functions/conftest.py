@@ -1,0 +1,80 @@
+"""Handlers under moto: the bucket, tables and state machine come from template.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import importlib.util
+import json
+from types import ModuleType
+from typing import Any
+
+import boto3
+from local.template import dynamodb_table_specs, load_template
+from moto import mock_aws
+import pytest
+
+from crimecast import api
+from crimecast.storage import Storage, reset_clients
+from tests.conftest import REPO
+
+EVENTS = REPO / "events"
+TABLE_ENV = {"SeriesTable": "SERIES_TABLE", "RunsTable": "RUNS_TABLE", "UsersTable": "USERS_TABLE"}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "crimecast-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:crimecast-test"
+    aws_request_id: str = "test-request"
+
+
+def load_function(name: str) -> ModuleType:
+    """functions/<name>/app.py under a unique module name (every function's file is app.py)."""
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", REPO / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    return load_function(function).lambda_handler(event, FakeContext())
+
+
+def body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "crimecast", "POWERTOOLS_METRICS_NAMESPACE": "Crimecast",
+        "DATA_BUCKET": "crimecast-test-data",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        reset_clients()
+        api.storage.cache_clear()
+        boto3.client("s3").create_bucket(Bucket="crimecast-test-data")
+        dynamodb = boto3.client("dynamodb")
+        for logical_id, spec in dynamodb_table_specs(load_template(REPO / "template.yaml")).items():
+            name = f"crimecast-test-{logical_id}"
+            dynamodb.create_table(TableName=name, **spec)
+            monkeypatch.setenv(TABLE_ENV[logical_id], name)
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="crimecast-retrain", roleArn="arn:aws:iam::123456789012:role/test",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        )
+        monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine["stateMachineArn"])
+        secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
+        monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+        yield Storage.from_env()
+        reset_clients()
+        api.storage.cache_clear()

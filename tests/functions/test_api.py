@@ -1,0 +1,152 @@
+"""Every route through its Lambda handler, with API Gateway's event shape, on moto."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from crimecast import forecasts
+from crimecast.keys import SeriesKey
+from tests.functions.conftest import body, invoke, load_event
+
+VERSION = "v20261101T000000Z"
+FORECAST_MONTHS = [f"2026-{m:02d}" for m in range(6, 13)] + [f"2027-{m:02d}" for m in range(1, 13)] + [f"2028-{m:02d}" for m in range(1, 6)]
+
+
+def _publish(storage, level_by_area: dict[int | None, float], crime_type: str = "ASSAULT") -> None:
+    items, keys = [], []
+    for area, level in level_by_area.items():
+        key = SeriesKey(area, crime_type)
+        history = [{"month": "2026-04", "count": int(level), "partial": False}, {"month": "2026-05", "count": 7, "partial": True}]
+        forecast = [{"month": m, "yhat": level + i, "yhat_lower": level - 5, "yhat_upper": level + 5 + i}
+                    for i, m in enumerate(FORECAST_MONTHS)]
+        metrics = {"model": {"mae": 9.4}, "seasonal_naive": {"mae": 12.2}}
+        items.append(forecasts.series_item(key, VERSION, "2026-11-01T00:00:00Z", history, forecast, metrics))
+        keys.append(key)
+    forecasts.publish_version(storage, VERSION, items)
+    forecasts.write_catalog(storage, VERSION, keys, {"series": len(keys), "failed": 0})
+    forecasts.promote(storage, VERSION, "2026-11-01T00:05:00Z")
+
+
+def _get(path: str, query: dict[str, str] | None = None, resource: str | None = None, function: str = "predict") -> dict[str, Any]:
+    event = copy.deepcopy(load_event("predict-health"))
+    event.update(path=path, resource=resource or path, httpMethod="GET", queryStringParameters=query,
+                 multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None)
+    return invoke(function, event)
+
+
+def test_health_answers(aws) -> None:
+    response = invoke("predict", load_event("predict-health"))
+    assert response["statusCode"] == 200 and body(response) == {"status": "ok"}
+
+
+def test_predict_before_any_training_is_a_clear_404(aws) -> None:
+    response = invoke("predict", load_event("predict-predict"))
+    assert response["statusCode"] == 404
+    assert "no model has been trained yet" in body(response)["error"]["message"]
+
+
+def test_predict_returns_the_documented_shape(aws) -> None:
+    _publish(aws, {25: 100.0, 24: 50.0, None: 900.0})
+    response = invoke("predict", load_event("predict-predict"))
+    assert response["statusCode"] == 200, response["body"]
+    result = body(response)
+    assert set(result) == {"community_area", "area_name", "crime_type", "model_version", "trained_at", "metrics", "history", "forecast"}
+    assert (result["community_area"], result["area_name"], result["crime_type"]) == (25, "Austin", "ASSAULT")
+    assert result["model_version"] == VERSION and len(result["forecast"]) == 12
+    assert result["history"][-1] == {"month": "2026-05", "count": 7, "partial": True}
+    assert set(result["forecast"][0]) == {"month", "yhat", "yhat_lower", "yhat_upper"}
+
+
+def test_predict_citywide_and_months(aws) -> None:
+    _publish(aws, {25: 100.0, None: 900.0})
+    result = body(_get("/predict", {"community_area": "city", "crime_type": "assault", "months": "3"}))
+    assert result["community_area"] is None and result["area_name"] == "City" and len(result["forecast"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "fragment"),
+    [
+        ({"community_area": "Gotham", "crime_type": "ASSAULT"}, 404, "Gotham"),
+        ({"community_area": "25", "crime_type": "ASSAULTS"}, 404, "did you mean: ASSAULT"),
+        ({"community_area": "1", "crime_type": "ASSAULT"}, 404, "no forecast for 1:ASSAULT"),
+        ({"community_area": "25", "crime_type": "ASSAULT", "months": "99"}, 422, "between 1 and 24"),
+        ({"community_area": "25", "crime_type": "ASSAULT", "months": "twelve"}, 422, "months"),
+        ({"community_area": "x" * 200, "crime_type": "ASSAULT"}, 422, "community_area"),
+    ],
+)
+def test_bad_predict_requests_get_a_4xx_with_a_message(aws, query: dict[str, str], status: int, fragment: str) -> None:
+    _publish(aws, {25: 100.0, 24: 50.0})
+    response = _get("/predict", query)
+    assert response["statusCode"] == status, response["body"]
+    error = body(response)["error"]
+    assert fragment in error["message"] and error["code"]
+
+
+def test_map_ranks_every_area(aws) -> None:
+    _publish(aws, {25: 100.0, 24: 50.0, 8: 150.0, None: 900.0})
+    result = body(invoke("predict", load_event("predict-map")))
+    assert result["month"] == "2026-06" and result["model_version"] == VERSION
+    assert [(a["community_area"], a["rank"]) for a in result["areas"]] == [(8, 1), (25, 2), (24, 3)]
+    assert result["areas"][0]["name"] == "Near North Side"
+    later = body(_get("/predict/map", {"crime_type": "ASSAULT", "month": "2027-01"}))
+    assert later["month"] == "2027-01" and later["areas"][0]["yhat"] == 150.0 + 7
+
+
+@pytest.mark.parametrize(("month", "status"), [("2031-01", 422), ("Jan", 422)])
+def test_map_month_out_of_range_or_malformed(aws, month: str, status: int) -> None:
+    _publish(aws, {25: 100.0})
+    assert _get("/predict/map", {"crime_type": "ASSAULT", "month": month})["statusCode"] == status
+
+
+def test_evaluate_series_and_summary(aws) -> None:
+    _publish(aws, {25: 100.0, None: 900.0})
+    series = body(invoke("evaluate", load_event("evaluate-series")))
+    assert series["series"] == "25:ASSAULT" and series["metrics"]["model"]["mae"] == 9.4
+    summary = body(invoke("evaluate", load_event("evaluate-summary")))
+    assert summary == {"model_version": VERSION, "summary": {"series": 2, "failed": 0}}
+
+
+def test_unknown_run_is_404(aws) -> None:
+    response = invoke("evaluate", load_event("evaluate-run"))
+    assert response["statusCode"] == 404 and "no run" in body(response)["error"]["message"]
+
+
+def test_retrain_starts_a_run_that_can_be_watched(aws) -> None:
+    response = invoke("retrain", load_event("retrain-api"))
+    assert response["statusCode"] == 202
+    run = body(response)
+    assert run["kind"] == "retrain" and run["status"] == "queued" and run["detail"]["execution_arn"]
+    event = copy.deepcopy(load_event("evaluate-run"))
+    event["path"], event["pathParameters"] = f"/runs/{run['run_id']}", {"run_id": run["run_id"]}
+    watched = invoke("evaluate", event)
+    assert watched["statusCode"] == 200 and body(watched)["run_id"] == run["run_id"]
+
+
+def test_ingest_says_plainly_that_it_is_not_built_yet(aws) -> None:
+    response = invoke("ingest", load_event("ingest-api"))
+    assert response["statusCode"] == 202
+    run = body(response)
+    assert run["kind"] == "ingest" and run["status"] == "failed" and "not built yet" in run["detail"]["error"]
+
+
+def test_openapi_document_covers_every_route(aws) -> None:
+    response = invoke("predict", load_event("predict-openapi"))
+    assert response["statusCode"] == 200
+    paths = json.loads(response["body"])["paths"]
+    assert {"/health", "/predict", "/predict/map", "/evaluate", "/runs/{run_id}", "/ingest", "/retrain"} <= set(paths)
+
+
+def test_unknown_route_is_404_not_500(aws) -> None:
+    assert _get("/nowhere")["statusCode"] == 404
+
+
+@pytest.mark.parametrize("function", ["ingest", "retrain"])
+def test_admin_routes_refuse_a_viewer_with_403(aws, function: str) -> None:
+    event = load_event(f"{function}-api")
+    event["requestContext"]["authorizer"] = {"principalId": "ann", "username": "ann", "roles": "viewer"}
+    response = invoke(function, event)
+    assert response["statusCode"] == 403 and "admin" in body(response)["error"]["message"]

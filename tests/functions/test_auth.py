@@ -1,0 +1,102 @@
+"""The seed's auth tests (section 4), through the real token endpoint and authorizer."""
+
+from __future__ import annotations
+
+import copy
+from urllib.parse import urlencode
+
+from aws_lambda_powertools.utilities import parameters
+import jwt
+import pytest
+
+from crimecast import auth
+from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
+
+SEED_HASH = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"  # bcrypt of "secret"
+
+
+@pytest.fixture
+def users(aws):
+    parameters.clear_caches()
+    aws.put_user({"username": "alice", "password_hash": auth.hash_password("wonderland"), "roles": ["viewer"]})
+    aws.put_user({"username": "root", "password_hash": auth.hash_password("s3cret-admin"), "roles": ["admin", "viewer"]})
+    yield aws
+    parameters.clear_caches()
+
+
+def _login(username: str, password: str, grant_type: str = "password") -> dict:
+    event = copy.deepcopy(load_event("ingest-api"))
+    event.update(path="/auth/token", resource="/auth/token", httpMethod="POST",
+                 body=urlencode({"grant_type": grant_type, "username": username, "password": password}))
+    event["headers"] = {"Content-Type": "application/x-www-form-urlencoded"}
+    event["requestContext"].pop("authorizer")
+    return invoke("auth", event)
+
+
+def _authorize(header: str) -> dict:
+    event = {"type": "TOKEN", "authorizationToken": header,
+             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/GET/auth/me"}
+    return load_function("auth").authorizer_handler(event, FakeContext())
+
+
+def test_verify_password() -> None:
+    assert auth.verify_password("secret", SEED_HASH) is True
+    assert auth.verify_password("wrong", SEED_HASH) is False
+
+
+def test_generate_token() -> None:
+    token = auth.generate_token("fakeuser", key="k" * 64)
+    assert isinstance(token, str) and token
+
+
+def test_login_success(users) -> None:
+    response = _login("alice", "wonderland")
+    assert response["statusCode"] == 200
+    result = body(response)
+    assert result["access_token"] and result["token_type"] == "bearer" and result["expires_in"] == 1800
+    claims = jwt.decode(result["access_token"], "k" * 64, algorithms=["HS256"], audience=auth.AUDIENCE)
+    assert claims["sub"] == "alice" and claims["roles"] == ["viewer"] and claims["iss"] == auth.ISSUER
+
+
+def test_login_failure(users) -> None:
+    for username, password in (("alice", "nope"), ("nobody", "wonderland")):
+        response = _login(username, password)
+        assert response["statusCode"] == 401
+        assert "access_token" not in body(response) and body(response)["error"] == "invalid_grant"
+
+
+def test_unsupported_grant_and_missing_fields(users) -> None:
+    assert body(_login("alice", "wonderland", grant_type="client_credentials"))["error"] == "unsupported_grant_type"
+    assert _login("", "")["statusCode"] == 400
+
+
+def test_secure_data_with_token(users) -> None:
+    token = body(_login("root", "s3cret-admin"))["access_token"]
+    policy = _authorize(f"Bearer {token}")
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    event = copy.deepcopy(load_event("predict-health"))
+    event.update(path="/auth/me", resource="/auth/me")
+    event["requestContext"]["authorizer"] = {"principalId": policy["principalId"], **policy["context"]}
+    response = invoke("auth", event)
+    assert response["statusCode"] == 200 and body(response) == {"username": "root", "roles": ["admin", "viewer"]}
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Basic YWxpY2U6d29uZGVybGFuZA==", "Bearer not.a.jwt"])
+def test_secure_data_without_a_valid_token_is_unauthorized(users, header: str) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        _authorize(header)
+
+
+def test_tampered_expired_and_none_tokens_are_refused(users) -> None:
+    good = auth.generate_token("alice", key="k" * 64)
+    expired = auth.generate_token("alice", key="k" * 64, lifetime_seconds=-60)
+    unsigned = jwt.encode({"sub": "alice", "iss": auth.ISSUER, "aud": auth.AUDIENCE, "roles": ["admin"]}, None, algorithm="none")
+    other_key = auth.generate_token("alice", ("admin",), key="x" * 64)
+    for token in (good[:-2] + ("AA" if not good.endswith("AA") else "BB"), expired, unsigned, other_key):
+        with pytest.raises(auth.AuthError):
+            auth.verify_token(token, key="k" * 64)
+
+
+def test_sample_authorizer_event_without_a_real_token_is_unauthorized(users) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        load_function("auth").authorizer_handler(load_event("auth-authorizer"), FakeContext())

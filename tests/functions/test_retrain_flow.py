@@ -1,0 +1,53 @@
+"""The retrain workflow's three handlers, driven the way the state machine drives them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from crimecast import lifecycle
+from crimecast.errors import InvalidInputError
+from crimecast.series import counts_from_tidy
+from tests.conftest import seasonal_series, tidy_frame
+from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
+
+
+def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
+    frame = tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT")
+    lifecycle.store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
+    retrain = load_function("retrain")
+    run = body(invoke("retrain", load_event("retrain-api")))
+
+    planned = retrain.plan_handler({"run_id": run["run_id"]}, FakeContext())
+    batches = aws.get_json(planned["batches_key"])
+    assert planned["batches"] == len(batches) == 1 and batches[0]["series"] == ["25:THEFT"]
+
+    result = retrain.train_handler({"Items": batches}, FakeContext())
+    assert result == {"trained": ["25:THEFT"], "failed": []}
+    assert aws.get_bytes(f"models/{planned['version']}/25:THEFT.json")
+
+    finished = retrain.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]}, FakeContext())
+    assert finished["status"] == "succeeded" and finished["detail"]["promotion"]["promoted"] is True
+
+    event = load_event("predict-predict")
+    event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
+    event["queryStringParameters"] = {"community_area": "Austin", "crime_type": "THEFT", "months": "24"}
+    prediction = body(invoke("predict", event))
+    assert prediction["model_version"] == planned["version"] and len(prediction["forecast"]) == 24
+    assert prediction["forecast"][0]["month"] == "2024-01" and all(f["yhat_lower"] >= 0 for f in prediction["forecast"])
+    assert prediction["metrics"]["model"]["mae"] > 0
+
+
+def test_a_failing_series_is_recorded_and_the_batch_goes_on(aws) -> None:
+    frame = tidy_frame(seasonal_series("2018-01", 72), 25, "THEFT")
+    lifecycle.store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
+    result = lifecycle.train_batch(aws, {"run_id": "r", "version": "v1", "series": ["25:THEFT", "24:THEFT"]})
+    assert result["trained"] == ["25:THEFT"]
+    assert result["failed"][0]["series"] == "24:THEFT" and "no series" in result["failed"][0]["error"]
+
+
+def test_training_without_counts_is_a_clear_error(aws) -> None:
+    run = body(invoke("retrain", load_event("retrain-api")))
+    with pytest.raises(InvalidInputError, match="no monthly counts in the bucket yet"):
+        lifecycle.plan(aws, run["run_id"])
