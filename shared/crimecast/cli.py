@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+import getpass
 import json
 from pathlib import Path
 import sys
@@ -47,6 +48,21 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users_add(args: argparse.Namespace) -> int:
+    from . import auth
+    from .errors import InvalidInputError
+    from .storage import Storage
+
+    password = getpass.getpass(f"password for {args.name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        raise InvalidInputError("the password must have at least 12 characters")
+    storage = Storage.from_env()
+    user = {"username": args.name, "password_hash": auth.hash_password(password), "roles": sorted({args.role, "viewer"})}
+    storage.put_user(user, only_if_new=True)
+    print(f"user {args.name} added with roles {', '.join(user['roles'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--series", required=True, metavar="AREA:TYPE", help="e.g. Austin:ASSAULT")
     fc.add_argument("--months", type=int, default=12, help="months ahead (default 12)")
     fc.set_defaults(handler=_forecast)
+    users = commands.add_parser("users", help="manage API users (USERS_TABLE and AWS credentials from the environment)")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add = user_commands.add_parser("add", help="add a user; the password is read from a prompt or stdin, never argv")
+    add.add_argument("name", help="user name")
+    add.add_argument("--role", choices=["viewer", "admin"], default="viewer")
+    add.set_defaults(handler=_users_add)
     return parser
 
 

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConflictError
 
 CHAMPION = "__champion__"  # series key of the pointer to the serving model version
 CATALOG = "__catalog__"  # per version: the series and types it covers
@@ -40,6 +40,19 @@ def reset_clients() -> None:
     """Forget cached clients, e.g. when a test points boto3 at a new endpoint."""
     _boto3_client.cache_clear()
     _boto3_resource.cache_clear()
+
+
+def _put(table: Any, item: dict[str, Any], unique_key: str | None) -> None:
+    """Put an item; with ``unique_key``, refuse (ConflictError) to overwrite an existing one."""
+    from botocore.exceptions import ClientError
+
+    condition = {"ConditionExpression": f"attribute_not_exists({unique_key})"} if unique_key else {}
+    try:
+        table.put_item(Item=item, **condition)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise ConflictError(f"{item.get(unique_key or '', 'item')!r} already exists") from None
+        raise
 
 
 def _required_env(name: str) -> str:
@@ -120,8 +133,7 @@ class Storage:
     # --- runs table --------------------------------------------------------------
 
     def put_run(self, run: dict[str, Any], only_if_new: bool = False) -> None:
-        condition = {"ConditionExpression": "attribute_not_exists(run_id)"} if only_if_new else {}
-        self.table(self.runs_table).put_item(Item=run, **condition)
+        _put(self.table(self.runs_table), run, "run_id" if only_if_new else None)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.table(self.runs_table).get_item(Key={"run_id": run_id}).get("Item")
@@ -137,8 +149,7 @@ class Storage:
         return self._users().get_item(Key={"username": username}).get("Item")
 
     def put_user(self, user: dict[str, Any], only_if_new: bool = False) -> None:
-        condition = {"ConditionExpression": "attribute_not_exists(username)"} if only_if_new else {}
-        self._users().put_item(Item=user, **condition)
+        _put(self._users(), user, "username" if only_if_new else None)
 
     # --- workflows -----------------------------------------------------------------
 

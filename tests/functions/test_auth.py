@@ -100,3 +100,17 @@ def test_tampered_expired_and_none_tokens_are_refused(users) -> None:
 def test_sample_authorizer_event_without_a_real_token_is_unauthorized(users) -> None:
     with pytest.raises(Exception, match="^Unauthorized$"):
         load_function("auth").authorizer_handler(load_event("auth-authorizer"), FakeContext())
+
+
+def test_cli_adds_a_user_who_can_log_in(users, monkeypatch, capsys) -> None:
+    import io
+
+    from crimecast.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+    assert main(["users", "add", "carol", "--role", "admin"]) == 0
+    assert "carol added with roles admin, viewer" in capsys.readouterr().out
+    assert _login("carol", "a-long-enough-password")["statusCode"] == 200
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+    assert main(["users", "add", "carol"]) == 2
+    assert "already exists" in capsys.readouterr().err
