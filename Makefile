@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: venv test lint unit demo accuracy bench clean
+.PHONY: venv test lint unit demo accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
@@ -21,9 +21,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 venv: $(BIN)/.installed
 
 lint: venv
-	$(BIN)/ruff check shared tests bench
+	$(BIN)/ruff check shared functions local tests bench
 
-test: lint
+# Template checks, sam build and the layer tests first; the main suite last, so its
+# summary is the closing line.
+test: lint validate
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory layer-test sam-layer-test
 	$(BIN)/pytest -q
 
 unit: venv
@@ -43,8 +47,57 @@ demo: venv
 accuracy: venv
 	$(BIN)/python bench/accuracy.py
 
-bench: venv
+bench: venv layer
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/cold_import.py
+	$(BIN)/python bench/layer.py
+
+# --- AWS SAM: template checks, sam build and the Prophet layer (no Docker, no AWS account) ---
+# aws-sam-cli pins its own boto3/click: it lives in its own virtualenv.
+SAM_VENV := .venv-sam
+SAM_BIN := $(SAM_VENV)/bin
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+# The 3.12 interpreter found above, if it is one: `sam build` needs python3.12 on PATH.
+PY312 := $(shell $(PYTHON) -c 'import sys; print(sys.executable if sys.version_info[:2] == (3, 12) else "")' 2>/dev/null)
+LAYER_DIR := out/layer/prophet
+
+$(SAM_BIN)/.installed:
+	test -x $(SAM_BIN)/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_BIN)/python -m pip install -qq --upgrade pip
+	$(SAM_BIN)/python -m pip install -qq aws-sam-cli cfn-lint
+	touch $@
+
+sam-tools: $(SAM_BIN)/.installed
+
+validate: sam-tools
+	$(SAM_BIN)/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM_BIN)/sam validate --lint --template-file template.yaml
+
+build: sam-tools
+	@if [ -z "$(PY312)" ]; then \
+		echo "sam build skipped: no python3.12 interpreter found (the Lambda runtime; PYTHON=$(PYTHON))"; \
+	else \
+		echo "sam build with $(PY312)"; \
+		PATH="$(dir $(PY312)):$$PATH" $(SAM_ENV) $(SAM_BIN)/sam build --template-file template.yaml; \
+	fi
+
+# The Prophet layer without SAM, as Lambda would unzip it, into $(LAYER_DIR)/python.
+layer: $(LAYER_DIR)/.built
+
+$(LAYER_DIR)/.built: layers/prophet/Makefile layers/prophet/requirements.txt
+	rm -rf $(LAYER_DIR)
+	$(MAKE) --no-print-directory -C layers/prophet build-ProphetLayer ARTIFACTS_DIR=$(abspath $(LAYER_DIR)) PYTHON312=$(PY312)
+	touch $@
+
+layer-test: venv layer
+	CRIMECAST_LAYER_DIR=$(abspath $(LAYER_DIR)) $(BIN)/pytest -q -m layer tests/infra/test_prophet_layer.py
+
+# The same checks on what `sam build` made, i.e. what `sam deploy` uploads (skipped without a build).
+SAM_LAYER_DIR := .aws-sam/build/ProphetLayer
+sam-layer-test: venv
+	@if [ -d $(SAM_LAYER_DIR)/python ]; then \
+		CRIMECAST_LAYER_DIR=$(abspath $(SAM_LAYER_DIR)) $(BIN)/pytest -q -m layer tests/infra/test_prophet_layer.py; \
+	else echo "sam-layer-test skipped: no $(SAM_LAYER_DIR) (run make build)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache

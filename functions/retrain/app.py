@@ -2,6 +2,7 @@
 Functions state machine then calls plan_handler, train_handler (once per batch, in a
 Distributed Map) and promote_handler."""
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -29,7 +30,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def plan_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.plan(storage(), event["run_id"])
+    batch_size = int(os.environ.get("RETRAIN_BATCH_SIZE", lifecycle.DEFAULT_BATCH_SIZE))
+    return lifecycle.plan(storage(), event["run_id"], batch_size)
 
 
 @logger.inject_lambda_context

@@ -112,6 +112,7 @@ def _forecast_rows(frame: Any) -> list[dict[str, Any]]:
 def promote(storage: Storage, run_id: str, version: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     """Serve the candidate and close the run. The comparison against the champion is the
     lifecycle issue's; until then a candidate with at least one trained series is served."""
+    results = [r for r in results if isinstance(r, dict)]  # a batch the Map tolerated as failed has no result
     trained = [s for r in results for s in r.get("trained", [])]
     failed = [f for r in results for f in r.get("failed", [])]
     detail: dict[str, Any] = {"version": version, "series_trained": len(trained), "series_failed": len(failed),
