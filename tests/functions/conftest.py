@@ -9,12 +9,12 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-from local.template import dynamodb_table_specs, load_template
 from moto import mock_aws
 import pytest
 
 from crimecast import api
 from crimecast.storage import Storage, reset_clients
+from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
 EVENTS = REPO / "events"
