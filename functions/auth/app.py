@@ -1,18 +1,20 @@
-"""POST /auth/token (OAuth2 password grant), GET /auth/me, and the API's TOKEN authorizer."""
-
-from __future__ import annotations
+"""POST /auth/token (OAuth2 password grant), GET /auth/me, user management (admin)
+and the API's TOKEN authorizer."""
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from crimecast import auth
-from crimecast.api import create_resolver, storage
+from crimecast.api import create_resolver, require_role, storage
+from crimecast.errors import NotFoundError
 
 logger = Logger()
 tracer = Tracer()
@@ -65,6 +67,29 @@ def token() -> Response[dict[str, Any]]:
 def me() -> dict[str, Any]:
     context = app.current_event.request_context.authorizer or {}
     return {"username": context.get("username"), "roles": [r for r in str(context.get("roles", "")).split(",") if r]}
+
+
+class NewUser(BaseModel):
+    username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
+    password: Annotated[str, Field(min_length=12, max_length=auth.MAX_FIELD_LENGTH)]
+    role: Literal["viewer", "admin"] = "viewer"
+
+
+@app.post("/auth/users")
+def add_user(user: NewUser) -> Response[dict[str, Any]]:
+    require_role(app, "admin")
+    roles = sorted({user.role, "viewer"})
+    storage().put_user({"username": user.username, "password_hash": auth.hash_password(user.password), "roles": roles},
+                       only_if_new=True)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body={"username": user.username, "roles": roles})
+
+
+@app.delete("/auth/users/<name>")
+def delete_user(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
+    require_role(app, "admin")
+    if not storage().delete_user(name):
+        raise NotFoundError(f"no user {name!r}")
+    return Response(status_code=204, body="")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -151,6 +151,11 @@ class Storage:
     def put_user(self, user: dict[str, Any], only_if_new: bool = False) -> None:
         _put(self._users(), user, "username" if only_if_new else None)
 
+    def delete_user(self, username: str) -> bool:
+        """Remove a user; False when there was none."""
+        response = self._users().delete_item(Key={"username": username}, ReturnValues="ALL_OLD")
+        return "Attributes" in response
+
     # --- workflows -----------------------------------------------------------------
 
     def start_workflow(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import importlib.util
 import json
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +35,7 @@ def load_function(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"functions_{name}_app", REPO / "functions" / name / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as Lambda's import would; pydantic resolves models through it
     spec.loader.exec_module(module)
     return module
 

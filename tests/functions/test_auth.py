@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities import parameters
@@ -114,3 +115,35 @@ def test_cli_adds_a_user_who_can_log_in(users, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     assert main(["users", "add", "carol"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def _admin_call(method: str, path: str, payload: dict | None = None, roles: str = "admin") -> dict:
+    event = copy.deepcopy(load_event("auth-me"))
+    event.update(httpMethod=method, path=path, resource=path, body=None if payload is None else json.dumps(payload))
+    event["headers"]["Content-Type"] = "application/json"
+    event["requestContext"]["authorizer"] = {"principalId": "root", "username": "root", "roles": roles}
+    return invoke("auth", event)
+
+
+def test_admin_manages_users_over_the_api(users) -> None:
+    created = _admin_call("POST", "/auth/users", {"username": "dave", "password": "twelve-chars-ok", "role": "viewer"})
+    assert created["statusCode"] == 201 and body(created) == {"username": "dave", "roles": ["viewer"]}
+    assert _login("dave", "twelve-chars-ok")["statusCode"] == 200
+    again = _admin_call("POST", "/auth/users", {"username": "dave", "password": "twelve-chars-ok"})
+    assert again["statusCode"] == 409
+    assert _admin_call("DELETE", "/auth/users/dave")["statusCode"] == 204
+    assert _login("dave", "twelve-chars-ok")["statusCode"] == 401
+    assert _admin_call("DELETE", "/auth/users/dave")["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("payload", "roles", "status"),
+    [
+        ({"username": "eve", "password": "short", "role": "viewer"}, "admin", 422),
+        ({"username": "eve", "password": "twelve-chars-ok", "role": "root"}, "admin", 422),
+        ({"username": "e v e", "password": "twelve-chars-ok"}, "admin", 422),
+        ({"username": "eve", "password": "twelve-chars-ok"}, "viewer", 403),
+    ],
+)
+def test_bad_user_requests_are_refused(users, payload: dict, roles: str, status: int) -> None:
+    assert _admin_call("POST", "/auth/users", payload, roles)["statusCode"] == status
