@@ -52,11 +52,17 @@ def token() -> Response[dict[str, Any]]:
     username, password = form.get("username", ""), form.get("password", "")
     if not username or not password or len(username) > auth.MAX_FIELD_LENGTH:
         return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+    user = storage().get_user(username)
     try:
-        identity = auth.authenticate(storage().get_user(username), password)
+        identity = auth.authenticate(user, password)
     except auth.AuthError:
-        logger.info("login refused", extra={"username_length": len(username)})
+        if user:
+            storage().put_user(auth.after_failure(user, auth.LockoutPolicy.from_env()))
+        logger.info("login refused")
+        metrics.add_metric(name="LoginRefused", unit="Count", value=1)
         return _oauth_error(401, "invalid_grant", "invalid username or password")
+    if user and ("failed_attempts" in user or "locked_until" in user):
+        storage().put_user(auth.after_success(user))
     access_token = auth.generate_token(identity.username, identity.roles)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, headers={"Cache-Control": "no-store"},
                     body={"access_token": access_token, "token_type": "bearer",
@@ -109,6 +115,8 @@ def authorizer_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
         identity = auth.verify_token(token_text.strip())
     except auth.AuthError:
         raise Exception("Unauthorized") from None
+    if not auth.usable(storage().get_user(identity.username)):  # deleted or disabled since the token was issued
+        raise Exception("Unauthorized")
     arn_parts = str(event["methodArn"]).split("/")
     any_route = "/".join(arn_parts[:2]) + "/*/*"  # cache-safe: the same policy for every route
     return {

@@ -84,11 +84,46 @@ def verify_token(token: str, key: str | None = None) -> Identity:
     return Identity(str(claims["sub"]), roles)
 
 
-def authenticate(user: dict[str, Any] | None, password: str) -> Identity:
-    """Check a password against a user record; unknown users and wrong passwords look alike."""
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """After ``attempts`` failures in a row an account is locked for ``seconds``."""
+
+    attempts: int = 5
+    seconds: int = 900
+
+    @classmethod
+    def from_env(cls) -> LockoutPolicy:
+        return cls(int(os.environ.get("CRIMECAST_LOCKOUT_ATTEMPTS", cls.attempts)),
+                   int(os.environ.get("CRIMECAST_LOCKOUT_SECONDS", cls.seconds)))
+
+
+def usable(user: dict[str, Any] | None) -> bool:
+    return bool(user) and not user.get("disabled")  # type: ignore[union-attr]
+
+
+def authenticate(user: dict[str, Any] | None, password: str, now: float | None = None) -> Identity:
+    """Check a password against a user record. An unknown user, a disabled or locked one and
+    a wrong password all get the same answer, after the same bcrypt work."""
+    now = time.time() if now is None else now
     if len(password) > MAX_FIELD_LENGTH:
         raise AuthError("invalid username or password")
-    hashed = str(user["password_hash"]) if user and not user.get("disabled") else _dummy_hash()
-    if not verify_password(password, hashed) or not user or user.get("disabled"):
+    hashed = str(user["password_hash"]) if usable(user) else _dummy_hash()
+    matches = verify_password(password, hashed)
+    locked = bool(user) and float(user.get("locked_until", 0)) > now  # type: ignore[union-attr]
+    if not matches or not usable(user) or locked:
         raise AuthError("invalid username or password")
-    return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))
+    return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))  # type: ignore[index, union-attr]
+
+
+def after_failure(user: dict[str, Any], policy: LockoutPolicy, now: float | None = None) -> dict[str, Any]:
+    """The user record after one more failed login: counted, and locked at the limit."""
+    now = time.time() if now is None else now
+    failures = int(user.get("failed_attempts", 0)) + 1
+    updated = {**user, "failed_attempts": failures}
+    if failures >= policy.attempts:
+        updated.update(failed_attempts=0, locked_until=int(now + policy.seconds))
+    return updated
+
+
+def after_success(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k not in ("failed_attempts", "locked_until")}

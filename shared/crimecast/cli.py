@@ -8,6 +8,7 @@ import getpass
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
 from . import backtest
 from .errors import CrimecastError
@@ -48,18 +49,63 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(name: str) -> str:
+    """From a prompt on a terminal, else one line of stdin: never from argv, never echoed."""
+    from .errors import InvalidInputError
+
+    password = getpass.getpass(f"password for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not 12 <= len(password) <= 128:
+        raise InvalidInputError("the password must have 12 to 128 characters")
+    return password
+
+
 def _users_add(args: argparse.Namespace) -> int:
     from . import auth
-    from .errors import InvalidInputError
     from .storage import Storage
 
-    password = getpass.getpass(f"password for {args.name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if len(password) < 12:
-        raise InvalidInputError("the password must have at least 12 characters")
     storage = Storage.from_env()
-    user = {"username": args.name, "password_hash": auth.hash_password(password), "roles": sorted({args.role, "viewer"})}
+    user = {"username": args.name, "password_hash": auth.hash_password(_read_password(args.name)),
+            "roles": sorted({args.role, "viewer"})}
     storage.put_user(user, only_if_new=True)
     print(f"user {args.name} added with roles {', '.join(user['roles'])}")
+    return 0
+
+
+def _existing_user(storage: Any, name: str) -> dict[str, Any]:
+    from .errors import NotFoundError
+
+    user = storage.get_user(name)
+    if not user:
+        raise NotFoundError(f"no user {name!r}")
+    return user
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    from .storage import Storage
+
+    for user in Storage.from_env().list_users():
+        state = "disabled" if user.get("disabled") else "active"
+        print(f"{user['username']:24s} {','.join(user.get('roles', [])):16s} {state}")
+    return 0
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    from .storage import Storage
+
+    storage = Storage.from_env()
+    storage.put_user({**_existing_user(storage, args.name), "disabled": True})
+    print(f"user {args.name} disabled")
+    return 0
+
+
+def _users_reset_password(args: argparse.Namespace) -> int:
+    from . import auth
+    from .storage import Storage
+
+    storage = Storage.from_env()
+    user = auth.after_success(_existing_user(storage, args.name))
+    storage.put_user({**user, "password_hash": auth.hash_password(_read_password(args.name))})
+    print(f"password of {args.name} reset")
     return 0
 
 
@@ -87,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name", help="user name")
     add.add_argument("--role", choices=["viewer", "admin"], default="viewer")
     add.set_defaults(handler=_users_add)
+    user_commands.add_parser("list", help="list users and their roles").set_defaults(handler=_users_list)
+    for command, handler, text in (("disable", _users_disable, "disable a user: logins and existing tokens stop working"),
+                                   ("reset-password", _users_reset_password, "set a new password (prompt or stdin) and unlock")):
+        sub = user_commands.add_parser(command, help=text)
+        sub.add_argument("name", help="user name")
+        sub.set_defaults(handler=handler)
     return parser
 
 

@@ -151,6 +151,16 @@ class Storage:
     def put_user(self, user: dict[str, Any], only_if_new: bool = False) -> None:
         _put(self._users(), user, "username" if only_if_new else None)
 
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user (a scan: the table holds staff accounts, not millions of rows)."""
+        table, users, start = self._users(), [], None
+        while True:
+            page = table.scan(**({"ExclusiveStartKey": start} if start else {}))
+            users.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(users, key=lambda u: u["username"])
+
     def delete_user(self, username: str) -> bool:
         """Remove a user; False when there was none."""
         response = self._users().delete_item(Key={"username": username}, ReturnValues="ALL_OLD")
