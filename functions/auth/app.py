@@ -63,10 +63,11 @@ def token() -> Response[dict[str, Any]]:
         return _oauth_error(401, "invalid_grant", "invalid username or password")
     if user and ("failed_attempts" in user or "locked_until" in user):
         storage().put_user(auth.after_success(user))
-    access_token = auth.generate_token(identity.username, identity.roles)
+    lifetime = auth.token_lifetime_seconds()
+    access_token = auth.generate_token(identity.username, identity.roles, lifetime_seconds=lifetime)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, headers={"Cache-Control": "no-store"},
                     body={"access_token": access_token, "token_type": "bearer",
-                          "expires_in": auth.DEFAULT_LIFETIME_SECONDS, "scope": " ".join(identity.roles)})
+                          "expires_in": lifetime, "scope": " ".join(identity.roles)})
 
 
 @app.get("/auth/me")

@@ -22,7 +22,7 @@ ISSUER = "crimecast"
 AUDIENCE = "crimecast-api"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
-DEFAULT_LIFETIME_SECONDS = 30 * 60
+DEFAULT_LIFETIME_SECONDS = 30 * 60  # CRIMECAST_TOKEN_MINUTES overrides it
 ROLES = ("viewer", "admin")
 MAX_FIELD_LENGTH = 128
 
@@ -63,9 +63,14 @@ def signing_key() -> str:
     return str(parameters.get_secret(os.environ["JWT_SECRET_ARN"], max_age=300))
 
 
+def token_lifetime_seconds() -> int:
+    return int(float(os.environ.get("CRIMECAST_TOKEN_MINUTES", DEFAULT_LIFETIME_SECONDS / 60)) * 60)
+
+
 def generate_token(username: str, roles: tuple[str, ...] | list[str] = ("viewer",), key: str | None = None,
-                   lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS) -> str:
+                   lifetime_seconds: int | None = None) -> str:
     now = int(time.time())
+    lifetime_seconds = token_lifetime_seconds() if lifetime_seconds is None else lifetime_seconds
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": username, "roles": list(roles), "iat": now, "nbf": now,
               "exp": now + lifetime_seconds, "jti": uuid.uuid4().hex}
     return jwt.encode(claims, key or signing_key(), algorithm=ALGORITHM)
