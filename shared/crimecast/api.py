@@ -121,6 +121,16 @@ def predict(
     return forecasts.prediction(storage(), community_area, crime_type, months)
 
 
+@predict_router.get("/catalog", summary="The serving model version, its crime types and series")
+def catalog() -> dict[str, Any]:
+    return forecasts.catalog(storage())
+
+
+@predict_router.get("/boundaries", summary="GeoJSON of the 77 community areas, as ingested")
+def boundaries() -> Response[str]:
+    return Response(status_code=200, content_type="application/geo+json", body=forecasts.boundaries(storage()))
+
+
 @predict_router.get("/predict/map", summary="Every area's forecast for one month, ranked")
 def predict_map(
     crime_type: TypeQuery = "ALL",
@@ -138,6 +148,12 @@ evaluate_router = Router()
 def evaluate(community_area: Annotated[str | None, Query(max_length=64)] = None,
              crime_type: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     return forecasts.evaluation(storage(), community_area, crime_type)
+
+
+@evaluate_router.get("/runs", summary="Recent runs of one kind, newest first")
+def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$")] = "retrain",
+                limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    return {"runs": runs.recent_runs(storage(), kind, limit)}
 
 
 @evaluate_router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import json
 from typing import Any
 
-from .areas import AREAS, area_name
+from .areas import area_name
 from .crime_types import ALL_TYPES, normalise_type
 from .errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
 from .keys import CITY, SeriesKey, parse_area
@@ -74,6 +74,21 @@ def champion_version(storage: Storage) -> str:
 def _catalog(storage: Storage, version: str) -> dict[str, Any]:
     item = storage.get_series_item(CATALOG, version)
     return json.loads(item["payload"]) if item else {"types": [], "series": []}
+
+
+BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest
+
+
+def catalog(storage: Storage) -> dict[str, Any]:
+    version = champion_version(storage)
+    return {"model_version": version, **_catalog(storage, version)}
+
+
+def boundaries(storage: Storage) -> str:
+    body = storage.get_bytes(BOUNDARIES_KEY)
+    if body is None:
+        raise NotFoundError("community area boundaries have not been ingested yet")
+    return body.decode()
 
 
 def _resolve_type(crime_type: str, catalog: dict[str, Any]) -> str:
@@ -159,4 +174,3 @@ def evaluation(storage: Storage, community_area: str | None = None, crime_type: 
             "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"]}
 
 
-__all__ = ["AREAS", "MAX_MONTHS", "area_map", "evaluation", "prediction", "promote", "publish_version", "series_item"]

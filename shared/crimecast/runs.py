@@ -53,6 +53,10 @@ def get_run(storage: Storage, run_id: str) -> dict[str, Any]:
     return view(_item(storage, run_id))
 
 
+def recent_runs(storage: Storage, kind: str, limit: int = 20) -> list[dict[str, Any]]:
+    return [view(item) for item in storage.query_runs(kind, limit)]
+
+
 def _item(storage: Storage, run_id: str) -> dict[str, Any]:
     item = storage.get_run(run_id)
     if not item:

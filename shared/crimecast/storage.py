@@ -138,6 +138,14 @@ class Storage:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.table(self.runs_table).get_item(Key={"run_id": run_id}).get("Item")
 
+    def query_runs(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        """The newest runs of one kind."""
+        from boto3.dynamodb.conditions import Key
+
+        page = self.table(self.runs_table).query(IndexName="ByKind", KeyConditionExpression=Key("kind").eq(kind),
+                                                 ScanIndexForward=False, Limit=limit)
+        return list(page["Items"])
+
     # --- users table --------------------------------------------------------------
 
     def _users(self) -> Any:

@@ -150,3 +150,17 @@ def test_admin_routes_refuse_a_viewer_with_403(aws, function: str) -> None:
     event["requestContext"]["authorizer"] = {"principalId": "ann", "username": "ann", "roles": "viewer"}
     response = invoke(function, event)
     assert response["statusCode"] == 403 and "admin" in body(response)["error"]["message"]
+
+
+def test_catalog_boundaries_and_run_history(aws) -> None:
+    _publish(aws, {25: 100.0, None: 900.0})
+    assert body(_get("/catalog")) == {"model_version": VERSION, "types": ["ASSAULT"], "series": ["city:ASSAULT", "25:ASSAULT"]}
+    assert _get("/boundaries")["statusCode"] == 404
+    aws.put_bytes(forecasts.BOUNDARIES_KEY, b'{"type": "FeatureCollection", "features": []}')
+    response = _get("/boundaries")
+    assert response["statusCode"] == 200 and json.loads(response["body"])["type"] == "FeatureCollection"
+    first, second = (body(invoke("retrain", load_event("retrain-api"))) for _ in range(2))
+    history = body(_get("/runs", {"kind": "retrain"}, function="evaluate"))["runs"]
+    assert {r["run_id"] for r in history} == {first["run_id"], second["run_id"]}
+    assert all(r["kind"] == "retrain" for r in history)
+    assert _get("/runs", {"kind": "party"}, function="evaluate")["statusCode"] == 422
