@@ -33,16 +33,10 @@ test: lint validate
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-AUSTIN := $(CRIMECAST_DATA_DIR)/austin_assault_monthly_2001_2023.csv
+# The whole service on one machine: embedded AWS (moto), resources from template.yaml,
+# data from the snapshot, every series trained, API + web UI on http://127.0.0.1:$${CRIMECAST_PORT:-3000}.
 demo: venv
-	@echo "crimecast demo: the forecasting pipeline on the real data in $(CRIMECAST_DATA_DIR)."
-	@echo "(The one-machine API and web page arrive with the local-stack issue.)"
-	@echo "1. Yearly backtest of ASSAULT in Austin: the model against the seed's Prophet and seasonal naive"
-	@mkdir -p out
-	$(BIN)/python -m crimecast backtest --counts $(AUSTIN) --series Austin:ASSAULT \
-		--origins 2015-12,2016-12,2017-12,2018-12,2019-12,2020-12,2021-12 --horizon 12 --json out/demo-backtest.json
-	@echo "2. Forecast of ASSAULT in Austin"
-	$(BIN)/python -m crimecast forecast --counts $(AUSTIN) --series Austin:ASSAULT --months 12
+	$(BIN)/python -m local.stack
 
 accuracy: venv
 	$(BIN)/python bench/accuracy.py

@@ -1,0 +1,369 @@
+"""The whole service on one machine, without Docker: ``make demo``.
+
+moto's server stands in for AWS. The bucket, tables and secret are the ones
+``template.yaml`` defines, read from it. A small HTTP server plays API Gateway: it routes
+each request by the template's ``Api`` events to the same handlers, through the same
+authorizer, with API Gateway's proxy event shape, and serves the web UI at ``/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import http.client
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import importlib.util
+import json
+import logging
+import mimetypes
+import os
+from pathlib import Path
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+import uuid
+
+from local.template import ApiRoute, api_routes, dynamodb_table_specs, load_template, resources_of_type
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "template.yaml"
+WEB = REPO / "web"
+ADMIN = "admin"
+SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
+BOUNDARIES_FILE = "community_areas.geojson"
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def say(message: str) -> None:
+    print(f"[crimecast] {message}", file=sys.stderr, flush=True)
+
+
+# --- the embedded AWS ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto() -> Any:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.update({
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+    })
+    return server
+
+
+def provision(template: dict[str, Any]) -> dict[str, str]:
+    """Create the template's bucket, tables and signing secret; return the functions' environment."""
+    import boto3
+
+    env: dict[str, str] = {}
+    bucket = "crimecast-local-data"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    env["DATA_BUCKET"] = bucket
+    for logical_id, spec in dynamodb_table_specs(template).items():
+        name = f"crimecast-local-{logical_id}"
+        boto3.client("dynamodb").create_table(TableName=name, **spec)
+        env[re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).upper()] = name  # SeriesTable -> SERIES_TABLE
+    for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):
+        secret = boto3.client("secretsmanager").create_secret(Name=f"crimecast-local-{logical_id}",
+                                                              SecretString=secrets.token_urlsafe(48))
+        env["JWT_SECRET_ARN"] = secret["ARN"]
+    return env
+
+
+# --- the functions -------------------------------------------------------------------
+
+
+class Functions:
+    """Handler modules loaded once each, as warm Lambda containers keep them."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.Lock()  # one request at a time: Powertools' resolver keeps the current event globally
+
+    def handler(self, codeuri: str, handler: str) -> Any:
+        folder = REPO / codeuri
+        module_name, function_name = handler.rsplit(".", 1)
+        key = f"{folder.name}_{module_name}"
+        if key not in self._modules:
+            spec = importlib.util.spec_from_file_location(f"lambda_{key}", folder / f"{module_name}.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            self._modules[key] = module
+        return getattr(self._modules[key], function_name)
+
+    def invoke(self, codeuri: str, handler: str, event: dict[str, Any]) -> Any:
+        with self._lock:
+            return self.handler(codeuri, handler)(event, LocalContext(function_name=Path(codeuri).name))
+
+
+def authorizer_of(template: dict[str, Any]) -> tuple[str, str]:
+    """CodeUri and Handler of the API's default TOKEN authorizer."""
+    for api in resources_of_type(template, "AWS::Serverless::Api").values():
+        auth = api["Properties"].get("Auth", {})
+        spec = auth.get("Authorizers", {}).get(auth.get("DefaultAuthorizer"), {})
+        target = spec.get("FunctionArn", {}).get("Fn::GetAtt", [None])[0]
+        if target:
+            properties = template["Resources"][target]["Properties"]
+            return properties["CodeUri"], properties["Handler"]
+    raise ValueError("template.yaml has no default Lambda authorizer")
+
+
+# --- API Gateway, played locally --------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    routes: list[tuple[re.Pattern[str], ApiRoute]]
+    authorizer: tuple[str, str]
+    functions: Functions
+    state: dict[str, Any]
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any], state: dict[str, Any]) -> Gateway:
+        routes = [(re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(r.path)) + "$"), r)
+                  for r in api_routes(template)]
+        return cls(routes, authorizer_of(template), Functions(), state)
+
+    def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        for pattern, route in self.routes:
+            found = pattern.match(path)
+            if found and route.method == method:
+                return route, found.groupdict()
+        return None
+
+    def authorize(self, header: str | None) -> dict[str, Any] | None:
+        event = {"type": "TOKEN", "authorizationToken": header or "",
+                 "methodArn": "arn:aws:execute-api:us-east-1:000000000000:local/local/*/*"}
+        try:
+            policy = self.functions.invoke(*self.authorizer, event)
+        except Exception:  # the authorizer's way to say 401
+            return None
+        return {"principalId": policy["principalId"], **policy.get("context", {})}
+
+    def event(self, route: ApiRoute, path: str, params: dict[str, str], query: str, headers: dict[str, str],
+              body: str | None, authorizer: dict[str, Any] | None, client: str) -> dict[str, Any]:
+        multi = parse_qs(query, keep_blank_values=True)
+        return {
+            "resource": route.path, "path": path, "httpMethod": route.method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+            "multiValueQueryStringParameters": multi or None, "pathParameters": params or None,
+            "stageVariables": None, "body": body, "isBase64Encoded": False,
+            "requestContext": {"resourcePath": route.path, "httpMethod": route.method, "path": path, "stage": "local",
+                               "requestId": str(uuid.uuid4()), "requestTimeEpoch": int(time.time() * 1000),
+                               "identity": {"sourceIp": client}, "authorizer": authorizer},
+        }
+
+
+def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "crimecast-local"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                if name.lower() not in ("content-length", "content-type"):
+                    self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json(self, status: int, doc: Any) -> None:
+            self._send(status, json.dumps(doc).encode())
+
+        def _dispatch(self) -> None:
+            url = urlsplit(self.path)
+            if not gateway.state.get("ready") and url.path.startswith("/health"):
+                return self._json(503, {"status": "starting", "step": gateway.state.get("step")})
+            found = gateway.match(self.command, url.path)
+            if not found:
+                return self._static(url.path)
+            if not gateway.state.get("ready"):
+                return self._json(503, {"message": "the service is starting", "step": gateway.state.get("step")})
+            route, params = found
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 1_000_000:
+                return self._json(413, {"message": "Request Entity Too Large"})
+            body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+            headers = {k: v for k, v in self.headers.items()}
+            authorizer = None
+            if not route.auth_none:
+                authorizer = gateway.authorize(self.headers.get("Authorization"))
+                if authorizer is None:
+                    return self._json(401, {"message": "Unauthorized"})
+            event = gateway.event(route, url.path, params, url.query, headers, body, authorizer, self.client_address[0])
+            codeuri, handler = route.codeuri, route.handler
+            try:
+                response = gateway.functions.invoke(codeuri, handler, event)
+            except Exception as exc:  # what API Gateway answers when a Lambda crashes
+                say(f"{route.method} {route.path} crashed: {type(exc).__name__}: {exc}")
+                return self._json(502, {"message": "Internal server error"})
+            self._send(int(response.get("statusCode", 200)), str(response.get("body") or "").encode(),
+                       (response.get("headers") or {}).get("Content-Type", "application/json"),
+                       {**(response.get("headers") or {}),
+                        **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v}})
+
+        def _static(self, path: str) -> None:
+            if self.command not in ("GET", "HEAD"):
+                return self._json(404, {"message": "Not Found"})
+            relative = "index.html" if path in ("", "/") else path.lstrip("/")
+            target = (WEB / relative).resolve()
+            if not target.is_relative_to(WEB.resolve()) or not target.is_file():
+                return self._json(404, {"message": "Not Found"})
+            content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            self._send(200, target.read_bytes(), content_type, {"Cache-Control": "no-cache"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch  # noqa: N815
+
+    return Handler
+
+
+# --- start-up ---------------------------------------------------------------------------
+
+
+def already_running(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        connection.request("GET", "/health")
+        return connection.getresponse().getheader("Server", "").startswith("crimecast-local")
+    except OSError:
+        return False
+
+
+def create_admin(password: str | None) -> str:
+    from crimecast import auth
+    from crimecast.storage import Storage
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    Storage.from_env().put_user({"username": ADMIN, "password_hash": auth.hash_password(password), "roles": ["admin", "viewer"]})
+    return password if generated else ""
+
+
+def load_data(snapshot: Path) -> None:
+    from crimecast import forecasts, lifecycle
+    from crimecast.series import read_many
+    from crimecast.storage import Storage
+
+    say(f"data: the portal client is not built yet (ingestion issue), so loading the snapshot in {snapshot}")
+    storage = Storage.from_env()
+    lifecycle.store_counts(storage, read_many([snapshot / name for name in SNAPSHOT_FILES]))
+    if (snapshot / BOUNDARIES_FILE).is_file():
+        storage.put_bytes(forecasts.BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
+
+
+def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, Any]:
+    """The retrain workflow's three steps, with the batches spread over every core."""
+    from crimecast import lifecycle, runs
+    from crimecast.parallel import StderrProgress, map_processes
+    from crimecast.storage import Storage, reset_clients
+
+    storage = Storage.from_env()
+    run = runs.start_run(storage, "retrain", {"trigger": "local stack start"})
+    plan = lifecycle.plan(storage, run["run_id"], batch_size=4)
+    batches = storage.get_json(plan["batches_key"])
+    counts = lifecycle.load_counts(storage)
+    progress = StderrProgress("training")
+
+    def report(done: int, total: int) -> None:
+        state["step"] = f"training {done}/{total} batches"
+        progress(done, total)
+
+    def train(batch: dict[str, Any]) -> dict[str, Any]:
+        reset_clients()  # a forked worker must not share the parent's connections
+        return lifecycle.train_batch(Storage.from_env(), batch, counts)
+
+    results = map_processes(train, batches, workers, report)
+    return lifecycle.promote(storage, run["run_id"], plan["version"], results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CRIMECAST_PORT", 3000)))
+    parser.add_argument("--snapshot", type=Path,
+                        default=Path(os.environ.get("CRIMECAST_SNAPSHOT", REPO.parent / "shared" / "data")))
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    if already_running(args.port):
+        say(f"crimecast is already running at http://127.0.0.1:{args.port}/")
+        return 1
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        os.environ.setdefault(name, "crimecast" if name.endswith("NAME") else "Crimecast")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
+    state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
+    template = load_template(TEMPLATE)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Gateway.from_template(template, state)))
+    except OSError as exc:
+        say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
+        return 1
+    moto = start_moto()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        os.environ.update(provision(template))
+        password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
+        state["step"] = "loading data"
+        load_data(args.snapshot)
+        state["step"] = "training"
+        started = time.monotonic()
+        run = train_everything(args.workers, state)
+        detail = run["detail"]
+        say(f"trained {detail['series_trained']} series ({detail['series_failed']} failed) "
+            f"in {time.monotonic() - started:.0f} s; model {detail['version']}")
+        state.update(ready=True, step="ready")
+        say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
+            + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))
+        say("press Ctrl-C to stop")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping")
+        server.shutdown()
+        server.server_close()
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
