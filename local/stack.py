@@ -287,28 +287,18 @@ def load_data(snapshot: Path) -> None:
 
 
 def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, Any]:
-    """The retrain workflow's three steps, with the batches spread over every core."""
-    from crimecast import lifecycle, runs
-    from crimecast.parallel import StderrProgress, map_processes
-    from crimecast.storage import Storage, reset_clients
+    """The retrain workflow's steps, with the batches spread over every core."""
+    from crimecast import retrain
+    from crimecast.parallel import StderrProgress
+    from crimecast.storage import Storage
 
-    storage = Storage.from_env()
-    run = runs.start_run(storage, "retrain", {"trigger": "local stack start"})
-    plan = lifecycle.plan(storage, run["run_id"], batch_size=4)
-    batches = storage.get_json(plan["batches_key"])
-    counts = lifecycle.load_counts(storage)
     progress = StderrProgress("training")
 
     def report(done: int, total: int) -> None:
         state["step"] = f"training {done}/{total} batches"
         progress(done, total)
 
-    def train(batch: dict[str, Any]) -> dict[str, Any]:
-        reset_clients()  # a forked worker must not share the parent's connections
-        return lifecycle.train_batch(Storage.from_env(), batch, counts)
-
-    results = map_processes(train, batches, workers, report)
-    return lifecycle.promote(storage, run["run_id"], plan["version"], results)
+    return retrain.run_locally(Storage.from_env(), workers=workers, progress=report, trigger="local stack start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
+    os.environ.setdefault("CRIMECAST_INLINE_RETRAIN", "1")  # POST /retrain runs here: no Step Functions locally
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
     template = load_template(TEMPLATE)
     try:
@@ -345,10 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         load_data(args.snapshot)
         state["step"] = "training"
         started = time.monotonic()
-        run = train_everything(args.workers, state)
-        detail = run["detail"]
-        say(f"trained {detail['series_trained']} series ({detail['series_failed']} failed) "
-            f"in {time.monotonic() - started:.0f} s; model {detail['version']}")
+        summary = train_everything(args.workers, state)
+        say(f"trained {summary['series_trained']} series ({summary['series_skipped']} skipped, "
+            f"{summary['series_failed']} failed) in {time.monotonic() - started:.0f} s; model {summary['version']}")
         state.update(ready=True, step="ready")
         say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
             + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))

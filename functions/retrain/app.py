@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crimecast import lifecycle
+from crimecast import lifecycle, retrain
 from crimecast.api import create_resolver, retrain_router, storage
 
 logger = Logger()
@@ -30,8 +30,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def plan_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    batch_size = int(os.environ.get("RETRAIN_BATCH_SIZE", lifecycle.DEFAULT_BATCH_SIZE))
-    return lifecycle.plan(storage(), event["run_id"], batch_size)
+    batch_size = int(os.environ.get("RETRAIN_BATCH_SIZE", retrain.DEFAULT_BATCH_SIZE))
+    return retrain.plan(storage(), event["run_id"], batch_size)
 
 
 @logger.inject_lambda_context
@@ -39,11 +39,11 @@ def plan_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
 def train_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     """One Distributed Map item: ``{"Items": [batch]}`` when batched by Step Functions, or a batch."""
     batches = event.get("Items") or [event]
-    results = [lifecycle.train_batch(storage(), batch) for batch in batches]
+    results = [retrain.train_batch(storage(), batch) for batch in batches]
     return {"trained": [s for r in results for s in r["trained"]], "failed": [f for r in results for f in r["failed"]]}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def promote_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.promote(storage(), event["run_id"], event["version"], event.get("results", []))
+    return retrain.promote(storage(), event["run_id"], event["version"], event.get("results", []))

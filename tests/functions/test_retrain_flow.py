@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from crimecast import lifecycle
+from crimecast import lifecycle, retrain
 from crimecast.errors import InvalidInputError
 from crimecast.series import counts_from_tidy
 from tests.conftest import seasonal_series, tidy_frame
@@ -42,7 +42,7 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
 def test_a_failing_series_is_recorded_and_the_batch_goes_on(aws) -> None:
     frame = tidy_frame(seasonal_series("2018-01", 72), 25, "THEFT")
     lifecycle.store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
-    result = lifecycle.train_batch(aws, {"run_id": "r", "version": "v1", "series": ["25:THEFT", "24:THEFT"]})
+    result = retrain.train_batch(aws, {"run_id": "r", "version": "v1", "series": ["25:THEFT", "24:THEFT"]})
     assert result["trained"] == ["25:THEFT"]
     assert result["failed"][0]["series"] == "24:THEFT" and "no series" in result["failed"][0]["error"]
 
@@ -50,4 +50,4 @@ def test_a_failing_series_is_recorded_and_the_batch_goes_on(aws) -> None:
 def test_training_without_counts_is_a_clear_error(aws) -> None:
     run = body(invoke("retrain", load_event("retrain-api")))
     with pytest.raises(InvalidInputError, match="no monthly counts in the bucket yet"):
-        lifecycle.plan(aws, run["run_id"])
+        retrain.plan(aws, run["run_id"])
