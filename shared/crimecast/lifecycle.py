@@ -46,8 +46,9 @@ def request_retrain(storage: Storage, trigger: str, state_machine_arn: str | Non
 def _retrain_inline(storage: Storage, run_id: str) -> None:
     from .retrain import run_locally
 
+    workers = os.environ.get("CRIMECAST_RETRAIN_WORKERS")
     try:
-        run_locally(storage, run_id)
+        run_locally(storage, run_id, workers=int(workers) if workers else None)
     except Exception as exc:  # recorded on the run: a background thread has no caller to tell
         runs.update_run(storage, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
 

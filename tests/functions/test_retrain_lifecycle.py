@@ -1,0 +1,110 @@
+"""Retrain end to end on moto: skips with reasons, the promotion rule, crash safety, the local runner."""
+
+from __future__ import annotations
+
+from datetime import date
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from crimecast import forecasts, lifecycle, retrain, runs
+from crimecast.series import counts_from_tidy
+from tests.conftest import seasonal_series, tidy_frame
+from tests.functions.conftest import body, invoke, load_event
+
+PAST = date(2030, 1, 1)
+
+
+def _store(storage, frames: list[pd.DataFrame]) -> None:
+    lifecycle.store_counts(storage, counts_from_tidy(pd.concat(frames, ignore_index=True), as_of=PAST))
+
+
+def _healthy(storage) -> None:
+    sparse = tidy_frame(seasonal_series("2018-01", 72, level=80), 24, "ARSON")
+    sparse.loc[sparse.index[:-10], "count"] = 0  # ten non-zero months only
+    _store(storage, [tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
+                     tidy_frame(seasonal_series("2018-01", 72, level=300, seed=3), 8, "THEFT"), sparse])
+
+
+def test_plan_skips_thin_series_and_says_why(aws) -> None:
+    _healthy(aws)
+    run = runs.start_run(aws, "retrain")
+    planned = retrain.plan(aws, run["run_id"])
+    manifest = aws.get_json(planned["manifest_key"])
+    assert {"8:THEFT", "25:THEFT", "city:THEFT"} <= set(manifest["planned"])
+    reasons = {s["series"]: s["reason"] for s in manifest["skipped"]}
+    assert "24:ARSON" not in manifest["planned"] and "10 months with any report" in reasons["24:ARSON"]
+
+
+def test_first_run_promotes_and_reports(aws) -> None:
+    _healthy(aws)
+    summary = retrain.run_locally(aws, workers=1)  # in-process moto: forked workers would write to copies
+    assert summary["series_trained"] == summary["series_planned"] >= 3 and summary["series_failed"] == 0
+    assert summary["series_skipped"] >= 1
+    assert summary["promoted"] is True and summary["reason"] == "no champion yet"
+    assert forecasts.champion_version(aws) == summary["version"]
+    evaluation = forecasts.evaluation(aws)
+    assert evaluation["summary"]["series"] == summary["series_trained"]
+    assert set(evaluation["summary"]) >= {"mae", "mase", "share_beating_seasonal_naive", "coverage", "worst"}
+    one = forecasts.evaluation(aws, "Austin", "theft")["metrics"]
+    assert len(one["origins"]) == 2 and one["model"]["mase"] is not None and one["seasonal_naive"]["mae"] is not None
+
+
+def test_a_worse_candidate_is_not_promoted(aws) -> None:
+    _healthy(aws)
+    first = retrain.run_locally(aws, workers=1)
+    noisy = [tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
+             tidy_frame(seasonal_series("2018-01", 72, level=300, seed=3), 8, "THEFT")]
+    rng = __import__("numpy").random.default_rng(1)
+    for frame in noisy:  # the same series, with the last two years made erratic
+        frame.loc[frame.index[-24:], "count"] = rng.integers(0, 600, 24)
+    _store(aws, noisy)
+    second = retrain.run_locally(aws, workers=1)
+    assert second["promoted"] is False and "worse than the champion" in second["reason"]
+    assert forecasts.champion_version(aws) == first["version"]
+    kept = json.loads(aws.get_series_item("__summary__", second["version"])["payload"])
+    assert kept["series"] == second["series_trained"]  # the candidate's metrics stay queryable by version
+
+
+def test_a_crash_mid_run_leaves_the_champion_serving_and_a_rerun_starts_clean(aws) -> None:
+    _healthy(aws)
+    champion = retrain.run_locally(aws, workers=1)["version"]
+    crashed = runs.start_run(aws, "retrain")
+    planned = retrain.plan(aws, crashed["run_id"], batch_size=1)
+    retrain.train_batch(aws, aws.get_json(planned["batches_key"])[0])  # one batch, then the machine dies
+    assert forecasts.champion_version(aws) == champion
+    assert runs.get_run(aws, crashed["run_id"])["status"] == "running"
+    rerun = retrain.run_locally(aws, workers=1)
+    assert rerun["version"] not in (champion, planned["version"]) and rerun["series_failed"] == 0
+
+
+def test_post_retrain_runs_inline_when_asked(aws, monkeypatch) -> None:
+    _healthy(aws)
+    monkeypatch.setenv("CRIMECAST_INLINE_RETRAIN", "1")
+    monkeypatch.setenv("CRIMECAST_RETRAIN_WORKERS", "1")
+    started = body(invoke("retrain", load_event("retrain-api")))
+    for _ in range(240):
+        run = runs.get_run(aws, started["run_id"])
+        if run["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.25)
+    assert run["status"] == "succeeded" and run["detail"]["promotion"]["promoted"] is True
+
+
+def test_promotion_rule() -> None:
+    summary = {"series": 3, "mase": {"median": 0.8}}
+    assert retrain.promotion_decision(summary, None, 0.0) == (True, "no champion yet")
+    assert retrain.promotion_decision(summary, {"mase": {"median": 0.8}}, 0.0)[0] is True
+    assert retrain.promotion_decision(summary, {"mase": {"median": 0.7}}, 0.0)[0] is False
+    assert retrain.promotion_decision(summary, {"mase": {"median": 0.7}}, 0.2)[0] is True
+    assert retrain.promotion_decision({"series": 0, "mase": {"median": None}}, None, 0.0)[0] is False
+
+
+@pytest.mark.parametrize(("name", "value", "expected"),
+                         [("CRIMECAST_BACKTEST_ORIGINS", "3", 3), ("CRIMECAST_PROMOTION_TOLERANCE", "0.1", 0.1)])
+def test_settings_come_from_the_environment(monkeypatch, name: str, value: str, expected: float) -> None:
+    monkeypatch.setenv(name, value)
+    settings = retrain.RetrainSettings.from_env()
+    assert expected in (settings.backtest_origins, settings.promotion_tolerance)
