@@ -146,8 +146,17 @@ evaluate_router = Router()
 
 @evaluate_router.get("/evaluate", summary="Metrics of one series, or the summary over all")
 def evaluate(community_area: Annotated[str | None, Query(max_length=64)] = None,
-             crime_type: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
-    return forecasts.evaluation(storage(), community_area, crime_type)
+             crime_type: Annotated[str | None, Query(max_length=64)] = None,
+             version: Annotated[str | None, Query(max_length=40, pattern=r"^v[0-9TZ]+$")] = None) -> dict[str, Any]:
+    return forecasts.evaluation(storage(), community_area, crime_type, version)
+
+
+@evaluate_router.post("/evaluate", summary="Score the champion on the months since arrived (admin); may start a retrain")
+def evaluate_now() -> dict[str, Any]:
+    from . import evaluation
+
+    require_role(evaluate_router, "admin")
+    return evaluation.evaluate_live(storage(), trigger="api")
 
 
 @evaluate_router.get("/runs", summary="Recent runs of one kind, newest first")

@@ -31,7 +31,7 @@ MAX_FIELD_LENGTH = 128
 def _dummy_hash() -> str:
     """Checked when the user does not exist, so an unknown name costs the same time as a
     wrong password. Made on first use: a bcrypt hash takes ~0.25 s, too long for import."""
-    return bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=12)).decode()
+    return bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=bcrypt_rounds())).decode()
 
 
 class AuthError(CrimecastError):
@@ -44,8 +44,13 @@ class Identity:
     roles: tuple[str, ...]
 
 
+def bcrypt_rounds() -> int:
+    """Cost of new hashes: 12 (about 0.25 s here); CRIMECAST_BCRYPT_ROUNDS lowers it for tests only."""
+    return int(os.environ.get("CRIMECAST_BCRYPT_ROUNDS", 12))
+
+
 def hash_password(plain: str) -> str:
-    return bcrypt.hashpw(plain.encode(), bcrypt.gensalt(rounds=12)).decode()
+    return bcrypt.hashpw(plain.encode(), bcrypt.gensalt(rounds=bcrypt_rounds())).decode()
 
 
 def verify_password(plain: str, hashed: str) -> bool:

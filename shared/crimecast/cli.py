@@ -109,6 +109,15 @@ def _users_reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from .retrain import run_locally
+    from .storage import Storage
+
+    summary = run_locally(Storage.from_env(), workers=args.workers, progress=StderrProgress("retrain (batches)"))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--series", required=True, metavar="AREA:TYPE", help="e.g. Austin:ASSAULT")
     fc.add_argument("--months", type=int, default=12, help="months ahead (default 12)")
     fc.set_defaults(handler=_forecast)
+    rt = commands.add_parser("retrain", help="retrain every series on this machine against the configured storage "
+                                            "(DATA_BUCKET, SERIES_TABLE, RUNS_TABLE; AWS_ENDPOINT_URL for the local stack)")
+    rt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
+    rt.set_defaults(handler=_retrain)
     users = commands.add_parser("users", help="manage API users (USERS_TABLE and AWS credentials from the environment)")
     user_commands = users.add_subparsers(dest="users_command", required=True)
     add = user_commands.add_parser("add", help="add a user; the password is read from a prompt or stdin, never argv")

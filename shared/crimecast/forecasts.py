@@ -76,6 +76,7 @@ def _catalog(storage: Storage, version: str) -> dict[str, Any]:
     return json.loads(item["payload"]) if item else {"types": [], "series": []}
 
 
+LIVE_SUFFIX = "#live"  # version suffix of the items holding a series' live accuracy
 BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest
 
 
@@ -161,16 +162,20 @@ def area_map(storage: Storage, crime_type: str, month: str | None = None) -> dic
     return {"crime_type": name, "month": chosen_month, "model_version": version, "areas": rows}
 
 
-def evaluation(storage: Storage, community_area: str | None = None, crime_type: str | None = None) -> dict[str, Any]:
-    """One series' metrics when a type is given, else the summary over every series."""
-    version = champion_version(storage)
+def evaluation(storage: Storage, community_area: str | None = None, crime_type: str | None = None,
+               version: str | None = None) -> dict[str, Any]:
+    """One series' backtest (next to seasonal naive's) and live accuracy when a series is
+    named, else the summary over every series; of the champion unless ``version`` is given."""
+    version = version or champion_version(storage)
     if crime_type is None and community_area is None:
         item = storage.get_series_item(SUMMARY, version)
-        return {"model_version": version, "summary": json.loads(item["payload"]) if item else {}}
+        if not item:
+            raise NotFoundError(f"no model version {version!r}")
+        return {"model_version": version, "summary": json.loads(item["payload"])}
     catalog = _catalog(storage, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type or ALL_TYPES, catalog))
     item, payload = _series_payload(storage, key, version, catalog)
+    live = storage.get_series_item(key.label, version + LIVE_SUFFIX)
     return {"model_version": version, "series": key.label, "community_area": key.community_area,
-            "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"]}
-
-
+            "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"],
+            "live": json.loads(live["payload"]) if live else None}

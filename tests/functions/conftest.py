@@ -57,7 +57,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "crimecast", "POWERTOOLS_METRICS_NAMESPACE": "Crimecast",
-        "DATA_BUCKET": "crimecast-test-data",
+        "DATA_BUCKET": "crimecast-test-data", "CRIMECAST_BCRYPT_ROUNDS": "4",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

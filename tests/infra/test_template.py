@@ -10,7 +10,7 @@ from local.template import api_routes, dynamodb_table_specs, load_template, reso
 from tests.conftest import REPO
 
 TEMPLATE = REPO / "template.yaml"
-PROPHET_FUNCTIONS = {"IngestFunction", "RetrainPlanFunction", "RetrainTrainFunction"}
+PROPHET_FUNCTIONS = {"IngestFunction", "EvaluateFunction", "RetrainPlanFunction", "RetrainTrainFunction"}
 API_FUNCTIONS = {"AuthFunction", "PredictFunction", "EvaluateFunction", "IngestFunction", "RetrainFunction"}
 
 
@@ -92,12 +92,12 @@ def test_every_api_route_has_a_function(template: dict[str, Any], functions: dic
         assert route.handler == "app.lambda_handler"
     public = {(r.method, r.path) for r in routes if r.auth_none}
     assert public == {("POST", "/auth/token"), ("GET", "/health"), ("GET", "/openapi.json")}
-    assert {("GET", "/predict"), ("GET", "/predict/map"), ("GET", "/evaluate"),
+    assert {("GET", "/predict"), ("GET", "/predict/map"), ("GET", "/evaluate"), ("POST", "/evaluate"),
             ("GET", "/runs/{run_id}"), ("POST", "/ingest"), ("POST", "/retrain"), ("GET", "/auth/me"),
             ("POST", "/auth/users"), ("DELETE", "/auth/users/{name}")} <= set(table)
 
 
-def test_only_plan_train_and_ingest_carry_prophet(template: dict[str, Any], functions: dict[str, dict[str, Any]]) -> None:
+def test_only_the_functions_that_need_pandas_carry_prophet(template: dict[str, Any], functions: dict[str, dict[str, Any]]) -> None:
     assert {"Ref": "ProphetLayer"} not in template["Globals"]["Function"]["Layers"]
     with_prophet = {name for name, p in functions.items() if {"Ref": "ProphetLayer"} in p.get("Layers", [])}
     assert with_prophet == PROPHET_FUNCTIONS

@@ -1,0 +1,81 @@
+"""Live accuracy after new months arrive, and the automatic retrain in both directions."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from crimecast import forecasts, lifecycle, retrain
+from crimecast.series import counts_from_tidy
+from tests.conftest import seasonal_series, tidy_frame
+from tests.functions.conftest import body, invoke, load_event
+
+PAST = date(2030, 1, 1)
+AREAS = {25: 80, 8: 300, 24: 150}
+
+
+def _counts(months: int, degrade: bool = False):
+    frames = []
+    for area, level in AREAS.items():
+        frame = tidy_frame(seasonal_series("2018-01", months, level=level, seed=area), area, "THEFT")
+        if degrade:
+            frame.loc[frame.index[72:], "count"] *= 3  # a sudden tripling after the champion was trained
+        frames.append(frame)
+    return counts_from_tidy(pd.concat(frames, ignore_index=True), as_of=PAST)
+
+
+@pytest.fixture
+def champion(aws):
+    lifecycle.store_counts(aws, _counts(72))
+    summary = retrain.run_locally(aws, workers=1)
+    assert summary["promoted"]
+    return summary["version"]
+
+
+def _post_evaluate() -> dict:
+    event = load_event("retrain-api")
+    event.update(path="/evaluate", resource="/evaluate")
+    response = invoke("evaluate", event)
+    assert response["statusCode"] == 200, response["body"]
+    return body(response)
+
+
+def test_healthy_months_do_not_trigger_a_retrain(aws, champion) -> None:
+    lifecycle.store_counts(aws, _counts(78))
+    run = _post_evaluate()
+    assert run["kind"] == "evaluate" and run["status"] == "succeeded"
+    assert run["detail"]["series_evaluated"] >= 3 and run["detail"]["retrain"]["started"] is False
+    live = forecasts.evaluation(aws, "Austin", "THEFT")["live"]
+    assert live["months"] == [f"2024-0{m}" for m in range(1, 7)] and live["mae"] > 0
+
+
+def test_degraded_months_trigger_a_retrain_and_say_why(aws, champion) -> None:
+    lifecycle.store_counts(aws, _counts(78, degrade=True))
+    run = _post_evaluate()
+    retrain_info = run["detail"]["retrain"]
+    assert retrain_info["started"] is True and "live MASE above 1.25x the backtest" in retrain_info["reason"]
+    assert run["detail"]["share_degraded"] > 0.2
+    status = body(invoke("evaluate", {**load_event("evaluate-run"), "path": f"/runs/{retrain_info['run_id']}",
+                                      "pathParameters": {"run_id": retrain_info["run_id"]}}))
+    assert status["kind"] == "retrain" and status["detail"]["trigger"] == "evaluate"
+
+
+def test_nothing_to_score_before_new_months_arrive(aws, champion) -> None:
+    run = _post_evaluate()
+    assert run["detail"]["series_evaluated"] == 0 and run["detail"]["retrain"]["reason"] == "no months to score yet"
+
+
+def test_a_viewer_cannot_start_an_evaluation(aws, champion) -> None:
+    event = load_event("retrain-api")
+    event.update(path="/evaluate", resource="/evaluate")
+    event["requestContext"]["authorizer"] = {"principalId": "v", "username": "v", "roles": "viewer"}
+    assert invoke("evaluate", event)["statusCode"] == 403
+
+
+def test_metrics_stay_queryable_by_version(aws, champion) -> None:
+    assert forecasts.evaluation(aws, version=champion)["model_version"] == champion
+    event = load_event("evaluate-summary")
+    event["queryStringParameters"] = {"version": "v19990101T000000Z"}
+    assert invoke("evaluate", event)["statusCode"] == 404
