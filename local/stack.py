@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
         os.environ.setdefault(name, "crimecast" if name.endswith("NAME") else "Crimecast")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("CRIMECAST_INLINE_RETRAIN", "1")  # POST /retrain runs here: no Step Functions locally
