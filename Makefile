@@ -95,3 +95,15 @@ sam-layer-test: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# --- Browser tests of the web page (web/) against a fake API (tests/e2e/fake_api.py) ---
+# Debian's chromium, installed if missing, driven by the npm package playwright-core: no browser
+# download. The fake API needs only the standard library: the venv's python if there is one.
+E2E_DIR := tests/e2e
+CHROMIUM := /usr/bin/chromium
+.PHONY: e2e
+e2e:
+	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+	cd $(E2E_DIR) && npm ci --no-audit --no-fund
+	PYTHON=$$(test -x $(BIN)/python && echo $(abspath $(BIN)/python) || echo python3) node --test $(E2E_DIR)/

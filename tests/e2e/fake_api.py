@@ -1,0 +1,718 @@
+"""A fake crimecast API for developing and testing the web UI (standard library only).
+
+It serves ``web/`` at "/" and answers the API's routes with canned but realistic data, in
+the same shapes and error formats as the real service:
+
+- history comes from the city's real monthly counts in ``$CRIMECAST_DATA_DIR`` (default
+  /work/shared/data) when they are there, and is made up otherwise; area x type series are
+  derived from the area totals and the citywide type shares;
+- forecasts are a seasonal profile with a widening band, and the accuracy metrics are a real
+  12-month backtest of that profile, of seasonal naive and of a trend model standing in for
+  the seed's Prophet;
+- the map reads ``community_areas.geojson`` when present, else draws a grid of squares.
+
+Test hooks: ``POST /__expire`` expires every token issued so far (``?username=`` for one
+user's), ``POST /__reset`` restores the initial users, runs and model version. Environment:
+``FAKE_TOKEN_TTL`` (seconds, default 3600), ``FAKE_RUN_SECONDS`` (how long a run takes,
+default 4), ``FAKE_LATENCY_MS`` (delay on every API answer, default 0).
+
+    python tests/e2e/fake_api.py --port 8080     # then open http://127.0.0.1:8080/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from datetime import UTC, datetime
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+import math
+import mimetypes
+import os
+from pathlib import Path
+import random
+import re
+import secrets
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+HERE = Path(__file__).resolve().parent
+WEB_DIR = HERE.parent.parent / "web"
+DATA_DIR = Path(os.environ.get("CRIMECAST_DATA_DIR") or "/work/shared/data")
+
+TOKEN_TTL = int(os.environ.get("FAKE_TOKEN_TTL", "3600"))
+RUN_SECONDS = float(os.environ.get("FAKE_RUN_SECONDS", "4"))
+LATENCY = float(os.environ.get("FAKE_LATENCY_MS", "0")) / 1000
+
+AREA_NAMES = (
+    "Rogers Park", "West Ridge", "Uptown", "Lincoln Square", "North Center",
+    "Lake View", "Lincoln Park", "Near North Side", "Edison Park", "Norwood Park",
+    "Jefferson Park", "Forest Glen", "North Park", "Albany Park", "Portage Park",
+    "Irving Park", "Dunning", "Montclare", "Belmont Cragin", "Hermosa",
+    "Avondale", "Logan Square", "Humboldt Park", "West Town", "Austin",
+    "West Garfield Park", "East Garfield Park", "Near West Side", "North Lawndale",
+    "South Lawndale", "Lower West Side", "Loop", "Near South Side", "Armour Square",
+    "Douglas", "Oakland", "Fuller Park", "Grand Boulevard", "Kenwood",
+    "Washington Park", "Hyde Park", "Woodlawn", "South Shore", "Chatham",
+    "Avalon Park", "South Chicago", "Burnside", "Calumet Heights", "Roseland",
+    "Pullman", "South Deering", "East Side", "West Pullman", "Riverdale",
+    "Hegewisch", "Garfield Ridge", "Archer Heights", "Brighton Park",
+    "McKinley Park", "Bridgeport", "New City", "West Elsdon", "Gage Park",
+    "Clearing", "West Lawn", "Chicago Lawn", "West Englewood", "Englewood",
+    "Greater Grand Crossing", "Ashburn", "Auburn Gresham", "Beverly",
+    "Washington Heights", "Mount Greenwood", "Morgan Park", "O'Hare", "Edgewater",
+)  # fmt: skip
+RENAMED = {"CRIM SEXUAL ASSAULT": "CRIMINAL SEXUAL ASSAULT", "NON - CRIMINAL": "NON-CRIMINAL"}
+HISTORY_MONTHS = 60
+FORECAST_MONTHS = 24
+NULL_SEED_AREA = 9  # Edison Park: the seed's Prophet has no score there, to show null metrics
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", name.casefold())
+
+
+AREA_BY_KEY = {_key(name): number for number, name in enumerate(AREA_NAMES, 1)}
+
+
+# --- data ------------------------------------------------------------------------------
+
+def month_add(month: str, n: int) -> str:
+    y, m = int(month[:4]), int(month[5:7])
+    total = y * 12 + (m - 1) + n
+    return f"{total // 12:04d}-{total % 12 + 1:02d}"
+
+
+def _read_counts(path: Path) -> dict[tuple[int | None, str], dict[str, int]]:
+    out: dict[tuple[int | None, str], dict[str, int]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            area = int(row["community_area"]) if row["community_area"] else None
+            kind = RENAMED.get(row["primary_type"], row["primary_type"])
+            series = out.setdefault((area, kind), {})
+            series[row["month"]] = series.get(row["month"], 0) + int(float(row["count"]))
+    return out
+
+
+@cache
+def raw_data() -> tuple[list[str], dict[str, dict[str, int]], dict[int, dict[str, int]]]:
+    """(months, citywide counts by type, area totals), the last HISTORY_MONTHS months."""
+    city_file = DATA_DIR / "citywide_monthly_by_type_2001_2026.csv"
+    area_file = DATA_DIR / "area_monthly_all_types_2001_2026.csv"
+    if city_file.is_file() and area_file.is_file():
+        city, areas = _read_counts(city_file), _read_counts(area_file)
+        last = max(city[(None, "ALL")])
+        months = [month_add(last, -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
+        by_type = {t: {m: s.get(m, 0) for m in months} for (_, t), s in city.items()
+                   if sum(1 for m in months if m in s) >= 24}
+        area_totals = {a: {m: s.get(m, 0) for m in months} for (a, t), s in areas.items() if a and t == "ALL"}
+        if len(area_totals) == 77:
+            return months, by_type, area_totals
+    return _synthetic_data()
+
+
+def _synthetic_data() -> tuple[list[str], dict[str, dict[str, int]], dict[int, dict[str, int]]]:
+    rng = random.Random(7)
+    months = [month_add("2026-05", -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
+    shares = {"THEFT": 0.26, "CRIMINAL DAMAGE": 0.12, "ASSAULT": 0.10, "DECEPTIVE PRACTICE": 0.08, "BURGLARY": 0.04,
+              "CRIMINAL TRESPASS": 0.03, "PUBLIC PEACE VIOLATION": 0.01, "CRIMINAL SEXUAL ASSAULT": 0.008, "STALKING": 0.003,
+              "ARSON": 0.002, "PROSTITUTION": 0.001, "LIQUOR LAW VIOLATION": 0.001}
+
+    def season(m: str) -> float:
+        return 1 + 0.15 * math.sin(2 * math.pi * (int(m[5:7]) - 4) / 12)
+
+    area_totals = {}
+    for a in range(1, 78):
+        base = rng.uniform(60, 900)
+        area_totals[a] = {m: max(0, round(base * season(m) * rng.uniform(0.9, 1.1))) for m in months}
+    all_city = {m: sum(area_totals[a][m] for a in area_totals) for m in months}
+    by_type = {"ALL": all_city}
+    for t, share in shares.items():
+        by_type[t] = {m: round(all_city[m] * share * rng.uniform(0.92, 1.08)) for m in months}
+    return months, by_type, area_totals
+
+
+def _factor(area: int, crime_type: str) -> float:
+    """A stable per (area, type) deviation from the citywide type share."""
+    return 0.55 + (_stable_hash(f"{area}:{crime_type}") % 1000) / 1000
+
+
+def _stable_hash(text: str) -> int:
+    h = 2166136261
+    for ch in text.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+@cache
+def series_counts(area: int | None, crime_type: str) -> list[int] | None:
+    months, by_type, area_totals = raw_data()
+    if crime_type not in by_type:
+        return None
+    if area is None:
+        return [by_type[crime_type][m] for m in months]
+    totals = area_totals[area]
+    if crime_type == "ALL":
+        return [totals[m] for m in months]
+    f = _factor(area, crime_type)
+    counts = [round(totals[m] * by_type[crime_type][m] / max(1, by_type["ALL"][m]) * f) for m in months]
+    return counts if sum(counts[-13:-1]) >= 6 else None  # too little history to model
+
+
+def types() -> list[str]:
+    return sorted(raw_data()[1])
+
+
+def series_labels() -> list[str]:
+    labels = []
+    for t in types():
+        labels.append(f"city:{t}")
+        labels += [f"{a}:{t}" for a in range(1, 78) if series_counts(a, t) is not None]
+    return labels
+
+
+# --- the fake model --------------------------------------------------------------------
+
+def _seasonal_index(months: list[str], counts: list[float]) -> dict[int, float]:
+    recent = list(zip(months, counts))[-60:]
+    mean = sum(c for _, c in recent) / len(recent) or 1.0
+    by_month: dict[int, list[float]] = {}
+    for m, c in recent:
+        by_month.setdefault(int(m[5:7]), []).append(c)
+    return {k: (sum(v) / len(v)) / mean if mean else 1.0 for k, v in by_month.items()}
+
+
+def profile_forecast(months: list[str], counts: list[float], horizon: int) -> list[dict[str, Any]]:
+    """Half the mean of the last 12 months times a seasonal index, half the same month last
+    year, with an 80% band."""
+    index = _seasonal_index(months, counts)
+    level = sum(counts[-12:]) / 12
+    fitted = [level * index.get(int(m[5:7]), 1.0) for m in months[-24:]]
+    logs = [math.log1p(c) - math.log1p(f) for c, f in zip(counts[-24:], fitted)]
+    spread = max(0.06, math.sqrt(sum(x * x for x in logs) / max(1, len(logs))))
+    rows = []
+    for h in range(1, horizon + 1):
+        month = month_add(months[-1], h)
+        last_year = counts[-12 + (h - 1) % 12]
+        yhat = max(0.0, 0.5 * level * index.get(int(month[5:7]), 1.0) + 0.5 * last_year)
+        width = 1.28 * spread * 1.75 * math.sqrt(1 + h / 12)
+        rows.append({"month": month, "yhat": round(yhat, 2), "yhat_lower": round(max(0.0, math.expm1(math.log1p(yhat) - width)), 2),
+                     "yhat_upper": round(math.expm1(math.log1p(yhat) + width), 2)})
+    return rows
+
+
+def _trend_forecast(months: list[str], counts: list[float], horizon: int) -> list[dict[str, Any]]:
+    """A straight trend over the last 3 years times the seasonal index, standing in for the seed's Prophet."""
+    ys = counts[-36:]
+    n = len(ys)
+    xbar, ybar = (n - 1) / 2, sum(ys) / n
+    slope = sum((i - xbar) * (y - ybar) for i, y in enumerate(ys)) / max(1e-9, sum((i - xbar) ** 2 for i in range(n)))
+    index = _seasonal_index(months, counts)
+    rows = []
+    for h in range(1, horizon + 1):
+        month = month_add(months[-1], h)
+        yhat = max(0.0, (ybar + slope * (n - 1 - xbar + h)) * index.get(int(month[5:7]), 1.0))
+        rows.append({"month": month, "yhat": yhat, "yhat_lower": yhat * 0.6, "yhat_upper": yhat * 1.4})
+    return rows
+
+
+def _scores(actual: list[float], predicted: list[float], scale: float) -> dict[str, Any]:
+    errors = [a - p for a, p in zip(actual, predicted)]
+    mae = sum(abs(e) for e in errors) / len(errors)
+    mse = sum(e * e for e in errors) / len(errors)
+    mean = sum(actual) / len(actual)
+    sst = sum((a - mean) ** 2 for a in actual)
+    return {"mae": round(mae, 3), "mse": round(mse, 3), "rmse": round(math.sqrt(mse), 3),
+            "r2": round(1 - sum(e * e for e in errors) / sst, 3) if sst else None,
+            "mase": round(mae / scale, 3) if scale else None, "coverage": None}
+
+
+def backtest(months: list[str], counts: list[float]) -> dict[str, Any]:
+    """Train on everything up to 12 months before the end, score the last 12 months."""
+    train_m, train_c, test = months[:-12], counts[:-12], counts[-12:]
+    naive_scale = sum(abs(train_c[i] - train_c[i - 12]) for i in range(12, len(train_c))) / max(1, len(train_c) - 12)
+    model = profile_forecast(train_m, train_c, 12)
+    seed = _trend_forecast(train_m, train_c, 12)
+    naive = [train_c[-12 + i] for i in range(12)]
+    result = {"backtest_origin": train_m[-1]}
+    for name, rows in (("model", model), ("seed_prophet", seed)):
+        scores = _scores(test, [r["yhat"] for r in rows], naive_scale)
+        inside = sum(1 for a, r in zip(test, rows) if r["yhat_lower"] <= a <= r["yhat_upper"])
+        scores["coverage"] = round(inside / 12, 3)
+        result[name] = scores
+    result["seasonal_naive"] = _scores(test, naive, naive_scale)
+    return result
+
+
+@cache
+def series_payload(area: int | None, crime_type: str) -> dict[str, Any] | None:
+    counts = series_counts(area, crime_type)
+    if counts is None:
+        return None
+    months = list(raw_data()[0])
+    partial_count = round(counts[-1] * 0.42)  # the last month is still coming in
+    complete_m, complete_c = months[:-1], [float(c) for c in counts[:-1]]
+    metrics = backtest(complete_m, complete_c)
+    if area == NULL_SEED_AREA:
+        metrics["seed_prophet"] = dict.fromkeys(("mae", "mse", "rmse", "r2", "mase", "coverage"))
+    history = [{"month": m, "count": int(c), "partial": False} for m, c in zip(complete_m, counts[:-1])]
+    history.append({"month": months[-1], "count": partial_count, "partial": True})
+    # The model is trained on complete months; its first forecast month is the partial one.
+    forecast = profile_forecast(complete_m, complete_c, FORECAST_MONTHS)
+    return {"history": history, "forecast": forecast, "metrics": metrics}
+
+
+# --- geometry --------------------------------------------------------------------------
+
+@cache
+def boundaries() -> bytes:
+    path = DATA_DIR / "community_areas.geojson"
+    if path.is_file():
+        return path.read_bytes()
+    features = []
+    for n, name in enumerate(AREA_NAMES, 1):  # a 7 x 11 grid of squares over the city
+        row, col = divmod(n - 1, 7)
+        lon, lat = -87.85 + col * 0.045, 42.02 - row * 0.03
+        ring = [[lon, lat], [lon + 0.04, lat], [lon + 0.04, lat - 0.026], [lon, lat - 0.026], [lon, lat]]
+        features.append({"type": "Feature", "properties": {"area_number": n, "name": name},
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+# --- state: users, tokens, runs, model version ----------------------------------------
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.users = {
+            "admin": {"password": "correct-horse-battery", "roles": ["admin", "viewer"]},
+            "viewer": {"password": "viewer-password-1", "roles": ["viewer"]},
+        }
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.model_version = "v20260602T030000Z"
+        self.trained_at = "2026-06-02T03:41:12Z"
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[tuple[str, str], str] = {}
+        for run in _seed_runs(self.model_version):
+            self.runs[run["run_id"]] = run
+
+
+def _seed_runs(current: str) -> list[dict[str, Any]]:
+    series = len(series_labels())
+    return [
+        {"run_id": "retrain-20260602T030000Z-5c1d9e02", "kind": "retrain", "status": "succeeded",
+         "started_at": "2026-06-02T03:00:00Z", "finished_at": "2026-06-02T03:41:12Z",
+         "detail": {"trigger": "schedule", "version": current, "series_planned": series, "batches": math.ceil(series / 25),
+                    "series_trained": series, "series_failed": 0, "failures": [],
+                    "promotion": {"promoted": True, "reason": "the candidate's mean MASE 0.79 beats the champion's 0.81"}}},
+        {"run_id": "ingest-20260601T020000Z-a41f07bb", "kind": "ingest", "status": "succeeded",
+         "started_at": "2026-06-01T02:00:00Z", "finished_at": "2026-06-01T02:06:31Z",
+         "detail": _ingest_detail("schedule", "incremental", "2026-06-01", done=True)},
+        {"run_id": "retrain-20260502T030000Z-77e0a1c4", "kind": "retrain", "status": "succeeded",
+         "started_at": "2026-05-02T03:00:00Z", "finished_at": "2026-05-02T03:39:50Z",
+         "detail": {"trigger": "schedule", "version": "v20260502T030000Z", "series_planned": series, "batches": math.ceil(series / 25),
+                    "series_trained": series - 3, "series_failed": 3,
+                    "failures": [{"series": "9:ARSON", "error": "too little history to model"}],
+                    "promotion": {"promoted": False, "reason": "the candidate's mean MASE 0.84 is worse than the champion's 0.81"}}},
+        {"run_id": "ingest-20260501T020000Z-0b9e33d1", "kind": "ingest", "status": "failed",
+         "started_at": "2026-05-01T02:00:00Z", "finished_at": "2026-05-01T02:00:04Z",
+         "detail": {**_ingest_detail("schedule", "incremental", "2026-05-01"), "phase": "failed", "duration_s": 4.2,
+                    "error": "the data portal answered 503 three times; the previous counts are kept"}},
+    ]
+
+
+def _ingest_detail(trigger: str, mode: str, as_of: str, *, window_months: int = 13, progress: float | None = None,
+                   done: bool = False) -> dict[str, Any]:
+    """An ingest run's detail as the service writes it: queued, fetching (``progress`` 0..1) or done."""
+    detail: dict[str, Any] = {"trigger": trigger, "mode": mode, "window_months": window_months, "as_of": as_of,
+                              "first_year": 2001, "source": "https://data.cityofchicago.org (ijzp-q8t2)"}
+    if progress is None and not done:
+        return detail
+    last = month_add(as_of[:7], -1) if as_of[8:10] == "01" else as_of[:7]
+    first = "2001-01" if mode == "backfill" else month_add(last, -(window_months - 1))
+    chunks = [month_add(first, i) for i in range(0, _months_between(first, last) + 1, 3)]
+    share = 1.0 if done else progress or 0.0
+    finished = chunks[:round(len(chunks) * share)]
+    rows = 21000 * 3 * len(finished)
+    detail.update(phase="done" if done else "fetching", window={"from": first, "to": last}, chunks=chunks, chunks_done=finished,
+                  pages=len(finished) * 2, rows=rows, incidents=rows, retries=1 if finished else 0,
+                  base_version="c20260501T020412Z")
+    if done:
+        detail.update(version=f"c{as_of.replace('-', '')}T020631Z",
+                      months_replaced={"from": first, "to": last, "count": _months_between(first, last) + 1},
+                      stored={"first_month": "2001-01", "last_month": last, "rows": 23486},
+                      partial_month=last, changes={"cells_changed": 412, "incidents_before": 251904, "incidents_after": 252311},
+                      versions_dropped=["c20260301T020518Z"], duration_s=391.4)
+    return detail
+
+
+def _months_between(first: str, last: str) -> int:
+    return (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7])
+
+
+STATE = State()
+
+
+def run_view(run: dict[str, Any]) -> dict[str, Any]:
+    """Move a fake run on by the time elapsed: queued, running, then finished."""
+    if run["status"] in ("succeeded", "failed") or "_t0" not in run:
+        return {k: v for k, v in run.items() if not k.startswith("_")}
+    elapsed = time.monotonic() - run["_t0"]
+    series = len(series_labels())
+    if elapsed >= RUN_SECONDS:
+        run["finished_at"] = now_iso()
+        if run["kind"] == "retrain":
+            run["status"] = "succeeded"
+            run["detail"].update(series_trained=series - 2, series_failed=2,
+                                 failures=[{"series": "9:ARSON", "error": "too little history to model"},
+                                           {"series": "47:STALKING", "error": "too little history to model"}],
+                                 promotion={"promoted": True, "reason": "the candidate's mean MASE 0.78 beats the champion's 0.79"})
+            with STATE.lock:
+                STATE.model_version, STATE.trained_at = run["detail"]["version"], run["finished_at"]
+        else:
+            run["status"] = "succeeded"
+            d = run["detail"]
+            d.update(_ingest_detail(d["trigger"], d["mode"], d["as_of"], window_months=d["window_months"], done=True),
+                     duration_s=round(elapsed, 1))
+    elif elapsed >= RUN_SECONDS / 4:
+        run["status"] = "running"
+        d = run["detail"]
+        if run["kind"] == "retrain":
+            d.update(series_planned=series, batches=math.ceil(series / 25))
+        else:
+            d.update(_ingest_detail(d["trigger"], d["mode"], d["as_of"], window_months=d["window_months"],
+                                    progress=(elapsed - RUN_SECONDS / 4) / (RUN_SECONDS * 3 / 4)))
+    return {k: v for k, v in run.items() if not k.startswith("_")}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def parse_area(value: str | None) -> int | None:
+    text = (value or "city").strip()
+    if text.lower() in ("city", "citywide", ""):
+        return None
+    if text.isdigit():
+        if 1 <= int(text) <= 77:
+            return int(text)
+        raise ApiError(404, "not_found", f"community area must be 1..77, got {text}")
+    if _key(text) in AREA_BY_KEY:
+        return AREA_BY_KEY[_key(text)]
+    raise ApiError(404, "not_found", f"unknown community area {text!r}")
+
+
+def parse_type(value: str | None) -> str:
+    name = " ".join((value or "ALL").upper().split())
+    name = RENAMED.get(name, name)
+    if name not in types():
+        raise ApiError(404, "not_found", f"unknown crime type {value!r}")
+    return name
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "crimecast-fake/1.0"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        if os.environ.get("FAKE_API_VERBOSE"):
+            super().log_message(format, *args)
+
+    # plumbing
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _identity(self, role: str | None = None) -> dict[str, Any]:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        with STATE.lock:
+            entry = STATE.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+            if not entry or entry["expires"] <= time.time() or entry["username"] not in STATE.users:
+                raise ApiError(401, "", "Unauthorized")
+        if role and role not in entry["roles"]:
+            raise ApiError(403, "forbidden", f"this action needs the {role} role")
+        return entry
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        api = method != "GET" or path in API_GET or path.startswith(("/runs/", "/__"))
+        if not api:
+            self._static(url.path)
+            return
+        if LATENCY:
+            time.sleep(LATENCY)
+        try:
+            self._route(method, path, query)
+        except ApiError as exc:
+            if exc.status == 401 and not exc.code:
+                self._json(401, {"message": "Unauthorized"})  # API Gateway's authorizer body
+            else:
+                self._json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+        except Exception as exc:  # noqa: BLE001 - a fake server: log and answer like the real one
+            print(f"fake_api: {exc!r}", file=sys.stderr)
+            self._json(500, {"error": {"code": "internal_error", "message": "the service failed; the error is logged"}})
+
+    def _static(self, raw_path: str) -> None:
+        rel = unquote(raw_path).lstrip("/") or "index.html"
+        target = (WEB_DIR / rel).resolve()
+        if WEB_DIR.resolve() not in target.parents or not target.is_file():
+            self._json(404, {"error": {"code": "not_found", "message": "no such route"}})
+            return
+        kind = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html",
+                ".svg": "image/svg+xml"}.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if kind.startswith("text/"):
+            kind += "; charset=utf-8"
+        self._send(200, target.read_bytes(), kind)
+
+    # routes
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> None:
+        if (method, path) == ("POST", "/auth/token"):
+            return self._token()
+        if (method, path) == ("GET", "/health"):
+            return self._json(200, {"status": "ok"})
+        if path == "/__expire" and method == "POST":
+            with STATE.lock:
+                for entry in STATE.tokens.values():
+                    if not query.get("username") or entry["username"] == query["username"]:
+                        entry["expires"] = 0
+            return self._json(200, {"expired": True})
+        if path == "/__reset" and method == "POST":
+            with STATE.lock:
+                STATE.reset()
+            return self._json(200, {"reset": True})
+        who = self._identity()
+        if (method, path) == ("GET", "/auth/me"):
+            return self._json(200, {"username": who["username"], "roles": who["roles"]})
+        if (method, path) == ("POST", "/auth/users"):
+            self._identity("admin")
+            return self._add_user()
+        if method == "DELETE" and path.startswith("/auth/users/"):
+            self._identity("admin")
+            name = unquote(path.removeprefix("/auth/users/"))
+            with STATE.lock:
+                if STATE.users.pop(name, None) is None:
+                    raise ApiError(404, "not_found", f"no user {name!r}")
+            return self._send(204, b"", "application/json")
+        if (method, path) == ("GET", "/catalog"):
+            return self._json(200, {"model_version": STATE.model_version, "types": types(), "series": series_labels()})
+        if (method, path) == ("GET", "/boundaries"):
+            return self._send(200, boundaries(), "application/geo+json")
+        if (method, path) == ("GET", "/predict"):
+            return self._predict(query)
+        if (method, path) == ("GET", "/predict/map"):
+            return self._map(query)
+        if (method, path) == ("GET", "/evaluate"):
+            return self._evaluate(query)
+        if (method, path) in (("POST", "/ingest"), ("POST", "/retrain")):
+            self._identity("admin")
+            return self._start_run(path.strip("/"))
+        if (method, path) == ("GET", "/runs"):  # like the service: one kind at a time, retrains by default
+            kind = query.get("kind", "retrain")
+            if kind not in ("ingest", "retrain", "evaluate"):
+                raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate)$'")
+            limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
+            with STATE.lock:
+                views = [run_view(r) for r in STATE.runs.values() if r["kind"] == kind]
+            views.sort(key=lambda r: r["started_at"], reverse=True)
+            return self._json(200, {"runs": views[:limit]})
+        if method == "GET" and path.startswith("/runs/"):
+            run_id = path.removeprefix("/runs/")
+            with STATE.lock:
+                run = STATE.runs.get(run_id)
+                if not run:
+                    raise ApiError(404, "not_found", f"no run {run_id!r}")
+                return self._json(200, run_view(run))
+        raise ApiError(404, "not_found", "no such route")
+
+    def _token(self) -> None:
+        def oauth_error(status: int, error: str, description: str) -> None:
+            self._send(status, json.dumps({"error": error, "error_description": description}).encode(), "application/json")
+
+        form = {k: v[-1] for k, v in parse_qs(self._body().decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "password" or not form.get("username") or not form.get("password"):
+            return oauth_error(400, "invalid_request", "grant_type, username and password are required")
+        with STATE.lock:
+            user = STATE.users.get(form["username"])
+            if not user or not secrets.compare_digest(user["password"], form["password"]):
+                return oauth_error(401, "invalid_grant", "invalid username or password")
+            token = secrets.token_urlsafe(24)
+            STATE.tokens[token] = {"username": form["username"], "roles": list(user["roles"]), "expires": time.time() + TOKEN_TTL}
+        self._send(200, json.dumps({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL,
+                                    "scope": " ".join(user["roles"])}).encode(), "application/json")
+
+    def _add_user(self) -> None:
+        try:
+            data = json.loads(self._body() or b"{}")
+        except json.JSONDecodeError:
+            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
+        problems = []
+        username, password, role = data.get("username"), data.get("password"), data.get("role", "viewer")
+        if not isinstance(username, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", username):
+            problems.append("username: String should match pattern '^[A-Za-z0-9._@-]+$'")
+        if not isinstance(password, str) or len(password) < 12:
+            problems.append("password: String should have at least 12 characters")
+        if role not in ("viewer", "admin"):
+            problems.append("role: Input should be 'viewer' or 'admin'")
+        if problems:
+            raise ApiError(422, "validation_error", "; ".join(problems))
+        roles = sorted({role, "viewer"})
+        with STATE.lock:
+            if username in STATE.users:
+                raise ApiError(409, "conflict", f"user {username!r} already exists")
+            STATE.users[username] = {"password": password, "roles": roles}
+        self._json(201, {"username": username, "roles": roles})
+
+    def _predict(self, query: dict[str, str]) -> None:
+        area, crime_type = parse_area(query.get("community_area")), parse_type(query.get("crime_type"))
+        try:
+            months = int(query.get("months", "12"))
+        except ValueError:
+            raise ApiError(422, "validation_error", "months: Input should be a valid integer") from None
+        if not 1 <= months <= FORECAST_MONTHS:
+            raise ApiError(422, "out_of_range", f"months must be between 1 and {FORECAST_MONTHS}, got {months}")
+        payload = series_payload(area, crime_type)
+        label = f"{'city' if area is None else area}:{crime_type}"
+        if payload is None:
+            raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
+        self._json(200, {"community_area": area, "area_name": "City" if area is None else AREA_NAMES[area - 1],
+                         "crime_type": crime_type, "model_version": STATE.model_version, "trained_at": STATE.trained_at,
+                         "metrics": payload["metrics"], "history": payload["history"], "forecast": payload["forecast"][:months]})
+
+    def _map(self, query: dict[str, str]) -> None:
+        crime_type, month = parse_type(query.get("crime_type")), query.get("month")
+        if month is not None and not re.fullmatch(r"\d{4}-\d{2}", month):
+            raise ApiError(422, "validation_error", "month: String should match pattern '^\\d{4}-\\d{2}$'")
+        rows = []
+        for area in range(1, 78):
+            payload = series_payload(area, crime_type)
+            if payload is None:
+                continue
+            forecast = payload["forecast"]
+            chosen = forecast[0] if month is None else next((f for f in forecast if f["month"] == month), None)
+            if chosen is None:
+                raise ApiError(422, "out_of_range",
+                               f"month {month} is not forecast; forecast months run {forecast[0]['month']}..{forecast[-1]['month']}")
+            rows.append({"community_area": area, "name": AREA_NAMES[area - 1], "month": chosen["month"], "yhat": chosen["yhat"],
+                         "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"]})
+        rows.sort(key=lambda r: -r["yhat"])
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank
+        chosen_month = rows[0]["month"] if rows else month
+        for row in rows:
+            row.pop("month")
+        self._json(200, {"crime_type": crime_type, "month": chosen_month, "model_version": STATE.model_version, "areas": rows})
+
+    def _evaluate(self, query: dict[str, str]) -> None:
+        if "community_area" not in query and "crime_type" not in query:
+            return self._json(200, {"model_version": STATE.model_version, "summary": {"series": len(series_labels()), "failed": 0}})
+        area, crime_type = parse_area(query.get("community_area")), parse_type(query.get("crime_type"))
+        payload = series_payload(area, crime_type)
+        label = f"{'city' if area is None else area}:{crime_type}"
+        if payload is None:
+            raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
+        self._json(200, {"model_version": STATE.model_version, "series": label, "community_area": area, "crime_type": crime_type,
+                         "trained_at": STATE.trained_at, "metrics": payload["metrics"]})
+
+    def _start_run(self, kind: str) -> None:
+        body = self._body()
+        try:
+            options = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError:
+            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
+        if kind == "retrain" and options:
+            raise ApiError(422, "validation_error", "request: retrain takes no body")
+        mode = options.get("mode", "incremental") if isinstance(options, dict) else None
+        window = options.get("window_months", 13) if isinstance(options, dict) else None
+        if mode not in ("incremental", "backfill") or not isinstance(window, int) or not 2 <= window <= 480:
+            raise ApiError(422, "validation_error", "mode: Input should be 'incremental' or 'backfill'; window_months: 2..480")
+        key = self.headers.get("Idempotency-Key")
+        started = datetime.now(UTC)
+        with STATE.lock:
+            if key and (kind, key) in STATE.idempotency:
+                return self._json(202, run_view(STATE.runs[STATE.idempotency[(kind, key)]]))
+            running = [r for r in STATE.runs.values() if r["kind"] == kind and run_view(r)["status"] in ("queued", "running")]
+            if kind == "ingest" and running:
+                holder = running[0]["run_id"]
+                raise ApiError(409, "conflict", f"ingest run {holder} is in progress: follow it at GET /runs/{holder}")
+            run_id = f"{kind}-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+            if kind == "retrain":
+                detail: dict[str, Any] = {"trigger": "api", "version": f"v{started:%Y%m%dT%H%M%SZ}",
+                                          "execution_arn": f"arn:aws:states:us-east-1:000000000000:execution:crimecast-retrain:{run_id}"}
+            else:
+                detail = _ingest_detail("api", mode, started.date().isoformat(), window_months=window)
+            run = {"run_id": run_id, "kind": kind, "status": "queued", "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "finished_at": None, "detail": detail, "_t0": time.monotonic()}
+            STATE.runs[run_id] = run
+            if key:
+                STATE.idempotency[(kind, key)] = run_id
+            view = run_view(run)
+        self._json(202, view)
+
+
+API_GET = {"/health", "/auth/me", "/catalog", "/boundaries", "/predict", "/predict/map", "/evaluate", "/runs"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    series_labels()  # load the data before answering
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    print(f"fake crimecast API listening on http://{args.host}:{server.server_address[1]}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+// Node-only tests of the page's pure helpers (no browser): wording, rounding, areas, map classes.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { areaName, resolveArea, suggestAreas } from '../../web/areas.js';
+import { niceTicks } from '../../web/chart.js';
+import { METRIC_ROWS, accuracySentences, bestMethods, monthLabel, roughCount, typeLabel } from '../../web/format.js';
+import { PALETTE, colourClasses, projectAreas } from '../../web/map.js';
+
+test('accuracy in words follows the example wording', () => {
+  const [first, ...rest] = accuracySentences({
+    model: { mae: 9.4, coverage: 0.79 }, seasonal_naive: { mae: 12.2 }, seed_prophet: { mae: 13.8 },
+  }, 95);
+  assert.equal(first, "Typically off by about 9 reports a month (MAE 9.4); better than 'same month last year' (MAE 12.2).");
+  assert.equal(rest[0], 'A typical month here has about 95 reports, so that is a small miss (10%).');
+  assert.match(rest.join(' '), /held it 8 in 10 \(coverage 79%\)/);
+});
+
+test('accuracy in words copes with missing and worse scores', () => {
+  assert.deepEqual(accuracySentences(null, null), ['There are no accuracy figures for this forecast yet. Treat it with extra care.']);
+  assert.deepEqual(accuracySentences({ model: { mae: null, rmse: 3 } }), ['There are no accuracy figures for this forecast yet. Treat it with extra care.']);
+  const [worse] = accuracySentences({ model: { mae: 146.7 }, seasonal_naive: { mae: 120 } });
+  assert.equal(worse, "Typically off by about 150 reports a month (MAE 147); 'same month last year' did better here (MAE 120).");
+  const [even] = accuracySentences({ model: { mae: 0.3 }, seasonal_naive: { mae: 0.3 } });
+  assert.equal(even, "Typically off by less than 1 report a month (MAE 0.3); about as good as 'same month last year' (MAE 0.3).");
+  const [alone] = accuracySentences({ model: { mae: 1 }, seasonal_naive: { mae: null } });
+  assert.equal(alone, 'Typically off by about 1 report a month (MAE 1.0).');
+});
+
+test('the best method per measure skips missing values', () => {
+  const metrics = { model: { mae: 9, r2: 0.4, coverage: 0.78 }, seasonal_naive: { mae: 12, r2: null, coverage: null },
+    seed_prophet: { mae: null, r2: 0.5, coverage: 0.99 } };
+  const row = (key) => METRIC_ROWS.find((r) => r.key === key);
+  assert.deepEqual([...bestMethods(metrics, row('mae'))], ['model']);
+  assert.deepEqual([...bestMethods(metrics, row('r2'))], ['seed_prophet']);
+  assert.deepEqual([...bestMethods(metrics, row('coverage'))], ['model']);
+  assert.deepEqual([...bestMethods(metrics, row('rmse'))], []);
+});
+
+test('numbers, months and types read naturally', () => {
+  assert.deepEqual([9.4, 99.6, 146.7, 1560, 23676].map(roughCount), ['9', '100', '150', '1,600', '24,000']);
+  assert.equal(monthLabel('2026-05'), 'May 2026');
+  assert.equal(typeLabel('CRIMINAL DAMAGE'), 'Criminal damage');
+  assert.equal(typeLabel('ALL'), 'All crimes');
+  assert.deepEqual(niceTicks(114), [0, 25, 50, 75, 100, 125]);
+  assert.deepEqual(niceTicks(0), [0, 1]);
+});
+
+test('area names, numbers and spellings resolve', () => {
+  assert.equal(resolveArea('Austin'), 25);
+  assert.equal(resolveArea('  lake view '), 6);
+  assert.equal(resolveArea('Lakeview'), 6);
+  assert.equal(resolveArea('OHARE'), 76);
+  assert.equal(resolveArea('32'), 32);
+  assert.equal(resolveArea('Citywide'), null);
+  assert.equal(resolveArea('78'), undefined);
+  assert.equal(resolveArea('Lincoln'), undefined, 'two names start with it');
+  assert.equal(resolveArea('Hyde'), 41, 'only one name starts with it');
+  assert.equal(areaName(null), 'Citywide');
+  assert.ok(suggestAreas('Lincon').includes('Lincoln Park'));
+});
+
+test('map classes are quintiles in the colour-blind safe palette', () => {
+  const values = Array.from({ length: 77 }, (_, i) => i + 1);
+  const { classes, classOf } = colourClasses(values);
+  assert.deepEqual(classes.map((c) => c.colour), PALETTE);
+  assert.ok(classes.every((c) => c.n === 15 || c.n === 16), 'five classes of about equal size');
+  assert.equal(classes.reduce((sum, c) => sum + c.n, 0), 77);
+  assert.equal(classOf(1), 0);
+  assert.equal(classOf(77), 4);
+  const flat = colourClasses([0, 0, 0, 0, 5]);
+  assert.equal(flat.classes.length, 2, 'no empty classes when values repeat');
+  assert.equal(colourClasses([]).classes.length, 0);
+});
+
+test('the projection fits the areas to the width and keeps their shape', () => {
+  const square = (n, lon, lat) => ({ type: 'Feature', properties: { area_number: n, name: `A${n}` },
+    geometry: { type: 'Polygon', coordinates: [[[lon, lat], [lon + 0.1, lat], [lon + 0.1, lat - 0.1], [lon, lat - 0.1], [lon, lat]]] } });
+  const out = projectAreas({ type: 'FeatureCollection', features: [square(2, -87.7, 42.0), square(1, -87.6, 42.0)] }, { width: 212, pad: 6 });
+  assert.deepEqual(out.areas.map((a) => a.number), [1, 2]);
+  assert.equal(out.width, 212);
+  // 0.2 degrees of longitude at 42 N are cos(41.95°) = 0.744 as wide as 0.1 degrees of latitude are tall, times two.
+  assert.ok(Math.abs(out.height - (6 * 2 + (200 * 0.1) / (0.2 * Math.cos((41.95 * Math.PI) / 180)))) < 1.5, `height ${out.height}`);
+  assert.match(out.areas[0].d, /^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+)+Z$/);
+});

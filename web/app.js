@@ -1,0 +1,635 @@
+// crimecast web page: log in, then the forecast of one series, the map, and the admin page.
+// Views are switched by the URL's hash (#/forecast?area=25&type=ASSAULT&months=12, #/map, #/admin).
+
+import * as API from './api.js';
+import { AREA_NAMES, areaName, areaKey, resolveArea, suggestAreas } from './areas.js';
+import { drawForecastChart, HISTORY_SHOWN } from './chart.js';
+import {
+  METHODS, METRIC_ROWS, accuracySentences, bestMethods, formatCount, formatDate, formatMetricValue, isNumber,
+  monthLabel, plural, roughCount, seriesTitle, typeLabel,
+} from './format.js';
+import { drawLegend, drawMap, projectAreas } from './map.js';
+import * as Admin from './admin.js';
+
+const $ = (id) => document.getElementById(id);
+const VIEWS = ['login', 'forecast', 'map', 'admin'];
+const TITLES = { login: 'Log in', forecast: 'Forecast', map: 'Map', admin: 'Admin' };
+const MONTH_CHOICES = [6, 12, 24];
+
+/** What the forecast and map views show; the URL carries it too. */
+const state = { area: null, type: 'ALL', months: 12 };
+const cache = { catalog: null, boundaries: null, maps: new Map() };
+let pendingHash = null; // where to go after logging in
+let expiryTimer = null;
+let firstView = true;
+let forecastTicket = 0;
+let mapTicket = 0;
+let lastChart = null; // what the chart shows, to draw it again when its width changes
+
+// --- small DOM helpers ------------------------------------------------------------------
+
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'className') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2).toLowerCase(), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+function setText(id, text) {
+  const node = $(id);
+  node.textContent = text || '';
+  node.hidden = !text;
+}
+
+function showProblem(id, message, retry) {
+  const box = $(id);
+  box.replaceChildren(h('p', { text: message }));
+  if (retry) box.append(h('button', { type: 'button', className: 'button button-secondary', onclick: retry, text: 'Try again' }));
+  box.hidden = false;
+}
+
+// --- session ----------------------------------------------------------------------------
+
+function clearCaches() {
+  cache.catalog = null;
+  cache.maps.clear();
+}
+
+function scheduleExpiry() {
+  clearTimeout(expiryTimer);
+  const session = API.currentSession();
+  if (!session) return;
+  const wait = Math.min(Math.max(0, session.expiresAt - Date.now()) + 50, 2 ** 31 - 1);
+  expiryTimer = setTimeout(() => {
+    if (!API.currentSession()) return;
+    if (API.isExpired()) {
+      API.clearSession();
+      sessionEnded(API.EXPIRED_MESSAGE);
+    } else {
+      scheduleExpiry();
+    }
+  }, wait);
+}
+
+function sessionEnded(message) {
+  clearTimeout(expiryTimer);
+  Admin.stop();
+  clearCaches();
+  if (!pendingHash && location.hash && !location.hash.startsWith('#/login')) pendingHash = location.hash;
+  showLogin(message);
+}
+
+API.onSessionExpired(() => sessionEnded(API.EXPIRED_MESSAGE));
+
+function showLoggedIn() {
+  const session = API.currentSession();
+  $('user-name').textContent = session?.username || '';
+  $('user-box').hidden = !session;
+  $('main-nav').hidden = !session;
+  $('nav-admin').hidden = !API.hasRole('admin');
+}
+
+function showLogin(notice) {
+  $('user-box').hidden = true;
+  $('main-nav').hidden = true;
+  setText('login-notice', notice);
+  $('login-error').hidden = true;
+  $('login-password').value = '';
+  $('login-button').disabled = false;
+  if (location.hash !== '#/login') history.replaceState(null, '', '#/login');
+  showView('login');
+  ($('login-username').value ? $('login-password') : $('login-username')).focus();
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  const error = $('login-error');
+  error.hidden = true;
+  if (!username || !password) {
+    error.textContent = 'Please enter your user name and your password.';
+    error.hidden = false;
+    (username ? $('login-password') : $('login-username')).focus();
+    return;
+  }
+  const button = $('login-button');
+  button.disabled = true;
+  button.textContent = 'Logging in…';
+  try {
+    await API.login(username, password);
+  } catch (err) {
+    error.textContent = err.message;
+    error.hidden = false;
+    $('login-password').select();
+    return;
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Log in';
+  }
+  $('login-password').value = '';
+  $('login-notice').hidden = true;
+  showLoggedIn();
+  scheduleExpiry();
+  const target = pendingHash && !pendingHash.startsWith('#/login') ? pendingHash : '#/forecast';
+  pendingHash = null;
+  if (location.hash === target) route();
+  else location.hash = target;
+}
+
+function logout() {
+  API.clearSession();
+  clearTimeout(expiryTimer);
+  Admin.stop();
+  clearCaches();
+  pendingHash = null;
+  $('login-username').value = '';
+  showLogin('You have logged out.');
+}
+
+// --- routing ----------------------------------------------------------------------------
+
+function parseHash() {
+  const text = location.hash.replace(/^#\/?/, '');
+  const [name, query] = text.split('?');
+  return { name: name || 'forecast', params: new URLSearchParams(query || '') };
+}
+
+function forecastHash() {
+  return `#/forecast?area=${state.area ?? 'city'}&type=${encodeURIComponent(state.type)}&months=${state.months}`;
+}
+
+function mapHash() {
+  return `#/map?type=${encodeURIComponent(state.type)}`;
+}
+
+function updateNavLinks(current) {
+  for (const link of document.querySelectorAll('#main-nav a')) {
+    if (link.dataset.view === current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  document.querySelector('#main-nav a[data-view="forecast"]').href = forecastHash();
+  document.querySelector('#main-nav a[data-view="map"]').href = mapHash();
+  $('pick-on-map').href = mapHash();
+}
+
+function showView(name) {
+  $('page-loading').hidden = true;
+  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
+  document.title = `${TITLES[name]} · crimecast`;
+  if (name !== 'login') updateNavLinks(name);
+  if (!firstView) {
+    const heading = $(`${name}-heading`);
+    heading?.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+  firstView = false;
+}
+
+function route() {
+  const { name, params } = parseHash();
+  const session = API.currentSession();
+  if (!session || API.isExpired(session)) {
+    const expired = Boolean(session);
+    API.clearSession();
+    if (name !== 'login') pendingHash = location.hash;
+    showLogin(expired ? API.EXPIRED_MESSAGE : $('login-notice').hidden ? null : $('login-notice').textContent);
+    return;
+  }
+  if (name === 'login' || !VIEWS.includes(name)) {
+    location.replace(forecastHash());
+    return;
+  }
+  showLoggedIn();
+  showView(name);
+  if (name === 'forecast') enterForecast(params);
+  else if (name === 'map') enterMap(params);
+  else if (name === 'admin') enterAdmin();
+}
+
+// --- the catalogue: crime types and which series have a forecast --------------------------
+
+function loadCatalog() {
+  if (!cache.catalog) {
+    cache.catalog = API.api('/catalog').then((catalog) => {
+      const types = [...new Set((catalog.types || []).map(String))].sort((a, b) => (a === 'ALL' ? -1 : b === 'ALL' ? 1 : a.localeCompare(b)));
+      if (!types.includes('ALL')) types.unshift('ALL');
+      return { types, series: Array.isArray(catalog.series) ? new Set(catalog.series) : null, version: catalog.model_version };
+    });
+    cache.catalog.catch(() => { cache.catalog = null; });
+  }
+  return cache.catalog;
+}
+
+function hasForecast(catalog, area, type) {
+  return !catalog.series || catalog.series.has(`${area ?? 'city'}:${type}`);
+}
+
+function fillTypeSelect(select, types, current) {
+  const values = [...select.options].map((o) => o.value);
+  if (values.length !== types.length || values.some((v, i) => v !== types[i])) {
+    select.replaceChildren(...types.map((t) => h('option', { value: t, text: typeLabel(t) })));
+  }
+  select.value = current;
+}
+
+function fillAreaOptions() {
+  $('area-options').replaceChildren(
+    h('option', { value: 'Citywide', label: 'All of Chicago' }),
+    ...AREA_NAMES.map((name, i) => h('option', { value: name, label: `Area ${i + 1}` })),
+  );
+}
+
+// --- forecast view ----------------------------------------------------------------------
+
+function readForecastParams(params) {
+  if (params.has('area')) {
+    const value = params.get('area');
+    const area = value === 'city' ? null : resolveArea(value);
+    if (area !== undefined) state.area = area;
+  }
+  if (params.has('type')) state.type = params.get('type').trim().toUpperCase() || 'ALL';
+  const months = Number(params.get('months'));
+  if (MONTH_CHOICES.includes(months)) state.months = months;
+}
+
+async function enterForecast(params) {
+  readForecastParams(params);
+  if (location.hash !== forecastHash()) history.replaceState(null, '', forecastHash());
+  updateNavLinks('forecast');
+  const ticket = ++forecastTicket;
+  $('area-input').value = areaName(state.area);
+  $('area-error').hidden = true;
+  $('months-select').value = String(state.months);
+  $('forecast-heading').textContent = seriesTitle(state.type, areaName(state.area), state.area == null);
+  $('forecast-problem').hidden = true;
+  $('forecast-status').textContent = 'Loading the forecast…';
+  $('forecast-result').setAttribute('aria-busy', 'true');
+  const done = () => {
+    $('forecast-status').textContent = '';
+    $('forecast-result').removeAttribute('aria-busy');
+  };
+
+  let catalog;
+  try {
+    catalog = await loadCatalog();
+  } catch (err) {
+    if (ticket !== forecastTicket || API.isSessionEnd(err)) return;
+    done();
+    $('forecast-result').hidden = true;
+    showProblem('forecast-problem', `Could not load the list of crime types. ${err.message}`, () => route());
+    return;
+  }
+  if (ticket !== forecastTicket) return;
+  if (!catalog.types.includes(state.type)) {
+    showProblem('forecast-problem', `There is no crime type called “${state.type}”. Showing all crimes instead.`);
+    state.type = 'ALL';
+    history.replaceState(null, '', forecastHash());
+    $('forecast-heading').textContent = seriesTitle(state.type, areaName(state.area), state.area == null);
+  }
+  fillTypeSelect($('type-select'), catalog.types, state.type);
+  updateNavLinks('forecast');
+  if (!hasForecast(catalog, state.area, state.type)) {
+    done();
+    $('forecast-result').hidden = true;
+    const where = state.area == null ? 'across Chicago' : `for ${areaName(state.area)}`;
+    showProblem('forecast-problem', `There is no forecast of ${typeLabel(state.type).toLowerCase()} ${where}: there were too ` +
+      'few reports to build one. Try “All crimes”, a related crime type, or Citywide.');
+    return;
+  }
+
+  let data;
+  try {
+    data = await API.api('/predict', { query: { community_area: state.area ?? 'city', crime_type: state.type, months: state.months } });
+  } catch (err) {
+    if (ticket !== forecastTicket || API.isSessionEnd(err)) return;
+    done();
+    $('forecast-result').hidden = true;
+    showProblem('forecast-problem', `Could not load this forecast. ${err.message}`, () => route());
+    return;
+  }
+  if (ticket !== forecastTicket) return;
+  done();
+  try {
+    renderForecast(data);
+  } catch (err) {
+    console.error(err);
+    $('forecast-result').hidden = true;
+    showProblem('forecast-problem', 'This forecast could not be drawn: the service sent data this page does not understand. ' +
+      'Please reload the page; if it keeps happening, tell the crimecast team.');
+  }
+}
+
+function renderForecast(data) {
+  const isCity = data.community_area == null;
+  const place = isCity ? 'Citywide' : (data.area_name || areaName(data.community_area));
+  const title = seriesTitle(data.crime_type, place, isCity);
+  $('forecast-heading').textContent = title;
+  $('forecast-result').hidden = false; // shown first, so the chart is drawn at its real width
+  const history = Array.isArray(data.history) ? data.history : [];
+  const forecast = Array.isArray(data.forecast) ? data.forecast : [];
+
+  // The headline: the first forecast month in words, and the total over the horizon.
+  const headline = $('forecast-headline');
+  const first = forecast[0];
+  if (first) {
+    const rest = [`likely between ${formatCount(first.yhat_lower)} and ${formatCount(first.yhat_upper)}.`];
+    const partial = history.find((row) => row.partial && row.month === first.month);
+    if (partial) rest.push(`${formatCount(partial.count)} reported so far; that month's figures are not complete yet.`);
+    if (forecast.length > 1) {
+      const total = forecast.reduce((sum, f) => sum + (isNumber(f.yhat) ? f.yhat : 0), 0);
+      rest.push(`Over the ${forecast.length} months to ${monthLabel(forecast[forecast.length - 1].month)}: about ${roughCount(total)} in total.`);
+    }
+    headline.replaceChildren(
+      h('strong', { text: `${monthLabel(first.month)}: ${first.yhat < 0.5 ? 'fewer than 1 report'
+        : `about ${roughCount(first.yhat)} ${plural(first.yhat, 'report')}`} expected` }),
+      `, ${rest.join(' ')}`);
+  } else {
+    headline.textContent = 'This forecast has no months in it.';
+  }
+
+  lastChart = {
+    width: $('chart').clientWidth,
+    args: { history, forecast, title: `${title}: reports per month${first ? ` and the forecast from ${monthLabel(first.month)}` : ''}` },
+  };
+  drawForecastChart($('chart'), lastChart.args);
+  $('chart-caption').textContent = `${typeLabel(data.crime_type)}, ${isCity ? 'all of Chicago' : place}: ` +
+    'reports per month over the last three years, and the forecast';
+  renderNumbers(history.slice(-HISTORY_SHOWN), forecast);
+  renderAccuracy(data, history);
+  $('forecast-result').hidden = false;
+}
+
+function renderNumbers(history, forecast) {
+  const rows = new Map();
+  for (const row of history) rows.set(row.month, { observed: row });
+  for (const f of forecast) rows.set(f.month, { ...(rows.get(f.month) || {}), forecast: f });
+  const body = $('numbers-table').tBodies[0];
+  body.replaceChildren(...[...rows.keys()].sort().reverse().map((month) => {
+    const { observed, forecast: f } = rows.get(month);
+    return h('tr', {},
+      h('th', { scope: 'row', text: monthLabel(month) }),
+      h('td', { className: 'num', text: observed ? `${formatCount(observed.count)}${observed.partial ? ' (partial)' : ''}` : '' }),
+      h('td', { className: 'num', text: f ? formatCount(f.yhat) : '' }),
+      h('td', { className: 'num', text: f ? `${formatCount(f.yhat_lower)}–${formatCount(f.yhat_upper)}` : '' }));
+  }));
+}
+
+function renderAccuracy(data, history) {
+  const metrics = data.metrics || {};
+  const complete = history.filter((row) => !row.partial).slice(-12);
+  const typical = complete.length ? complete.reduce((s, r) => s + r.count, 0) / complete.length : null;
+  $('accuracy-text').replaceChildren(...accuracySentences(metrics, typical).map((text) => h('p', { text })));
+
+  renderMaeBars(metrics);
+
+  const table = $('metrics-table');
+  $('metrics-caption').textContent = 'How three ways of forecasting this series did in a test';
+  table.tHead.replaceChildren(h('tr', {}, h('th', { scope: 'col', text: 'Measure' }),
+    ...METHODS.map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
+  table.tBodies[0].replaceChildren(...METRIC_ROWS.map((row) => {
+    const best = bestMethods(metrics, row);
+    return h('tr', {},
+      h('th', { scope: 'row' }, row.label, ' ', h('abbr', { title: row.help, text: `(${row.abbr})` })),
+      ...METHODS.map((m) => {
+        const value = metrics[m.key]?.[row.key];
+        const cell = h('td', { className: best.has(m.key) ? 'num best' : 'num' });
+        if (isNumber(value)) {
+          cell.textContent = formatMetricValue(row, value);
+          if (best.has(m.key)) cell.append(h('span', { className: 'visually-hidden', text: ' (best)' }));
+        } else {
+          cell.append(h('span', { 'aria-hidden': 'true', text: '—' }), h('span', { className: 'visually-hidden', text: 'not available' }));
+        }
+        return cell;
+      }));
+  }));
+
+  $('scores-note').textContent = metrics.backtest_origin
+    ? `Each way forecast the 12 months after ${monthLabel(metrics.backtest_origin)} from the data up to then, and was ` +
+      "compared with what was reported. 'Same month last year' repeats last year's count; the earlier Prophet model " +
+      "is the service's first set-up. The best score in each row is in bold; — means no score."
+    : 'No test has been run for this series yet; — means no score.';
+  $('metrics-note').textContent = `Model version ${data.model_version || 'unknown'}` +
+    `${data.trained_at ? `, trained ${formatDate(data.trained_at)}` : ''}.`;
+}
+
+/** Three bars: the typical miss (MAE) of each method, the model's highlighted. */
+function renderMaeBars(metrics) {
+  const values = METHODS.map((m) => metrics[m.key]?.mae);
+  const top = Math.max(...values.filter(isNumber), 0);
+  $('mae-bars').hidden = !(top > 0);
+  $('mae-bars-rows').replaceChildren(...METHODS.map((m, i) => {
+    const value = values[i];
+    const bar = h('span', { className: `bar${m.key === 'model' ? ' bar-model' : ''}` });
+    bar.style.width = isNumber(value) && top > 0 ? `${Math.max(1, (value / top) * 100)}%` : '0';
+    return h('div', { className: 'bar-row' },
+      h('span', { className: 'bar-label', text: m.label }),
+      h('span', { className: 'bar-track', 'aria-hidden': 'true' }, bar),
+      h('span', { className: 'bar-value', text: isNumber(value) ? formatMetricValue(METRIC_ROWS[0], value) : 'no score' }));
+  }));
+}
+
+function chooseArea(text, { quiet = false } = {}) {
+  const area = resolveArea(text);
+  const error = $('area-error');
+  if (area === undefined) {
+    if (quiet) return;
+    const ideas = suggestAreas(text);
+    error.textContent = text.trim()
+      ? `No community area is called “${text.trim()}”.${ideas.length ? ` Did you mean ${ideas.join(', ')}?` : ''} Pick a name from the list, or type Citywide.`
+      : 'Type the name of a community area, or Citywide.';
+    error.hidden = false;
+    return;
+  }
+  error.hidden = true;
+  if (area === state.area && location.hash === forecastHash()) {
+    $('area-input').value = areaName(area);
+    return;
+  }
+  state.area = area;
+  location.hash = forecastHash();
+}
+
+// --- map view ---------------------------------------------------------------------------
+
+function loadBoundaries() {
+  if (!cache.boundaries) {
+    cache.boundaries = API.api('/boundaries').then((geojson) => {
+      const projected = projectAreas(geojson);
+      if (!projected.areas.length) throw new API.ApiError(200, 'bad_response', 'The map outlines came back empty.');
+      return projected;
+    });
+    cache.boundaries.catch(() => { cache.boundaries = null; });
+  }
+  return cache.boundaries;
+}
+
+function loadMapData(type) {
+  if (!cache.maps.has(type)) {
+    const request = API.api('/predict/map', { query: { crime_type: type } });
+    cache.maps.set(type, request);
+    request.catch(() => cache.maps.delete(type));
+  }
+  return cache.maps.get(type);
+}
+
+async function enterMap(params) {
+  if (params.has('type')) state.type = params.get('type').trim().toUpperCase() || 'ALL';
+  if (location.hash !== mapHash()) history.replaceState(null, '', mapHash());
+  updateNavLinks('map');
+  const ticket = ++mapTicket;
+  $('map-heading').textContent = `${typeLabel(state.type)}: where the most reports are expected`;
+  $('map-problem').hidden = true;
+  $('map-status').textContent = 'Loading the map…';
+  $('map-result').setAttribute('aria-busy', 'true');
+  let catalog;
+  let projected;
+  let data;
+  try {
+    catalog = await loadCatalog();
+    if (ticket !== mapTicket) return;
+    if (!catalog.types.includes(state.type)) {
+      state.type = 'ALL';
+      history.replaceState(null, '', mapHash());
+    }
+    fillTypeSelect($('map-type-select'), catalog.types, state.type);
+    // Without the outlines the ranking is still worth showing.
+    [projected, data] = await Promise.all([loadBoundaries().catch((err) => ({ error: err })), loadMapData(state.type)]);
+    if (projected.error && API.isSessionEnd(projected.error)) return;
+  } catch (err) {
+    if (ticket !== mapTicket || API.isSessionEnd(err)) return;
+    $('map-status').textContent = '';
+    $('map-result').hidden = true;
+    showProblem('map-problem', `Could not load the map. ${err.message}`, () => route());
+    return;
+  }
+  if (ticket !== mapTicket) return;
+  $('map-status').textContent = '';
+  $('map-result').removeAttribute('aria-busy');
+  try {
+    renderMap(projected, data);
+  } catch (err) {
+    console.error(err);
+    $('map-result').hidden = true;
+    showProblem('map-problem', 'The map could not be drawn: the service sent data this page does not understand. ' +
+      'Please reload the page; if it keeps happening, tell the crimecast team.');
+  }
+}
+
+function renderMap(projected, data) {
+  const rows = new Map((data.areas || []).map((row) => [Number(row.community_area), row]));
+  const type = typeLabel(data.crime_type || state.type);
+  $('map-heading').textContent = `${type}: where the most reports are expected`;
+  $('map-caption').textContent = data.month
+    ? `Reports expected in ${monthLabel(data.month)}, by community area`
+    : 'Reports expected next month, by community area';
+  if (projected.error) {
+    $('map').replaceChildren(h('p', { className: 'problem', text: `The map cannot be drawn: ${projected.error.message} ` +
+      'The ranking of the areas is still shown.' }));
+    $('map-legend').replaceChildren();
+    $('map-legend').hidden = true;
+  } else {
+    const classes = drawMap($('map'), projected, {
+      rows, month: data.month, selected: state.area, label: `Map of the 77 community areas: ${type.toLowerCase()} expected in ${monthLabel(data.month)}`,
+      onSelect: (area) => selectArea(area),
+    });
+    $('map-legend').hidden = false;
+    drawLegend($('map-legend'), classes, { missing: projected.areas.some((a) => !rows.has(a.number)) });
+  }
+
+  const ranked = [...rows.values()].sort((a, b) => a.rank - b.rank);
+  const line = (row) => h('tr', {},
+    h('td', { text: String(row.rank) }),
+    h('td', {}, h('a', { href: `#/forecast?area=${row.community_area}&type=${encodeURIComponent(state.type)}&months=${state.months}`,
+      text: row.name || areaName(row.community_area),
+      onclick: (event) => { event.preventDefault(); selectArea(Number(row.community_area)); } })),
+    h('td', { className: 'num', text: formatCount(row.yhat) }),
+    h('td', { className: 'num', text: `${formatCount(row.yhat_lower)}–${formatCount(row.yhat_upper)}` }));
+  $('top-table').tBodies[0].replaceChildren(...ranked.slice(0, 10).map(line));
+  $('all-table').tBodies[0].replaceChildren(...ranked.map(line));
+  if (!ranked.length) {
+    $('top-table').tBodies[0].replaceChildren(h('tr', {}, h('td', { colspan: 4, text: 'No area has a forecast for this crime type.' })));
+  }
+  $('map-result').hidden = false;
+}
+
+function selectArea(area) {
+  state.area = area;
+  location.hash = forecastHash();
+}
+
+// --- admin view -------------------------------------------------------------------------
+
+function enterAdmin() {
+  const allowed = API.hasRole('admin');
+  $('admin-forbidden').hidden = allowed;
+  $('admin-content').hidden = !allowed;
+  if (allowed) Admin.enter();
+}
+
+// --- wiring -----------------------------------------------------------------------------
+
+function wire() {
+  fillAreaOptions();
+  $('login-form').addEventListener('submit', onLogin);
+  $('logout-button').addEventListener('click', logout);
+  $('forecast-controls').addEventListener('submit', (event) => {
+    event.preventDefault();
+    chooseArea($('area-input').value);
+  });
+  $('area-input').addEventListener('change', () => chooseArea($('area-input').value));
+  $('area-input').addEventListener('input', () => {
+    // A pick from the list applies at once; typing waits for Enter or leaving the field.
+    const value = $('area-input').value;
+    if (AREA_NAMES.some((name) => areaKey(name) === areaKey(value)) || areaKey(value) === 'citywide') chooseArea(value, { quiet: true });
+  });
+  $('type-select').addEventListener('change', () => {
+    state.type = $('type-select').value;
+    location.hash = forecastHash();
+  });
+  $('months-select').addEventListener('change', () => {
+    state.months = Number($('months-select').value);
+    location.hash = forecastHash();
+  });
+  $('map-type-select').addEventListener('change', () => {
+    state.type = $('map-type-select').value;
+    location.hash = mapHash();
+  });
+  Admin.init({
+    onModelChanged: () => clearCaches(),
+    currentUser: () => API.currentSession()?.username,
+  });
+  window.addEventListener('hashchange', route);
+  new ResizeObserver(() => {
+    const width = $('chart').clientWidth;
+    if (!lastChart || !width || Math.abs(width - lastChart.width) < 24) return;
+    lastChart.width = width;
+    drawForecastChart($('chart'), lastChart.args);
+  }).observe($('chart'));
+}
+
+function boot() {
+  wire();
+  const session = API.currentSession();
+  if (session && !API.isExpired(session)) {
+    showLoggedIn();
+    scheduleExpiry();
+    route();
+    // A reloaded page checks its token and refreshes the roles.
+    API.api('/auth/me').then((me) => {
+      API.updateIdentity(me);
+      showLoggedIn();
+      if (parseHash().name === 'admin') enterAdmin();
+    }).catch(() => {});
+  } else {
+    route();
+  }
+}
+
+boot();
