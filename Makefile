@@ -23,11 +23,12 @@ venv: $(BIN)/.installed
 lint: venv
 	$(BIN)/ruff check shared functions local tests bench
 
-# Template checks, sam build and the layer tests first; the main suite last, so its
-# summary is the closing line.
+# Template checks, sam build, the layer tests and the browser tests first; the main suite
+# last, so its summary is the closing line.
 test: lint validate
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory layer-test sam-layer-test
+	$(MAKE) --no-print-directory e2e
 	$(BIN)/pytest -q
 
 unit: venv

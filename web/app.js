@@ -5,7 +5,7 @@ import * as API from './api.js';
 import { AREA_NAMES, areaName, areaKey, resolveArea, suggestAreas } from './areas.js';
 import { drawForecastChart, HISTORY_SHOWN } from './chart.js';
 import {
-  METHODS, METRIC_ROWS, accuracySentences, bestMethods, formatCount, formatDate, formatMetricValue, isNumber,
+  METRIC_ROWS, accuracySentences, bestMethods, formatCount, formatDate, formatMetricValue, isNumber, methodsOf,
   monthLabel, plural, roughCount, seriesTitle, typeLabel,
 } from './format.js';
 import { drawLegend, drawMap, projectAreas } from './map.js';
@@ -392,12 +392,12 @@ function renderAccuracy(data, history) {
   const table = $('metrics-table');
   $('metrics-caption').textContent = 'How three ways of forecasting this series did in a test';
   table.tHead.replaceChildren(h('tr', {}, h('th', { scope: 'col', text: 'Measure' }),
-    ...METHODS.map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
+    ...methodsOf(metrics).map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
   table.tBodies[0].replaceChildren(...METRIC_ROWS.map((row) => {
     const best = bestMethods(metrics, row);
     return h('tr', {},
       h('th', { scope: 'row' }, row.label, ' ', h('abbr', { title: row.help, text: `(${row.abbr})` })),
-      ...METHODS.map((m) => {
+      ...methodsOf(metrics).map((m) => {
         const value = metrics[m.key]?.[row.key];
         const cell = h('td', { className: best.has(m.key) ? 'num best' : 'num' });
         if (isNumber(value)) {
@@ -410,10 +410,12 @@ function renderAccuracy(data, history) {
       }));
   }));
 
-  $('scores-note').textContent = metrics.backtest_origin
-    ? `Each way forecast the 12 months after ${monthLabel(metrics.backtest_origin)} from the data up to then, and was ` +
-      "compared with what was reported. 'Same month last year' repeats last year's count; the earlier Prophet model " +
-      "is the service's first set-up. The best score in each row is in bold; — means no score."
+  const origins = metrics.origins ?? (metrics.backtest_origin ? [metrics.backtest_origin] : []);
+  const prophetNote = metrics.seed_prophet ? "; the earlier Prophet model is the service's first set-up" : '';
+  $('scores-note').textContent = origins.length
+    ? `Each way forecast the 12 months after ${origins.map(monthLabel).join(' and after ')} from the data up to then, ` +
+      `and was compared with what was reported${origins.length > 1 ? ' (the figures are means over those tests)' : ''}. ` +
+      `'Same month last year' repeats last year's count${prophetNote}. The best score in each row is in bold; — means no score.`
     : 'No test has been run for this series yet; — means no score.';
   $('metrics-note').textContent = `Model version ${data.model_version || 'unknown'}` +
     `${data.trained_at ? `, trained ${formatDate(data.trained_at)}` : ''}.`;
@@ -421,10 +423,10 @@ function renderAccuracy(data, history) {
 
 /** Three bars: the typical miss (MAE) of each method, the model's highlighted. */
 function renderMaeBars(metrics) {
-  const values = METHODS.map((m) => metrics[m.key]?.mae);
+  const values = methodsOf(metrics).map((m) => metrics[m.key]?.mae);
   const top = Math.max(...values.filter(isNumber), 0);
   $('mae-bars').hidden = !(top > 0);
-  $('mae-bars-rows').replaceChildren(...METHODS.map((m, i) => {
+  $('mae-bars-rows').replaceChildren(...methodsOf(metrics).map((m, i) => {
     const value = values[i];
     const bar = h('span', { className: `bar${m.key === 'model' ? ' bar-model' : ''}` });
     bar.style.width = isNumber(value) && top > 0 ? `${Math.max(1, (value / top) * 100)}%` : '0';

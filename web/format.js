@@ -118,6 +118,11 @@ export function accuracySentences(metrics, typicalMonth) {
     first += '.';
   }
   sentences.push(first);
+  const tests = metrics?.origins?.length;
+  if (tests && isNumber(metrics.beats_seasonal_naive)) {
+    sentences.push(`Better than ${NAIVE} on ${metrics.beats_seasonal_naive} of ${tests} ` +
+      `${tests === 1 ? 'backtest' : 'backtests'}.`);
+  }
   if (isNumber(typicalMonth) && typicalMonth >= 1) {
     const share = model.mae / typicalMonth;
     const size = share < 0.1 ? 'a small miss' : share < 0.25 ? 'a moderate miss' : 'a large miss';
@@ -147,9 +152,14 @@ export const METHODS = [
   { key: 'seed_prophet', label: 'Earlier Prophet model' },
 ];
 
+/** The methods a series was scored with: the earlier Prophet model only where it was run. */
+export function methodsOf(metrics) {
+  return METHODS.filter((m) => m.key !== 'seed_prophet' || metrics?.seed_prophet);
+}
+
 /** The method keys that did best on a metric row (none when fewer than two have a value). */
 export function bestMethods(metrics, row) {
-  const values = METHODS.map((m) => [m.key, metrics?.[m.key]?.[row.key]]).filter(([, v]) => isNumber(v));
+  const values = methodsOf(metrics).map((m) => [m.key, metrics?.[m.key]?.[row.key]]).filter(([, v]) => isNumber(v));
   if (values.length < 2) return new Set();
   const score = ([, v]) => (row.better === 'low' ? v : row.better === 'high' ? -v : Math.abs(v - row.target));
   const best = Math.min(...values.map(score));

@@ -1,0 +1,111 @@
+// The web page against the real one-machine stack (python -m local.stack): the same
+// handlers, authorizer and storage as `make demo`, on a small synthetic snapshot plus the
+// real area outlines from CRIMECAST_DATA_DIR (read in place, never copied).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO, launchBrowser, login, newPage, pythonPath, screenshotPath, waitForForecast } from './harness.mjs';
+
+const ADMIN = { username: 'admin', password: 'stack-e2e-admin-password' };
+const DATA_DIR = process.env.CRIMECAST_DATA_DIR || path.resolve(REPO, '..', 'shared', 'data');
+let stack;
+let browser;
+let snapshot;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Three years of monthly counts for a few areas and the city, with a summer peak. */
+function writeSnapshot(dir) {
+  const rows = ['month,community_area,primary_type,count'];
+  const cityRows = ['month,community_area,primary_type,count'];
+  for (let i = 0; i < 60; i += 1) {
+    const month = `${2021 + Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, '0')}`;
+    const season = 1 + 0.25 * Math.sin((2 * Math.PI * ((i % 12) - 3)) / 12);
+    let total = 0;
+    for (const [area, level] of [[25, 120], [8, 200], [32, 90]]) {
+      for (const [type, share] of [['THEFT', 0.6], ['ASSAULT', 0.4]]) {
+        const count = Math.round(level * share * season + ((i * area) % 7));
+        rows.push(`${month},${area},${type},${count}`);
+        total += count;
+      }
+    }
+    cityRows.push(`${month},,ALL,${total + 500}`);
+  }
+  writeFileSync(path.join(dir, 'area_monthly_all_types_2001_2026.csv'), `${rows.join('\n')}\n`);
+  writeFileSync(path.join(dir, 'citywide_monthly_by_type_2001_2026.csv'), `${cityRows.join('\n')}\n`);
+  const outlines = path.join(DATA_DIR, 'community_areas.geojson');
+  if (existsSync(outlines)) symlinkSync(outlines, path.join(dir, 'community_areas.geojson'));
+}
+
+function startStack(port) {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, CRIMECAST_PORT: String(port), CRIMECAST_SNAPSHOT: snapshot,
+      CRIMECAST_ADMIN_PASSWORD: ADMIN.password };
+    delete env.AWS_ENDPOINT_URL;
+    const child = spawn(pythonPath(), ['-m', 'local.stack'], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let errors = '';
+    child.stderr.on('data', (chunk) => {
+      errors += chunk;
+      if (errors.includes('ready: http://')) resolve({ url: `http://127.0.0.1:${port}`, child });
+    });
+    child.once('exit', (code) => reject(new Error(`the stack exited with ${code}\n${errors}`)));
+    setTimeout(() => reject(new Error(`the stack was not ready in 240 s\n${errors}`)), 240000).unref();
+  });
+}
+
+before(async () => {
+  snapshot = mkdtempSync(path.join(tmpdir(), 'crimecast-snapshot-'));
+  writeSnapshot(snapshot);
+  stack = await startStack(await freePort());
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  if (stack) {
+    const stopped = new Promise((done) => stack.child.once('exit', done));
+    stack.child.kill('SIGINT');
+    await stopped;
+  }
+  rmSync(snapshot, { recursive: true, force: true });
+});
+
+test('on the real stack: log in, read a forecast and its accuracy, open the map', async () => {
+  const problems = [];
+  const page = await newPage(browser.context, problems);
+  await login(page, stack.url, ADMIN);
+  await page.goto(`${stack.url}/#/forecast?area=25&type=THEFT`);
+  await waitForForecast(page, 'Austin');
+  assert.match(await page.locator('#forecast-heading').textContent(), /Theft in Austin/i);
+  assert.ok(await page.locator('#chart .chart-band').count() > 0);
+  assert.match(await page.locator('body').textContent(), /Typically off by about/);
+  await page.screenshot({ path: screenshotPath('stack-forecast.png'), fullPage: true });
+  await page.getByRole('link', { name: 'Map', exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('#map svg path').length >= 77);
+  await page.screenshot({ path: screenshotPath('stack-map.png'), fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('on the real stack: a wrong password is refused', async () => {
+  const problems = [];
+  const page = await newPage(browser.context, problems);
+  await page.goto(`${stack.url}/`);
+  const form = page.locator('#view-login');
+  await form.getByLabel('User name').fill('admin');
+  await form.getByLabel('Password').fill('not-the-password');
+  await form.getByRole('button', { name: 'Log in' }).click();
+  await page.getByText(/do not match/i).waitFor();
+});
