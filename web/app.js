@@ -390,7 +390,7 @@ function renderAccuracy(data, history) {
   renderMaeBars(metrics);
 
   const table = $('metrics-table');
-  $('metrics-caption').textContent = 'How three ways of forecasting this series did in a test';
+  $('metrics-caption').textContent = `How ${methodsOf(metrics).length} ways of forecasting this series did in its tests`;
   table.tHead.replaceChildren(h('tr', {}, h('th', { scope: 'col', text: 'Measure' }),
     ...methodsOf(metrics).map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
   table.tBodies[0].replaceChildren(...METRIC_ROWS.map((row) => {
