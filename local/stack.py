@@ -274,13 +274,35 @@ def create_admin(password: str | None) -> str:
     return password if generated else ""
 
 
+def _portal_for_demo() -> tuple[str | None, str]:
+    """The portal to ingest from, or None and why not: CRIMECAST_SOCRATA_URL if it answers,
+    else the city's when it answers within 3 s and no snapshot was asked for (CRIMECAST_SNAPSHOT)."""
+    from crimecast.socrata import URL_ENV, SocrataClient
+
+    explicit = os.environ.get(URL_ENV)
+    if not explicit and os.environ.get("CRIMECAST_SNAPSHOT"):
+        return None, "CRIMECAST_SNAPSHOT is set"
+    client = SocrataClient(explicit or None)
+    if client.probe(timeout=3.0):
+        return client.base_url, ""
+    return None, f"the portal at {client.base_url} did not answer within 3 s"
+
+
 def load_data(snapshot: Path) -> None:
-    from crimecast import forecasts, lifecycle
+    from crimecast import forecasts, ingest, lifecycle
     from crimecast.series import read_many
     from crimecast.storage import Storage
 
-    say(f"data: the portal client is not built yet (ingestion issue), so loading the snapshot in {snapshot}")
     storage = Storage.from_env()
+    portal, why_not = _portal_for_demo()
+    if portal:
+        say(f"data: ingesting from the portal at {portal} (a backfill, through the ingest's own code path)")
+        run = ingest.run_now(storage, "local stack start", progress=lambda message: say(f"ingest: {message}"),
+                             mode="backfill", source_label=portal)
+        if run["status"] == "succeeded":
+            return
+        why_not = f"the ingest from {portal} failed: {run['detail'].get('error')}"
+    say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
     lifecycle.store_counts(storage, read_many([snapshot / name for name in SNAPSHOT_FILES]))
     if (snapshot / BOUNDARIES_FILE).is_file():
         storage.put_bytes(forecasts.BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
@@ -318,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("CRIMECAST_INLINE_RETRAIN", "1")  # POST /retrain runs here: no Step Functions locally
+    os.environ.setdefault("CRIMECAST_INLINE_INGEST", "1")  # POST /ingest's worker is a thread here: no Lambda service
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
     template = load_template(TEMPLATE)
     try:

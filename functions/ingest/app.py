@@ -1,11 +1,21 @@
-"""POST /ingest (admin) and the daily EventBridge schedule: start an ingest run."""
+"""POST /ingest (admin), the daily EventBridge schedule, and the ingest worker.
+
+The API and the schedule only start a run (a queued run record holding the ingest
+lease) and invoke this same function asynchronously with a worker event: API Gateway
+cuts requests at 29 s, an ingest takes minutes. The worker invocation does the work,
+and hands over to a new invocation when its 15 minutes run short. All three are
+idempotent (Powertools idempotency on the request id, the event id, the run and leg).
+"""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crimecast import lifecycle
+from crimecast import ingest, lifecycle
 from crimecast.api import create_resolver, ingest_router, storage
+from crimecast.errors import ConflictError
+from crimecast.idempotency import run_once
 
 logger = Logger()
 tracer = Tracer()
@@ -13,10 +23,39 @@ metrics = Metrics()
 app = create_resolver(ingest_router)
 
 
+def _scheduled(event: dict, context: LambdaContext) -> dict:
+    key = str(event.get("id") or event.get("time"))  # EventBridge may deliver an event twice: same id
+    try:
+        return lifecycle.request_ingest(storage(), trigger="schedule", idempotency_key=key, context=context)
+    except ConflictError as exc:  # yesterday's run is still going (or a backfill): nothing to add
+        logger.warning("scheduled ingest skipped", extra={"reason": str(exc)})
+        return {"status": "skipped", "reason": str(exc)}
+
+
+def _worker(job: dict, context: LambdaContext) -> dict:
+    run_id, leg = str(job["run_id"]), int(job.get("leg", 0))
+
+    def work() -> dict:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        view = ingest.execute(storage(), run_id, deadline=(lambda: remaining() / 1000) if remaining else None)
+        if view["status"] == "running":  # out of time here: a new invocation carries on from the checkpoint
+            ingest.dispatch(storage(), run_id, context.function_name, leg + 1)
+        return view
+
+    view = run_once(storage(), "ingest-worker", {"run_id": run_id, "leg": leg}, work, context)
+    if view["status"] in ("succeeded", "failed"):
+        metrics.add_metric(name=f"IngestRuns{view['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    if view["status"] == "failed":
+        logger.error("ingest run failed", extra={"run_id": run_id, "error": view["detail"].get("error")})
+    return view
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if ingest.WORKER_EVENT_KEY in event:
+        return _worker(event[ingest.WORKER_EVENT_KEY], context)
     if event.get("source") == "aws.events":  # the schedule, not API Gateway
-        return lifecycle.request_ingest(storage(), trigger="schedule")
+        return _scheduled(event, context)
     return app.resolve(event, context)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from functools import cache
 import json
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import forecasts, runs
 from .errors import (
@@ -183,12 +184,26 @@ def require_role(router: Router, role: str) -> None:
         raise ForbiddenError(f"this action needs the {role} role")
 
 
-@ingest_router.post("/ingest", summary="Start an ingest run (admin)")
-def start_ingest() -> Response[dict[str, Any]]:
+class IngestRequest(BaseModel):
+    """What to pull: the trailing window (default) or the whole history."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["incremental", "backfill"] = "incremental"
+    window_months: int = Field(13, ge=2, le=480, description="months re-pulled and replaced by an incremental run")
+
+
+@ingest_router.post("/ingest", summary="Start an ingest run (admin): 202 with the queued run, 409 while one runs")
+def start_ingest(request: Annotated[IngestRequest | None, Body()] = None) -> Response[dict[str, Any]]:
+    """The run is done asynchronously (follow it at GET /runs/{run_id}). A repeated request
+    with the same ``Idempotency-Key`` header gets the same run back."""
     from . import lifecycle
 
     require_role(ingest_router, "admin")
-    run = lifecycle.request_ingest(storage(), trigger="api")
+    options = request or IngestRequest()
+    event = ingest_router.current_event
+    key = event.headers.get("Idempotency-Key") or event.request_context.request_id
+    run = lifecycle.request_ingest(storage(), trigger="api", idempotency_key=key, context=ingest_router.lambda_context,
+                                   mode=options.mode, window_months=options.window_months)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=run)
 
 

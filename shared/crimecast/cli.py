@@ -118,6 +118,39 @@ def _retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def date_arg(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from . import ingest
+    from .storage import Storage
+
+    def progress(message: str) -> None:
+        print(f"[ingest] {message}", file=sys.stderr, flush=True)
+
+    storage = Storage.from_env()
+    source = ingest.FileSource(args.from_file) if args.from_file else None
+    if args.resume:
+        run = ingest.resume(storage, args.resume, source, progress, page_size=args.page_size)
+    else:
+        options: dict[str, Any] = {"mode": "backfill" if args.backfill else "incremental", "window_months": args.window_months,
+                                   "as_of": args.as_of}
+        if args.socrata_url and not source:
+            options["source_label"] = args.socrata_url.rstrip("/")
+        run = ingest.run_now(storage, "cli", source, progress, page_size=args.page_size, **options)
+    print(json.dumps(run, indent=1))
+    if run["status"] != "succeeded":
+        print(f"error: ingest run {run['run_id']} {run['status']}: {run['detail'].get('error', '')}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crimecast", description="Chicago crime forecasting service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(DATA_BUCKET, SERIES_TABLE, RUNS_TABLE; AWS_ENDPOINT_URL for the local stack)")
     rt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
     rt.set_defaults(handler=_retrain)
+    ig = commands.add_parser("ingest", help="pull the city's crime records into the stored monthly counts "
+                                            "(DATA_BUCKET, SERIES_TABLE, RUNS_TABLE; AWS_ENDPOINT_URL for the local stack)")
+    what = ig.add_mutually_exclusive_group()
+    what.add_argument("--backfill", action="store_true", help="the whole history since 2001, a year per query; replaces every month")
+    what.add_argument("--window-months", type=int, default=13, metavar="N",
+                      help="re-pull the last N months and replace them as a whole (default 13)")
+    ig.add_argument("--socrata-url", metavar="URL", help="portal base URL (default: CRIMECAST_SOCRATA_URL, else the city's)")
+    ig.add_argument("--from-file", metavar="FILE",
+                    help="import a portal CSV export or tidy counts instead (offline); replaces the months it covers, "
+                         "or every month with --backfill")
+    ig.add_argument("--resume", metavar="RUN_ID", help="carry on a run that crashed or failed, from its checkpoint")
+    ig.add_argument("--as-of", type=date_arg, metavar="YYYY-MM-DD",
+                    help="the portal's today (default: today); to replay a snapshot or a stand-in")
+    ig.add_argument("--page-size", type=int, metavar="ROWS", help="rows per request (default and most: 50000)")
+    ig.set_defaults(handler=_ingest)
     users = commands.add_parser("users", help="manage API users (USERS_TABLE and AWS credentials from the environment)")
     user_commands = users.add_subparsers(dest="users_command", required=True)
     add = user_commands.add_parser("add", help="add a user; the password is read from a prompt or stdin, never argv")

@@ -5,24 +5,34 @@ The retrain steps themselves are in :mod:`crimecast.retrain`.
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from typing import Any
 
 from . import runs
-from .errors import ConfigurationError, InvalidInputError
+from .errors import ConfigurationError
+from .ingest import COUNTS_KEY, load_counts, store_counts  # noqa: F401 - where training and the stack find them
 from .storage import Storage
 
-COUNTS_KEY = "counts/current/monthly_counts.csv.gz"  # written by ingest, read by training
 
+def request_ingest(storage: Storage, trigger: str, *, idempotency_key: str | None = None, context: Any = None,
+                   **options: Any) -> dict[str, Any]:
+    """Start an ingest run and its worker (see :mod:`crimecast.ingest`); the queued run.
 
-def request_ingest(storage: Storage, trigger: str) -> dict[str, Any]:
-    """Record an ingest request. Fetching from the portal is the ingestion issue's work;
-    until it lands the run says so instead of pretending to succeed."""
-    run = runs.start_run(storage, "ingest", {"trigger": trigger})
-    return runs.update_run(storage, run["run_id"], "failed",
-                           {"error": "ingestion from the data portal is not built yet; upload counts to " + COUNTS_KEY})
+    With ``idempotency_key`` a repeated request gets the first one's run back instead of
+    starting another (or a 409 while another run is in progress)."""
+    from . import ingest
+
+    function_name = getattr(context, "function_name", None)
+
+    def start() -> dict[str, Any]:
+        return ingest.request(storage, trigger, function_name=function_name, **options)
+
+    if idempotency_key is None:
+        return start()
+    from .idempotency import run_once
+
+    return run_once(storage, "ingest-start", {"trigger": trigger, "key": idempotency_key, **options}, start, context)
 
 
 def request_retrain(storage: Storage, trigger: str, state_machine_arn: str | None = None,
@@ -51,23 +61,3 @@ def _retrain_inline(storage: Storage, run_id: str) -> None:
         run_locally(storage, run_id, workers=int(workers) if workers else None)
     except Exception as exc:  # recorded on the run: a background thread has no caller to tell
         runs.update_run(storage, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-
-
-def store_counts(storage: Storage, counts: Any) -> None:
-    """Save monthly counts where training reads them (tidy CSV, gzipped, partial month flagged)."""
-    frame = counts.frame
-    tidy = frame.assign(month=frame["month"].astype(str), partial_month=frame["month"] == counts.partial_month)
-    buffer = io.BytesIO()
-    tidy[["month", "community_area", "primary_type", "count", "partial_month"]].to_csv(buffer, index=False, compression="gzip")
-    storage.put_bytes(COUNTS_KEY, buffer.getvalue(), "application/gzip")
-
-
-def load_counts(storage: Storage) -> Any:
-    import pandas as pd
-
-    from .series import counts_from_frame
-
-    body = storage.get_bytes(COUNTS_KEY)
-    if body is None:
-        raise InvalidInputError(f"no monthly counts in the bucket yet ({COUNTS_KEY}): run an ingest first")
-    return counts_from_frame(pd.read_csv(io.BytesIO(body), compression="gzip", dtype=str))

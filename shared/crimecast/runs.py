@@ -19,13 +19,19 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def start_run(storage: Storage, kind: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Record a new queued run and return its public view."""
+def new_run_id(kind: str, when: datetime | None = None) -> str:
+    """A run id that sorts by time: ``<kind>-<UTC time>-<8 hex>``."""
+    return f"{kind}-{(when or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(storage: Storage, kind: str, detail: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Record a new queued run and return its public view (``run_id`` when the caller
+    needs the id first, e.g. to take a lease in its name)."""
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     started = datetime.now(UTC)
     item = {
-        "run_id": f"{kind}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "run_id": run_id or new_run_id(kind, started),
         "kind": kind,
         "status": "queued",
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -205,6 +205,33 @@ def counts_from_tidy(tidy: pd.DataFrame, as_of: date | None = None) -> MonthlyCo
     return _build(frame, partial, as_of)
 
 
+def levels_from_aggregates(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every level of the months given, from incident counts per (month, area, type) as the
+    portal's server-side aggregation returns them (text values; a blank or 0 area means
+    none: counted citywide only). Renamed types are merged. The frame has the columns of
+    :attr:`MonthlyCounts.frame`; no row for a month means no incident in it.
+    """
+    columns = ["month", "community_area", "primary_type", "count", "derived"]
+    if cells.empty:
+        return _concat([pd.DataFrame(columns=columns)])
+    counts = pd.to_numeric(cells["count"], errors="coerce")
+    if counts.isna().any() or (counts < 0).any():
+        raise InvalidInputError("aggregated counts must be non-negative numbers")
+    try:
+        months = pd.PeriodIndex(cells["month"].astype(str).str.strip().str[:7], freq="M")
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"months must start with YYYY-MM: {exc}") from None
+    normalised = pd.DataFrame({
+        "month": months,
+        "community_area": _parse_area_column(cells["community_area"]),
+        "primary_type": normalise_types(cells["primary_type"]),
+        "count": counts.astype("int64"),
+    })
+    normalised = normalised.groupby(["month", "community_area", "primary_type"], dropna=False, observed=True)["count"].sum()
+    normalised = normalised.reset_index()
+    return _all_levels_from_cells(normalised[normalised["count"] > 0])
+
+
 def _build(frame: pd.DataFrame, partial: pd.Period | None, as_of: date | None) -> MonthlyCounts:
     frame = frame[frame["count"] > 0].reset_index(drop=True)
     if frame.empty:

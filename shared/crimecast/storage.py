@@ -36,10 +36,16 @@ def _boto3_resource(service: str) -> Any:
     return boto3.session.Session().resource(service)
 
 
+@cache
+def _boto3_table(name: str) -> Any:
+    return _boto3_resource("dynamodb").Table(name)
+
+
 def reset_clients() -> None:
     """Forget cached clients, e.g. when a test points boto3 at a new endpoint."""
     _boto3_client.cache_clear()
     _boto3_resource.cache_clear()
+    _boto3_table.cache_clear()
 
 
 def _put(table: Any, item: dict[str, Any], unique_key: str | None) -> None:
@@ -85,7 +91,7 @@ class Storage:
         return _boto3_client("s3")
 
     def table(self, name: str) -> Any:
-        return _boto3_resource("dynamodb").Table(name)
+        return _boto3_table(name)  # building a Table resource costs milliseconds: once per name
 
     # --- S3 -----------------------------------------------------------------------
 
@@ -104,6 +110,22 @@ class Storage:
     def get_json(self, key: str) -> Any:
         body = self.get_bytes(key)
         return None if body is None else json.loads(body)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A server-side copy within the bucket (no bytes through this process)."""
+        self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source_key})
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        batch = list(keys)
+        for start in range(0, len(batch), 1000):  # DeleteObjects takes up to 1000 keys
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch[start:start + 1000]],
+                                                              "Quiet": True})
 
     # --- series table: forecasts and metrics per series per model version ---------
 
@@ -146,6 +168,45 @@ class Storage:
                                                  ScanIndexForward=False, Limit=limit)
         return list(page["Items"])
 
+    # --- leases: one holder at a time (e.g. one ingest run), kept in the runs table ------
+    # A lease item has no ``kind``, so it stays out of the ByKind index that lists runs.
+
+    def take_lease(self, name: str, holder: str, until: int, now: int, steal_from: str | None = None) -> dict[str, Any] | None:
+        """Hold ``name`` until ``until`` (epoch s) if it is free, expired, already ``holder``'s
+        or ``steal_from``'s. None when taken; otherwise the lease that stands in the way."""
+        from botocore.exceptions import ClientError
+
+        condition = "attribute_not_exists(run_id) OR lease_until < :now OR holder = :holder"
+        values: dict[str, Any] = {":now": now, ":holder": holder}
+        if steal_from:
+            condition += " OR holder = :steal"
+            values[":steal"] = steal_from
+        table = self.table(self.runs_table)
+        try:
+            table.put_item(Item={"run_id": name, "holder": holder, "lease_until": until, "expires_at": until + 86400},
+                           ConditionExpression=condition, ExpressionAttributeValues=values)
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+        return table.get_item(Key={"run_id": name}).get("Item") or {"run_id": name, "holder": "?", "lease_until": until}
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` still has it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.table(self.runs_table).delete_item(Key={"run_id": name}, ConditionExpression="holder = :holder",
+                                                    ExpressionAttributeValues={":holder": holder})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    @property
+    def dynamodb(self) -> Any:
+        """The low-level DynamoDB client (for Powertools' idempotency store)."""
+        return _boto3_client("dynamodb")
+
     # --- users table --------------------------------------------------------------
 
     def _users(self) -> Any:
@@ -175,6 +236,12 @@ class Storage:
         return "Attributes" in response
 
     # --- workflows -----------------------------------------------------------------
+
+    def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None:
+        """Invoke a Lambda function without waiting (InvocationType Event: Lambda queues it
+        and retries it twice if it fails)."""
+        _boto3_client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
+                                       Payload=json.dumps(payload).encode())
 
     def start_workflow(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
         """Start a Step Functions execution; the name makes a repeated start a no-op."""

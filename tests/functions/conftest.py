@@ -19,7 +19,11 @@ from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
 EVENTS = REPO / "events"
-TABLE_ENV = {"SeriesTable": "SERIES_TABLE", "RunsTable": "RUNS_TABLE", "UsersTable": "USERS_TABLE"}
+TABLE_ENV = {"SeriesTable": "SERIES_TABLE", "RunsTable": "RUNS_TABLE", "UsersTable": "USERS_TABLE",
+             "IdempotencyTable": "IDEMPOTENCY_TABLE"}
+# moto runs no Lambda code without Docker: asynchronous invocations (the ingest worker) are
+# recorded here instead, and a test runs one by calling the handler with its payload.
+ASYNC_INVOCATIONS: list[dict[str, Any]] = []
 
 
 @dataclass
@@ -61,6 +65,9 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    ASYNC_INVOCATIONS.clear()
+    monkeypatch.setattr(Storage, "invoke_async",
+                        lambda self, name, payload: ASYNC_INVOCATIONS.append({"function": name, "payload": payload}))
     with mock_aws():
         reset_clients()
         api.storage.cache_clear()

@@ -126,11 +126,15 @@ def test_retrain_starts_a_run_that_can_be_watched(aws) -> None:
     assert watched["statusCode"] == 200 and body(watched)["run_id"] == run["run_id"]
 
 
-def test_ingest_says_plainly_that_it_is_not_built_yet(aws) -> None:
+def test_ingest_answers_202_with_a_queued_run_and_starts_its_worker(aws) -> None:
+    from tests.functions.conftest import ASYNC_INVOCATIONS
+
     response = invoke("ingest", load_event("ingest-api"))
     assert response["statusCode"] == 202
     run = body(response)
-    assert run["kind"] == "ingest" and run["status"] == "failed" and "not built yet" in run["detail"]["error"]
+    assert run["kind"] == "ingest" and run["status"] == "queued" and run["detail"]["trigger"] == "api"
+    worker = {"crimecast_ingest_worker": {"run_id": run["run_id"], "leg": 0}}
+    assert ASYNC_INVOCATIONS == [{"function": "crimecast-test", "payload": worker}]
 
 
 def test_openapi_document_covers_every_route(aws) -> None:

@@ -1,0 +1,558 @@
+"""A stand-in for the City of Chicago's data portal, over real rows, with faults on demand.
+
+It answers the part of Socrata's SODA API that crimecast's client uses:
+
+* ``GET /resource/ijzp-q8t2.json`` with ``$select`` (columns, ``date_trunc_ym(col)``,
+  ``date_trunc_y(col)``, ``count(*)``, each with an optional ``AS alias``), ``$where``
+  (comparisons with quoted literals joined by ``AND``), ``$group``, ``$order`` (``ASC`` /
+  ``DESC``; without it the rows come in a new random order each time, as "undefined"
+  means), ``$limit`` (default 1000, at most 50,000) and ``$offset``. Values are strings
+  except booleans, and keys with null values are left out, as the real API does.
+* ``GET /resource/igwz-8jzy.geojson``: the community area boundaries.
+
+The rows are real (``CRIMECAST_DATA_DIR``, default ``../shared/data``): the 215,551
+incidents of ``crimes_2022_jan_nov_slim.csv.gz`` (``--dataset csv``, optionally copied
+into earlier years with ``--replicate-years``), or the 1,000 rows of
+``raw_api_sample.json`` exactly as the API returned them (``--dataset api-sample``).
+
+Faults and changes on demand, from Python (:class:`StandInPortal`) or over HTTP:
+
+* ``POST /__control/fault`` ``{"kind": "429"|"500"|"503"|"slow"|"truncate"|"garbage"|"reset",
+  "times": 1 (-1: until reset), "retry_after": 1, "delay": 2.0, "match": "substring of the query"}``
+* ``POST /__control/revise`` ``{"id": "...", "primary_type": "...", "date": "2022-05-02T10:00:00"}``:
+  a record revised after publication (reclassified, re-dated).
+* ``POST /__control/now`` ``{"now": "2022-11-20T00:00:00"}``: the portal's clock; the last
+  7 days before it are withheld, as the real portal withholds them.
+* ``POST /__control/reset``; ``GET /__control/log`` (the requests seen).
+
+``python -m local.portal --port 8089`` serves it; point crimecast at it with
+``CRIMECAST_SOCRATA_URL=http://127.0.0.1:8089``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+import os
+from pathlib import Path
+import re
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+import numpy as np
+import pandas as pd
+
+CRIMES = "ijzp-q8t2"
+BOUNDARIES = "igwz-8jzy"
+CSV_FILE = "crimes_2022_jan_nov_slim.csv.gz"
+API_FILE = "raw_api_sample.json"
+BOUNDARIES_FILE = "community_areas.geojson"
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 50_000
+FAULT_KINDS = ("429", "500", "503", "slow", "truncate", "garbage", "reset")
+TEXT_COLUMNS = ("id", "primary_type", "community_area", "block", "description", "location_description")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CRIMECAST_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class SoqlError(ValueError):
+    """A query outside the subset answered here, or malformed: 400, as the portal answers."""
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int = 1  # -1: every matching request until reset
+    retry_after: int = 1
+    delay: float = 2.0
+    match: str | None = None  # only requests whose decoded query string contains this
+
+
+# --- the rows ---------------------------------------------------------------------------
+
+
+def load_csv(path: Path, replicate_years: int = 1) -> pd.DataFrame:
+    """The portal's CSV export as API columns; copies shifted 1..n-1 years back if asked."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    base = pd.DataFrame({
+        "date": pd.to_datetime(raw["Date"], format="%Y-%m-%d %H:%M:%S"),
+        "primary_type": raw["Primary Type"],
+        "community_area": raw["Community Area"].replace("", None),
+        "block": raw["Block"], "description": raw["Description"], "location_description": raw["Location Description"],
+        "arrest": raw["Arrest"].str.lower() == "true", "domestic": raw["Domestic"].str.lower() == "true",
+    })
+    copies = [base.assign(date=base["date"] - pd.DateOffset(years=k)) for k in range(max(1, replicate_years))]
+    frame = pd.concat(copies, ignore_index=True)
+    frame.insert(0, "id", (10_000_000 + np.arange(len(frame))).astype(str))
+    frame["_row"] = -1
+    return frame
+
+
+def load_api_sample(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    rows = json.loads(path.read_text())
+    frame = pd.DataFrame({
+        "id": [r["id"] for r in rows],
+        "date": pd.to_datetime([r["date"] for r in rows], format="%Y-%m-%dT%H:%M:%S.%f"),
+        "primary_type": [r.get("primary_type") for r in rows],
+        "community_area": [r.get("community_area") for r in rows],
+        "_row": np.arange(len(rows)),
+    })
+    return frame, rows
+
+
+def _stamp(value: Any) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
+# --- SoQL, the subset ------------------------------------------------------------------------
+
+_ITEM = re.compile(r"^(?P<expr>.+?)(?:\s+as\s+(?P<alias>[A-Za-z_]\w*))?$", re.IGNORECASE)
+_CALL = re.compile(r"^(?P<fn>[A-Za-z_]\w*)\s*\(\s*(?P<arg>[^)]*?)\s*\)$")
+_TERM = re.compile(r"^(?P<col>:?[A-Za-z_]\w*)\s*(?P<op>>=|<=|!=|=|>|<)\s*'(?P<value>[^']*)'$")
+_ORDER = re.compile(r"^(?P<name>:?[A-Za-z_][\w()*]*)(?:\s+(?P<dir>asc|desc))?$", re.IGNORECASE)
+_OPS = {">=": "__ge__", "<=": "__le__", ">": "__gt__", "<": "__lt__", "=": "__eq__", "!=": "__ne__"}
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    fn: str | None  # None: a plain column; date_trunc_ym, date_trunc_y, count
+    column: str
+    name: str  # the output key
+
+    @property
+    def aggregate(self) -> bool:
+        return self.fn == "count"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_select(text: str, columns: set[str]) -> list[SelectItem]:
+    items = []
+    for part in _split(text):
+        found = _ITEM.match(part)
+        if not found:
+            raise SoqlError(f"cannot read $select item {part!r}")
+        expr, alias = found["expr"].strip(), found["alias"]
+        call = _CALL.match(expr)
+        if call:
+            fn, arg = call["fn"].lower(), call["arg"]
+            if fn not in ("date_trunc_ym", "date_trunc_y", "count"):
+                raise SoqlError(f"function {fn} is not supported here")
+            if fn == "count" and arg not in ("*", *columns):
+                raise SoqlError(f"no such column: {arg}")
+            if fn != "count" and arg != "date":
+                raise SoqlError(f"{fn} needs a date column, not {arg!r}")
+            default = "count" if arg == "*" else f"{fn}_{arg}"  # Socrata's names for unaliased calls
+            items.append(SelectItem(fn, arg, alias or default))
+        elif expr in columns:
+            items.append(SelectItem(None, expr, alias or expr))
+        else:
+            raise SoqlError(f"no such column: {expr}")
+    return items
+
+
+def apply_where(frame: pd.DataFrame, text: str) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for term in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        found = _TERM.match(term.strip().strip("()").strip())
+        if not found:
+            raise SoqlError(f"cannot read $where term {term!r} (this stand-in takes column op 'literal' AND ...)")
+        column, op, value = found["col"], found["op"], found["value"]
+        if column == ":id":
+            column = "id"
+        if column not in frame.columns:
+            raise SoqlError(f"no such column: {column}")
+        if column == "date":
+            try:
+                literal: Any = pd.Timestamp(value)
+            except ValueError:
+                raise SoqlError(f"not a floating timestamp: {value!r}") from None
+            mask &= getattr(frame["date"], _OPS[op])(literal).to_numpy()
+        else:
+            mask &= getattr(frame[column].astype("string"), _OPS[op])(value).fillna(False).to_numpy(dtype=bool)
+    return frame[mask]
+
+
+def _key_values(frame: pd.DataFrame, item: SelectItem) -> pd.Series:
+    if item.fn == "date_trunc_ym":
+        return frame["date"].dt.to_period("M")
+    if item.fn == "date_trunc_y":
+        return frame["date"].dt.to_period("Y")
+    return frame[item.column]
+
+
+def aggregate(frame: pd.DataFrame, items: list[SelectItem], group: str | None) -> pd.DataFrame:
+    keys = [i for i in items if not i.aggregate]
+    grouped_names = {g.lower() for g in _split(group or "")}
+    for item in keys:
+        spellings = {item.name.lower(), item.column.lower(), f"{item.fn}({item.column})".lower()}
+        if not spellings & grouped_names:
+            raise SoqlError(f"{item.name} must appear in $group or in an aggregate function")
+    counts = [i for i in items if i.aggregate]
+    if not keys:
+        return pd.DataFrame({c.name: [len(frame) if c.column == "*" else int(frame[c.column].notna().sum())] for c in counts})
+    key_frame = pd.DataFrame({item.name: _key_values(frame, item) for item in keys})
+    sizes = key_frame.groupby([i.name for i in keys], dropna=False, sort=False, observed=True).size()
+    result = sizes.reset_index(name="__n")
+    for item in keys:
+        if item.fn:  # each distinct period formatted once
+            stamps = {p: _stamp(p.start_time) for p in result[item.name].dropna().unique()}
+            result[item.name] = result[item.name].map(stamps).astype(object)
+    for c in counts:
+        result[c.name] = result["__n"]
+    return result[[i.name for i in items]]
+
+
+def order(frame: pd.DataFrame, text: str | None) -> pd.DataFrame:
+    if not text:  # undefined order: a new one each time
+        return frame.iloc[np.random.default_rng().permutation(len(frame))]
+    names, ascending = [], []
+    for part in _split(text):
+        found = _ORDER.match(part)
+        if not found:
+            raise SoqlError(f"cannot read $order item {part!r}")
+        name = "id" if found["name"] == ":id" else found["name"]
+        if name not in frame.columns:
+            raise SoqlError(f"$order on {name!r}, which is not selected")
+        names.append(name)
+        ascending.append((found["dir"] or "asc").lower() == "asc")
+    return frame.sort_values(names, ascending=ascending, na_position="last", kind="stable")
+
+
+def _column_values(values: pd.Series) -> list[Any]:
+    """A column as the API writes it: strings, booleans kept, None where null."""
+    if pd.api.types.is_bool_dtype(values):
+        return [bool(v) for v in values]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        text = values.dt.strftime("%Y-%m-%dT%H:%M:%S.000")
+        return [None if pd.isna(v) else v for v in text]
+    missing = values.isna().to_numpy()
+    return [None if gone else str(v) for v, gone in zip(values.to_numpy(dtype=object), missing)]
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as the API writes them: strings (booleans kept), null keys left out."""
+    names = list(frame.columns)
+    columns = [_column_values(frame[name]) for name in names]
+    return [{k: v for k, v in zip(names, row) if v is not None} for row in zip(*columns)]
+
+
+# --- the portal's state ------------------------------------------------------------------------
+
+
+class PortalState:
+    def __init__(self, frame: pd.DataFrame, raw: list[dict[str, Any]] | None, boundaries: Path,
+                 now: datetime | None = None, lag_days: int = 7) -> None:
+        self.original = frame
+        self.frame = frame
+        self.raw = raw
+        self.boundaries = boundaries
+        self.now = now
+        self.lag_days = lag_days
+        self.faults: list[Fault] = []
+        self.log: list[dict[str, Any]] = []
+        self.revisions: list[dict[str, Any]] = []
+        self.version = 0
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+
+    # what the portal shows
+    def visible(self) -> pd.DataFrame:
+        frame = self.frame
+        if self.now is not None:
+            frame = frame[frame["date"] < pd.Timestamp(self.now) - timedelta(days=self.lag_days)]
+        return frame
+
+    def source_frame(self) -> pd.DataFrame:
+        """The visible incidents in Socrata's columns, for recounting in tests."""
+        frame = self.visible()
+        return pd.DataFrame({"date": frame["date"], "primary_type": frame["primary_type"], "community_area": frame["community_area"]})
+
+    # changes and faults
+    def set_now(self, now: datetime | None) -> None:
+        with self._lock:
+            self.now = now
+            self._changed()
+
+    def revise(self, record_id: str | None = None, index: int | None = None, primary_type: str | None = None,
+               date: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            frame = self.frame.copy()
+            position = int(np.flatnonzero(frame["id"].to_numpy() == record_id)[0]) if record_id is not None else int(index or 0)
+            before = {"primary_type": frame.at[position, "primary_type"], "date": _stamp(frame.at[position, "date"])}
+            if primary_type is not None:
+                frame.at[position, "primary_type"] = primary_type
+            if date is not None:
+                frame.at[position, "date"] = pd.Timestamp(date)
+            self.frame = frame
+            change = {"id": frame.at[position, "id"], "community_area": frame.at[position, "community_area"], "before": before,
+                      "after": {"primary_type": frame.at[position, "primary_type"], "date": _stamp(frame.at[position, "date"])}}
+            self.revisions.append(change)
+            self._changed()
+            return change
+
+    def add_fault(self, kind: str, times: int = 1, retry_after: int = 1, delay: float = 2.0, match: str | None = None) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}: one of {', '.join(FAULT_KINDS)}")
+        fault = Fault(kind, times, retry_after, delay, match)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, query: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times != 0 and (fault.match is None or fault.match in query):
+                    if fault.times > 0:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.frame, self.faults, self.revisions, self.log = self.original, [], [], []
+            self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._cache.clear()
+
+    # answering
+    def answer(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        limit = int(params.get("$limit", DEFAULT_LIMIT))
+        offset = int(params.get("$offset", 0))
+        if not 0 <= limit <= MAX_LIMIT or offset < 0:
+            raise SoqlError(f"$limit must be 0..{MAX_LIMIT} and $offset >= 0")
+        key = (self.version, params.get("$select"), params.get("$where"), params.get("$group"), params.get("$order"))
+        with self._lock:
+            cached = self._cache.get(key) if params.get("$order") else None
+        if cached is None:
+            cached = self._evaluate(params)
+            if params.get("$order"):
+                with self._lock:
+                    self._cache[key] = cached
+                    while len(self._cache) > 16:
+                        self._cache.popitem(last=False)
+        result, selected = cached
+        return self._shape(result.iloc[offset:offset + limit], selected)
+
+    def _evaluate(self, params: dict[str, str]) -> tuple[pd.DataFrame, list[str] | None]:
+        """The whole ordered result, and the selected columns of a plain (not aggregated) query."""
+        frame = self.visible()
+        columns = set(frame.columns) - {"_row"}
+        if params.get("$where"):
+            frame = apply_where(frame, params["$where"])
+        items = parse_select(params["$select"], columns) if params.get("$select") else None
+        if items and any(i.aggregate for i in items):
+            return order(aggregate(frame, items, params.get("$group")), params.get("$order")), None
+        if params.get("$group"):
+            raise SoqlError("$group without an aggregate function")
+        if not items:
+            return order(frame, params.get("$order")), None
+        if any(i.fn for i in items):
+            raise SoqlError("date functions outside an aggregation are not supported here")
+        shown = pd.DataFrame({i.name: frame[i.column].to_numpy() for i in items})
+        for column in ("_row", "id"):
+            if column not in shown.columns:
+                shown[column] = frame[column].to_numpy()
+        return order(shown, params.get("$order")), [i.name for i in items]
+
+    def _shape(self, frame: pd.DataFrame, selected: list[str] | None) -> list[dict[str, Any]]:
+        if "_row" not in frame.columns:  # aggregated
+            return _records(frame)
+        if selected:
+            return _records(frame[selected])
+        if self.raw is not None:  # the API sample: the rows as they came, revised fields overlaid
+            rows = []
+            for record in frame.to_dict("records"):
+                row = dict(self.raw[int(record["_row"])])
+                row.update({"date": _stamp(record["date"]), "primary_type": record["primary_type"]})
+                rows.append(row)
+            return rows
+        shown = frame.drop(columns=["_row"])
+        return _records(shown.assign(year=shown["date"].dt.year.astype(str)))
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+
+def make_handler(state: PortalState, quiet: bool = True) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "crimecast-portal-stand-in"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            if not quiet:
+                super().log_message(format, *args)
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=utf-8",
+                  headers: dict[str, str] | None = None, cut: bool = False) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if cut else body)
+            if cut:
+                self.wfile.flush()
+                self.close_connection = True
+
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps({"code": "query.soql.error", "error": True, "message": message}).encode(),
+                       headers=headers)
+
+        def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            url = urlsplit(self.path)
+            if url.path.startswith("/__control/"):
+                return self._control_get(url.path.removeprefix("/__control/"))
+            params = dict(parse_qsl(url.query, keep_blank_values=True))
+            query = unquote_plus(url.query)
+            entry: dict[str, Any] = {"path": url.path, "params": params, "app_token": bool(self.headers.get("X-App-Token"))}
+            with state._lock:
+                state.log.append(entry)
+                del state.log[:-10_000]
+            fault = state.take_fault(query) if url.path.startswith("/resource/") else None
+            entry["fault"] = fault.kind if fault else None
+            if fault and fault.kind == "reset":
+                self.close_connection = True
+                return
+            if fault and fault.kind in ("429", "500", "503"):
+                headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" else None
+                entry["status"] = int(fault.kind)
+                return self._error(int(fault.kind), "injected fault", headers)
+            if fault and fault.kind == "slow":
+                time.sleep(fault.delay)
+            try:
+                if url.path == f"/resource/{CRIMES}.json":
+                    body = json.dumps(state.answer(params), separators=(",", ":")).encode()
+                elif url.path == f"/resource/{BOUNDARIES}.geojson":
+                    body = state.boundaries.read_bytes()
+                else:
+                    entry["status"] = 404
+                    return self._error(404, f"no dataset at {url.path}")
+            except (SoqlError, ValueError) as exc:
+                entry["status"] = 400
+                return self._error(400, str(exc))
+            entry["status"] = 200
+            if fault and fault.kind == "garbage":
+                return self._send(200, body[: len(body) // 2])
+            self._send(200, body, "application/json; charset=utf-8", cut=bool(fault and fault.kind == "truncate"))
+
+        def _control_get(self, action: str) -> None:
+            if action == "log":
+                with state._lock:
+                    return self._send(200, json.dumps(state.log[-1000:]).encode())
+            if action == "revisions":
+                return self._send(200, json.dumps(state.revisions).encode())
+            self._error(404, f"no control action {action}")
+
+        def do_POST(self) -> None:  # noqa: N802 - the base class's name
+            action = urlsplit(self.path).path.removeprefix("/__control/")
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if action == "fault":
+                    result: Any = asdict(state.add_fault(**body))
+                elif action == "revise":
+                    result = state.revise(body.get("id"), body.get("index"), body.get("primary_type"), body.get("date"))
+                elif action == "now":
+                    state.set_now(datetime.fromisoformat(body["now"]) if body.get("now") else None)
+                    result = {"now": body.get("now")}
+                elif action == "reset":
+                    state.reset()
+                    result = {"reset": True}
+                else:
+                    return self._error(404, f"no control action {action}")
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                return self._error(400, f"{type(exc).__name__}: {exc}")
+            self._send(200, json.dumps(result, default=str).encode())
+
+    return Handler
+
+
+class StandInPortal:
+    """The stand-in on a background thread: ``with StandInPortal() as portal: portal.url``."""
+
+    def __init__(self, dataset: str = "csv", data: Path | None = None, port: int = 0, host: str = "127.0.0.1",
+                 replicate_years: int = 1, now: datetime | None = None, quiet: bool = True) -> None:
+        folder = data or data_dir()
+        raw = None
+        if dataset == "csv":
+            frame = load_csv(folder / CSV_FILE, replicate_years)
+        elif dataset == "api-sample":
+            frame, raw = load_api_sample(folder / API_FILE)
+        else:
+            raise ValueError(f"unknown dataset {dataset!r}: csv or api-sample")
+        self.state = PortalState(frame, raw, folder / BOUNDARIES_FILE, now)
+        self.server = ThreadingHTTPServer((host, port), make_handler(self.state, quiet))
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> StandInPortal:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="portal-stand-in", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> StandInPortal:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # shortcuts for tests
+    def add_fault(self, kind: str, **options: Any) -> Fault:
+        return self.state.add_fault(kind, **options)
+
+    def revise(self, **change: Any) -> dict[str, Any]:
+        return self.state.revise(**change)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.state.log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.portal", description="A stand-in for the Chicago data portal.")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: CRIMECAST_DATA_DIR or ../shared/data")
+    parser.add_argument("--dataset", choices=["csv", "api-sample"], default="csv")
+    parser.add_argument("--replicate-years", type=int, default=1, help="copy the 2022 rows into this many years (benchmarks)")
+    parser.add_argument("--now", type=datetime.fromisoformat, default=None,
+                        help="the portal's clock, e.g. 2022-11-20T00:00:00: the 7 days before it are withheld")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    portal = StandInPortal(args.dataset, args.data_dir, args.port, args.host, args.replicate_years, args.now, quiet=not args.verbose)
+    print(f"portal stand-in at {portal.url} ({args.dataset}, {len(portal.state.frame):,} incidents); "
+          f"CRIMECAST_SOCRATA_URL={portal.url}", file=sys.stderr, flush=True)
+    try:
+        portal.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        portal.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Client of the City of Chicago's data portal (Socrata's SODA API).
+
+Monthly counts per (month, community area, crime type) are aggregated by the portal
+itself (``$select ... count(*)``, ``$group``), so a year of history is a few tens of
+thousands of rows instead of about 250,000 incidents. Pages come through ``$limit`` and
+``$offset`` with ``$order`` always set: without it Socrata's order is undefined, and
+paging would skip or repeat rows.
+
+Every request has timeouts and is retried with exponential backoff and jitter on 429,
+5xx, connection errors, timeouts and truncated or invalid JSON; ``Retry-After`` is
+honoured. One retry loop here rather than urllib3's ``Retry``: urllib3 retries only
+what it sees before the body is read (status codes, connection errors), while a body
+cut short or a page that is not JSON is found after, and two nested loops would
+multiply the attempts and blur the budget. ``requests`` gives the pooled session and
+the timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+import email.utils
+import json
+import os
+import random
+import time
+from typing import Any
+
+from .errors import CrimecastError
+
+DEFAULT_URL = "https://data.cityofchicago.org"
+URL_ENV = "CRIMECAST_SOCRATA_URL"
+TOKEN_ENV = "CRIMECAST_SOCRATA_APP_TOKEN"
+TOKEN_SECRET_ENV = "CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN"
+
+CRIMES_DATASET = "ijzp-q8t2"  # "Crimes - 2001 to Present"
+BOUNDARIES_DATASET = "igwz-8jzy"  # "Boundaries - Community Areas (current)", with names and numbers
+MAX_PAGE_SIZE = 50_000  # the most rows Socrata returns per request
+
+MONTHLY_SELECT = "date_trunc_ym(date) AS month, community_area, primary_type, count(*) AS n"
+MONTHLY_GROUP = "month, community_area, primary_type"
+MONTHLY_ORDER = "month, community_area, primary_type"
+
+
+class PortalError(CrimecastError):
+    """The portal could not be read: it refused the query, or kept failing after retries."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # tries per request, the first one included
+    base_delay: float = 1.0  # seconds before the first retry; doubles each time
+    max_delay: float = 60.0  # cap of one back-off
+    max_retry_after: float = 300.0  # a longer Retry-After fails the request instead of stalling the run
+
+    def backoff(self, retry: int, rng: Callable[[], float]) -> float:
+        """'Equal jitter': half the exponential delay for sure, the other half at random."""
+        cap = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        return cap / 2 + rng() * cap / 2
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+    rows: int = 0
+    waited_s: float = 0.0
+    problems: list[str] = field(default_factory=list)  # the last few retried problems, for the run record
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _soql_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
+def app_token_from_env() -> str | None:
+    """The app token, from the environment or from Secrets Manager (raises the throttling limits)."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token
+    arn = os.environ.get(TOKEN_SECRET_ENV)
+    if arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(arn, max_age=3600)).strip() or None
+    return None
+
+
+class SocrataClient:
+    """Reads the crimes dataset and the community area boundaries from a Socrata portal."""
+
+    def __init__(self, base_url: str | None = None, app_token: str | None = None, *,
+                 timeout: tuple[float, float] = (10.0, 120.0), retry: RetryPolicy | None = None,
+                 page_size: int = MAX_PAGE_SIZE, session: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, log: Callable[[str], None] | None = None) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        self.base_url = (base_url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+        self.app_token = app_token
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self._session = session
+        self._sleep = sleep
+        self._rng = rng
+        self.log = log or (lambda message: None)
+        self.stats = ClientStats()
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, **kwargs: Any) -> SocrataClient:
+        """A client for ``base_url``, else ``CRIMECAST_SOCRATA_URL``, else the city's portal."""
+        return cls(base_url, app_token_from_env(), **kwargs)
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.headers.update({"Accept": "application/json", "User-Agent": "crimecast-ingest/1"})
+            if self.app_token:
+                self._session.headers["X-App-Token"] = self.app_token
+        return self._session
+
+    # --- one request, retried ---------------------------------------------------------
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None,
+                 expect: type | tuple[type, ...] = (list, dict)) -> Any:
+        """GET a JSON document; retries what can pass, raises PortalError on what cannot."""
+        import requests
+
+        url = f"{self.base_url}{path}"
+        policy = self.retry
+        for attempt in range(1, policy.attempts + 1):
+            self.stats.requests += 1
+            wait: float | None = None
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout)
+                status = response.status_code
+                if status == 200:
+                    document = json.loads(response.content)
+                    if isinstance(document, expect):
+                        return document
+                    problem = f"unexpected JSON {type(document).__name__} from {path}"
+                elif status == 429 or status >= 500:
+                    problem = f"HTTP {status}"
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                else:
+                    raise PortalError(f"the portal refused {path} (HTTP {status}): {self._message(response)}")
+            except PortalError:
+                raise
+            except requests.exceptions.Timeout as exc:
+                problem = f"timeout ({type(exc).__name__})"
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
+                problem = f"connection failed or body cut short ({type(exc).__name__}: {str(exc)[:160]})"
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: a truncated or garbled body
+                problem = f"invalid JSON ({str(exc)[:120]})"
+            except requests.exceptions.RequestException as exc:  # a bad URL and the like: retrying cannot help
+                raise PortalError(f"cannot reach the portal at {self.base_url}: {exc}") from None
+            if attempt == policy.attempts:
+                raise PortalError(f"the portal at {self.base_url} failed {attempt} times for {path}; last: {problem}")
+            if wait is not None and wait > policy.max_retry_after:
+                raise PortalError(f"the portal asked to wait {wait:.0f} s (Retry-After) for {path}: "
+                                  f"more than {policy.max_retry_after:.0f} s, giving up")
+            delay = wait + min(1.0, 0.1 * wait) * self._rng() if wait is not None else policy.backoff(attempt, self._rng)
+            self.stats.retries += 1
+            self.stats.waited_s += delay
+            self.stats.problems = [*self.stats.problems[-4:], problem]
+            self.log(f"retry {attempt}/{policy.attempts - 1} in {delay:.1f} s: {problem}")
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _message(response: Any) -> str:
+        try:
+            body = response.json()
+            return str(body.get("message") or body)[:300] if isinstance(body, dict) else str(body)[:300]
+        except ValueError:
+            return response.text[:300]
+
+    # --- paging --------------------------------------------------------------------
+
+    def pages(self, dataset: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a query, ``$limit``/``$offset`` paged; ``params`` must set ``$order``."""
+        if not params.get("$order"):
+            raise ValueError("paging needs $order: Socrata's row order is undefined without it")
+        offset = 0
+        while True:
+            page = self.get_json(f"/resource/{dataset}.json", {**params, "$limit": self.page_size, "$offset": offset},
+                                 expect=list)
+            self.stats.pages += 1
+            self.stats.rows += len(page)
+            yield page
+            if len(page) < self.page_size:
+                return
+            offset += self.page_size
+
+    # --- the queries the ingest makes ------------------------------------------------
+
+    @staticmethod
+    def _between(start: datetime, end: datetime) -> str:
+        return f"date >= '{_soql_time(start)}' AND date < '{_soql_time(end)}'"
+
+    def monthly_counts(self, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+        """Pages of {month, community_area?, primary_type, n} for incidents dated in [start, end)."""
+        return self.pages(CRIMES_DATASET, {"$select": MONTHLY_SELECT, "$where": self._between(start, end),
+                                           "$group": MONTHLY_GROUP, "$order": MONTHLY_ORDER})
+
+    def incident_total(self, start: datetime, end: datetime) -> int:
+        """How many incidents are dated in [start, end): the check that the pages added up."""
+        rows = self.get_json(f"/resource/{CRIMES_DATASET}.json",
+                             {"$select": "count(*) AS n", "$where": self._between(start, end)}, expect=list)
+        try:
+            return int(rows[0]["n"]) if rows else 0
+        except (KeyError, TypeError, ValueError):
+            raise PortalError(f"the portal's count is not a number: {str(rows)[:200]}") from None
+
+    def boundaries(self) -> dict[str, Any]:
+        """The community areas' GeoJSON FeatureCollection."""
+        document = self.get_json(f"/resource/{BOUNDARIES_DATASET}.geojson", {"$limit": 1000}, expect=dict)
+        if document.get("type") != "FeatureCollection" or not isinstance(document.get("features"), list):
+            raise PortalError("the boundaries dataset did not return a GeoJSON FeatureCollection")
+        return document
+
+    def probe(self, timeout: float = 3.0) -> bool:
+        """Does the portal answer a one-row query quickly? (No retries: for choosing a source.)"""
+        try:
+            response = self.session.get(f"{self.base_url}/resource/{CRIMES_DATASET}.json",
+                                        params={"$limit": 1, "$order": ":id"}, timeout=timeout)
+            return response.status_code == 200 and isinstance(response.json(), list)
+        except Exception:  # noqa: BLE001 - any failure means "no"
+            return False

@@ -1,0 +1,37 @@
+"""``make demo``'s data: ingested from a portal when one is configured and answers,
+else the snapshot, said in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from crimecast import ingest
+from local import stack
+from local.stack import SNAPSHOT_FILES, free_port
+from tests.conftest import seasonal_series, tidy_frame
+from tests.ingest.conftest import assert_same_counts, recount, stored
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    areas, types = (tmp_path / name for name in SNAPSHOT_FILES)
+    tidy_frame(seasonal_series("2019-01", 36, level=120), 25, "ALL").to_csv(areas, index=False)
+    tidy_frame(seasonal_series("2019-01", 36, level=900), None, "ALL").to_csv(types, index=False)
+    return tmp_path
+
+
+def test_the_stack_ingests_from_the_configured_portal(aws, portal, snapshot, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CRIMECAST_SOCRATA_URL", portal.url)
+    stack.load_data(snapshot)
+    assert f"data: ingesting from the portal at {portal.url}" in capsys.readouterr().err
+    assert_same_counts(stored(aws), recount(portal))
+    assert ingest.current_manifest(aws)["mode"] == "backfill"
+
+
+def test_the_stack_falls_back_to_the_snapshot_and_says_why(aws, snapshot, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CRIMECAST_SOCRATA_URL", f"http://127.0.0.1:{free_port()}")
+    stack.load_data(snapshot)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "data:" in line]
+    assert len(lines) == 1 and "loading the snapshot" in lines[0] and "did not answer within 3 s" in lines[0]
+    counts = ingest.load_counts(aws)
+    assert str(counts.first_month) == "2019-01" and ingest.current_manifest(aws)["source"] == "store_counts"
