@@ -2,44 +2,59 @@
 
 Each measurement is a fresh interpreter running ``python -X importtime -c 'import app'``
 in the function's folder, the way Lambda imports it on a cold start; the figure is the
-cumulative time of the ``app`` module, median of ``--repeat`` runs.
+cumulative time of the ``app`` module, median of ``--repeat`` runs. Beside them,
+``powertools_floor`` is an app.py importing only what every handler needs from
+Powertools (Logger, Metrics and the REST resolver), so the share of our own code shows. Runs are
+interleaved across handlers, so machine noise spreads evenly over all of them.
 
-Usage: python bench/cold_import.py [--repeat 7]
+Usage: python bench/cold_import.py [--repeat 11]
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import json
 import os
 from pathlib import Path
 import statistics
 import subprocess
 import sys
+import tempfile
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("auth", "predict", "evaluate", "ingest", "retrain")
-HEAVY = ("pandas", "numpy", "prophet")
+HEAVY = ("pandas", "numpy", "prophet", "pydantic", "boto3")
+FLOOR = """from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+"""
 
 
-def import_once(function: str) -> tuple[float, list[str]]:
+def import_once(folder: Path) -> tuple[float, list[str]]:
+    """Milliseconds to import ``folder``'s app.py (cumulative, from -X importtime), and the heavy modules it loaded."""
     code = f"import sys, app; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "POWERTOOLS_TRACE_DISABLED": "1", "AWS_DEFAULT_REGION": "us-east-1"}
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=REPO / "functions" / function,
-                          capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=folder, capture_output=True, text=True,
+                          env=env, check=True)
     last = [line for line in done.stderr.splitlines() if line.rstrip().endswith("| app")][-1]
     return int(last.split("|")[1]) / 1000, [m for m in done.stdout.strip().split(",") if m]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=11)
     args = parser.parse_args()
-    result = {}
-    for function in FUNCTIONS:
-        runs = [import_once(function) for _ in range(args.repeat)]
-        result[function] = {"median_ms": round(statistics.median(ms for ms, _ in runs), 1),
-                            "min_ms": round(min(ms for ms, _ in runs), 1), "heavy_modules_loaded": runs[0][1]}
+    probes = {name: REPO / "functions" / name for name in FUNCTIONS}
+    runs: dict[str, list[tuple[float, list[str]]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as floor:
+        (Path(floor) / "app.py").write_text(FLOOR)
+        probes["powertools_floor"] = Path(floor)
+        for _ in range(args.repeat):
+            for name, folder in probes.items():
+                runs[name].append(import_once(folder))
+    result = {name: {"median_ms": round(statistics.median(ms for ms, _ in measured), 1),
+                     "min_ms": round(min(ms for ms, _ in measured), 1), "heavy_modules_loaded": measured[0][1]}
+              for name, measured in runs.items()}
     print(json.dumps({"python": sys.version.split()[0], "repeat": args.repeat, "handlers": result}, indent=1))
 
 

@@ -232,10 +232,11 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # what API Gateway answers when a Lambda crashes
                 say(f"{route.method} {route.path} crashed: {type(exc).__name__}: {exc}")
                 return self._json(502, {"message": "Internal server error"})
-            self._send(int(response.get("statusCode", 200)), str(response.get("body") or "").encode(),
-                       (response.get("headers") or {}).get("Content-Type", "application/json"),
-                       {**(response.get("headers") or {}),
-                        **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v}})
+            answer_headers = {**(response.get("headers") or {}),
+                              **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v}}
+            content_type = next((v for k, v in answer_headers.items() if k.lower() == "content-type"), "application/json")
+            self._send(int(response.get("statusCode", 200)), str(response.get("body") or "").encode(), content_type,
+                       answer_headers)
 
         def _static(self, path: str) -> None:
             if self.command not in ("GET", "HEAD"):

@@ -4,12 +4,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crimecast.api import create_resolver, evaluate_router
+from crimecast.api import create_resolver
+from crimecast.api.evaluate import router
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = create_resolver(evaluate_router)
+app = create_resolver(router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -13,14 +13,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crimecast import ingest, lifecycle
-from crimecast.api import create_resolver, ingest_router, storage
+from crimecast.api import create_resolver, storage
+from crimecast.api.ingest import router
 from crimecast.errors import ConflictError
 from crimecast.idempotency import run_once
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = create_resolver(ingest_router)
+app = create_resolver(router)
 
 
 def _scheduled(event: dict, context: LambdaContext) -> dict:

@@ -10,12 +10,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crimecast import lifecycle, retrain
-from crimecast.api import create_resolver, retrain_router, storage
+from crimecast.api import create_resolver, storage
+from crimecast.api.retrain import router
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = create_resolver(retrain_router)
+app = create_resolver(router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

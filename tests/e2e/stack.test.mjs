@@ -109,3 +109,26 @@ test('on the real stack: a wrong password is refused', async () => {
   await form.getByRole('button', { name: 'Log in' }).click();
   await page.getByText(/do not match/i).waitFor();
 });
+
+test('on the real stack: a developer signs in on /docs with the password flow and tries /predict', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${stack.url}/docs`);
+  await page.click('button.authorize');
+  await page.fill('#oauth_username', ADMIN.username);
+  await page.fill('#oauth_password', ADMIN.password);
+  const token = page.waitForResponse((r) => r.url().endsWith('/auth/token'));
+  await page.click('.auth-btn-wrapper button.authorize');
+  assert.equal((await token).status(), 200);
+  await page.click('.auth-btn-wrapper button.btn-done');
+  await page.click('#operations-default-predict_predict_get .opblock-summary');
+  await page.click('#operations-default-predict_predict_get button.try-out__btn');
+  await page.fill('#operations-default-predict_predict_get tr[data-param-name="community_area"] input', '25');
+  await page.fill('#operations-default-predict_predict_get tr[data-param-name="crime_type"] input', 'THEFT');
+  const answer = page.waitForResponse((r) => r.url().includes('/predict?'));
+  await page.click('#operations-default-predict_predict_get button.execute');
+  const response = await answer;
+  assert.equal(response.status(), 200);
+  assert.equal((await response.json()).area_name, 'Austin');
+  await page.screenshot({ path: screenshotPath('stack-docs.png'), fullPage: true });
+  await page.close();
+});

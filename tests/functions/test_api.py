@@ -144,6 +144,14 @@ def test_openapi_document_covers_every_route(aws) -> None:
     assert {"/health", "/predict", "/predict/map", "/evaluate", "/runs/{run_id}", "/ingest", "/retrain"} <= set(paths)
 
 
+def test_docs_serve_swagger_ui_with_the_document_and_password_sign_in(aws) -> None:
+    response = invoke("predict", load_event("predict-docs"))
+    assert response["statusCode"] == 200
+    page = response["body"]
+    assert "SwaggerUIBundle" in page and "<script src=" not in page  # the bundle is inlined: no CDN
+    assert '"/predict/map"' in page and '"tokenUrl": "auth/token"' in page
+
+
 def test_unknown_route_is_404_not_500(aws) -> None:
     assert _get("/nowhere")["statusCode"] == 404
 

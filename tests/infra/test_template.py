@@ -96,7 +96,7 @@ def test_every_api_route_has_a_function(template: dict[str, Any], functions: dic
         assert (REPO / route.codeuri).is_dir()
         assert route.handler == "app.lambda_handler"
     public = {(r.method, r.path) for r in routes if r.auth_none}
-    assert public == {("POST", "/auth/token"), ("GET", "/health"), ("GET", "/openapi.json")}
+    assert public == {("POST", "/auth/token"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")}
     assert {("GET", "/predict"), ("GET", "/predict/map"), ("GET", "/evaluate"), ("POST", "/evaluate"),
             ("GET", "/runs/{run_id}"), ("POST", "/ingest"), ("POST", "/retrain"), ("GET", "/auth/me"),
             ("POST", "/auth/users"), ("DELETE", "/auth/users/{name}")} <= set(table)

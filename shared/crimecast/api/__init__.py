@@ -1,0 +1,152 @@
+"""The HTTP face of the service: the resolver every function builds, and one error format.
+
+An adapter, not domain code: each route parses its parameters, calls one domain function
+and returns its result. The routes live in one module per function (``predict``,
+``evaluate``, ``ingest``, ``retrain``), so a function imports only what it serves, and
+``openapi`` describes them all from the same definitions.
+
+This module and ``predict`` never import pydantic: the predict function answers the
+public read path, and Powertools' request validation (pydantic) alone would double its
+cold start (bench/cold_import.py). Its routes bind their query parameters with
+``query_parameters`` instead; the other functions validate through Powertools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache, wraps
+import inspect
+import json
+import os
+from typing import Any, TypeVar, get_args, get_type_hints
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from ..errors import (
+    ConfigurationError,
+    ConflictError,
+    CrimecastError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    OutOfRangeError,
+)
+from ..storage import Storage
+
+logger = Logger(child=True)
+
+# Domain errors to HTTP: the status comes from the error's type, never from its text.
+STATUS_BY_ERROR: tuple[tuple[type[Exception], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),
+    (OutOfRangeError, 422, "out_of_range"),
+    (InvalidInputError, 400, "invalid_request"),
+    (ConflictError, 409, "conflict"),
+    (ForbiddenError, 403, "forbidden"),
+)
+MAX_QUERY_LENGTH = 64  # longest query value a route bound by ``query_parameters`` accepts
+
+RouteResult = TypeVar("RouteResult")
+
+
+@cache
+def storage() -> Storage:
+    """The deployment's storage, read from the environment once per warm container."""
+    return Storage.from_env()
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({"error": {"code": code, "message": message}}))
+
+
+def _map_domain_error(exc: CrimecastError) -> Response:
+    for error_type, status, code in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return error_response(status, code, str(exc))
+    if isinstance(exc, ConfigurationError):
+        logger.error("misconfigured deployment", extra={"reason": str(exc)})
+    else:
+        logger.exception("unmapped domain error")
+    return error_response(500, "internal_error", "the service failed; the error is logged")
+
+
+def _map_validation_error(exc: RequestValidationError) -> Response:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}" for e in exc.errors()
+    )
+    return error_response(422, "validation_error", problems or "the request is not valid")
+
+
+def _route_not_found(exc: Exception) -> Response:
+    return error_response(404, "not_found", "no such route")
+
+
+def _map_unexpected(exc: Exception) -> Response:
+    logger.exception("unexpected error")
+    return error_response(500, "internal_error", "the service failed; the error is logged")
+
+
+def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRestResolver:
+    """A REST resolver with CORS for the web origin and one error format.
+
+    ``validation`` turns on Powertools' pydantic request validation; routers bound with
+    ``query_parameters`` do without it.
+    """
+    origin = os.environ.get("WEB_ORIGIN")
+    cors = CORSConfig(allow_origin=origin, allow_headers=["Authorization", "Content-Type"]) if origin else None
+    app = APIGatewayRestResolver(enable_validation=validation, cors=cors)
+    app.exception_handler(CrimecastError)(_map_domain_error)
+    app.exception_handler(RequestValidationError)(_map_validation_error)
+    app.not_found(_route_not_found)
+    app.exception_handler(Exception)(_map_unexpected)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _query_error(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
+
+
+def _parse_query_value(name: str, raw: str, annotation: Any) -> str | int:
+    if len(raw) > MAX_QUERY_LENGTH:
+        raise _query_error(name, f"at most {MAX_QUERY_LENGTH} characters")
+    if int in (get_args(annotation) or (annotation,)):
+        try:
+            return int(raw)
+        except ValueError:
+            raise _query_error(name, f"must be a whole number, got {raw!r}") from None
+    return raw
+
+
+def query_parameters(router: Router) -> Callable[[Callable[..., RouteResult]], Callable[[], RouteResult]]:
+    """Call a route with its keyword parameters taken from the query string, typed by its
+    annotations (``str``, ``int``, or either or ``None``), without pydantic.
+
+    An absent parameter keeps its default; a value that does not parse, or is longer than
+    ``MAX_QUERY_LENGTH``, is a 422 naming it. The route keeps its signature (``__wrapped__``),
+    so the OpenAPI document still lists each parameter with its type and default.
+    """
+
+    def decorate(route: Callable[..., RouteResult]) -> Callable[[], RouteResult]:
+        hints = get_type_hints(route)
+        names = [name for name in inspect.signature(route).parameters]
+
+        @wraps(route)
+        def bound() -> RouteResult:
+            query = router.current_event.query_string_parameters or {}
+            return route(**{name: _parse_query_value(name, query[name], hints[name]) for name in names if name in query})
+
+        return bound
+
+    return decorate
+
+
+def require_role(router: Router, role: str) -> None:
+    """403 unless the authorizer vouched for ``role`` (it passes the roles as context)."""
+    context = router.current_event.request_context.authorizer or {}
+    if role not in str(context.get("roles", "")).split(","):
+        raise ForbiddenError(f"this action needs the {role} role")

@@ -1,0 +1,39 @@
+"""Routes of the evaluate function: accuracy of a series or of all, and run status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from .. import forecasts, runs
+from . import require_role, storage
+
+router = Router()
+
+
+@router.get("/evaluate", summary="Metrics of one series, or the summary over all")
+def evaluate(community_area: Annotated[str | None, Query(max_length=64)] = None,
+             crime_type: Annotated[str | None, Query(max_length=64)] = None,
+             version: Annotated[str | None, Query(max_length=40, pattern=r"^v[0-9TZ]+$")] = None) -> dict[str, Any]:
+    return forecasts.evaluation(storage(), community_area, crime_type, version)
+
+
+@router.post("/evaluate", summary="Score the champion on the months since arrived (admin); may start a retrain")
+def evaluate_now() -> dict[str, Any]:
+    from .. import evaluation
+
+    require_role(router, "admin")
+    return evaluation.evaluate_live(storage(), trigger="api")
+
+
+@router.get("/runs", summary="Recent runs of one kind, newest first")
+def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$")] = "retrain",
+                limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    return {"runs": runs.recent_runs(storage(), kind, limit)}
+
+
+@router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run")
+def run_status(run_id: Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9T_-]+$")]) -> dict[str, Any]:
+    return runs.get_run(storage(), run_id)

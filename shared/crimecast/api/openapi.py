@@ -1,0 +1,52 @@
+"""The OpenAPI document of every route, whichever function serves it, and Swagger UI.
+
+Imported only when ``/openapi.json`` or ``/docs`` is asked for: it loads every route module
+and pydantic, which the predict function's cold start does without. Swagger UI is
+Powertools' own (``enable_swagger``), with its bundled script inlined (no CDN), and signs
+in with the API's OAuth2 password flow against ``/auth/token``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import OAuth2, OAuthFlowPassword, OAuthFlows
+
+from . import create_resolver, evaluate, ingest, predict, retrain
+
+API_TITLE = "crimecast API"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "Monthly crime forecasts per Chicago community area and crime type. Sign in with Authorize "
+    "(OAuth2 password flow). Every error, 422 included, has the body "
+    '`{"error": {"code": "...", "message": "..."}}`; the 422 schema shown per route is the generic one.'
+)
+DOCS_PATH = "/docs"
+OPENAPI_PATH = "/openapi.json"
+ROUTERS = (predict.router, evaluate.router, ingest.router, retrain.router)
+
+
+def _document_options() -> dict[str, Any]:
+    # tokenUrl is relative, so it resolves under the API's stage in Swagger UI.
+    password_flow = OAuth2(flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl="auth/token")))
+    return {"title": API_TITLE, "version": API_VERSION, "description": API_DESCRIPTION, "security_schemes": {"oauth2": password_flow},
+            "security": [{"oauth2": []}]}
+
+
+@cache
+def documentation() -> APIGatewayRestResolver:
+    """A resolver holding every route, used only to describe them (and serve ``/docs``)."""
+    app = create_resolver(*ROUTERS)
+    app.enable_swagger(path=DOCS_PATH, persist_authorization=True, **_document_options())
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+    return app
+
+
+def openapi_json() -> str:
+    return documentation().get_openapi_json_schema(**_document_options())
