@@ -12,10 +12,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crimecast.api import create_resolver
+from crimecast.api import DOCS_PATH, OPENAPI_PATH, create_resolver
 from crimecast.api.predict import router
-
-DOCUMENTATION_PATHS = {"/openapi.json", "/docs"}  # crimecast.api.openapi serves them
 
 logger = Logger()
 metrics = Metrics()
@@ -25,7 +23,7 @@ app = create_resolver(router, validation=False)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    if event.get("resource") in DOCUMENTATION_PATHS:
+    if event.get("resource") in (OPENAPI_PATH, DOCS_PATH):
         from crimecast.api.openapi import documentation  # every route module and pydantic: only when asked
 
         return documentation().resolve(event, context)

@@ -47,6 +47,9 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int, str], ...] = (
     (ForbiddenError, 403, "forbidden"),
 )
 MAX_QUERY_LENGTH = 64  # longest query value a route bound by ``query_parameters`` accepts
+# The documentation routes (served by ``openapi``, which a caller imports only when asked).
+OPENAPI_PATH = "/openapi.json"
+DOCS_PATH = "/docs"
 
 RouteResult = TypeVar("RouteResult")
 
