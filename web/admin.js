@@ -1,6 +1,7 @@
 // The admin page: start an ingest or a retrain and watch it, the run history, and users.
 
 import { api, apiBase, isSessionEnd } from './api.js';
+import { h } from './dom.js';
 import { formatCount, formatDuration, formatSeconds, formatTime, isNumber, monthLabel } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -13,18 +14,6 @@ let hooks = { onModelChanged: () => {}, currentUser: () => null };
 let watch = null; // { runId, kind, timer, failures }
 let historyTicket = 0;
 let pendingDelete = null;
-
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'className') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else node.setAttribute(key, String(value));
-  }
-  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
 
 function badge(status) {
   const known = STATUS_TEXT[status] ? status : 'unknown';

@@ -10,6 +10,7 @@ import {
 } from './format.js';
 import { drawLegend, drawMap, projectAreas } from './map.js';
 import * as Admin from './admin.js';
+import { h } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ['login', 'forecast', 'map', 'admin'];
@@ -27,19 +28,6 @@ let mapTicket = 0;
 let lastChart = null; // what the chart shows, to draw it again when its width changes
 
 // --- small DOM helpers ------------------------------------------------------------------
-
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'className') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2).toLowerCase(), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
 
 function setText(id, text) {
   const node = $(id);

@@ -1,10 +1,11 @@
-"""A fake crimecast API for developing and testing the web UI (standard library only).
+"""A fake crimecast API for developing and testing the web UI (standard library and the
+pure-Python ``crimecast.areas`` and ``crimecast.data``; no AWS, no pandas).
 
 It serves ``web/`` at "/" and answers the API's routes with canned but realistic data, in
 the same shapes and error formats as the real service:
 
 - history comes from the city's real monthly counts in ``$CRIMECAST_DATA_DIR`` (default
-  /work/shared/data) when they are there, and is made up otherwise; area x type series are
+  ../shared/data beside the repository) when they are there, and is made up otherwise; area x type series are
   derived from the area totals and the citywide type shares;
 - forecasts are a seasonal profile with a widening band, and the accuracy metrics are a real
   12-month backtest of that profile, of seasonal naive and of a trend model standing in for
@@ -41,31 +42,18 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from any interpreter
+from crimecast.areas import AREAS  # noqa: E402 - after the path it is found on
+from crimecast.data import default_data_dir  # noqa: E402
+
 WEB_DIR = HERE.parent.parent / "web"
-DATA_DIR = Path(os.environ.get("CRIMECAST_DATA_DIR") or "/work/shared/data")
+DATA_DIR = default_data_dir()
 
 TOKEN_TTL = int(os.environ.get("FAKE_TOKEN_TTL", "3600"))
 RUN_SECONDS = float(os.environ.get("FAKE_RUN_SECONDS", "4"))
 LATENCY = float(os.environ.get("FAKE_LATENCY_MS", "0")) / 1000
 
-AREA_NAMES = (
-    "Rogers Park", "West Ridge", "Uptown", "Lincoln Square", "North Center",
-    "Lake View", "Lincoln Park", "Near North Side", "Edison Park", "Norwood Park",
-    "Jefferson Park", "Forest Glen", "North Park", "Albany Park", "Portage Park",
-    "Irving Park", "Dunning", "Montclare", "Belmont Cragin", "Hermosa",
-    "Avondale", "Logan Square", "Humboldt Park", "West Town", "Austin",
-    "West Garfield Park", "East Garfield Park", "Near West Side", "North Lawndale",
-    "South Lawndale", "Lower West Side", "Loop", "Near South Side", "Armour Square",
-    "Douglas", "Oakland", "Fuller Park", "Grand Boulevard", "Kenwood",
-    "Washington Park", "Hyde Park", "Woodlawn", "South Shore", "Chatham",
-    "Avalon Park", "South Chicago", "Burnside", "Calumet Heights", "Roseland",
-    "Pullman", "South Deering", "East Side", "West Pullman", "Riverdale",
-    "Hegewisch", "Garfield Ridge", "Archer Heights", "Brighton Park",
-    "McKinley Park", "Bridgeport", "New City", "West Elsdon", "Gage Park",
-    "Clearing", "West Lawn", "Chicago Lawn", "West Englewood", "Englewood",
-    "Greater Grand Crossing", "Ashburn", "Auburn Gresham", "Beverly",
-    "Washington Heights", "Mount Greenwood", "Morgan Park", "O'Hare", "Edgewater",
-)  # fmt: skip
+AREA_NAMES = tuple(area.name for area in AREAS)  # the domain's list: one source of the 77 names
 RENAMED = {"CRIM SEXUAL ASSAULT": "CRIMINAL SEXUAL ASSAULT", "NON - CRIMINAL": "NON-CRIMINAL"}
 HISTORY_MONTHS = 60
 FORECAST_MONTHS = 24
