@@ -136,7 +136,7 @@ def query_parameters(router: Router) -> Callable[[Callable[..., RouteResult]], C
 
     def decorate(route: Callable[..., RouteResult]) -> Callable[[], RouteResult]:
         hints = get_type_hints(route)
-        names = [name for name in inspect.signature(route).parameters]
+        names = list(inspect.signature(route).parameters)
 
         @wraps(route)
         def bound() -> RouteResult:
