@@ -16,12 +16,12 @@ import sys
 
 import pandas as pd
 
-from crimecast import backtest, metrics
-from crimecast.data import real_data_dir as data_dir
-from crimecast.keys import SeriesKey
-from crimecast.model import CrimeForecaster, seasonal_naive, seed_prophet
-from crimecast.parallel import StderrProgress
-from crimecast.series import read_counts, read_many
+from crimecast.domain import backtest, metrics
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import CrimeForecaster, seasonal_naive, seed_prophet
+from crimecast.domain.parallel import StderrProgress
+from crimecast.domain.series import read_counts, read_many
+from crimecast.tools.data import real_data_dir as data_dir
 
 AUSTIN_ASSAULT = SeriesKey(25, "ASSAULT")
 SEED_PUBLISHED = {"mae": 12.06, "rmse": 17.28, "r2": 0.40}

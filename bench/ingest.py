@@ -25,6 +25,8 @@ import time
 from typing import Any
 import uuid
 
+from crimecast.jobs import pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 LAST_YEAR = 2022  # the stand-in's rows are of 2022; copies go back from there
 
@@ -80,13 +82,12 @@ def measure(portal: str, endpoint: str, first_year: int, page_size: int, trace: 
     import pandas  # noqa: F401 - imported before measuring: the Lambda's runtime has it loaded
     import requests  # noqa: F401
 
-    from crimecast import ingest
-    from crimecast.series import levels_from_aggregates  # noqa: F401
-    from crimecast.storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.domain.series import levels_from_aggregates  # noqa: F401
 
-    storage = Storage.from_env()
-    storage.list_keys("warm-up/")  # boto3 loads its service models once (~20 MB): not the ingest's working set
-    storage.get_run("warm-up")
+    stores = get_stores()
+    stores.blobs.list_keys("warm-up/")  # boto3 loads its service models once (~20 MB): not the ingest's working set
+    stores.runs.get("warm-up")
     phases = {"fetch": 0, "publish": 0}  # peaks per phase, read at each progress message
 
     def progress(message: str) -> None:
@@ -100,7 +101,7 @@ def measure(portal: str, endpoint: str, first_year: int, page_size: int, trace: 
     if trace:
         tracemalloc.start()
     started = time.perf_counter()
-    view = ingest.run_now(storage, "bench", progress=progress, mode="backfill", first_year=first_year, source_label=portal,
+    view = pipeline.ingest_now(stores, "bench", progress=progress, mode="backfill", first_year=first_year, source_label=portal,
                           page_size=page_size, as_of=date(LAST_YEAR, 12, 10))
     seconds = time.perf_counter() - started
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -13,10 +13,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from crimecast.data import real_data_dir as data_dir
-from crimecast.model import CrimeForecaster, ModelSettings
-from crimecast.parallel import StderrProgress, map_processes
-from crimecast.series import read_many
+from crimecast.domain.model import CrimeForecaster, ModelSettings
+from crimecast.domain.parallel import StderrProgress, map_processes
+from crimecast.domain.series import read_many
+from crimecast.tools.data import real_data_dir as data_dir
 
 SCALES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 ORIGINS = [pd.Period(f"{year}-12", "M") for year in range(2015, 2025)]

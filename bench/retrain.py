@@ -19,10 +19,11 @@ import prophet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's local/ (the one-machine stack)
 
-from crimecast import lifecycle, retrain
-from crimecast.data import real_data_dir
-from crimecast.series import read_many
-from crimecast.storage import Storage
+from crimecast.adapters.stores import Stores, get_stores
+from crimecast.domain.series import read_many
+from crimecast.jobs import retrain
+from crimecast.jobs.counts import store_counts
+from crimecast.tools.data import real_data_dir
 from local.stack import SNAPSHOT_FILES, Functions, LocalContext, provision, start_moto
 from local.template import load_template
 
@@ -54,20 +55,20 @@ def main() -> None:
     moto = start_moto()
     try:
         os.environ.update(provision(load_template(TEMPLATE)))
-        storage = Storage.from_env()
+        stores = get_stores()
         counts = read_many([real_data_dir() / name for name in SNAPSHOT_FILES])
-        lifecycle.store_counts(storage, counts)
+        store_counts(stores, counts)
         _timed("fit")
         _timed("predict")
         runs = {}
         for workers in (1, 2):
             PROPHET_SECONDS.update(seconds=0.0, fits=0)
-            summary = retrain.run_locally(storage, workers=workers)
+            summary = retrain.run_locally(stores, workers=workers)
             runs[workers] = {**summary, "prophet_seconds": round(PROPHET_SECONDS["seconds"], 2),
                              "prophet_fits": PROPHET_SECONDS["fits"]}
         one, two = runs[1], runs[2]
         series = one["series_trained"]
-        latency = predict_latency(storage, counts, args.predict_calls)
+        latency = predict_latency(stores, counts, args.predict_calls)
         print(json.dumps({
             "series_trained": series, "series_skipped": one["series_skipped"],
             "one_worker": {"wall_seconds": one["wall_seconds"], "series_per_second": one["series_per_second"]},
@@ -83,7 +84,7 @@ def main() -> None:
         moto.stop()
 
 
-def predict_latency(storage: Storage, counts, calls: int) -> dict[str, float]:
+def predict_latency(stores: Stores, counts, calls: int) -> dict[str, float]:
     from local.template import api_routes
 
     route = next(r for r in api_routes(load_template(TEMPLATE)) if r.path == "/predict")

@@ -11,10 +11,10 @@ import json
 import statistics
 import time
 
-from crimecast.data import real_data_dir as data_dir
-from crimecast.keys import SeriesKey
-from crimecast.model import CrimeForecaster
-from crimecast.series import read_counts
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import CrimeForecaster
+from crimecast.domain.series import read_counts
+from crimecast.tools.data import real_data_dir as data_dir
 
 
 def main() -> None:

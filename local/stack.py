@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 import uuid
 
+from crimecast import settings
 from local.template import ApiRoute, api_routes, dynamodb_table_specs, load_template, resources_of_type
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,21 +267,22 @@ def already_running(port: int) -> bool:
 
 
 def create_admin(password: str | None) -> str:
-    from crimecast import auth
-    from crimecast.storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
 
     generated = password is None
     password = password or secrets.token_urlsafe(12)
-    Storage.from_env().put_user({"username": ADMIN, "password_hash": auth.hash_password(password), "roles": ["admin", "viewer"]})
+    accounts.add_user(get_stores(), ADMIN, password, role="admin")
     return password if generated else ""
 
 
 def _portal_for_demo() -> tuple[str | None, str]:
     """The portal to ingest from, or None and why not: CRIMECAST_SOCRATA_URL if it answers,
     else the city's when it answers within 3 s and no snapshot was asked for (CRIMECAST_SNAPSHOT)."""
-    from crimecast.socrata import URL_ENV, SocrataClient
+    from crimecast import settings
+    from crimecast.adapters.socrata import SocrataClient
 
-    explicit = os.environ.get(URL_ENV)
+    explicit = settings.load(settings.PortalSettings).url
     if not explicit and os.environ.get("CRIMECAST_SNAPSHOT"):
         return None, "CRIMECAST_SNAPSHOT is set"
     client = SocrataClient(explicit or None)
@@ -290,30 +292,30 @@ def _portal_for_demo() -> tuple[str | None, str]:
 
 
 def load_data(snapshot: Path) -> None:
-    from crimecast import forecasts, ingest, lifecycle
-    from crimecast.series import read_many
-    from crimecast.storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.domain.series import read_many
+    from crimecast.jobs import counts, pipeline
 
-    storage = Storage.from_env()
+    stores = get_stores()
     portal, why_not = _portal_for_demo()
     if portal:
         say(f"data: ingesting from the portal at {portal} (a backfill, through the ingest's own code path)")
-        run = ingest.run_now(storage, "local stack start", progress=lambda message: say(f"ingest: {message}"),
-                             mode="backfill", source_label=portal)
+        run = pipeline.ingest_now(stores, "local stack start", progress=lambda message: say(f"ingest: {message}"),
+                                  mode="backfill", source_label=portal)
         if run["status"] == "succeeded":
             return
         why_not = f"the ingest from {portal} failed: {run['detail'].get('error')}"
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
-    lifecycle.store_counts(storage, read_many([snapshot / name for name in SNAPSHOT_FILES]))
+    counts.store_counts(stores, read_many([snapshot / name for name in SNAPSHOT_FILES]))
     if (snapshot / BOUNDARIES_FILE).is_file():
-        storage.put_bytes(forecasts.BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
+        stores.blobs.put_bytes(counts.BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
 
 
 def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, Any]:
     """The retrain workflow's steps, with the batches spread over every core."""
-    from crimecast import retrain
-    from crimecast.parallel import StderrProgress
-    from crimecast.storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.domain.parallel import StderrProgress
+    from crimecast.jobs import retrain
 
     progress = StderrProgress("training")
 
@@ -321,7 +323,7 @@ def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, An
         state["step"] = f"training {done}/{total} batches"
         progress(done, total)
 
-    return retrain.run_locally(Storage.from_env(), workers=workers, progress=report, trigger="local stack start")
+    return retrain.run_locally(get_stores(), workers=workers, progress=report, trigger="local stack start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         os.environ.update(provision(template))
+        settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
         state["step"] = "loading data"
         load_data(args.snapshot)

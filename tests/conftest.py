@@ -3,13 +3,15 @@ the city's real data (``CRIMECAST_DATA_DIR``, default ``../shared/data``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from crimecast.data import real_data_dir
+from crimecast import settings
+from crimecast.tools.data import real_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +31,14 @@ def tidy_frame(series: pd.Series, community_area: int | None, primary_type: str)
         "primary_type": primary_type,
         "count": series.to_numpy(),
     })
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the environment it sets up, as a new Lambda container would."""
+    settings.reset()
+    yield
+    settings.reset()
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""GET /evaluate (metrics of a series or the summary) and GET /runs/{run_id}."""
+"""GET /evaluate (metrics of a series or the summary), POST /evaluate (live accuracy, admin),
+GET /runs and GET /runs/{run_id}."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crimecast import settings
 from crimecast.api import create_resolver
 from crimecast.api.evaluate import router
 
+settings.check(*settings.EVALUATE)
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()

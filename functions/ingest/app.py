@@ -12,12 +12,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crimecast import ingest, lifecycle
-from crimecast.api import create_resolver, storage
+from crimecast import settings
+from crimecast.adapters.idempotency import run_once
+from crimecast.adapters.stores import get_stores
+from crimecast.api import create_resolver
 from crimecast.api.ingest import router
-from crimecast.errors import ConflictError
-from crimecast.idempotency import run_once
+from crimecast.domain.errors import ConflictError
+from crimecast.jobs import pipeline
 
+settings.check(*settings.INGEST)
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
@@ -27,7 +30,7 @@ app = create_resolver(router)
 def _scheduled(event: dict, context: LambdaContext) -> dict:
     key = str(event.get("id") or event.get("time"))  # EventBridge may deliver an event twice: same id
     try:
-        return lifecycle.request_ingest(storage(), trigger="schedule", idempotency_key=key, context=context)
+        return pipeline.request_ingest(get_stores(), trigger="schedule", idempotency_key=key, context=context)
     except ConflictError as exc:  # yesterday's run is still going (or a backfill): nothing to add
         logger.warning("scheduled ingest skipped", extra={"reason": str(exc)})
         return {"status": "skipped", "reason": str(exc)}
@@ -35,15 +38,13 @@ def _scheduled(event: dict, context: LambdaContext) -> dict:
 
 def _worker(job: dict, context: LambdaContext) -> dict:
     run_id, leg = str(job["run_id"]), int(job.get("leg", 0))
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
 
     def work() -> dict:
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        view = ingest.execute(storage(), run_id, deadline=(lambda: remaining() / 1000) if remaining else None)
-        if view["status"] == "running":  # out of time here: a new invocation carries on from the checkpoint
-            ingest.dispatch(storage(), run_id, context.function_name, leg + 1)
-        return view
+        return pipeline.ingest_worker(get_stores(), run_id, leg=leg, function_name=context.function_name,
+                                      deadline=(lambda: remaining() / 1000) if remaining else None)
 
-    view = run_once(storage(), "ingest-worker", {"run_id": run_id, "leg": leg}, work, context)
+    view = run_once(get_stores(), "ingest-worker", {"run_id": run_id, "leg": leg}, work, context)
     if view["status"] in ("succeeded", "failed"):
         metrics.add_metric(name=f"IngestRuns{view['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     if view["status"] == "failed":
@@ -55,8 +56,8 @@ def _worker(job: dict, context: LambdaContext) -> dict:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    if ingest.WORKER_EVENT_KEY in event:
-        return _worker(event[ingest.WORKER_EVENT_KEY], context)
+    if pipeline.WORKER_EVENT_KEY in event:
+        return _worker(event[pipeline.WORKER_EVENT_KEY], context)
     if event.get("source") == "aws.events":  # the schedule, not API Gateway
         return _scheduled(event, context)
     return app.resolve(event, context)

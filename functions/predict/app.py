@@ -12,9 +12,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crimecast import settings
 from crimecast.api import DOCS_PATH, OPENAPI_PATH, create_resolver
 from crimecast.api.predict import router
 
+settings.check(*settings.PREDICT)
 logger = Logger()
 metrics = Metrics()
 app = create_resolver(router, validation=False)

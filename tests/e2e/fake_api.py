@@ -1,5 +1,5 @@
 """A fake crimecast API for developing and testing the web UI (standard library and the
-pure-Python ``crimecast.areas`` and ``crimecast.data``; no AWS, no pandas).
+pure-Python ``crimecast.domain.areas`` and ``crimecast.tools.data``; no AWS, no pandas).
 
 It serves ``web/`` at "/" and answers the API's routes with canned but realistic data, in
 the same shapes and error formats as the real service:
@@ -43,8 +43,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from any interpreter
-from crimecast.areas import AREAS  # noqa: E402 - after the path it is found on
-from crimecast.data import default_data_dir  # noqa: E402
+from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is found on
+from crimecast.tools.data import default_data_dir  # noqa: E402
 
 WEB_DIR = HERE.parent.parent / "web"
 DATA_DIR = default_data_dir()

@@ -13,8 +13,10 @@ import boto3
 from moto import mock_aws
 import pytest
 
-from crimecast import api
-from crimecast.storage import Storage, reset_clients
+from crimecast import settings
+from crimecast.adapters.aws import reset_clients
+from crimecast.adapters.launcher import AwsLauncher
+from crimecast.adapters.stores import get_stores, use_stores
 from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
@@ -24,6 +26,14 @@ TABLE_ENV = {"SeriesTable": "SERIES_TABLE", "RunsTable": "RUNS_TABLE", "UsersTab
 # moto runs no Lambda code without Docker: asynchronous invocations (the ingest worker) are
 # recorded here instead, and a test runs one by calling the handler with its payload.
 ASYNC_INVOCATIONS: list[dict[str, Any]] = []
+
+
+class RecordingLauncher(AwsLauncher):
+    """Records asynchronous Lambda invocations (moto cannot run them); starts Step Functions
+    executions on moto as AWS would."""
+
+    def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None:
+        ASYNC_INVOCATIONS.append({"function": function_name, "payload": payload})
 
 
 @dataclass
@@ -66,11 +76,10 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     ASYNC_INVOCATIONS.clear()
-    monkeypatch.setattr(Storage, "invoke_async",
-                        lambda self, name, payload: ASYNC_INVOCATIONS.append({"function": name, "payload": payload}))
     with mock_aws():
         reset_clients()
-        api.storage.cache_clear()
+        settings.reset()
+        use_stores(None)
         boto3.client("s3").create_bucket(Bucket="crimecast-test-data")
         dynamodb = boto3.client("dynamodb")
         for logical_id, spec in dynamodb_table_specs(load_template(REPO / "template.yaml")).items():
@@ -84,6 +93,8 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine["stateMachineArn"])
         secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
         monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
-        yield Storage.from_env()
+        settings.reset()
+        yield use_stores(get_stores().with_launcher(RecordingLauncher()))
         reset_clients()
-        api.storage.cache_clear()
+        settings.reset()
+        use_stores(None)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities import parameters
 import jwt
 import pytest
 
-from crimecast import auth
+from crimecast.domain import auth
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
 
 SEED_HASH = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"  # bcrypt of "secret"
@@ -19,8 +19,8 @@ SEED_HASH = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"  # bc
 @pytest.fixture
 def users(aws):
     parameters.clear_caches()
-    aws.put_user({"username": "alice", "password_hash": auth.hash_password("wonderland"), "roles": ["viewer"]})
-    aws.put_user({"username": "root", "password_hash": auth.hash_password("s3cret-admin"), "roles": ["admin", "viewer"]})
+    aws.users.put({"username": "alice", "password_hash": auth.hash_password("wonderland", rounds=4), "roles": ["viewer"]})
+    aws.users.put({"username": "root", "password_hash": auth.hash_password("s3cret-admin", rounds=4), "roles": ["admin", "viewer"]})
     yield aws
     parameters.clear_caches()
 
@@ -106,7 +106,7 @@ def test_sample_authorizer_event_without_a_real_token_is_unauthorized(users) -> 
 def test_cli_adds_a_user_who_can_log_in(users, monkeypatch, capsys) -> None:
     import io
 
-    from crimecast.cli import main
+    from crimecast.tools.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     assert main(["users", "add", "carol", "--role", "admin"]) == 0

@@ -15,8 +15,8 @@ import bcrypt
 import jwt
 import pytest
 
-from crimecast import auth
-from crimecast.cli import main
+from crimecast.domain import auth
+from crimecast.tools.cli import main
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
 from tests.functions.test_auth import _authorize, _login
 
@@ -28,7 +28,7 @@ def users(aws, monkeypatch):
     parameters.clear_caches()
     monkeypatch.setenv("CRIMECAST_LOCKOUT_ATTEMPTS", "3")
     monkeypatch.setenv("CRIMECAST_LOCKOUT_SECONDS", "600")
-    aws.put_user({"username": "alice", "password_hash": auth.hash_password("wonderland"), "roles": ["viewer"]})
+    aws.users.put({"username": "alice", "password_hash": auth.hash_password("wonderland", rounds=4), "roles": ["viewer"]})
     yield aws
     parameters.clear_caches()
 
@@ -85,7 +85,7 @@ def test_tokens_of_disabled_or_deleted_users_stop_working(users, monkeypatch) ->
     assert main(["users", "disable", "alice"]) == 0
     with pytest.raises(Exception, match="^Unauthorized$"):
         _authorize(f"Bearer {token}")
-    assert users.delete_user("alice")
+    assert users.users.delete("alice")
     with pytest.raises(Exception, match="^Unauthorized$"):
         _authorize(f"Bearer {token}")
 
@@ -101,7 +101,7 @@ def test_brute_force_locks_the_account_until_reset(users, monkeypatch) -> None:
 
 
 def test_lock_expires_after_its_period() -> None:
-    user = {"username": "bob", "password_hash": auth.hash_password("correct-horse"), "roles": ["viewer"]}
+    user = {"username": "bob", "password_hash": auth.hash_password("correct-horse", rounds=4), "roles": ["viewer"]}
     policy = auth.LockoutPolicy(attempts=2, seconds=60)
     for _ in range(2):
         user = auth.after_failure(user, policy, now=1000)

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 
-from crimecast import retrain
-from crimecast.cli import main
+from crimecast.jobs import retrain
+from crimecast.tools.cli import main
 from tests.conftest import seasonal_series, tidy_frame
 
 

@@ -7,8 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from crimecast import forecasts, lifecycle, retrain
-from crimecast.series import counts_from_tidy
+from crimecast.domain.series import counts_from_tidy
+from crimecast.jobs import forecasts, retrain
+from crimecast.jobs.counts import store_counts
 from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import body, invoke, load_event
 
@@ -28,7 +29,7 @@ def _counts(months: int, degrade: bool = False):
 
 @pytest.fixture
 def champion(aws):
-    lifecycle.store_counts(aws, _counts(72))
+    store_counts(aws, _counts(72))
     summary = retrain.run_locally(aws, workers=1)
     assert summary["promoted"]
     return summary["version"]
@@ -43,16 +44,16 @@ def _post_evaluate() -> dict:
 
 
 def test_healthy_months_do_not_trigger_a_retrain(aws, champion) -> None:
-    lifecycle.store_counts(aws, _counts(78))
+    store_counts(aws, _counts(78))
     run = _post_evaluate()
     assert run["kind"] == "evaluate" and run["status"] == "succeeded"
     assert run["detail"]["series_evaluated"] >= 3 and run["detail"]["retrain"]["started"] is False
-    live = forecasts.evaluation(aws, "Austin", "THEFT")["live"]
+    live = forecasts.accuracy(aws, "Austin", "THEFT")["live"]
     assert live["months"] == [f"2024-0{m}" for m in range(1, 7)] and live["mae"] > 0
 
 
 def test_degraded_months_trigger_a_retrain_and_say_why(aws, champion) -> None:
-    lifecycle.store_counts(aws, _counts(78, degrade=True))
+    store_counts(aws, _counts(78, degrade=True))
     run = _post_evaluate()
     retrain_info = run["detail"]["retrain"]
     assert retrain_info["started"] is True and "live MASE above 1.25x the backtest" in retrain_info["reason"]
@@ -75,7 +76,7 @@ def test_a_viewer_cannot_start_an_evaluation(aws, champion) -> None:
 
 
 def test_metrics_stay_queryable_by_version(aws, champion) -> None:
-    assert forecasts.evaluation(aws, version=champion)["model_version"] == champion
+    assert forecasts.accuracy(aws, version=champion)["model_version"] == champion
     event = load_event("evaluate-summary")
     event["queryStringParameters"] = {"version": "v19990101T000000Z"}
     assert invoke("evaluate", event)["statusCode"] == 404

@@ -6,26 +6,27 @@ from datetime import date
 
 import pytest
 
-from crimecast import lifecycle, retrain
-from crimecast.errors import InvalidInputError
-from crimecast.series import counts_from_tidy
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.series import counts_from_tidy
+from crimecast.jobs import retrain
+from crimecast.jobs.counts import store_counts
 from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
 
 
 def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
     frame = tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT")
-    lifecycle.store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
+    store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
     retrain = load_function("retrain")
     run = body(invoke("retrain", load_event("retrain-api")))
 
     planned = retrain.plan_handler({"run_id": run["run_id"]}, FakeContext())
-    batches = aws.get_json(planned["batches_key"])
+    batches = aws.blobs.get_json(planned["batches_key"])
     assert planned["batches"] == len(batches) == 1 and batches[0]["series"] == ["25:THEFT"]
 
     result = retrain.train_handler({"Items": batches}, FakeContext())
     assert result == {"trained": ["25:THEFT"], "failed": []}
-    assert aws.get_bytes(f"models/{planned['version']}/25:THEFT.json")
+    assert aws.blobs.get_bytes(f"models/{planned['version']}/25:THEFT.json")
 
     finished = retrain.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]}, FakeContext())
     assert finished["status"] == "succeeded" and finished["detail"]["promotion"]["promoted"] is True
@@ -41,7 +42,7 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
 
 def test_a_failing_series_is_recorded_and_the_batch_goes_on(aws) -> None:
     frame = tidy_frame(seasonal_series("2018-01", 72), 25, "THEFT")
-    lifecycle.store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
+    store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
     result = retrain.train_batch(aws, {"run_id": "r", "version": "v1", "series": ["25:THEFT", "24:THEFT"]})
     assert result["trained"] == ["25:THEFT"]
     assert result["failed"][0]["series"] == "24:THEFT" and "no series" in result["failed"][0]["error"]

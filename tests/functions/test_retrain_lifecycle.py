@@ -9,22 +9,24 @@ import time
 import pandas as pd
 import pytest
 
-from crimecast import forecasts, lifecycle, retrain, runs
-from crimecast.series import counts_from_tidy
+from crimecast import settings
+from crimecast.domain.series import counts_from_tidy
+from crimecast.jobs import forecasts, retrain, runs
+from crimecast.jobs.counts import store_counts
 from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import body, invoke, load_event
 
 PAST = date(2030, 1, 1)
 
 
-def _store(storage, frames: list[pd.DataFrame]) -> None:
-    lifecycle.store_counts(storage, counts_from_tidy(pd.concat(frames, ignore_index=True), as_of=PAST))
+def _store(stores, frames: list[pd.DataFrame]) -> None:
+    store_counts(stores, counts_from_tidy(pd.concat(frames, ignore_index=True), as_of=PAST))
 
 
-def _healthy(storage) -> None:
+def _healthy(stores) -> None:
     sparse = tidy_frame(seasonal_series("2018-01", 72, level=80), 24, "ARSON")
     sparse.loc[sparse.index[:-10], "count"] = 0  # ten non-zero months only
-    _store(storage, [tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
+    _store(stores, [tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
                      tidy_frame(seasonal_series("2018-01", 72, level=300, seed=3), 8, "THEFT"), sparse])
 
 
@@ -32,7 +34,7 @@ def test_plan_skips_thin_series_and_says_why(aws) -> None:
     _healthy(aws)
     run = runs.start_run(aws, "retrain")
     planned = retrain.plan(aws, run["run_id"])
-    manifest = aws.get_json(planned["manifest_key"])
+    manifest = aws.blobs.get_json(planned["manifest_key"])
     assert {"8:THEFT", "25:THEFT", "city:THEFT"} <= set(manifest["planned"])
     reasons = {s["series"]: s["reason"] for s in manifest["skipped"]}
     assert "24:ARSON" not in manifest["planned"] and "10 months with any report" in reasons["24:ARSON"]
@@ -45,10 +47,10 @@ def test_first_run_promotes_and_reports(aws) -> None:
     assert summary["series_skipped"] >= 1
     assert summary["promoted"] is True and summary["reason"] == "no champion yet"
     assert forecasts.champion_version(aws) == summary["version"]
-    evaluation = forecasts.evaluation(aws)
+    evaluation = forecasts.accuracy(aws)
     assert evaluation["summary"]["series"] == summary["series_trained"]
     assert set(evaluation["summary"]) >= {"mae", "mase", "share_beating_seasonal_naive", "coverage", "worst"}
-    one = forecasts.evaluation(aws, "Austin", "theft")["metrics"]
+    one = forecasts.accuracy(aws, "Austin", "theft")["metrics"]
     assert len(one["origins"]) == 2 and one["model"]["mase"] is not None and one["seasonal_naive"]["mae"] is not None
 
 
@@ -64,7 +66,7 @@ def test_a_worse_candidate_is_not_promoted(aws) -> None:
     second = retrain.run_locally(aws, workers=1)
     assert second["promoted"] is False and "worse than the champion" in second["reason"]
     assert forecasts.champion_version(aws) == first["version"]
-    kept = json.loads(aws.get_series_item("__summary__", second["version"])["payload"])
+    kept = json.loads(aws.series.get("__summary__", second["version"])["payload"])
     assert kept["series"] == second["series_trained"]  # the candidate's metrics stay queryable by version
 
 
@@ -73,7 +75,7 @@ def test_a_crash_mid_run_leaves_the_champion_serving_and_a_rerun_starts_clean(aw
     champion = retrain.run_locally(aws, workers=1)["version"]
     crashed = runs.start_run(aws, "retrain")
     planned = retrain.plan(aws, crashed["run_id"], batch_size=1)
-    retrain.train_batch(aws, aws.get_json(planned["batches_key"])[0])  # one batch, then the machine dies
+    retrain.train_batch(aws, aws.blobs.get_json(planned["batches_key"])[0])  # one batch, then the machine dies
     assert forecasts.champion_version(aws) == champion
     assert runs.get_run(aws, crashed["run_id"])["status"] == "running"
     rerun = retrain.run_locally(aws, workers=1)
@@ -106,5 +108,5 @@ def test_promotion_rule() -> None:
                          [("CRIMECAST_BACKTEST_ORIGINS", "3", 3), ("CRIMECAST_PROMOTION_TOLERANCE", "0.1", 0.1)])
 def test_settings_come_from_the_environment(monkeypatch, name: str, value: str, expected: float) -> None:
     monkeypatch.setenv(name, value)
-    settings = retrain.RetrainSettings.from_env()
-    assert expected in (settings.backtest_origins, settings.promotion_tolerance)
+    options = settings.read(settings.RetrainOptions)
+    assert expected in (options.backtest_origins, options.promotion_tolerance)

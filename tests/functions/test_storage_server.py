@@ -1,4 +1,4 @@
-"""The storage module over HTTP against moto's server, through AWS_ENDPOINT_URL, the way
+"""The stores module over HTTP against moto's server, through AWS_ENDPOINT_URL, the way
 the local stack and AWS are reached (no in-process patching)."""
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ import boto3
 from moto.server import ThreadedMotoServer
 import pytest
 
-from crimecast import forecasts, runs
-from crimecast.keys import SeriesKey
-from crimecast.storage import Storage, reset_clients
+from crimecast import settings
+from crimecast.adapters import aws
+from crimecast.adapters.aws import reset_clients
+from crimecast.adapters.stores import Stores
+from crimecast.domain.keys import SeriesKey
+from crimecast.jobs import forecasts, runs
 from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
@@ -44,17 +47,19 @@ def test_storage_round_trips_over_http(moto_server: int) -> None:
     for logical_id, spec in dynamodb_table_specs(load_template(REPO / "template.yaml")).items():
         names[logical_id] = f"server-{logical_id}"
         boto3.client("dynamodb").create_table(TableName=names[logical_id], **spec)
-    storage = Storage("data", names["SeriesTable"], names["RunsTable"], names["UsersTable"])
-    assert storage.s3.meta.endpoint_url == f"http://127.0.0.1:{moto_server}"
+    stores = Stores.from_settings(settings.read(settings.StoreSettings, {
+        "DATA_BUCKET": "data", "SERIES_TABLE": names["SeriesTable"], "RUNS_TABLE": names["RunsTable"],
+        "USERS_TABLE": names["UsersTable"]}))
+    assert aws.client("s3").meta.endpoint_url == f"http://127.0.0.1:{moto_server}"
 
-    storage.put_json("runs/x/batches.json", [{"series": ["25:THEFT"]}])
-    assert storage.get_json("runs/x/batches.json") == [{"series": ["25:THEFT"]}]
-    assert storage.get_json("missing.json") is None
+    stores.blobs.put_json("runs/x/batches.json", [{"series": ["25:THEFT"]}])
+    assert stores.blobs.get_json("runs/x/batches.json") == [{"series": ["25:THEFT"]}]
+    assert stores.blobs.get_json("missing.json") is None
 
     item = forecasts.series_item(SeriesKey(25, "THEFT"), "v1", "2026-01-01T00:00:00Z", [],
                                  [{"month": "2026-02", "yhat": 1.5, "yhat_lower": 0.0, "yhat_upper": 3.0}], {})
-    forecasts.publish_version(storage, "v1", [item])
-    assert storage.query_type_version("THEFT#v1")[0]["series"] == "25:THEFT"
+    forecasts.publish_version(stores, "v1", [item])
+    assert stores.series.query_type_version("THEFT#v1")[0]["series"] == "25:THEFT"
 
-    run = runs.start_run(storage, "retrain")
-    assert runs.update_run(storage, run["run_id"], "succeeded", {"n": 1})["finished_at"]
+    run = runs.start_run(stores, "retrain")
+    assert runs.update_run(stores, run["run_id"], "succeeded", {"n": 1})["finished_at"]

@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from crimecast import ingest
-from crimecast.series import MonthlyCounts
-from crimecast.socrata import RetryPolicy, SocrataClient
-from crimecast.storage import Storage
+from crimecast.adapters.socrata import RetryPolicy, SocrataClient
+from crimecast.adapters.stores import Stores
+from crimecast.domain.series import MonthlyCounts
+from crimecast.jobs import ingest, pipeline
+from crimecast.jobs.counts import load_counts
 from local.portal import StandInPortal
 from tests.functions.conftest import aws  # noqa: F401 - the fixture, shared
 
@@ -26,7 +27,7 @@ KEY = ["month", "community_area", "primary_type"]
 
 @pytest.fixture(scope="package")  # stopped after this package: later tests fork, and must not inherit its thread
 def portal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandInPortal]:
-    from crimecast.data import real_data_dir
+    from crimecast.tools.data import real_data_dir
 
     try:
         folder = real_data_dir()
@@ -60,9 +61,9 @@ def portal_source(portal: StandInPortal, as_of: date = AS_OF, sleeps: Sleeps | N
     return ingest.PortalSource(SocrataClient(portal.url, **settings), as_of)
 
 
-def run(storage: Storage, source: Any, **options: Any) -> dict[str, Any]:
+def run(stores: Stores, source: Any, **options: Any) -> dict[str, Any]:
     options.setdefault("as_of", getattr(source, "as_of", AS_OF))
-    return ingest.run_now(storage, "test", source, **options)
+    return pipeline.ingest_now(stores, "test", source, **options)
 
 
 def cells(counts: MonthlyCounts) -> pd.Series:
@@ -71,8 +72,8 @@ def cells(counts: MonthlyCounts) -> pd.Series:
     return frame.set_index(KEY)["count"].sort_index()
 
 
-def stored(storage: Storage) -> pd.Series:
-    return cells(ingest.load_counts(storage))
+def stored(stores: Stores) -> pd.Series:
+    return cells(load_counts(stores))
 
 
 def assert_same_counts(actual: pd.Series, expected: pd.Series) -> None:
@@ -83,13 +84,13 @@ def assert_same_counts(actual: pd.Series, expected: pd.Series) -> None:
 
 def recount(portal: StandInPortal) -> pd.Series:
     """The stand-in's visible incidents counted by the domain, one row per incident."""
-    from crimecast.series import counts_from_frame
+    from crimecast.domain.series import counts_from_frame
 
     return cells(counts_from_frame(portal.state.source_frame()))
 
 
 def csv_path() -> Path:
-    from crimecast.data import real_data_dir
+    from crimecast.tools.data import real_data_dir
 
     return real_data_dir() / "crimes_2022_jan_nov_slim.csv.gz"
 
@@ -97,6 +98,6 @@ def csv_path() -> Path:
 @cache
 def file_recount() -> pd.Series:
     """The portal's CSV export of 2022, counted row by row by the domain (read once)."""
-    from crimecast.series import read_counts
+    from crimecast.domain.series import read_counts
 
     return cells(read_counts(csv_path()))

@@ -10,9 +10,11 @@ import json
 import pandas as pd
 import pytest
 
-from crimecast import forecasts, ingest, runs
-from crimecast.errors import ConflictError, InvalidInputError
-from crimecast.socrata import SocrataClient
+from crimecast.adapters.aws import table as aws_table
+from crimecast.adapters.socrata import SocrataClient
+from crimecast.domain.errors import ConflictError, InvalidInputError
+from crimecast.jobs import forecasts, ingest, pipeline, runs
+from crimecast.jobs.counts import STAGING_PREFIX, VERSIONS_PREFIX, current_manifest, load_counts, store_counts
 from local.portal import StandInPortal
 from tests.ingest.conftest import (
     AS_OF,
@@ -41,7 +43,7 @@ def test_backfill_stores_exactly_a_recount_of_the_source_rows(aws, portal) -> No
     assert detail["pages"] >= 22 + 6 and detail["rows"] == 13_281  # 2022 took 7 pages of 2,000 groups
     assert detail["months_replaced"] == {"from": "2001-01", "to": "2022-12", "count": 264}
     assert detail["partial_month"] is None and detail["duration_s"] >= 0 and detail["retries"] == 0
-    counts = ingest.load_counts(aws)
+    counts = load_counts(aws)
     assert (str(counts.first_month), str(counts.last_month), counts.partial_month) == ("2022-01", "2022-11", None)
 
 
@@ -55,7 +57,7 @@ def test_every_page_request_sets_order_limit_and_offset(aws, portal) -> None:
 
 def test_a_record_shaped_like_the_api_s_own_counts_the_same(aws, data_dir) -> None:
     """The 1,000 rows exactly as the API returned them (strings, null keys left out)."""
-    from crimecast.series import counts_from_records
+    from crimecast.domain.series import counts_from_records
 
     with StandInPortal("api-sample", data_dir) as sample:
         view = run(aws, portal_source(sample, as_of=datetime(2022, 4, 10).date()), mode="backfill", first_year=2022)
@@ -67,15 +69,15 @@ def test_a_record_shaped_like_the_api_s_own_counts_the_same(aws, data_dir) -> No
 
 def test_a_rerun_changes_nothing(aws, portal) -> None:
     first = run(aws, portal_source(portal), mode="backfill", first_year=2021)
-    before, manifest = stored(aws), ingest.current_manifest(aws)
+    before, manifest = stored(aws), current_manifest(aws)
     second = run(aws, portal_source(portal))  # the daily incremental run
     assert second["status"] == "succeeded" and second["detail"]["mode"] == "incremental"
     assert second["detail"]["window"] == {"from": "2021-12", "to": "2022-12"}  # 13 months
     assert second["detail"]["changes"] == {"cells_changed": 0, "incidents_before": 215_551, "incidents_after": 215_551}
     assert_same_counts(stored(aws), before)
-    after = ingest.current_manifest(aws)
+    after = current_manifest(aws)
     assert after["version"] != manifest["version"] and after["previous_version"] == manifest["version"]
-    assert aws.get_bytes(after["counts_key"]) == aws.get_bytes(manifest["counts_key"])  # byte for byte
+    assert aws.blobs.get_bytes(after["counts_key"]) == aws.blobs.get_bytes(manifest["counts_key"])  # byte for byte
     assert first["detail"]["version"] == manifest["version"]
 
 
@@ -89,8 +91,8 @@ def test_a_revision_between_runs_is_applied_exactly_once(aws, portal) -> None:
     assert_same_counts(stored(aws), recount(portal))
     # -1 in March (THEFT, area 25: the type, the area's ALL, the city's THEFT and ALL), +1 in May (BATTERY likewise)
     assert view["detail"]["changes"] == {"cells_changed": 8, "incidents_before": 215_551, "incidents_after": 215_551}
-    counts = ingest.load_counts(aws)
-    from crimecast.keys import SeriesKey
+    counts = load_counts(aws)
+    from crimecast.domain.keys import SeriesKey
 
     assert change["before"]["primary_type"] == "THEFT"
     theft, battery = counts.series(SeriesKey(25, "THEFT")), counts.series(SeriesKey(25, "BATTERY"))
@@ -106,15 +108,15 @@ def test_the_current_month_is_stored_but_marked_partial(aws, portal) -> None:
     portal.state.set_now(datetime(2022, 11, 20))  # the portal withholds the 7 days before its clock
     view = run(aws, portal_source(portal, as_of=datetime(2022, 11, 20).date()), mode="backfill", first_year=2022)
     assert view["detail"]["partial_month"] == "2022-11"
-    counts = ingest.load_counts(aws)
+    counts = load_counts(aws)
     assert str(counts.partial_month) == "2022-11" and str(counts.last_complete_month) == "2022-10"
     assert_same_counts(stored(aws), recount(portal))
-    from crimecast.keys import SeriesKey
+    from crimecast.domain.keys import SeriesKey
 
     assert counts.series(SeriesKey(None, "ALL")).index[-1] == pd.Period("2022-10")  # not trained on
     portal.state.set_now(datetime(2022, 12, 10))  # three weeks on, November is whole
     view = run(aws, portal_source(portal))
-    assert view["detail"]["partial_month"] is None and ingest.load_counts(aws).partial_month is None
+    assert view["detail"]["partial_month"] is None and load_counts(aws).partial_month is None
     assert_same_counts(stored(aws), recount(portal))
 
 
@@ -151,12 +153,12 @@ def test_every_injected_fault_is_survived_with_identical_counts(aws, portal, kin
 
 def test_a_portal_that_keeps_failing_fails_the_run_cleanly_and_keeps_the_old_data(aws, portal) -> None:
     run(aws, portal_source(portal), mode="backfill", first_year=2022)
-    before, version = stored(aws), ingest.current_manifest(aws)["version"]
+    before, version = stored(aws), current_manifest(aws)["version"]
     portal.add_fault("500", times=-1, match="date >= '2022")
     view = run(aws, portal_source(portal))
     assert view["status"] == "failed" and view["finished_at"]
     assert "failed 4 times" in view["detail"]["error"] and "HTTP 500" in view["detail"]["error"]
-    assert ingest.current_manifest(aws)["version"] == version
+    assert current_manifest(aws)["version"] == version
     assert_same_counts(stored(aws), before)
     portal.state.faults.clear()
     assert run(aws, portal_source(portal))["status"] == "succeeded"  # the lease was given back
@@ -204,17 +206,17 @@ def test_a_failed_backfill_resumes_from_its_checkpoint(aws, portal) -> None:
     view = run(aws, portal_source(portal), mode="backfill", first_year=2019)
     assert view["status"] == "failed"
     assert view["detail"]["chunks_done"] == ["2019-01..2019-12", "2020-01..2020-12", "2021-01..2021-12"]
-    assert len(aws.list_keys(f"counts/staging/{view['run_id']}/")) == 3
+    assert len(aws.blobs.list_keys(f"counts/staging/{view['run_id']}/")) == 3
     with pytest.raises(InvalidInputError, match="run an ingest first"):
-        ingest.load_counts(aws)  # nothing was published
+        load_counts(aws)  # nothing was published
     portal.state.faults.clear()
     seen = len(portal.requests)
-    resumed = ingest.resume(aws, view["run_id"], portal_source(portal))
+    resumed = pipeline.ingest_now(aws, "test", portal_source(portal), resume_run=view["run_id"])
     assert resumed["status"] == "succeeded" and resumed["detail"]["legs"] == 2 and resumed["detail"]["error"] is None
     asked = [r["params"].get("$where", "") for r in portal.requests[seen:]]
     assert asked and not any("2019" in w or "2020" in w or "'2021-01" in w for w in asked)  # only 2022 again
     assert_same_counts(stored(aws), file_recount())
-    assert aws.list_keys(f"counts/staging/{view['run_id']}/") == []
+    assert aws.blobs.list_keys(f"counts/staging/{view['run_id']}/") == []
 
 
 class Crash(BaseException):
@@ -235,8 +237,8 @@ def test_a_crashed_backfill_holds_the_lease_and_resumes(aws, portal) -> None:
     (crashed,) = runs.recent_runs(aws, "ingest")
     assert crashed["status"] == "running" and len(crashed["detail"]["chunks_done"]) == 2
     with pytest.raises(ConflictError, match=crashed["run_id"]):
-        ingest.start(aws, "test")  # it may still be alive: its lease has not lapsed
-    resumed = ingest.resume(aws, crashed["run_id"], portal_source(portal))
+        ingest.open_run(aws, "test")  # it may still be alive: its lease has not lapsed
+    resumed = pipeline.ingest_now(aws, "test", portal_source(portal), resume_run=crashed["run_id"])
     assert resumed["status"] == "succeeded"
     assert_same_counts(stored(aws), file_recount())
 
@@ -245,9 +247,9 @@ def test_a_lapsed_lease_is_taken_over_and_its_run_marked_abandoned(aws, portal) 
     with pytest.raises(Crash):
         run(aws, portal_source(portal), mode="backfill", first_year=2022, progress=crash_at("[1/"))
     (crashed,) = runs.recent_runs(aws, "ingest")
-    aws.table(aws.runs_table).update_item(Key={"run_id": ingest.LEASE_NAME}, UpdateExpression="SET lease_until = :t",
+    aws_table(aws.runs.table_name).update_item(Key={"run_id": ingest.LEASE_NAME}, UpdateExpression="SET lease_until = :t",
                                           ExpressionAttributeValues={":t": 0})
-    fresh = ingest.start(aws, "test")
+    fresh = ingest.open_run(aws, "test")
     assert runs.get_run(aws, crashed["run_id"])["status"] == "failed"
     assert "abandoned" in runs.get_run(aws, crashed["run_id"])["detail"]["error"]
     assert ingest.execute(aws, fresh["run_id"], portal_source(portal))["status"] == "succeeded"
@@ -255,7 +257,7 @@ def test_a_lapsed_lease_is_taken_over_and_its_run_marked_abandoned(aws, portal) 
 
 def test_a_worker_out_of_time_hands_over_and_the_next_one_finishes(aws, portal) -> None:
     left = iter([900.0, 900.0, 30.0])
-    start = ingest.start(aws, "test", mode="backfill", first_year=2019, as_of=AS_OF)
+    start = ingest.open_run(aws, "test", mode="backfill", first_year=2019, as_of=AS_OF)
     paused = ingest.execute(aws, start["run_id"], portal_source(portal), deadline=lambda: next(left))
     assert paused["status"] == "running" and len(paused["detail"]["chunks_done"]) == 2
     done = ingest.execute(aws, start["run_id"], portal_source(portal))
@@ -267,11 +269,11 @@ def test_a_worker_out_of_time_hands_over_and_the_next_one_finishes(aws, portal) 
 
 
 def test_a_second_run_is_refused_while_one_is_in_progress(aws, portal) -> None:
-    first = ingest.start(aws, "test", as_of=AS_OF)
+    first = ingest.open_run(aws, "test", as_of=AS_OF)
     with pytest.raises(ConflictError, match=first["run_id"]):
-        ingest.start(aws, "test")
+        ingest.open_run(aws, "test")
     assert ingest.execute(aws, first["run_id"], portal_source(portal))["status"] == "succeeded"
-    assert ingest.start(aws, "test")["status"] == "queued"
+    assert ingest.open_run(aws, "test")["status"] == "queued"
 
 
 def test_a_finished_run_never_runs_twice(aws, portal) -> None:
@@ -284,41 +286,41 @@ def test_a_finished_run_never_runs_twice(aws, portal) -> None:
 @pytest.mark.parametrize(("mode", "window"), [("sideways", 13), ("incremental", 1), ("incremental", 999)])
 def test_options_are_checked(aws, mode: str, window: int) -> None:
     with pytest.raises(InvalidInputError):
-        ingest.start(aws, "test", mode=mode, window_months=window)
+        ingest.open_run(aws, "test", mode=mode, window_months=window)
 
 
-# --- storage -------------------------------------------------------------------------------------
+# --- stores -------------------------------------------------------------------------------------
 
 
 def test_versions_are_kept_apart_and_old_ones_dropped(aws, portal, monkeypatch) -> None:
-    monkeypatch.setattr(ingest, "KEEP_VERSIONS", 2)
-    for _ in range(ingest.KEEP_VERSIONS + 2):
+    monkeypatch.setattr("crimecast.jobs.counts.KEEP_VERSIONS", 2)
+    for _ in range(2 + 2):
         assert run(aws, portal_source(portal), mode="backfill", first_year=2022)["status"] == "succeeded"
-    versions = {k.split("/")[2] for k in aws.list_keys(ingest.VERSIONS_PREFIX)}
-    assert len(versions) == ingest.KEEP_VERSIONS and ingest.current_manifest(aws)["version"] in versions
-    manifest = ingest.current_manifest(aws)
-    assert manifest == aws.get_json(f"{ingest.VERSIONS_PREFIX}{manifest['version']}/manifest.json")
-    header = gzip.decompress(aws.get_bytes(manifest["counts_key"])).split(b"\n", 1)[0]
+    versions = {k.split("/")[2] for k in aws.blobs.list_keys(VERSIONS_PREFIX)}
+    assert len(versions) == 2 and current_manifest(aws)["version"] in versions
+    manifest = current_manifest(aws)
+    assert manifest == aws.blobs.get_json(f"{VERSIONS_PREFIX}{manifest['version']}/manifest.json")
+    header = gzip.decompress(aws.blobs.get_bytes(manifest["counts_key"])).split(b"\n", 1)[0]
     assert header == b"month,community_area,primary_type,count"
     assert manifest["rows"] == sum(p["rows"] for p in manifest["parts"].values())
 
 
 def test_store_and_load_counts_round_trip_with_the_partial_month(aws) -> None:
-    from crimecast.series import counts_from_tidy
+    from crimecast.domain.series import counts_from_tidy
     from tests.conftest import seasonal_series, tidy_frame
 
     frame = pd.concat([tidy_frame(seasonal_series("2019-01", 30), 25, "ASSAULT"), tidy_frame(seasonal_series("2019-01", 30), 8, "THEFT")])
     frame["partial_month"] = frame["month"] == "2021-06"
     counts = counts_from_tidy(frame)
-    ingest.store_counts(aws, counts)
-    loaded = ingest.load_counts(aws)
+    store_counts(aws, counts)
+    loaded = load_counts(aws)
     assert str(loaded.partial_month) == "2021-06" and str(loaded.last_complete_month) == "2021-05"
     assert_same_counts(cells(loaded), cells(counts))
-    assert aws.list_keys(ingest.STAGING_PREFIX) == []
+    assert aws.blobs.list_keys(STAGING_PREFIX) == []
 
 
 def test_a_file_import_goes_through_the_same_path(aws, portal, tmp_path) -> None:
-    file_run = ingest.run_now(aws, "test", ingest.FileSource(csv_path()), mode="backfill")
+    file_run = pipeline.ingest_now(aws, "test", ingest.FileSource(csv_path()), mode="backfill")
     assert file_run["status"] == "succeeded" and file_run["detail"]["source"] == "file:crimes_2022_jan_nov_slim.csv.gz"
     from_file = stored(aws)
     assert run(aws, portal_source(portal), mode="backfill", first_year=2022)["status"] == "succeeded"
@@ -327,7 +329,7 @@ def test_a_file_import_goes_through_the_same_path(aws, portal, tmp_path) -> None
     march = from_file.reset_index()
     march = march[march["month"] == "2022-03"].assign(count=lambda f: f["count"] * 2)
     march.to_csv(tmp_path / "march.csv", index=False)
-    view = ingest.run_now(aws, "test", ingest.FileSource(tmp_path / "march.csv"))
+    view = pipeline.ingest_now(aws, "test", ingest.FileSource(tmp_path / "march.csv"))
     assert view["status"] == "succeeded" and view["detail"]["window"] == {"from": "2022-03", "to": "2022-03"}
     after = stored(aws)
     in_march = after.index.get_level_values("month") == "2022-03"

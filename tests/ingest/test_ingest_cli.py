@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from crimecast import ingest
-from crimecast.cli import main
+from crimecast.jobs import ingest
+from crimecast.tools.cli import main
 from tests.ingest.conftest import assert_same_counts, csv_path, recount, stored
 
 
@@ -52,7 +52,7 @@ def test_a_crashed_run_is_resumed_by_id(aws, portal, capsys, monkeypatch) -> Non
 
 def _quick(make):
     """The CLI's client, with back-offs of a few milliseconds."""
-    from crimecast.socrata import RetryPolicy
+    from crimecast.adapters.socrata import RetryPolicy
 
     def quick(detail, progress, page_size=None):
         source = make(detail, progress, page_size)

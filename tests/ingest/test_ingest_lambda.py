@@ -9,7 +9,11 @@ import json
 
 import pytest
 
-from crimecast import ingest, runs
+from crimecast import settings
+from crimecast.adapters.launcher import AwsLauncher
+from crimecast.adapters.stores import use_stores
+from crimecast.jobs import ingest, pipeline, runs
+from crimecast.jobs.counts import current_manifest
 from tests.functions.conftest import ASYNC_INVOCATIONS, FakeContext, body, invoke, load_event, load_function
 from tests.ingest.conftest import assert_same_counts, recount, stored
 
@@ -18,6 +22,7 @@ from tests.ingest.conftest import assert_same_counts, recount, stored
 def lambda_env(aws, portal, monkeypatch):
     monkeypatch.setenv("CRIMECAST_SOCRATA_URL", portal.url)
     monkeypatch.setenv("CRIMECAST_SOCRATA_PAGE_SIZE", "5000")
+    settings.reset()
     return aws
 
 
@@ -66,9 +71,9 @@ def test_a_repeated_request_gets_the_same_run(lambda_env) -> None:
 def test_a_duplicated_worker_event_does_the_work_once(lambda_env) -> None:
     _post("req-1")
     first = _run_worker()
-    version = ingest.current_manifest(lambda_env)["version"]
+    version = current_manifest(lambda_env)["version"]
     assert _run_worker() == first  # Lambda's retry or a duplicate: the recorded answer
-    assert ingest.current_manifest(lambda_env)["version"] == version
+    assert current_manifest(lambda_env)["version"] == version
 
 
 def test_the_body_chooses_the_mode_and_is_validated(lambda_env) -> None:
@@ -117,19 +122,19 @@ def test_inline_mode_runs_the_worker_in_a_thread(lambda_env, portal, monkeypatch
     monkeypatch.setenv("CRIMECAST_INLINE_INGEST", "1")
     response = _post("req-1")
     assert response["statusCode"] == 202 and ASYNC_INVOCATIONS == []
-    assert ingest.wait_for_inline_workers(120)
+    assert pipeline.wait_for_inline_jobs(120)
     assert runs.get_run(lambda_env, body(response)["run_id"])["status"] == "succeeded"
     assert_same_counts(stored(lambda_env), recount(portal))
 
 
-def test_a_worker_that_cannot_be_started_fails_the_run_and_frees_the_lease(lambda_env, monkeypatch) -> None:
-    from crimecast.storage import Storage
-
-    def broken(self, name, payload):
+class DeniedLauncher(AwsLauncher):
+    def invoke_async(self, function_name: str, payload: dict) -> None:
         raise RuntimeError("AccessDenied: lambda:InvokeFunction")
 
-    monkeypatch.setattr(Storage, "invoke_async", broken)
+
+def test_a_worker_that_cannot_be_started_fails_the_run_and_frees_the_lease(lambda_env) -> None:
+    use_stores(lambda_env.with_launcher(DeniedLauncher()))
     assert _post("req-1")["statusCode"] == 500
     (failed,) = runs.recent_runs(lambda_env, "ingest")
     assert failed["status"] == "failed" and "could not start the ingest worker" in failed["detail"]["error"]
-    assert ingest.start(lambda_env, "test")["status"] == "queued"  # the lease was given back
+    assert ingest.open_run(lambda_env, "test")["status"] == "queued"  # the lease was given back

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from crimecast.socrata import CRIMES_DATASET, DEFAULT_URL, SocrataClient
+from crimecast.adapters.socrata import CRIMES_DATASET, DEFAULT_URL, SocrataClient
 
 URL = f"{DEFAULT_URL}/resource/{CRIMES_DATASET}.json"
 pytestmark = pytest.mark.network

@@ -7,7 +7,8 @@ import email.utils
 
 import pytest
 
-from crimecast.socrata import CRIMES_DATASET, PortalError, RetryPolicy, SocrataClient, _retry_after, app_token_from_env
+from crimecast import settings
+from crimecast.adapters.socrata import CRIMES_DATASET, PortalError, RetryPolicy, SocrataClient, _retry_after, app_token_from_env
 from tests.ingest.conftest import Sleeps
 
 YEAR = (datetime(2022, 1, 1), datetime(2023, 1, 1))
@@ -80,6 +81,7 @@ def test_the_app_token_is_sent_from_the_environment(portal, monkeypatch) -> None
     c.incident_total(*YEAR)
     assert c.app_token == "token-123" and portal.requests[-1]["app_token"] is True
     monkeypatch.delenv("CRIMECAST_SOCRATA_APP_TOKEN")
+    settings.reset()  # the environment is read once per process: a new one
     bare = SocrataClient.from_env(portal.url)
     bare.incident_total(*YEAR)
     assert portal.requests[-1]["app_token"] is False

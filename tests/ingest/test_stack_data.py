@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crimecast import ingest
+from crimecast.jobs.counts import current_manifest, load_counts
 from local import stack
 from local.stack import SNAPSHOT_FILES, free_port
 from tests.conftest import seasonal_series, tidy_frame
@@ -25,7 +25,7 @@ def test_the_stack_ingests_from_the_configured_portal(aws, portal, snapshot, mon
     stack.load_data(snapshot)
     assert f"data: ingesting from the portal at {portal.url}" in capsys.readouterr().err
     assert_same_counts(stored(aws), recount(portal))
-    assert ingest.current_manifest(aws)["mode"] == "backfill"
+    assert current_manifest(aws)["mode"] == "backfill"
 
 
 def test_the_stack_falls_back_to_the_snapshot_and_says_why(aws, snapshot, monkeypatch, capsys) -> None:
@@ -33,5 +33,5 @@ def test_the_stack_falls_back_to_the_snapshot_and_says_why(aws, snapshot, monkey
     stack.load_data(snapshot)
     lines = [line for line in capsys.readouterr().err.splitlines() if "data:" in line]
     assert len(lines) == 1 and "loading the snapshot" in lines[0] and "did not answer within 3 s" in lines[0]
-    counts = ingest.load_counts(aws)
-    assert str(counts.first_month) == "2019-01" and ingest.current_manifest(aws)["source"] == "store_counts"
+    counts = load_counts(aws)
+    assert str(counts.first_month) == "2019-01" and current_manifest(aws)["source"] == "store_counts"

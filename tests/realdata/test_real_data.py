@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crimecast import backtest
-from crimecast.keys import SeriesKey
-from crimecast.predictor import ChicagoCrimePredictor
-from crimecast.series import read_counts
+from crimecast.domain import backtest
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.series import read_counts
+from crimecast.tools.predictor import ChicagoCrimePredictor
 
 
 def test_raw_incidents_recount_to_the_published_monthly_counts(data_dir: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crimecast.areas import AREAS, CommunityArea, area_name, find_area
-from crimecast.errors import InvalidInputError
+from crimecast.domain.areas import AREAS, CommunityArea, area_name, find_area
+from crimecast.domain.errors import InvalidInputError
 
 
 def test_there_are_77_areas_numbered_1_to_77_in_order() -> None:

@@ -2,10 +2,10 @@ import pandas as pd
 from prophet import Prophet
 import pytest
 
-from crimecast import backtest
-from crimecast.errors import InvalidInputError
-from crimecast.keys import SeriesKey
-from crimecast.series import counts_from_tidy
+from crimecast.domain import backtest
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.series import counts_from_tidy
 from tests.conftest import seasonal_series, tidy_frame
 
 SENTINEL = 10**6  # a test-period value no honest fit can ever see

@@ -7,7 +7,7 @@ import pandas as pd
 from prophet import Prophet
 import pytest
 
-from crimecast.predictor import ChicagoCrimePredictor
+from crimecast.tools.predictor import ChicagoCrimePredictor
 from tests.conftest import seasonal_series, tidy_frame
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from crimecast.cli import main
+from crimecast.tools.cli import main
 from tests.conftest import REPO, seasonal_series, tidy_frame
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crimecast.crime_types import (
+from crimecast.domain.crime_types import (
     ALL_TYPES,
     RENAMED_TYPES,
     normalise_type,
-    normalise_types,
 )
-from crimecast.errors import InvalidInputError
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.series import normalise_types
 
 
 def test_all_types_label() -> None:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from crimecast import metrics
+from crimecast.domain import metrics
 
 ACTUAL = [10.0, 20.0, 30.0, 40.0]
 PREDICTED = [12.0, 18.0, 33.0, 40.0]  # errors 2, -2, 3, 0

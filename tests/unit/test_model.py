@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crimecast.errors import InvalidInputError
-from crimecast.model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive, seasonal_profile, seed_prophet
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive, seasonal_profile, seed_prophet
 from tests.conftest import seasonal_series
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from crimecast.parallel import WorkerError, map_processes
+from crimecast.domain.parallel import WorkerError, map_processes
 
 
 def _square(x: int) -> int:

@@ -3,9 +3,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from crimecast.errors import InvalidInputError
-from crimecast.keys import SeriesKey
-from crimecast.series import (
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.series import (
     AREA_COUNTS_COMPLETE_FROM,
     counts_from_frame,
     counts_from_incidents,

@@ -14,10 +14,9 @@ cold start (bench/cold_import.py). Its routes bind their query parameters with
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, wraps
+from functools import wraps
 import inspect
 import json
-import os
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from aws_lambda_powertools import Logger
@@ -25,7 +24,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from ..errors import (
+from crimecast import settings
+from crimecast.domain.errors import (
     ConfigurationError,
     ConflictError,
     CrimecastError,
@@ -34,7 +34,6 @@ from ..errors import (
     NotFoundError,
     OutOfRangeError,
 )
-from ..storage import Storage
 
 logger = Logger(child=True)
 
@@ -52,12 +51,6 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 
 RouteResult = TypeVar("RouteResult")
-
-
-@cache
-def storage() -> Storage:
-    """The deployment's storage, read from the environment once per warm container."""
-    return Storage.from_env()
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -98,7 +91,7 @@ def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRest
     ``validation`` turns on Powertools' pydantic request validation; routers bound with
     ``query_parameters`` do without it.
     """
-    origin = os.environ.get("WEB_ORIGIN")
+    origin = settings.load(settings.ApiSettings).web_origin
     cors = CORSConfig(allow_origin=origin, allow_headers=["Authorization", "Content-Type"]) if origin else None
     app = APIGatewayRestResolver(enable_validation=validation, cors=cors)
     app.exception_handler(CrimecastError)(_map_domain_error)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from .. import forecasts, runs
-from . import require_role, storage
+from crimecast.adapters.stores import get_stores
+from crimecast.api import require_role
+from crimecast.jobs import forecasts, runs
 
 router = Router()
 
@@ -17,23 +18,23 @@ router = Router()
 def evaluate(community_area: Annotated[str | None, Query(max_length=64)] = None,
              crime_type: Annotated[str | None, Query(max_length=64)] = None,
              version: Annotated[str | None, Query(max_length=40, pattern=r"^v[0-9TZ]+$")] = None) -> dict[str, Any]:
-    return forecasts.evaluation(storage(), community_area, crime_type, version)
+    return forecasts.accuracy(get_stores(), community_area, crime_type, version)
 
 
 @router.post("/evaluate", summary="Score the champion on the months since arrived (admin); may start a retrain")
 def evaluate_now() -> dict[str, Any]:
-    from .. import evaluation
+    from crimecast.jobs import pipeline  # the jobs and pandas: only on this admin route
 
     require_role(router, "admin")
-    return evaluation.evaluate_live(storage(), trigger="api")
+    return pipeline.evaluate_live(get_stores(), trigger="api")
 
 
 @router.get("/runs", summary="Recent runs of one kind, newest first")
 def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$")] = "retrain",
                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    return {"runs": runs.recent_runs(storage(), kind, limit)}
+    return {"runs": runs.recent_runs(get_stores(), kind, limit)}
 
 
 @router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run")
 def run_status(run_id: Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9T_-]+$")]) -> dict[str, Any]:
-    return runs.get_run(storage(), run_id)
+    return runs.get_run(get_stores(), run_id)

@@ -9,7 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import require_role, storage
+from crimecast.adapters.stores import get_stores
+from crimecast.api import require_role
 
 router = Router()
 
@@ -26,12 +27,12 @@ class IngestRequest(BaseModel):
 def start_ingest(request: Annotated[IngestRequest | None, Body()] = None) -> Response[dict[str, Any]]:
     """The run is done asynchronously (follow it at GET /runs/{run_id}). A repeated request
     with the same ``Idempotency-Key`` header gets the same run back."""
-    from .. import lifecycle
+    from crimecast.jobs import pipeline
 
     require_role(router, "admin")
     options = request or IngestRequest()
     event = router.current_event
     key = event.headers.get("Idempotency-Key") or event.request_context.request_id
-    run = lifecycle.request_ingest(storage(), trigger="api", idempotency_key=key, context=router.lambda_context,
+    run = pipeline.request_ingest(get_stores(), trigger="api", idempotency_key=key, context=router.lambda_context,
                                    mode=options.mode, window_months=options.window_months)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=run)

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import OAuth2, OAuthFlowPassword, OAuthFlows
 
-from . import DOCS_PATH, OPENAPI_PATH, create_resolver, evaluate, ingest, predict, retrain
+from crimecast.api import DOCS_PATH, OPENAPI_PATH, auth, create_resolver, evaluate, ingest, predict, retrain
 
 API_TITLE = "crimecast API"
 API_VERSION = "1.0.0"
@@ -23,7 +23,7 @@ API_DESCRIPTION = (
     "(OAuth2 password flow). Every error, 422 included, has the body "
     '`{"error": {"code": "...", "message": "..."}}`; the 422 schema shown per route is the generic one.'
 )
-ROUTERS = (predict.router, evaluate.router, ingest.router, retrain.router)
+ROUTERS = (auth.router, predict.router, evaluate.router, ingest.router, retrain.router)
 
 
 def _document_options() -> dict[str, Any]:

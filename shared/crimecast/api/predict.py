@@ -11,8 +11,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from .. import forecasts
-from . import query_parameters, storage
+from crimecast.adapters.stores import get_stores
+from crimecast.api import query_parameters
+from crimecast.jobs import forecasts
 
 router = Router()
 
@@ -27,21 +28,21 @@ def health() -> dict[str, Any]:
                         "crime_type: a crime type (e.g. ASSAULT) or ALL. months: months ahead, 1..24.")
 @query_parameters(router)
 def predict(community_area: str = "city", crime_type: str = "ALL", months: int = 12) -> dict[str, Any]:
-    return forecasts.prediction(storage(), community_area, crime_type, months)
+    return forecasts.prediction(get_stores(), community_area, crime_type, months)
 
 
 @router.get("/catalog", summary="The serving model version, its crime types and series")
 def catalog() -> dict[str, Any]:
-    return forecasts.catalog(storage())
+    return forecasts.catalog(get_stores())
 
 
 @router.get("/boundaries", summary="GeoJSON of the 77 community areas, as ingested")
 def boundaries() -> Response[str]:
-    return Response(status_code=200, content_type="application/geo+json", body=forecasts.boundaries(storage()))
+    return Response(status_code=200, content_type="application/geo+json", body=forecasts.boundaries(get_stores()))
 
 
 @router.get("/predict/map", summary="Every area's forecast for one month, ranked",
             description="crime_type: a crime type or ALL. month: YYYY-MM; default: the first forecast month.")
 @query_parameters(router)
 def predict_map(crime_type: str = "ALL", month: str | None = None) -> dict[str, Any]:
-    return forecasts.area_map(storage(), crime_type, month)
+    return forecasts.area_map(get_stores(), crime_type, month)

@@ -7,15 +7,16 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from . import require_role, storage
+from crimecast.adapters.stores import get_stores
+from crimecast.api import require_role
 
 router = Router()
 
 
 @router.post("/retrain", summary="Start a retrain run (admin)")
 def start_retrain() -> Response[dict[str, Any]]:
-    from .. import lifecycle
+    from crimecast.jobs import pipeline
 
     require_role(router, "admin")
-    run = lifecycle.request_retrain(storage(), trigger="api")
+    run = pipeline.request_retrain(get_stores(), trigger="api")
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=run)

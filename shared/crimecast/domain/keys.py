@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .areas import find_area
-from .crime_types import normalise_type
-from .errors import InvalidInputError
+from crimecast.domain.areas import find_area
+from crimecast.domain.crime_types import normalise_type
+from crimecast.domain.errors import InvalidInputError
 
 CITY = "city"
 

@@ -1,14 +1,14 @@
-"""Users, passwords and tokens: OAuth2 password grant with HS256 JWTs.
+"""Passwords, tokens and the lockout rule: bcrypt hashes and HS256 JWTs.
 
-The signing key comes from Secrets Manager (cached by Powertools Parameters), so it
-survives restarts and is shared by every function; tokens name their user and roles.
+Pure: the signing key and the bcrypt cost are passed in (the login flow that fetches the
+key and stores the users is :mod:`crimecast.jobs.accounts`). Tokens name their user and
+roles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-import os
 import time
 from typing import Any
 import uuid
@@ -16,22 +16,25 @@ import uuid
 import bcrypt
 import jwt
 
-from .errors import CrimecastError
+from crimecast.domain.errors import CrimecastError
 
 ISSUER = "crimecast"
 AUDIENCE = "crimecast-api"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
-DEFAULT_LIFETIME_SECONDS = 30 * 60  # CRIMECAST_TOKEN_MINUTES overrides it
+DEFAULT_LIFETIME_SECONDS = 30 * 60
 ROLES = ("viewer", "admin")
 MAX_FIELD_LENGTH = 128
 
 
+DEFAULT_ROUNDS = 12  # bcrypt cost: about 0.25 s a hash here
+
+
 @cache
-def _dummy_hash() -> str:
+def _dummy_hash(rounds: int) -> str:
     """Checked when the user does not exist, so an unknown name costs the same time as a
     wrong password. Made on first use: a bcrypt hash takes ~0.25 s, too long for import."""
-    return bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=bcrypt_rounds())).decode()
+    return bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=rounds)).decode()
 
 
 class AuthError(CrimecastError):
@@ -44,13 +47,8 @@ class Identity:
     roles: tuple[str, ...]
 
 
-def bcrypt_rounds() -> int:
-    """Cost of new hashes: 12 (about 0.25 s here); CRIMECAST_BCRYPT_ROUNDS lowers it for tests only."""
-    return int(os.environ.get("CRIMECAST_BCRYPT_ROUNDS", 12))
-
-
-def hash_password(plain: str) -> str:
-    return bcrypt.hashpw(plain.encode(), bcrypt.gensalt(rounds=bcrypt_rounds())).decode()
+def hash_password(plain: str, rounds: int = DEFAULT_ROUNDS) -> str:
+    return bcrypt.hashpw(plain.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
 def verify_password(plain: str, hashed: str) -> bool:
@@ -61,32 +59,20 @@ def verify_password(plain: str, hashed: str) -> bool:
         return False
 
 
-def signing_key() -> str:
-    """The HS256 key: from Secrets Manager on AWS and the local stack, cached 5 minutes."""
-    from aws_lambda_powertools.utilities import parameters
-
-    return str(parameters.get_secret(os.environ["JWT_SECRET_ARN"], max_age=300))
-
-
-def token_lifetime_seconds() -> int:
-    return int(float(os.environ.get("CRIMECAST_TOKEN_MINUTES", DEFAULT_LIFETIME_SECONDS / 60)) * 60)
-
-
-def generate_token(username: str, roles: tuple[str, ...] | list[str] = ("viewer",), key: str | None = None,
-                   lifetime_seconds: int | None = None) -> str:
+def generate_token(username: str, roles: tuple[str, ...] | list[str] = ("viewer",), *, key: str,
+                   lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS) -> str:
     now = int(time.time())
-    lifetime_seconds = token_lifetime_seconds() if lifetime_seconds is None else lifetime_seconds
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": username, "roles": list(roles), "iat": now, "nbf": now,
               "exp": now + lifetime_seconds, "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, key or signing_key(), algorithm=ALGORITHM)
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def verify_token(token: str, key: str | None = None) -> Identity:
+def verify_token(token: str, *, key: str) -> Identity:
     """The token's identity; algorithm, issuer and audience pinned, expiry enforced."""
     if not token or len(token) > 4096:
         raise AuthError("invalid token")
     try:
-        claims = jwt.decode(token, key or signing_key(), algorithms=[ALGORITHM], issuer=ISSUER, audience=AUDIENCE,
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], issuer=ISSUER, audience=AUDIENCE,
                             leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud"]})
     except jwt.PyJWTError:
         raise AuthError("invalid token") from None
@@ -101,23 +87,19 @@ class LockoutPolicy:
     attempts: int = 5
     seconds: int = 900
 
-    @classmethod
-    def from_env(cls) -> LockoutPolicy:
-        return cls(int(os.environ.get("CRIMECAST_LOCKOUT_ATTEMPTS", cls.attempts)),
-                   int(os.environ.get("CRIMECAST_LOCKOUT_SECONDS", cls.seconds)))
-
 
 def usable(user: dict[str, Any] | None) -> bool:
     return bool(user) and not user.get("disabled")  # type: ignore[union-attr]
 
 
-def authenticate(user: dict[str, Any] | None, password: str, now: float | None = None) -> Identity:
+def authenticate(user: dict[str, Any] | None, password: str, now: float | None = None,
+                 rounds: int = DEFAULT_ROUNDS) -> Identity:
     """Check a password against a user record. An unknown user, a disabled or locked one and
     a wrong password all get the same answer, after the same bcrypt work."""
     now = time.time() if now is None else now
     if len(password) > MAX_FIELD_LENGTH:
         raise AuthError("invalid username or password")
-    hashed = str(user["password_hash"]) if usable(user) else _dummy_hash()
+    hashed = str(user["password_hash"]) if usable(user) else _dummy_hash(rounds)
     matches = verify_password(password, hashed)
     locked = bool(user) and float(user.get("locked_until", 0)) > now  # type: ignore[union-attr]
     if not matches or not usable(user) or locked:

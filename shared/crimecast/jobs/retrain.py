@@ -9,75 +9,52 @@ pointer, so a crash at any point leaves the champion serving and a rerun starts 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 import json
 import math
-import os
 import statistics
 import time
 from typing import Any
 
-from . import forecasts, runs
-from .errors import InvalidInputError, NotFoundError
-from .keys import SeriesKey
-from .storage import SUMMARY, Storage
+from crimecast import settings
+from crimecast.adapters.series_store import SUMMARY
+from crimecast.adapters.stores import Stores
+from crimecast.domain.errors import InvalidInputError, NotFoundError
+from crimecast.domain.keys import SeriesKey
+from crimecast.jobs import forecasts, runs
+from crimecast.jobs.counts import load_counts
+from crimecast.settings import RetrainOptions
 
-DEFAULT_BATCH_SIZE = 25
 WORST_SERIES_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class RetrainSettings:
-    """Knobs of a retrain; each can be set from the environment (CRIMECAST_<NAME>)."""
-
-    min_nonzero_months: int = 24  # in the last five years: fewer means too little signal to model
-    backtest_origins: int = 2  # yearly origins before the last complete month
-    horizon: int = 12
-    forecast_months: int = 24
-    promotion_tolerance: float = 0.0  # candidate median MASE may exceed the champion's by this share
-
-    @classmethod
-    def from_env(cls) -> RetrainSettings:
-        values: dict[str, Any] = {}
-        for name, default in asdict(cls()).items():
-            raw = os.environ.get(f"CRIMECAST_{name.upper()}")
-            if raw is not None:
-                values[name] = type(default)(raw)
-        return cls(**values)
-
-
-def _counts(storage: Storage) -> Any:
-    from .lifecycle import load_counts
-
-    return load_counts(storage)
 
 
 # --- plan ------------------------------------------------------------------------------
 
 
-def skip_reason(history: Any, settings: RetrainSettings) -> str | None:
+def skip_reason(history: Any, options: RetrainOptions) -> str | None:
     """Why a series gets no model, or None when it is worth one."""
-    from .model import MIN_TRAINING_MONTHS
+    from crimecast.domain.model import MIN_TRAINING_MONTHS
 
-    needed = MIN_TRAINING_MONTHS + settings.horizon
+    needed = MIN_TRAINING_MONTHS + options.horizon
     if len(history) < needed:
         return f"only {len(history)} complete months; {needed} needed to train and backtest"
     nonzero = int((history.iloc[-60:] > 0).sum())
-    if nonzero < settings.min_nonzero_months:
-        return f"only {nonzero} months with any report in the last five years; {settings.min_nonzero_months} needed"
+    if nonzero < options.min_nonzero_months:
+        return f"only {nonzero} months with any report in the last five years; {options.min_nonzero_months} needed"
     return None
 
 
-def plan(storage: Storage, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE, settings: RetrainSettings | None = None,
+def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: RetrainOptions | None = None,
          counts: Any = None) -> dict[str, Any]:
     """List the series worth a model, in batches, with a manifest of what is skipped and why."""
-    settings = settings or RetrainSettings.from_env()
-    counts = counts if counts is not None else _counts(storage)
+    options = options or settings.load(RetrainOptions)
+    batch_size = batch_size or options.batch_size
+    counts = counts if counts is not None else load_counts(stores)
     version = f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"[:-4] + "Z"
     planned, skipped = [], []
     for key in counts.keys():
-        reason = skip_reason(counts.series(key), settings)
+        reason = skip_reason(counts.series(key), options)
         if reason:
             skipped.append({"series": key.label, "reason": reason})
         else:
@@ -85,11 +62,11 @@ def plan(storage: Storage, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE, se
     batches = [{"run_id": run_id, "version": version, "series": planned[i:i + batch_size]}
                for i in range(0, len(planned), batch_size)]
     prefix = f"runs/{run_id}"
-    storage.put_json(f"{prefix}/batches.json", batches)
-    storage.put_json(f"{prefix}/manifest.json", {"run_id": run_id, "version": version, "settings": asdict(settings),
+    stores.blobs.put_json(f"{prefix}/batches.json", batches)
+    stores.blobs.put_json(f"{prefix}/manifest.json", {"run_id": run_id, "version": version, "settings": asdict(options),
                                                  "last_complete_month": str(counts.last_complete_month),
                                                  "planned": planned, "skipped": skipped})
-    runs.update_run(storage, run_id, "running", {"version": version, "series_planned": len(planned),
+    runs.update_run(stores, run_id, "running", {"version": version, "series_planned": len(planned),
                                                  "series_skipped": len(skipped), "batches": len(batches)})
     return {"run_id": run_id, "version": version, "batches_key": f"{prefix}/batches.json",
             "manifest_key": f"{prefix}/manifest.json", "batches": len(batches)}
@@ -111,15 +88,15 @@ def _mean_metrics(rows: list[dict[str, float | None]]) -> dict[str, float | None
     return result
 
 
-def backtest_series(history: Any, settings: RetrainSettings) -> dict[str, Any]:
+def backtest_series(history: Any, options: RetrainOptions) -> dict[str, Any]:
     """Yearly-origin backtest of the model and seasonal naive, on data before each origin only."""
-    from . import metrics
-    from .model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive
+    from crimecast.domain import metrics
+    from crimecast.domain.model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive
 
     model_rows, naive_rows, origins, wins = [], [], [], 0
-    for k in range(settings.backtest_origins, 0, -1):
-        origin = history.index[-1] - settings.horizon * k
-        train, test = history[history.index <= origin], history[history.index > origin].iloc[: settings.horizon]
+    for k in range(options.backtest_origins, 0, -1):
+        origin = history.index[-1] - options.horizon * k
+        train, test = history[history.index <= origin], history[history.index > origin].iloc[: options.horizon]
         if len(train) < MIN_TRAINING_MONTHS or test.empty:
             continue
         actual, past = test.to_numpy(dtype=float), train.to_numpy(dtype=float)
@@ -135,14 +112,14 @@ def backtest_series(history: Any, settings: RetrainSettings) -> dict[str, Any]:
 
 
 def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
-                 settings: RetrainSettings) -> tuple[dict[str, Any], str]:
+                 options: RetrainOptions) -> tuple[dict[str, Any], str]:
     """One series: backtest, final fit on every complete month, forecast. Returns the item and the model JSON."""
-    from .model import CrimeForecaster
+    from crimecast.domain.model import CrimeForecaster
 
     history = counts.series(key)
-    backtest = backtest_series(history, settings)
+    backtest = backtest_series(history, options)
     model = CrimeForecaster().fit(history)
-    forecast = model.predict(settings.forecast_months)
+    forecast = model.predict(options.forecast_months)
     rows = [{"month": str(r.month), "yhat": round(float(r.yhat), 2), "yhat_lower": round(float(r.yhat_lower), 2),
              "yhat_upper": round(float(r.yhat_upper), 2)} for r in forecast.itertuples()]
     observed = counts.series(key, include_partial=True)
@@ -150,22 +127,22 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
     return forecasts.series_item(key, version, trained_at, history_rows, rows, backtest), model.to_json()
 
 
-def train_batch(storage: Storage, batch: dict[str, Any], counts: Any = None,
-                settings: RetrainSettings | None = None) -> dict[str, Any]:
+def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
+                options: RetrainOptions | None = None) -> dict[str, Any]:
     """Every series of one batch; a failing series is recorded, not fatal."""
-    settings = settings or RetrainSettings.from_env()
-    counts = counts if counts is not None else _counts(storage)
+    options = options or settings.load(RetrainOptions)
+    counts = counts if counts is not None else load_counts(stores)
     trained_at = runs.now_iso()
     items, failed = [], []
     for label in batch["series"]:
         try:
-            item, model_json = train_series(counts, SeriesKey.parse(label), batch["version"], trained_at, settings)
+            item, model_json = train_series(counts, SeriesKey.parse(label), batch["version"], trained_at, options)
         except (InvalidInputError, ValueError, RuntimeError) as exc:
             failed.append({"series": label, "error": str(exc)[:300]})
             continue
-        storage.put_bytes(f"models/{batch['version']}/{label}.json", model_json.encode(), "application/json")
+        stores.blobs.put_bytes(f"models/{batch['version']}/{label}.json", model_json.encode(), "application/json")
         items.append(item)
-    forecasts.publish_version(storage, batch["version"], items)
+    forecasts.publish_version(stores, batch["version"], items)
     return {"trained": [i["series"] for i in items], "failed": failed}
 
 
@@ -217,60 +194,60 @@ def promotion_decision(candidate: dict[str, Any], champion: dict[str, Any] | Non
     return False, f"median MASE {new:.3f} is worse than the champion's {old:.3f} (limit {limit:.3f})"
 
 
-def _champion_summary(storage: Storage) -> dict[str, Any] | None:
+def _champion_summary(stores: Stores) -> dict[str, Any] | None:
     try:
-        version = forecasts.champion_version(storage)
+        version = forecasts.champion_version(stores)
     except NotFoundError:
         return None
-    item = storage.get_series_item(SUMMARY, version)
+    item = stores.series.get(SUMMARY, version)
     return json.loads(item["payload"]) if item else None
 
 
-def promote(storage: Storage, run_id: str, version: str, results: list[Any],
-            settings: RetrainSettings | None = None) -> dict[str, Any]:
+def promote(stores: Stores, run_id: str, version: str, results: list[Any],
+            options: RetrainOptions | None = None) -> dict[str, Any]:
     """Summarise the candidate, compare it with the champion, and switch if it is not worse."""
-    settings = settings or RetrainSettings.from_env()
+    options = options or settings.load(RetrainOptions)
     results = [r for r in results if isinstance(r, dict)]  # a batch the Map tolerated as failed has no result
     trained = [label for r in results for label in r.get("trained", [])]
     failed = [f for r in results for f in r.get("failed", [])]
     keys = [SeriesKey.parse(label) for label in trained]
-    items = [i for t in sorted({k.primary_type for k in keys}) for i in storage.query_type_version(f"{t}#{version}")]
+    items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
     summary = summarise(items)
-    promoted, reason = promotion_decision(summary, _champion_summary(storage), settings.promotion_tolerance)
-    forecasts.write_catalog(storage, version, keys, summary)  # kept for every version, promoted or not
+    promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
+    forecasts.write_catalog(stores, version, keys, summary)  # kept for every version, promoted or not
     if promoted:
-        forecasts.promote(storage, version, runs.now_iso())
+        forecasts.promote(stores, version, runs.now_iso())
     detail = {"version": version, "series_trained": len(trained), "series_failed": len(failed), "failures": failed[:20],
               "summary": summary, "promotion": {"promoted": promoted, "reason": reason}}
-    return runs.update_run(storage, run_id, "succeeded" if summary["series"] else "failed", detail)
+    return runs.update_run(stores, run_id, "succeeded" if summary["series"] else "failed", detail)
 
 
 # --- one machine -------------------------------------------------------------------------
 
 
-def run_locally(storage: Storage, run_id: str | None = None, workers: int | None = None,
+def run_locally(stores: Stores, run_id: str | None = None, workers: int | None = None,
                 progress: Callable[[int, int], None] | None = None, batch_size: int = 4,
                 trigger: str = "cli") -> dict[str, Any]:
     """The whole workflow on this machine, batches spread over every core; returns a summary."""
-    from .parallel import map_processes
-    from .storage import reset_clients
+    from crimecast.adapters.aws import reset_clients
+    from crimecast.domain.parallel import map_processes
 
     started = time.monotonic()
-    run_id = run_id or runs.start_run(storage, "retrain", {"trigger": trigger})["run_id"]
-    counts = _counts(storage)
-    planned = plan(storage, run_id, batch_size, counts=counts)
-    batches = storage.get_json(planned["batches_key"])
-    settings = RetrainSettings.from_env()
+    run_id = run_id or runs.start_run(stores, "retrain", {"trigger": trigger})["run_id"]
+    counts = load_counts(stores)
+    planned = plan(stores, run_id, batch_size, counts=counts)
+    batches = stores.blobs.get_json(planned["batches_key"])
+    options = settings.load(RetrainOptions)
 
     def train(batch: dict[str, Any]) -> dict[str, Any]:
         reset_clients()  # a forked worker must not share the parent's connections
-        return train_batch(storage, batch, counts, settings)
+        return train_batch(stores, batch, counts, options)
 
     results = map_processes(train, batches, workers, progress)
-    run = promote(storage, run_id, planned["version"], results, settings)
+    run = promote(stores, run_id, planned["version"], results, options)
     seconds = time.monotonic() - started
     detail = run["detail"]
-    manifest = storage.get_json(planned["manifest_key"])
+    manifest = stores.blobs.get_json(planned["manifest_key"])
     return {
         "run_id": run_id, "version": planned["version"], "series_planned": len(manifest["planned"]),
         "series_trained": detail["series_trained"], "series_skipped": len(manifest["skipped"]),

@@ -1,6 +1,6 @@
 """Precomputed forecasts and their accuracy, as the API serves them.
 
-Pure Python on purpose: the predict Lambda imports this and ``storage`` only, never
+Pure Python on purpose: the predict Lambda imports this and the stores only, never
 pandas or Prophet, so its cold start stays small. Training writes one item per series
 per model version; a single pointer item names the version being served, so switching
 to a new model is one atomic write.
@@ -12,11 +12,12 @@ from collections.abc import Iterable
 import json
 from typing import Any
 
-from .areas import area_name
-from .crime_types import ALL_TYPES, normalise_type
-from .errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
-from .keys import CITY, SeriesKey, parse_area
-from .storage import CATALOG, CHAMPION, CURRENT, SUMMARY, Storage
+from crimecast.adapters.series_store import CATALOG, SUMMARY
+from crimecast.adapters.stores import Stores
+from crimecast.domain.areas import area_name
+from crimecast.domain.crime_types import ALL_TYPES, normalise_type
+from crimecast.domain.errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
+from crimecast.domain.keys import CITY, SeriesKey, parse_area
 
 MAX_MONTHS = 24
 HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
@@ -48,31 +49,31 @@ def _doc_item(series: str, version: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {"series": series, "version": version, "payload": json.dumps(doc)}
 
 
-def publish_version(storage: Storage, version: str, items: Iterable[dict[str, Any]]) -> None:
+def publish_version(stores: Stores, version: str, items: Iterable[dict[str, Any]]) -> None:
     """Write a candidate version's series; nothing is served from it until promoted."""
-    storage.put_series_items(items)
+    stores.series.put_items(items)
 
 
-def write_catalog(storage: Storage, version: str, keys: Iterable[SeriesKey], summary: dict[str, Any]) -> None:
+def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summary: dict[str, Any]) -> None:
     keys = sorted(keys, key=SeriesKey.sort_key)
     catalog = {"types": sorted({k.primary_type for k in keys}), "series": [k.label for k in keys]}
-    storage.put_series_items([_doc_item(CATALOG, version, catalog), _doc_item(SUMMARY, version, summary)])
+    stores.series.put_items([_doc_item(CATALOG, version, catalog), _doc_item(SUMMARY, version, summary)])
 
 
-def promote(storage: Storage, version: str, trained_at: str) -> None:
+def promote(stores: Stores, version: str, trained_at: str) -> None:
     """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
-    storage.put_series_items([{"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at}])
+    stores.series.set_champion(version, trained_at)
 
 
-def champion_version(storage: Storage) -> str:
-    pointer = storage.get_series_item(CHAMPION, CURRENT)
+def champion_version(stores: Stores) -> str:
+    pointer = stores.series.champion()
     if not pointer:
         raise NotFoundError("no model has been trained yet: run a retrain first")
     return str(pointer["model_version"])
 
 
-def _catalog(storage: Storage, version: str) -> dict[str, Any]:
-    item = storage.get_series_item(CATALOG, version)
+def _catalog(stores: Stores, version: str) -> dict[str, Any]:
+    item = stores.series.get(CATALOG, version)
     return json.loads(item["payload"]) if item else {"types": [], "series": []}
 
 
@@ -80,13 +81,13 @@ LIVE_SUFFIX = "#live"  # version suffix of the items holding a series' live accu
 BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest
 
 
-def catalog(storage: Storage) -> dict[str, Any]:
-    version = champion_version(storage)
-    return {"model_version": version, **_catalog(storage, version)}
+def catalog(stores: Stores) -> dict[str, Any]:
+    version = champion_version(stores)
+    return {"model_version": version, **_catalog(stores, version)}
 
 
-def boundaries(storage: Storage) -> str:
-    body = storage.get_bytes(BOUNDARIES_KEY)
+def boundaries(stores: Stores) -> str:
+    body = stores.blobs.get_bytes(BOUNDARIES_KEY)
     if body is None:
         raise NotFoundError("community area boundaries have not been ingested yet")
     return body.decode()
@@ -109,22 +110,22 @@ def _resolve_area(community_area: str | None) -> int | None:
         raise NotFoundError(str(exc)) from None
 
 
-def _series_payload(storage: Storage, key: SeriesKey, version: str, catalog: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    item = storage.get_series_item(key.label, version)
+def _series_payload(stores: Stores, key: SeriesKey, version: str, catalog: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    item = stores.series.get(key.label, version)
     if not item:
         same_type = [s for s in catalog["series"] if s.endswith(f":{key.primary_type}")]
         raise NotFoundError(f"no forecast for {key.label} (too little history to model)", nearest(key.label, same_type))
     return item, json.loads(item["payload"])
 
 
-def prediction(storage: Storage, community_area: str | None, crime_type: str, months: int) -> dict[str, Any]:
+def prediction(stores: Stores, community_area: str | None, crime_type: str, months: int) -> dict[str, Any]:
     """History, forecast and accuracy of one series, from the serving version."""
     if not 1 <= months <= MAX_MONTHS:
         raise OutOfRangeError(f"months must be between 1 and {MAX_MONTHS}, got {months}")
-    version = champion_version(storage)
-    catalog = _catalog(storage, version)
+    version = champion_version(stores)
+    catalog = _catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type, catalog))
-    item, payload = _series_payload(storage, key, version, catalog)
+    item, payload = _series_payload(stores, key, version, catalog)
     return {
         "community_area": key.community_area,
         "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
@@ -137,12 +138,12 @@ def prediction(storage: Storage, community_area: str | None, crime_type: str, mo
     }
 
 
-def area_map(storage: Storage, crime_type: str, month: str | None = None) -> dict[str, Any]:
+def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
     """Every area's forecast for one month, highest first (rank 1)."""
-    version = champion_version(storage)
-    name = _resolve_type(crime_type, _catalog(storage, version))
+    version = champion_version(stores)
+    name = _resolve_type(crime_type, _catalog(stores, version))
     rows = []
-    for item in storage.query_type_version(f"{name}#{version}"):
+    for item in stores.series.query_type_version(f"{name}#{version}"):
         if "community_area" not in item:
             continue
         forecast = json.loads(item["payload"])["forecast"]
@@ -162,20 +163,20 @@ def area_map(storage: Storage, crime_type: str, month: str | None = None) -> dic
     return {"crime_type": name, "month": chosen_month, "model_version": version, "areas": rows}
 
 
-def evaluation(storage: Storage, community_area: str | None = None, crime_type: str | None = None,
+def accuracy(stores: Stores, community_area: str | None = None, crime_type: str | None = None,
                version: str | None = None) -> dict[str, Any]:
     """One series' backtest (next to seasonal naive's) and live accuracy when a series is
     named, else the summary over every series; of the champion unless ``version`` is given."""
-    version = version or champion_version(storage)
+    version = version or champion_version(stores)
     if crime_type is None and community_area is None:
-        item = storage.get_series_item(SUMMARY, version)
+        item = stores.series.get(SUMMARY, version)
         if not item:
             raise NotFoundError(f"no model version {version!r}")
         return {"model_version": version, "summary": json.loads(item["payload"])}
-    catalog = _catalog(storage, version)
+    catalog = _catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type or ALL_TYPES, catalog))
-    item, payload = _series_payload(storage, key, version, catalog)
-    live = storage.get_series_item(key.label, version + LIVE_SUFFIX)
+    item, payload = _series_payload(stores, key, version, catalog)
+    live = stores.series.get(key.label, version + LIVE_SUFFIX)
     return {"model_version": version, "series": key.label, "community_area": key.community_area,
             "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"],
             "live": json.loads(live["payload"]) if live else None}

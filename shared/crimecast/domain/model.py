@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInputError
+from crimecast.domain.errors import InvalidInputError
 
 MIN_TRAINING_MONTHS = 24
 SEASON = 12

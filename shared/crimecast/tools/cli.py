@@ -10,12 +10,12 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from . import backtest
-from .errors import CrimecastError
-from .keys import SeriesKey
-from .model import CrimeForecaster
-from .parallel import StderrProgress, default_workers
-from .series import read_many
+from crimecast.domain import backtest
+from crimecast.domain.errors import CrimecastError
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import CrimeForecaster
+from crimecast.domain.parallel import StderrProgress, default_workers
+from crimecast.domain.series import read_many
 
 EXIT_BAD_INPUT = 2
 
@@ -51,69 +51,50 @@ def _forecast(args: argparse.Namespace) -> int:
 
 def _read_password(name: str) -> str:
     """From a prompt on a terminal, else one line of stdin: never from argv, never echoed."""
-    from .errors import InvalidInputError
-
-    password = getpass.getpass(f"password for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if not 12 <= len(password) <= 128:
-        raise InvalidInputError("the password must have 12 to 128 characters")
-    return password
+    return getpass.getpass(f"password for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
 
 
 def _users_add(args: argparse.Namespace) -> int:
-    from . import auth
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
 
-    storage = Storage.from_env()
-    user = {"username": args.name, "password_hash": auth.hash_password(_read_password(args.name)),
-            "roles": sorted({args.role, "viewer"})}
-    storage.put_user(user, only_if_new=True)
+    user = accounts.add_user(get_stores(), args.name, _read_password(args.name), args.role)
     print(f"user {args.name} added with roles {', '.join(user['roles'])}")
     return 0
 
 
-def _existing_user(storage: Any, name: str) -> dict[str, Any]:
-    from .errors import NotFoundError
-
-    user = storage.get_user(name)
-    if not user:
-        raise NotFoundError(f"no user {name!r}")
-    return user
-
-
 def _users_list(args: argparse.Namespace) -> int:
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
 
-    for user in Storage.from_env().list_users():
-        state = "disabled" if user.get("disabled") else "active"
-        print(f"{user['username']:24s} {','.join(user.get('roles', [])):16s} {state}")
+    for user in accounts.list_users(get_stores()):
+        print(f"{user['username']:24s} {','.join(user['roles']):16s} {'disabled' if user['disabled'] else 'active'}")
     return 0
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
 
-    storage = Storage.from_env()
-    storage.put_user({**_existing_user(storage, args.name), "disabled": True})
+    accounts.disable_user(get_stores(), args.name)
     print(f"user {args.name} disabled")
     return 0
 
 
 def _users_reset_password(args: argparse.Namespace) -> int:
-    from . import auth
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
 
-    storage = Storage.from_env()
-    user = auth.after_success(_existing_user(storage, args.name))
-    storage.put_user({**user, "password_hash": auth.hash_password(_read_password(args.name))})
+    accounts.reset_password(get_stores(), args.name, _read_password(args.name))
     print(f"password of {args.name} reset")
     return 0
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from .retrain import run_locally
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs.retrain import run_locally
 
-    summary = run_locally(Storage.from_env(), workers=args.workers, progress=StderrProgress("retrain (batches)"))
+    summary = run_locally(get_stores(), workers=args.workers, progress=StderrProgress("retrain (batches)"))
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -128,22 +109,22 @@ def date_arg(text: str) -> Any:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from . import ingest
-    from .storage import Storage
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import ingest, pipeline
 
     def progress(message: str) -> None:
         print(f"[ingest] {message}", file=sys.stderr, flush=True)
 
-    storage = Storage.from_env()
+    stores = get_stores()
     source = ingest.FileSource(args.from_file) if args.from_file else None
     if args.resume:
-        run = ingest.resume(storage, args.resume, source, progress, page_size=args.page_size)
+        run = pipeline.ingest_now(stores, "cli", source, resume_run=args.resume, progress=progress, page_size=args.page_size)
     else:
         options: dict[str, Any] = {"mode": "backfill" if args.backfill else "incremental", "window_months": args.window_months,
                                    "as_of": args.as_of}
         if args.socrata_url and not source:
             options["source_label"] = args.socrata_url.rstrip("/")
-        run = ingest.run_now(storage, "cli", source, progress, page_size=args.page_size, **options)
+        run = pipeline.ingest_now(stores, "cli", source, progress=progress, page_size=args.page_size, **options)
     print(json.dumps(run, indent=1))
     if run["status"] != "succeeded":
         print(f"error: ingest run {run['run_id']} {run['status']}: {run['detail'].get('error', '')}", file=sys.stderr)
@@ -169,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--series", required=True, metavar="AREA:TYPE", help="e.g. Austin:ASSAULT")
     fc.add_argument("--months", type=int, default=12, help="months ahead (default 12)")
     fc.set_defaults(handler=_forecast)
-    rt = commands.add_parser("retrain", help="retrain every series on this machine against the configured storage "
+    rt = commands.add_parser("retrain", help="retrain every series on this machine against the configured stores "
                                             "(DATA_BUCKET, SERIES_TABLE, RUNS_TABLE; AWS_ENDPOINT_URL for the local stack)")
     rt.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
     rt.set_defaults(handler=_retrain)

@@ -7,12 +7,7 @@ time (the 2019 rename of "CRIM SEXUAL ASSAULT", several spellings of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from crimecast.errors import InvalidInputError
-
-if TYPE_CHECKING:  # pandas stays off the predict path, which only needs normalise_type
-    import pandas as pd
+from crimecast.domain.errors import InvalidInputError
 
 ALL_TYPES = "ALL"
 """The label for all crime types counted together."""
@@ -38,20 +33,3 @@ def normalise_type(value: str) -> str:
         raise InvalidInputError(f"empty crime type {value!r}")
     return RENAMED_TYPES.get(text, text)
 
-
-def normalise_types(values: pd.Series) -> pd.Series:
-    """``normalise_type`` over a column, fast enough for the full 8-million-row history.
-
-    The column has only a few dozen distinct values, so each distinct value is
-    normalised once and the result is spread back by position.
-    """
-    import pandas as pd
-
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if (codes < 0).any():
-        missing = int((codes < 0).sum())
-        raise InvalidInputError(
-            f"empty crime type in {missing} row(s) of {values.name!r}"
-        )
-    canonical = pd.Index([normalise_type(u) for u in uniques])
-    return pd.Series(canonical.take(codes), index=values.index, name=values.name)

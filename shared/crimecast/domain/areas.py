@@ -11,7 +11,7 @@ import math
 import re
 from typing import NamedTuple
 
-from crimecast.errors import InvalidInputError, nearest
+from crimecast.domain.errors import InvalidInputError, nearest
 
 
 class CommunityArea(NamedTuple):

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .errors import InvalidInputError
-from .keys import SeriesKey
-from .model import MIN_TRAINING_MONTHS, CrimeForecaster, ModelSettings, seasonal_naive, seed_prophet
-from .parallel import ProgressFn, map_processes
-from .series import MonthlyCounts
+from crimecast.domain import metrics
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import MIN_TRAINING_MONTHS, CrimeForecaster, ModelSettings, seasonal_naive, seed_prophet
+from crimecast.domain.parallel import ProgressFn, map_processes
+from crimecast.domain.series import MonthlyCounts
 
 METHODS = ("model", "seed_prophet", "seasonal_naive")
 METRICS = ("mae", "mse", "rmse", "r2", "mase", "coverage")

@@ -7,8 +7,8 @@ import json
 from typing import Any
 import uuid
 
-from .errors import NotFoundError
-from .storage import Storage
+from crimecast.adapters.stores import Stores
+from crimecast.domain.errors import NotFoundError
 
 KINDS = ("ingest", "retrain", "evaluate")
 STATUSES = ("queued", "running", "succeeded", "failed")
@@ -24,7 +24,7 @@ def new_run_id(kind: str, when: datetime | None = None) -> str:
     return f"{kind}-{(when or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def start_run(storage: Storage, kind: str, detail: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+def start_run(stores: Stores, kind: str, detail: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Record a new queued run and return its public view (``run_id`` when the caller
     needs the id first, e.g. to take a lease in its name)."""
     if kind not in KINDS:
@@ -38,33 +38,33 @@ def start_run(storage: Storage, kind: str, detail: dict[str, Any] | None = None,
         "detail": json.dumps(detail or {}),
         "expires_at": int((started + timedelta(days=KEEP_DAYS)).timestamp()),
     }
-    storage.put_run(item, only_if_new=True)
+    stores.runs.put(item, only_if_new=True)
     return view(item)
 
 
-def update_run(storage: Storage, run_id: str, status: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+def update_run(stores: Stores, run_id: str, status: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
     """Move a run on; a finished run gets its finish time. Detail keys are merged."""
     if status not in STATUSES:
         raise ValueError(f"unknown run status {status!r}")
-    item = _item(storage, run_id)
+    item = _item(stores, run_id)
     merged = {**json.loads(item.get("detail") or "{}"), **(detail or {})}
     item.update(status=status, detail=json.dumps(merged))
     if status in ("succeeded", "failed"):
         item["finished_at"] = now_iso()
-    storage.put_run(item)
+    stores.runs.put(item)
     return view(item)
 
 
-def get_run(storage: Storage, run_id: str) -> dict[str, Any]:
-    return view(_item(storage, run_id))
+def get_run(stores: Stores, run_id: str) -> dict[str, Any]:
+    return view(_item(stores, run_id))
 
 
-def recent_runs(storage: Storage, kind: str, limit: int = 20) -> list[dict[str, Any]]:
-    return [view(item) for item in storage.query_runs(kind, limit)]
+def recent_runs(stores: Stores, kind: str, limit: int = 20) -> list[dict[str, Any]]:
+    return [view(item) for item in stores.runs.newest(kind, limit)]
 
 
-def _item(storage: Storage, run_id: str) -> dict[str, Any]:
-    item = storage.get_run(run_id)
+def _item(stores: Stores, run_id: str) -> dict[str, Any]:
+    item = stores.runs.get(run_id)
     if not item:
         raise NotFoundError(f"no run {run_id!r}")
     return item

@@ -1,39 +1,25 @@
 """Live accuracy: how the champion's forecasts did on the months that have since arrived.
 
-Run after each ingest (and on demand). Only complete months count. The result is
-recorded per series (an item ``<version>#live`` beside the forecast) and per run. When
-too many series do clearly worse live than in their backtest, a retrain starts, and the
-run records why.
+Run after each ingest (and on demand) by :mod:`crimecast.jobs.pipeline`. Only complete
+months count. The result is recorded per series (an item ``<version>#live`` beside the
+forecast) and per run. When too many series do clearly worse live than in their
+backtest, the result says so and why; the pipeline then starts a retrain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
-import os
 import statistics
 from typing import Any
 
-from . import forecasts, metrics, runs
-from .keys import SeriesKey
-from .storage import Storage
+from crimecast.adapters.stores import Stores
+from crimecast.domain import metrics
+from crimecast.domain.keys import SeriesKey
+from crimecast.jobs import forecasts
+from crimecast.settings import LiveThreshold
 
 LIVE_SUFFIX = forecasts.LIVE_SUFFIX
 
-
-
-@dataclass(frozen=True)
-class LiveThreshold:
-    """Retrain when live MASE exceeds the backtest MASE by ``mase_ratio`` on more than
-    ``share`` of the series (CRIMECAST_LIVE_MASE_RATIO, CRIMECAST_LIVE_DEGRADED_SHARE)."""
-
-    mase_ratio: float = 1.25
-    share: float = 0.2
-
-    @classmethod
-    def from_env(cls) -> LiveThreshold:
-        return cls(float(os.environ.get("CRIMECAST_LIVE_MASE_RATIO", cls.mase_ratio)),
-                   float(os.environ.get("CRIMECAST_LIVE_DEGRADED_SHARE", cls.share)))
 
 
 def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | None:
@@ -53,20 +39,15 @@ def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | No
             "backtest_mase": backtest}
 
 
-def evaluate_live(storage: Storage, counts: Any = None, threshold: LiveThreshold | None = None,
-                  trigger: str = "api") -> dict[str, Any]:
-    """Score the champion on what has arrived, record it, and start a retrain if it degraded."""
-    from .lifecycle import load_counts, request_retrain
-
-    threshold = threshold or LiveThreshold.from_env()
-    run = runs.start_run(storage, "evaluate", {"trigger": trigger})
-    counts = counts if counts is not None else load_counts(storage)
-    version = forecasts.champion_version(storage)
-    catalog = forecasts.catalog(storage)
+def score_champion(stores: Stores, counts: Any, threshold: LiveThreshold, run_id: str) -> dict[str, Any]:
+    """Score the champion on the months in ``counts`` since it was trained and record it per
+    series; the run's detail, with ``retrain_reason`` when it degraded past ``threshold``."""
+    version = forecasts.champion_version(stores)
+    catalog = forecasts.catalog(stores)
     known = set(counts.keys())
     results, records = {}, []
     for crime_type in catalog["types"]:
-        for item in storage.query_type_version(f"{crime_type}#{version}"):
+        for item in stores.series.query_type_version(f"{crime_type}#{version}"):
             key = SeriesKey.parse(item["series"])
             if key not in known:
                 continue
@@ -74,9 +55,9 @@ def evaluate_live(storage: Storage, counts: Any = None, threshold: LiveThreshold
             if live is None:
                 continue
             results[key.label] = live
-            records.append({"series": key.label, "version": version + LIVE_SUFFIX, "run_id": run["run_id"],
+            records.append({"series": key.label, "version": version + LIVE_SUFFIX, "run_id": run_id,
                             "payload": json.dumps(live)})
-    storage.put_series_items(records)
+    stores.series.put_items(records)
     degraded = [s for s, r in results.items()
                 if r["mase"] is not None and r["backtest_mase"] and r["mase"] > threshold.mase_ratio * r["backtest_mase"]]
     share = len(degraded) / len(results) if results else 0.0
@@ -89,9 +70,8 @@ def evaluate_live(storage: Storage, counts: Any = None, threshold: LiveThreshold
     if results and share > threshold.share:
         reason = (f"live MASE above {threshold.mase_ratio:g}x the backtest on {share:.0%} of series "
                   f"(more than {threshold.share:.0%})")
-        retrain_run = request_retrain(storage, trigger="evaluate", reason=reason)
-        detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
+        detail["retrain_reason"] = reason
     else:
         detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else
                              f"{share:.0%} of series degraded, threshold {threshold.share:.0%}"}
-    return runs.update_run(storage, run["run_id"], "succeeded", detail)
+    return detail

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import email.utils
 import json
-import os
 import random
 import time
 from typing import Any
 
-from .errors import CrimecastError
+from crimecast import settings
+from crimecast.domain.errors import CrimecastError
 
 DEFAULT_URL = "https://data.cityofchicago.org"
 URL_ENV = "CRIMECAST_SOCRATA_URL"
@@ -94,14 +94,14 @@ def _soql_time(moment: datetime) -> str:
 
 def app_token_from_env() -> str | None:
     """The app token, from the environment or from Secrets Manager (raises the throttling limits)."""
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return token
-    arn = os.environ.get(TOKEN_SECRET_ENV)
+    config = settings.load(settings.PortalSettings)
+    if config.app_token:
+        return config.app_token
+    arn = config.app_token_secret_arn
     if arn:
-        from aws_lambda_powertools.utilities import parameters
+        from crimecast.adapters.secrets import get_secret
 
-        return str(parameters.get_secret(arn, max_age=3600)).strip() or None
+        return get_secret(arn, max_age=3600).strip() or None
     return None
 
 
@@ -114,7 +114,7 @@ class SocrataClient:
                  rng: Callable[[], float] = random.random, log: Callable[[str], None] | None = None) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
-        self.base_url = (base_url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+        self.base_url = (base_url or settings.load(settings.PortalSettings).url or DEFAULT_URL).rstrip("/")
         self.app_token = app_token
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

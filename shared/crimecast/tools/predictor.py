@@ -1,7 +1,7 @@
 """The seed's ``ChicagoCrimePredictor``, kept as a thin face over the package.
 
 Its API is the seed specification's (section 2.5 and the tests of section 4); the work
-is done by :mod:`crimecast.series`, :mod:`crimecast.model` and :mod:`crimecast.metrics`.
+is done by :mod:`crimecast.domain.series`, :mod:`crimecast.domain.model` and :mod:`crimecast.domain.metrics`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .crime_types import normalise_type
-from .data import default_data_dir
-from .errors import InvalidInputError
-from .keys import SeriesKey, parse_area
-from .model import CrimeForecaster
-from .series import MonthlyCounts, counts_from_frame
+from crimecast.domain import metrics
+from crimecast.domain.crime_types import normalise_type
+from crimecast.domain.errors import InvalidInputError
+from crimecast.domain.keys import SeriesKey, parse_area
+from crimecast.domain.model import CrimeForecaster
+from crimecast.domain.series import MonthlyCounts, counts_from_frame
+from crimecast.tools.data import default_data_dir
 
 DATA_DIR = default_data_dir()
 DEFAULT_CRIMES_FILE = "austin_assault_monthly_2001_2023.csv"  # the seed's showcase series

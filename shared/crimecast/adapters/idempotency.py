@@ -10,30 +10,29 @@ header); the first delivery does the work and records its answer in
 from __future__ import annotations
 
 from collections.abc import Callable
-import os
 from typing import Any
 
-from .errors import ConfigurationError, ConflictError
-from .storage import Storage
+from crimecast.adapters import aws
+from crimecast.adapters.stores import Stores
+from crimecast.domain.errors import ConfigurationError, ConflictError
 
-TABLE_ENV = "IDEMPOTENCY_TABLE"
 EXPIRES_AFTER_S = 3600  # a repeat within the hour gets the first answer
 
 
-def run_once(storage: Storage, operation: str, key: dict[str, Any], action: Callable[[], dict[str, Any]],
+def run_once(stores: Stores, operation: str, key: dict[str, Any], action: Callable[[], dict[str, Any]],
              context: Any = None, expires_after_s: int = EXPIRES_AFTER_S) -> dict[str, Any]:
     """``action()`` the first time ``(operation, key)`` is seen; its recorded answer after.
 
     A failed action leaves no record (a retry does the work); a repeat that arrives while
     the first is still being handled is refused with ConflictError.
     """
-    table = os.environ.get(TABLE_ENV)
+    table = stores.idempotency_table
     if not table:
-        raise ConfigurationError(f"environment variable {TABLE_ENV} is not set")
+        raise ConfigurationError("environment variable IDEMPOTENCY_TABLE is not set")
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=storage.dynamodb)
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
     config = IdempotencyConfig(expires_after_seconds=expires_after_s)
     if hasattr(context, "get_remaining_time_in_millis"):  # an in-progress record lapses if the invocation dies
         config.register_lambda_context(context)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "CRIMECAST_DATA_DIR"
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]
 
 
 def default_data_dir() -> Path:

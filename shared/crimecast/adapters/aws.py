@@ -1,0 +1,45 @@
+"""boto3 clients, made lazily once per process (a warm Lambda container).
+
+The same code runs on moto in tests, on the local stack and on AWS: boto3 picks up
+``AWS_ENDPOINT_URL`` by itself. Importing this module costs nothing and needs no
+credentials: boto3 itself is imported on first use.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service)
+
+
+@cache
+def _resource(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().resource(service)
+
+
+@cache
+def table(name: str) -> Any:
+    """A DynamoDB Table resource (building one costs milliseconds: once per name)."""
+    return _resource("dynamodb").Table(name)
+
+
+def reset_clients() -> None:
+    """Forget cached clients: a test pointed boto3 elsewhere, or a forked worker must not
+    share its parent's connections."""
+    client.cache_clear()
+    _resource.cache_clear()
+    table.cache_clear()
+
+
+def condition_failed(exc: Exception) -> bool:
+    """True for DynamoDB's ConditionalCheckFailedException (a refused conditional write)."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

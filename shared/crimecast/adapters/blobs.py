@@ -1,0 +1,51 @@
+"""The data bucket: counts, models, run manifests and the area boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+import json
+from typing import Any
+
+from crimecast.adapters import aws
+
+
+@dataclass(frozen=True)
+class BlobStore:
+    bucket: str
+
+    @property
+    def _s3(self) -> Any:
+        return aws.client("s3")
+
+    def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+
+    def put_json(self, key: str, doc: Any) -> None:
+        self.put_bytes(key, json.dumps(doc, separators=(",", ":")).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        body = self.get_bytes(key)
+        return None if body is None else json.loads(body)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A server-side copy within the bucket (no bytes through this process)."""
+        self._s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source_key})
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        batch = list(keys)
+        for start in range(0, len(batch), 1000):  # DeleteObjects takes up to 1000 keys
+            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch[start:start + 1000]],
+                                                               "Quiet": True})

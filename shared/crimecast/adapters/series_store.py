@@ -1,0 +1,54 @@
+"""The series table: one item per series per model version (its forecast and metrics),
+plus per version a catalog and a summary item, and the champion pointer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from crimecast.adapters import aws
+
+CHAMPION = "__champion__"  # series key of the pointer to the serving model version
+CATALOG = "__catalog__"  # per version: the series and types it covers
+SUMMARY = "__summary__"  # per version: accuracy over every series
+CURRENT = "current"
+
+
+@dataclass(frozen=True)
+class SeriesStore:
+    table_name: str
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self.table_name)
+
+    def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        with self._table.batch_writer(overwrite_by_pkeys=["series", "version"]) as batch:
+            for item in items:
+                batch.put_item(Item=item)
+
+    def get(self, series: str, version: str) -> dict[str, Any] | None:
+        return self._table.get_item(Key={"series": series, "version": version}).get("Item")
+
+    def query_type_version(self, type_version: str) -> list[dict[str, Any]]:
+        """Every item of one type in one version (the ByTypeVersion index), all pages."""
+        from boto3.dynamodb.conditions import Key
+
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            page = self._table.query(IndexName="ByTypeVersion", KeyConditionExpression=Key("type_version").eq(type_version),
+                                     **({"ExclusiveStartKey": start} if start else {}))
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def champion(self) -> dict[str, Any] | None:
+        """The pointer item naming the serving version, or None before the first promotion."""
+        return self.get(CHAMPION, CURRENT)
+
+    def set_champion(self, version: str, trained_at: str) -> None:
+        """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
+        self.put_items([{"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at}])

@@ -1,0 +1,64 @@
+"""The stores of one deployment, built from the environment once per process.
+
+``get_stores()`` is the cached factory every handler and job uses (the way the
+aws-lambda-handler-cookbook builds its data-access layer); ``use_stores`` puts other
+stores in its place, e.g. tests with a launcher that records instead of invoking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crimecast import settings
+from crimecast.adapters.blobs import BlobStore
+from crimecast.adapters.launcher import AwsLauncher, Launcher
+from crimecast.adapters.run_store import LeaseStore, RunStore
+from crimecast.adapters.series_store import SeriesStore
+from crimecast.adapters.user_store import UserStore
+from crimecast.domain.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Stores:
+    blobs: BlobStore
+    series: SeriesStore
+    runs: RunStore
+    leases: LeaseStore
+    user_table: str | None = None
+    idempotency_table: str | None = None
+    launcher: Launcher = field(default_factory=AwsLauncher)
+
+    @classmethod
+    def from_settings(cls, config: settings.StoreSettings, launcher: Launcher | None = None) -> Stores:
+        return cls(blobs=BlobStore(config.data_bucket), series=SeriesStore(config.series_table),
+                   runs=RunStore(config.runs_table), leases=LeaseStore(config.runs_table),
+                   user_table=config.users_table, idempotency_table=config.idempotency_table,
+                   launcher=launcher or AwsLauncher())
+
+    @property
+    def users(self) -> UserStore:
+        if not self.user_table:
+            raise ConfigurationError("environment variable USERS_TABLE is not set")
+        return UserStore(self.user_table)
+
+    def with_launcher(self, launcher: Launcher) -> Stores:
+        return replace(self, launcher=launcher)
+
+
+_current: Stores | None = None
+
+
+def get_stores() -> Stores:
+    """This deployment's stores, built on first use from ``StoreSettings``."""
+    global _current
+    if _current is None:
+        _current = Stores.from_settings(settings.load(settings.StoreSettings))
+    return _current
+
+
+def use_stores(stores: Stores | None) -> Any:
+    """Serve ``stores`` from ``get_stores`` from now on (None: build them again from the environment)."""
+    global _current
+    _current = stores
+    return stores

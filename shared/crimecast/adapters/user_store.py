@@ -1,0 +1,50 @@
+"""The users table: staff accounts with bcrypt hashes. A table of its own, so that only
+the auth function's role can read password hashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crimecast.adapters import aws
+from crimecast.domain.errors import ConflictError
+
+
+@dataclass(frozen=True)
+class UserStore:
+    table_name: str
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self.table_name)
+
+    def get(self, username: str) -> dict[str, Any] | None:
+        return self._table.get_item(Key={"username": username}).get("Item")
+
+    def put(self, user: dict[str, Any], only_if_new: bool = False) -> None:
+        """Write a user; with ``only_if_new``, ConflictError if the name is taken."""
+        from botocore.exceptions import ClientError
+
+        condition = {"ConditionExpression": "attribute_not_exists(username)"} if only_if_new else {}
+        try:
+            self._table.put_item(Item=user, **condition)
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                raise ConflictError(f"{user['username']!r} already exists") from None
+            raise
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every user (a scan: the table holds staff accounts, not millions of rows)."""
+        users: list[dict[str, Any]] = []
+        start = None
+        while True:
+            page = self._table.scan(**({"ExclusiveStartKey": start} if start else {}))
+            users.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(users, key=lambda u: u["username"])
+
+    def delete(self, username: str) -> bool:
+        """Remove a user; False when there was none."""
+        response = self._table.delete_item(Key={"username": username}, ReturnValues="ALL_OLD")
+        return "Attributes" in response

@@ -1,0 +1,96 @@
+"""Routes of the auth function: the OAuth2 password grant, the caller's identity, and
+user management (admin)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from pydantic import BaseModel, Field
+
+from crimecast.adapters.stores import get_stores
+from crimecast.api import require_role
+from crimecast.domain import auth
+from crimecast.jobs import accounts
+
+logger = Logger(child=True)
+metrics = Metrics()
+router = Router()
+MAX_FORM_BYTES = 4096
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response[dict[str, Any]]:
+    """RFC 6749 section 5.2 error body."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body={"error": error, "error_description": description}, headers={"Cache-Control": "no-store"})
+
+
+def _form(raw: str | None, content_type: str) -> dict[str, str]:
+    if not raw or len(raw) > MAX_FORM_BYTES:
+        return {}
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+    return {k: v[0] for k, v in parse_qs(raw).items()}
+
+
+@router.post("/auth/token", summary="Sign in: OAuth2 password grant, a bearer token for the other routes",
+             responses={200: {"description": "a bearer token (access_token, token_type, expires_in, scope)"},
+                        400: {"description": "RFC 6749 invalid_request or unsupported_grant_type"},
+                        401: {"description": "RFC 6749 invalid_grant: wrong name or password, or a locked account"}})
+def token() -> Response[dict[str, Any]]:
+    """Form-encoded (``application/x-www-form-urlencoded``) or JSON body:
+    ``grant_type=password&username=..&password=..``. Errors follow RFC 6749."""
+    event = router.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    form = _form(event.decoded_body, headers.get("content-type", "application/x-www-form-urlencoded"))
+    if form.get("grant_type") != "password":
+        if not form.get("grant_type"):
+            return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+        return _oauth_error(400, "unsupported_grant_type", "only grant_type=password is supported")
+    username, password = form.get("username", ""), form.get("password", "")
+    if not username or not password or len(username) > auth.MAX_FIELD_LENGTH:
+        return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+    try:
+        issued = accounts.login(get_stores(), username, password)
+    except auth.AuthError:
+        logger.info("login refused")
+        metrics.add_metric(name="LoginRefused", unit="Count", value=1)
+        return _oauth_error(401, "invalid_grant", "invalid username or password")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, headers={"Cache-Control": "no-store"},
+                    body={"access_token": issued.access_token, "token_type": "bearer", "expires_in": issued.expires_in,
+                          "scope": " ".join(issued.roles)})
+
+
+@router.get("/auth/me", summary="The signed-in caller's name and roles")
+def me() -> dict[str, Any]:
+    context = router.current_event.request_context.authorizer or {}
+    return {"username": context.get("username"), "roles": [r for r in str(context.get("roles", "")).split(",") if r]}
+
+
+class NewUser(BaseModel):
+    username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
+    password: Annotated[str, Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=auth.MAX_FIELD_LENGTH)]
+    role: Literal["viewer", "admin"] = "viewer"
+
+
+@router.post("/auth/users", summary="Add a user (admin)")
+def add_user(user: Annotated[NewUser, Body()]) -> Response[dict[str, Any]]:
+    require_role(router, "admin")
+    created = accounts.add_user(get_stores(), user.username, user.password, user.role)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+
+
+@router.delete("/auth/users/<name>", summary="Remove a user (admin)")
+def delete_user(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
+    require_role(router, "admin")
+    accounts.delete_user(get_stores(), name)
+    return Response(status_code=204, body="")

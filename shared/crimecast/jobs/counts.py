@@ -1,0 +1,204 @@
+"""The serving monthly counts in the bucket: versions written whole, one pointer flipped.
+
+Layout in ``DATA_BUCKET``::
+
+    counts/current.json                        the pointer: manifest of the serving version
+    counts/versions/<v>/monthly_counts.csv.gz  every month and level, one object: what training reads
+    counts/versions/<v>/parts/<year>.csv.gz    the same rows a year per object (no header)
+    counts/versions/<v>/manifest.json          months, rows, partial month, source, parts
+    counts/staging/<run_id>/<chunk>.csv.gz     fetched chunks of an unfinished run: its checkpoint
+    boundaries/community_areas.geojson         the community areas, for the map
+
+A version is written completely, then the pointer flips in one PUT: a run that fails at
+any point leaves the serving counts as they were. Ingest writes through here; training,
+live evaluation and the local stack read through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+import gzip
+import io
+import logging
+from typing import TYPE_CHECKING, Any
+import uuid
+
+from crimecast.adapters.stores import Stores
+from crimecast.domain.errors import ConfigurationError, InvalidInputError
+from crimecast.jobs import runs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+logger = logging.getLogger(__name__)
+
+BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest, served for the map
+COUNTS_KEY = "counts/current.json"  # the pointer to the serving counts version; training reads through it
+VERSIONS_PREFIX = "counts/versions/"
+STAGING_PREFIX = "counts/staging/"
+COUNTS_FILE = "monthly_counts.csv.gz"
+KEEP_VERSIONS = 5  # older versions are deleted after a publish (the bucket's versioning keeps them 30 days more)
+
+PART_COLUMNS = ["month", "community_area", "primary_type", "count"]
+HEADER = (",".join(PART_COLUMNS) + "\n").encode()
+
+
+
+def part_bytes(frame: pd.DataFrame) -> bytes:
+    text = frame[PART_COLUMNS].assign(month=frame["month"].astype(str)).to_csv(index=False, header=False)
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+
+
+def _read_part(stores: Stores, key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    body = stores.blobs.get_bytes(key)
+    if body is None:
+        raise ConfigurationError(f"s3 object {key} is missing: the stored counts are damaged")
+    return pd.read_csv(io.BytesIO(body), compression="gzip", header=None, names=PART_COLUMNS, dtype=str, keep_default_na=False)
+
+
+def new_version() -> str:
+    return f"v{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def current_manifest(stores: Stores) -> dict[str, Any] | None:
+    """The serving version's manifest (the pointer), or None before the first ingest."""
+    return stores.blobs.get_json(COUNTS_KEY)
+
+
+def load_counts(stores: Stores) -> Any:
+    """The serving monthly counts (MonthlyCounts), partial month flagged."""
+    import pandas as pd
+
+    from crimecast.domain.series import counts_from_frame
+
+    pointer = current_manifest(stores)
+    if pointer is None:
+        raise InvalidInputError(f"no monthly counts in the bucket yet ({COUNTS_KEY}): run an ingest first")
+    body = stores.blobs.get_bytes(pointer["counts_key"])
+    if body is None:
+        raise ConfigurationError(f"counts version {pointer['version']} is missing its file {pointer['counts_key']}")
+    tidy = pd.read_csv(io.BytesIO(body), compression="gzip", dtype=str, keep_default_na=False)
+    tidy["partial_month"] = tidy["month"] == (pointer.get("partial_month") or "")
+    return counts_from_frame(tidy)
+
+
+def store_counts(stores: Stores, counts: Any) -> None:
+    """Replace the stored counts with ``counts`` (MonthlyCounts) as a new version."""
+    version = new_version()
+    frame = counts.frame
+    months = frame["month"].astype(str)
+    staged: dict[int, list[str]] = {}
+    for year in sorted({int(m[:4]) for m in months.unique()}):
+        key = f"{STAGING_PREFIX}{version}/{year}.csv.gz"
+        stores.blobs.put_bytes(key, part_bytes(frame[months.str.startswith(f"{year}-")]), "application/gzip")
+        staged[year] = [key]
+    partial = None if counts.partial_month is None else str(counts.partial_month)
+    publish(stores, version, staged, None, lambda last: partial if partial == last else None,
+             {"source": "store_counts", "mode": "backfill"})
+    stores.blobs.delete_keys(stores.blobs.list_keys(f"{STAGING_PREFIX}{version}/"))
+
+
+def _changes(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, int]:
+    """Cells (month, area, type at every level) whose count differs, and the city totals."""
+    keys = ["month", "community_area", "primary_type"]
+    merged = old.merge(new, on=keys, how="outer", suffixes=("_old", "_new"))
+    changed = int((merged["count_old"].fillna("0").astype(int) != merged["count_new"].fillna("0").astype(int)).sum())
+
+    def city_total(frame: pd.DataFrame) -> int:
+        rows = frame[(frame["community_area"] == "") & (frame["primary_type"] == "ALL")]
+        return int(rows["count"].astype(int).sum())
+
+    return {"cells_changed": changed, "incidents_before": city_total(old), "incidents_after": city_total(new)}
+
+
+def publish(stores: Stores, version: str, staged: dict[int, list[str]], window: tuple[str, str] | None,
+             partial_of: Callable[[str], str | None], meta: dict[str, Any]) -> dict[str, Any]:
+    """Write version ``version`` and point the service at it.
+
+    ``staged``: per year, the keys of rows fetched for the months of ``window`` (None: a
+    backfill, which replaces every stored month). Old rows of the window's months are
+    dropped even where the new data has none (no incident is a zero, not a gap); other
+    years are copied from the serving version.
+    """
+    import pandas as pd
+
+    pointer = current_manifest(stores)
+    old_parts = {} if window is None or pointer is None else {int(y): p for y, p in pointer["parts"].items()}
+    prefix = f"{VERSIONS_PREFIX}{version}/"
+    parts: dict[int, dict[str, Any]] = {}
+    changes = {"cells_changed": 0, "incidents_before": 0, "incidents_after": 0}
+    for year in sorted(set(old_parts) | set(staged)):
+        key = f"{prefix}parts/{year}.csv.gz"
+        old = old_parts.get(year)
+        if year not in staged:
+            stores.blobs.copy(old["key"], key)
+            parts[year] = {**old, "key": key}
+            continue
+        new = pd.concat([_read_part(stores, k) for k in staged[year]], ignore_index=True)
+        if old is not None:
+            kept = _read_part(stores, old["key"])
+            inside = (kept["month"] >= window[0]) & (kept["month"] <= window[1])
+            for name, value in _changes(kept[inside], new).items():
+                changes[name] += value
+            new = pd.concat([kept[~inside], new], ignore_index=True)
+        elif window is not None:
+            changes["incidents_after"] += _changes(new.iloc[:0], new)["incidents_after"]
+        if new.empty:
+            continue
+        new = new.sort_values(["month", "community_area", "primary_type"], kind="stable")
+        body = part_bytes(new)
+        stores.blobs.put_bytes(key, body, "application/gzip")
+        parts[year] = {"key": key, "rows": len(new), "first_month": new["month"].iloc[0], "last_month": new["month"].iloc[-1],
+                       "bytes": len(body)}
+    if window is not None and pointer is not None and changes["incidents_after"] == 0 and changes["incidents_before"] > 0:
+        raise InvalidInputError(f"the source has no citywide incident in {window[0]}..{window[1]}, where the stored counts "
+                                f"have {changes['incidents_before']:,}: refusing to erase them (the stored counts are unchanged)")
+    if not parts:
+        raise InvalidInputError("the source holds no incident at all: nothing to publish (the stored counts are unchanged)")
+    last_month = max(p["last_month"] for p in parts.values())
+    if window is None or window[0] <= last_month <= window[1]:
+        partial = partial_of(last_month)
+    else:  # the last month was not replaced: it stays as it was
+        partial = pointer.get("partial_month") if pointer and pointer.get("partial_month") == last_month else None
+    bodies = [gzip.compress(HEADER, mtime=0)]
+    for year in sorted(parts):
+        body = stores.blobs.get_bytes(parts[year]["key"])
+        if body is None:
+            raise ConfigurationError(f"s3 object {parts[year]['key']} vanished while publishing")
+        bodies.append(body)
+    counts_key = f"{prefix}{COUNTS_FILE}"
+    combined = b"".join(bodies)
+    stores.blobs.put_bytes(counts_key, combined, "application/gzip")
+    manifest = {
+        "version": version, "created_at": runs.now_iso(), "counts_key": counts_key, "bytes": len(combined),
+        "first_month": min(p["first_month"] for p in parts.values()), "last_month": last_month, "partial_month": partial,
+        "rows": sum(p["rows"] for p in parts.values()), "window": list(window) if window else None,
+        "previous_version": pointer["version"] if pointer else None, **meta,
+        "changes": changes if window is not None and pointer is not None else None,
+        "parts": {str(year): parts[year] for year in sorted(parts)},
+    }
+    stores.blobs.put_json(f"{prefix}manifest.json", manifest)
+    stores.blobs.put_json(COUNTS_KEY, manifest)  # the flip: one PUT
+    return manifest
+
+
+def drop_old_versions(stores: Stores, keep: int | None = None) -> int:
+    """Delete all but the newest ``keep`` versions (never the serving one). Best effort."""
+    keep = keep or KEEP_VERSIONS
+    try:
+        serving = (current_manifest(stores) or {}).get("version")
+        by_version: dict[str, list[str]] = {}
+        for key in stores.blobs.list_keys(VERSIONS_PREFIX):
+            by_version.setdefault(key[len(VERSIONS_PREFIX):].split("/", 1)[0], []).append(key)
+        old = [v for v in sorted(by_version)[:-keep] if v != serving]
+        stores.blobs.delete_keys(k for v in old for k in by_version[v])
+        return len(old)
+    except Exception:  # noqa: BLE001 - housekeeping must not fail a published run
+        logger.exception("could not delete old counts versions")
+        return 0
+
+

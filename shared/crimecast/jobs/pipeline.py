@@ -1,0 +1,169 @@
+"""The one place that starts the service's long jobs and chains them.
+
+ingest -> live evaluation after every published ingest -> retrain when accuracy fell
+past the threshold. On AWS each step starts elsewhere (the ingest Lambda invoking itself
+asynchronously, the retrain state machine); with CRIMECAST_INLINE_INGEST /
+CRIMECAST_INLINE_RETRAIN (the local stack, tests) it is a thread of this process. The
+steps themselves are in :mod:`~crimecast.jobs.ingest`, :mod:`~crimecast.jobs.live_evaluation`
+and :mod:`~crimecast.jobs.retrain`, which know nothing of each other.
+
+Entry points: ``request_ingest`` (API and schedule: queue a run, start its worker),
+``ingest_worker`` (the worker: do the run, hand over when short of time, evaluate),
+``ingest_now`` (CLI and local stack: all of it in this process, or carry on a run),
+``evaluate_live`` and ``request_retrain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import threading
+import time
+from typing import Any
+
+from crimecast import settings
+from crimecast.adapters.stores import Stores
+from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFoundError
+from crimecast.jobs import ingest, live_evaluation, retrain, runs
+from crimecast.jobs.counts import load_counts
+
+WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest function carrying this key is a worker
+
+_inline_threads: list[threading.Thread] = []
+
+
+def _in_thread(target: Callable[..., Any], *args: Any, name: str) -> None:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    _inline_threads.append(thread)
+    thread.start()
+
+
+def wait_for_inline_jobs(timeout: float = 120.0) -> bool:
+    """Join the inline jobs started so far (tests, local stack shutdown); False on timeout."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_inline_threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]
+    return not _inline_threads
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+def request_ingest(stores: Stores, trigger: str, *, idempotency_key: str | None = None, context: Any = None,
+                   **options: Any) -> dict[str, Any]:
+    """Queue an ingest run and start its worker; the queued run (the API answers 202 with it).
+
+    With ``idempotency_key`` a repeated request gets the first one's run back instead of
+    starting another (or a 409 while another run is in progress)."""
+    function_name = getattr(context, "function_name", None)
+
+    def start() -> dict[str, Any]:
+        run = ingest.open_run(stores, trigger, **options)
+        try:
+            start_ingest_worker(stores, run["run_id"], function_name)
+        except Exception as exc:
+            ingest.Lease(stores, run["run_id"]).release()
+            runs.update_run(stores, run["run_id"], "failed", {"error": f"could not start the ingest worker: {exc}"})
+            raise
+        return run
+
+    if idempotency_key is None:
+        return start()
+    from crimecast.adapters.idempotency import run_once
+
+    return run_once(stores, "ingest-start", {"trigger": trigger, "key": idempotency_key, **options}, start, context)
+
+
+def start_ingest_worker(stores: Stores, run_id: str, function_name: str | None = None, leg: int = 0) -> None:
+    """Start the worker of a queued run: an asynchronous invocation of the ingest Lambda,
+    or, inline, a thread of this process."""
+    launch = settings.load(settings.LaunchSettings)
+    if launch.inline_ingest:
+        _in_thread(ingest_worker, stores, run_id, name=f"ingest-{run_id}")
+        return
+    name = function_name or launch.function_name
+    if not name:
+        raise ConfigurationError("no ingest worker: outside Lambda set CRIMECAST_INLINE_INGEST=1 to run ingests in this process")
+    stores.launcher.invoke_async(name, ingest.worker_event(run_id, leg))
+
+
+def ingest_worker(stores: Stores, run_id: str, *, leg: int = 0, deadline: Callable[[], float] | None = None,
+                  function_name: str | None = None, **options: Any) -> dict[str, Any]:
+    """Do (or carry on) a run; when short of time hand over to a new worker, and when it
+    published, score the champion on the new months."""
+    view = ingest.execute(stores, run_id, deadline=deadline, **options)
+    if view["status"] == "running":  # out of time here: a new invocation carries on from the checkpoint
+        start_ingest_worker(stores, run_id, function_name, leg + 1)
+    return after_ingest(stores, view)
+
+
+def ingest_now(stores: Stores, trigger: str, source: ingest.Source | None = None, *, resume_run: str | None = None,
+               progress: ingest.Progress | None = None, page_size: int | None = None, **options: Any) -> dict[str, Any]:
+    """A whole run in this process (CLI, local stack, tests); its final view. Without
+    ``source`` the portal is read (``options["source_label"]``: its URL). ``resume_run``
+    carries on a run that crashed or failed, from its checkpoint."""
+    extra: dict[str, Any] = {"progress": progress} if progress else {}
+    if resume_run is None:
+        if source is not None:
+            options["source_label"] = source.describe()
+        run_id = ingest.open_run(stores, trigger, **options)["run_id"]
+    else:
+        run_id = resume_run
+        extra["resume"] = True
+    return ingest_worker(stores, run_id, source=source, page_size=page_size, **extra)
+
+
+def after_ingest(stores: Stores, view: dict[str, Any]) -> dict[str, Any]:
+    """New months in: score the champion on them (which may start a retrain). An ingest does
+    not fail because of it; the outcome is noted on the ingest run."""
+    if view["status"] != "succeeded" or "live_evaluation" in view["detail"] or view["detail"].get("phase") != "done":
+        return view
+    try:
+        evaluated = evaluate_live(stores, trigger=f"after ingest {view['run_id']}")
+    except NotFoundError:
+        return view  # no champion yet: nothing to score
+    except CrimecastError as exc:
+        return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": {"error": str(exc)}})
+    note = {"run_id": evaluated["run_id"], "series_evaluated": evaluated["detail"]["series_evaluated"],
+            "retrain": evaluated["detail"]["retrain"]}
+    return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": note})
+
+
+# --- live evaluation and retrain ------------------------------------------------------------
+
+
+def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveThreshold | None = None,
+                  trigger: str = "api") -> dict[str, Any]:
+    """Score the champion on what has arrived, record it, and start a retrain if it degraded."""
+    threshold = threshold or settings.load(settings.LiveThreshold)
+    run = runs.start_run(stores, "evaluate", {"trigger": trigger})
+    counts = counts if counts is not None else load_counts(stores)
+    detail = live_evaluation.score_champion(stores, counts, threshold, run["run_id"])
+    reason = detail.pop("retrain_reason", None)
+    if reason:
+        retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
+        detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
+    return runs.update_run(stores, run["run_id"], "succeeded", detail)
+
+
+def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> dict[str, Any]:
+    """Record a retrain run and start the retrain workflow for it: the Step Functions state
+    machine on AWS, or, inline, a thread running the same steps."""
+    launch = settings.load(settings.LaunchSettings)
+    detail = {"trigger": trigger, **({"reason": reason} if reason else {})}
+    if launch.inline_retrain:
+        run = runs.start_run(stores, "retrain", detail)
+        _in_thread(_retrain_inline, stores, run["run_id"], launch.retrain_workers, name=f"retrain-{run['run_id']}")
+        return run
+    if not launch.retrain_state_machine_arn:
+        raise ConfigurationError("environment variable RETRAIN_STATE_MACHINE_ARN is not set")
+    run = runs.start_run(stores, "retrain", detail)
+    execution = stores.launcher.start_workflow(launch.retrain_state_machine_arn, run["run_id"], {"run_id": run["run_id"]})
+    return runs.update_run(stores, run["run_id"], "queued", {"execution_arn": execution})
+
+
+def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
+    try:
+        retrain.run_locally(stores, run_id, workers=workers)
+    except Exception as exc:  # recorded on the run: a background thread has no caller to tell
+        runs.update_run(stores, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})

@@ -1,0 +1,168 @@
+"""Every environment variable the service reads, in one place, typed and checked once.
+
+Each group below is a frozen dataclass whose fields name their variable. ``load(Group)``
+reads it once per process (a warm Lambda container) and raises ConfigurationError naming
+every missing or malformed variable at once; each function checks the groups it needs at
+cold start (``check``), so a misconfigured deployment fails at start-up with that message
+instead of answering 500 on first use. Stdlib only: the predict function imports this,
+and pydantic-settings would double its cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+from functools import cache
+import os
+from typing import Any, TypeVar, get_args, get_type_hints
+
+from crimecast.domain.errors import ConfigurationError
+
+_REQUIRED: Any = object()  # a field without default: its variable must be set
+Group = TypeVar("Group")
+
+
+def env(name: str, default: Any = _REQUIRED) -> Any:
+    """A field read from environment variable ``name`` (required unless ``default`` is given)."""
+    return field(default=default, metadata={"env": name})
+
+
+def _convert(raw: str, annotation: Any) -> Any:
+    kinds = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    kind = kinds[0] if kinds else str
+    if kind is bool:
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError("must be 1/true/yes or 0/false/no")
+    return kind(raw)
+
+
+def read(group: type[Group], environ: dict[str, str] | None = None) -> Group:
+    """``group`` from ``environ`` (default: the process environment), every problem named."""
+    environ = dict(os.environ) if environ is None else environ
+    hints = get_type_hints(group)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for spec in fields(group):  # type: ignore[arg-type]
+        name = spec.metadata["env"]
+        raw = environ.get(name)
+        if raw is None or (raw == "" and spec.default is _REQUIRED):
+            if spec.default is _REQUIRED or spec.default is MISSING:
+                problems.append(f"{name} is not set")
+            continue
+        try:
+            values[spec.name] = _convert(raw, hints[spec.name])
+        except ValueError as exc:
+            problems.append(f"{name}={raw[:40]!r} is not valid ({exc})")
+    if problems:
+        raise ConfigurationError(f"{group.__name__}: " + "; ".join(problems))
+    return group(**values)
+
+
+@cache
+def load(group: type[Group]) -> Group:
+    """``group`` read once per process (cleared by ``reset``)."""
+    return read(group)
+
+
+def reset() -> None:
+    """Read the environment again on next use (tests, the local stack after provisioning)."""
+    load.cache_clear()
+
+
+def check(*groups: type) -> None:
+    """Load each group now, failing with every group's problems together (cold start)."""
+    problems = []
+    for group in groups:
+        try:
+            load(group)
+        except ConfigurationError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigurationError("the function's environment is incomplete: " + " | ".join(problems))
+
+
+# --- the groups -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the data lives (template.yaml's Globals give every function these)."""
+
+    data_bucket: str = env("DATA_BUCKET")
+    series_table: str = env("SERIES_TABLE")
+    runs_table: str = env("RUNS_TABLE")
+    users_table: str | None = env("USERS_TABLE", None)
+    idempotency_table: str | None = env("IDEMPOTENCY_TABLE", None)
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """The auth function and the authorizer: users and the signing key."""
+
+    users_table: str = env("USERS_TABLE")
+    jwt_secret_arn: str = env("JWT_SECRET_ARN")
+    token_minutes: float = env("CRIMECAST_TOKEN_MINUTES", 30.0)
+    lockout_attempts: int = env("CRIMECAST_LOCKOUT_ATTEMPTS", 5)
+    lockout_seconds: int = env("CRIMECAST_LOCKOUT_SECONDS", 900)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    web_origin: str | None = env("WEB_ORIGIN", None)  # CORS: the page's origin, when it is elsewhere
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How long jobs start: Lambda and Step Functions on AWS, threads of this process locally."""
+
+    retrain_state_machine_arn: str | None = env("RETRAIN_STATE_MACHINE_ARN", None)
+    inline_retrain: bool = env("CRIMECAST_INLINE_RETRAIN", False)
+    inline_ingest: bool = env("CRIMECAST_INLINE_INGEST", False)
+    retrain_workers: int | None = env("CRIMECAST_RETRAIN_WORKERS", None)
+    function_name: str | None = env("AWS_LAMBDA_FUNCTION_NAME", None)
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """The city's data portal (Socrata)."""
+
+    url: str | None = env("CRIMECAST_SOCRATA_URL", None)
+    app_token: str | None = env("CRIMECAST_SOCRATA_APP_TOKEN", None)
+    app_token_secret_arn: str | None = env("CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN", None)
+    page_size: int | None = env("CRIMECAST_SOCRATA_PAGE_SIZE", None)
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """Knobs of a retrain."""
+
+    min_nonzero_months: int = env("CRIMECAST_MIN_NONZERO_MONTHS", 24)  # in the last five years
+    backtest_origins: int = env("CRIMECAST_BACKTEST_ORIGINS", 2)  # yearly origins before the last complete month
+    horizon: int = env("CRIMECAST_HORIZON", 12)
+    forecast_months: int = env("CRIMECAST_FORECAST_MONTHS", 24)
+    promotion_tolerance: float = env("CRIMECAST_PROMOTION_TOLERANCE", 0.0)  # candidate median MASE may exceed the champion's by this share
+    batch_size: int = env("RETRAIN_BATCH_SIZE", 25)  # series per Distributed Map item
+
+
+@dataclass(frozen=True)
+class LiveThreshold:
+    """Retrain when live MASE exceeds the backtest MASE by ``mase_ratio`` on more than
+    ``share`` of the series."""
+
+    mase_ratio: float = env("CRIMECAST_LIVE_MASE_RATIO", 1.25)
+    share: float = env("CRIMECAST_LIVE_DEGRADED_SHARE", 0.2)
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    bcrypt_rounds: int = env("CRIMECAST_BCRYPT_ROUNDS", 12)  # about 0.25 s a hash here; tests lower it
+
+
+# What each function checks at cold start.
+PREDICT = (StoreSettings, ApiSettings)
+EVALUATE = (StoreSettings, ApiSettings, LaunchSettings, LiveThreshold, RetrainOptions)
+INGEST = (StoreSettings, ApiSettings, LaunchSettings, PortalSettings, LiveThreshold, RetrainOptions)
+RETRAIN = (StoreSettings, ApiSettings, LaunchSettings, RetrainOptions)
+AUTH = (UserSettings, ApiSettings, PasswordSettings)
