@@ -74,7 +74,7 @@ build: sam-tools
 		echo "sam build skipped: no python3.12 interpreter found (the Lambda runtime; PYTHON=$(PYTHON))"; \
 	else \
 		echo "sam build with $(PY312)"; \
-		PATH="$(dir $(PY312)):$$PATH" $(SAM_ENV) $(SAM_BIN)/sam build --template-file template.yaml; \
+		PATH="$(dir $(PY312)):$$PATH" $(SAM_ENV) $(SAM_BIN)/sam build --cached --parallel --template-file template.yaml; \
 	fi
 
 # The Prophet layer without SAM, as Lambda would unzip it, into $(LAYER_DIR)/python.
