@@ -1,5 +1,6 @@
 """A fake crimecast API for developing and testing the web UI (standard library and the
-pure-Python ``crimecast.domain.areas`` and ``crimecast.tools.data``; no AWS, no pandas).
+pure-Python ``crimecast.domain`` modules areas, crime_types, keys and months, and
+``crimecast.tools.data``; no AWS, no pandas).
 
 It serves ``web/`` at "/" and answers the API's routes with canned but realistic data, in
 the same shapes and error formats as the real service:
@@ -44,6 +45,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from any interpreter
 from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is found on
+from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
+from crimecast.domain.errors import InvalidInputError  # noqa: E402
+from crimecast.domain.keys import parse_area as domain_parse_area  # noqa: E402
+from crimecast.domain.months import add_months, month_range  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
 WEB_DIR = HERE.parent.parent / "web"
@@ -54,33 +59,19 @@ RUN_SECONDS = float(os.environ.get("FAKE_RUN_SECONDS", "4"))
 LATENCY = float(os.environ.get("FAKE_LATENCY_MS", "0")) / 1000
 
 AREA_NAMES = tuple(area.name for area in AREAS)  # the domain's list: one source of the 77 names
-RENAMED = {"CRIM SEXUAL ASSAULT": "CRIMINAL SEXUAL ASSAULT", "NON - CRIMINAL": "NON-CRIMINAL"}
 HISTORY_MONTHS = 60
 FORECAST_MONTHS = 24
 NULL_SEED_AREA = 9  # Edison Park: the seed's Prophet has no score there, to show null metrics
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", name.casefold())
-
-
-AREA_BY_KEY = {_key(name): number for number, name in enumerate(AREA_NAMES, 1)}
-
-
 # --- data ------------------------------------------------------------------------------
-
-def month_add(month: str, n: int) -> str:
-    y, m = int(month[:4]), int(month[5:7])
-    total = y * 12 + (m - 1) + n
-    return f"{total // 12:04d}-{total % 12 + 1:02d}"
-
 
 def _read_counts(path: Path) -> dict[tuple[int | None, str], dict[str, int]]:
     out: dict[tuple[int | None, str], dict[str, int]] = {}
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
             area = int(row["community_area"]) if row["community_area"] else None
-            kind = RENAMED.get(row["primary_type"], row["primary_type"])
+            kind = RENAMED_TYPES.get(row["primary_type"], row["primary_type"])
             series = out.setdefault((area, kind), {})
             series[row["month"]] = series.get(row["month"], 0) + int(float(row["count"]))
     return out
@@ -94,7 +85,7 @@ def raw_data() -> tuple[list[str], dict[str, dict[str, int]], dict[int, dict[str
     if city_file.is_file() and area_file.is_file():
         city, areas = _read_counts(city_file), _read_counts(area_file)
         last = max(city[(None, "ALL")])
-        months = [month_add(last, -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
+        months = [add_months(last, -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
         by_type = {t: {m: s.get(m, 0) for m in months} for (_, t), s in city.items()
                    if sum(1 for m in months if m in s) >= 24}
         area_totals = {a: {m: s.get(m, 0) for m in months} for (a, t), s in areas.items() if a and t == "ALL"}
@@ -105,7 +96,7 @@ def raw_data() -> tuple[list[str], dict[str, dict[str, int]], dict[int, dict[str
 
 def _synthetic_data() -> tuple[list[str], dict[str, dict[str, int]], dict[int, dict[str, int]]]:
     rng = random.Random(7)
-    months = [month_add("2026-05", -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
+    months = [add_months("2026-05", -i) for i in range(HISTORY_MONTHS - 1, -1, -1)]
     shares = {"THEFT": 0.26, "CRIMINAL DAMAGE": 0.12, "ASSAULT": 0.10, "DECEPTIVE PRACTICE": 0.08, "BURGLARY": 0.04,
               "CRIMINAL TRESPASS": 0.03, "PUBLIC PEACE VIOLATION": 0.01, "CRIMINAL SEXUAL ASSAULT": 0.008, "STALKING": 0.003,
               "ARSON": 0.002, "PROSTITUTION": 0.001, "LIQUOR LAW VIOLATION": 0.001}
@@ -184,7 +175,7 @@ def profile_forecast(months: list[str], counts: list[float], horizon: int) -> li
     spread = max(0.06, math.sqrt(sum(x * x for x in logs) / max(1, len(logs))))
     rows = []
     for h in range(1, horizon + 1):
-        month = month_add(months[-1], h)
+        month = add_months(months[-1], h)
         last_year = counts[-12 + (h - 1) % 12]
         yhat = max(0.0, 0.5 * level * index.get(int(month[5:7]), 1.0) + 0.5 * last_year)
         width = 1.28 * spread * 1.75 * math.sqrt(1 + h / 12)
@@ -202,7 +193,7 @@ def _trend_forecast(months: list[str], counts: list[float], horizon: int) -> lis
     index = _seasonal_index(months, counts)
     rows = []
     for h in range(1, horizon + 1):
-        month = month_add(months[-1], h)
+        month = add_months(months[-1], h)
         yhat = max(0.0, (ybar + slope * (n - 1 - xbar + h)) * index.get(int(month[5:7]), 1.0))
         rows.append({"month": month, "yhat": yhat, "yhat_lower": yhat * 0.6, "yhat_upper": yhat * 1.4})
     return rows
@@ -323,9 +314,9 @@ def _ingest_detail(trigger: str, mode: str, as_of: str, *, window_months: int = 
                               "first_year": 2001, "source": "https://data.cityofchicago.org (ijzp-q8t2)"}
     if progress is None and not done:
         return detail
-    last = month_add(as_of[:7], -1) if as_of[8:10] == "01" else as_of[:7]
-    first = "2001-01" if mode == "backfill" else month_add(last, -(window_months - 1))
-    chunks = [month_add(first, i) for i in range(0, _months_between(first, last) + 1, 3)]
+    last = add_months(as_of[:7], -1) if as_of[8:10] == "01" else as_of[:7]
+    first = "2001-01" if mode == "backfill" else add_months(last, -(window_months - 1))
+    chunks = month_range(first, last)[::3]
     share = 1.0 if done else progress or 0.0
     finished = chunks[:round(len(chunks) * share)]
     rows = 21000 * 3 * len(finished)
@@ -334,15 +325,11 @@ def _ingest_detail(trigger: str, mode: str, as_of: str, *, window_months: int = 
                   base_version="c20260501T020412Z")
     if done:
         detail.update(version=f"c{as_of.replace('-', '')}T020631Z",
-                      months_replaced={"from": first, "to": last, "count": _months_between(first, last) + 1},
+                      months_replaced={"from": first, "to": last, "count": len(month_range(first, last))},
                       stored={"first_month": "2001-01", "last_month": last, "rows": 23486},
                       partial_month=last, changes={"cells_changed": 412, "incidents_before": 251904, "incidents_after": 252311},
                       versions_dropped=["c20260301T020518Z"], duration_s=391.4)
     return detail
-
-
-def _months_between(first: str, last: str) -> int:
-    return (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7])
 
 
 STATE = State()
@@ -393,21 +380,16 @@ class ApiError(Exception):
 
 
 def parse_area(value: str | None) -> int | None:
-    text = (value or "city").strip()
-    if text.lower() in ("city", "citywide", ""):
-        return None
-    if text.isdigit():
-        if 1 <= int(text) <= 77:
-            return int(text)
-        raise ApiError(404, "not_found", f"community area must be 1..77, got {text}")
-    if _key(text) in AREA_BY_KEY:
-        return AREA_BY_KEY[_key(text)]
-    raise ApiError(404, "not_found", f"unknown community area {text!r}")
+    """The service's own rule (crimecast.domain.keys.parse_area), its errors as a 404 as the service sends them."""
+    try:
+        return domain_parse_area(value)
+    except InvalidInputError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
 
 
 def parse_type(value: str | None) -> str:
     name = " ".join((value or "ALL").upper().split())
-    name = RENAMED.get(name, name)
+    name = RENAMED_TYPES.get(name, name)
     if name not in types():
         raise ApiError(404, "not_found", f"unknown crime type {value!r}")
     return name

@@ -23,7 +23,7 @@ function executable(file) {
   }
 }
 
-/** $PYTHON if set (relative to the repository), else the project's venv, else python3: the fake needs the stdlib and crimecast.areas only. */
+/** $PYTHON if set (relative to the repository), else the project's venv, else python3: the fake needs the stdlib and crimecast's pure modules only. */
 export function pythonPath() {
   const candidates = [process.env.PYTHON, path.join(REPO, '.venv', 'bin', 'python')].filter(Boolean);
   for (const candidate of candidates) {

@@ -51,6 +51,7 @@ test('area names, numbers and spellings resolve', () => {
   assert.equal(resolveArea('  lake view '), 6);
   assert.equal(resolveArea('Lakeview'), 6);
   assert.equal(resolveArea('OHARE'), 76);
+  assert.equal(resolveArea('Montclaire'), 18, 'the portal misspellings the service accepts (AREA_ALIASES)');
   assert.equal(resolveArea('32'), 32);
   assert.equal(resolveArea('Citywide'), null);
   assert.equal(resolveArea('78'), undefined);

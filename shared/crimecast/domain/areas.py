@@ -48,8 +48,11 @@ AREAS: tuple[CommunityArea, ...] = tuple(
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
-def _key(name: str) -> str:
+def area_key(name: str) -> str:
     """Matching key for a name: case, punctuation and all spacing dropped.
+
+    The one rule for matching area names in Python; the web page's copy is generated
+    from this module into ``web/areas.js`` (``PYTHONPATH=shared python -m crimecast.tools.web_facts``).
 
     Dropping spaces as well as apostrophes makes the portal's variants
     ("Lakeview", "OHARE", "Mckinley Park", "Humboldt park") equal to the
@@ -58,17 +61,16 @@ def _key(name: str) -> str:
     return _NOT_ALNUM.sub("", name.casefold())
 
 
-# Portal spellings that the key alone cannot reconcile (real misspellings).
-_ALIASES: dict[str, str] = {
-    _key(alias): official
-    for alias, official in {
-        "Montclaire": "Montclare",
-        "Washington Height": "Washington Heights",
-    }.items()
+AREA_ALIASES: dict[str, str] = {
+    "Montclaire": "Montclare",
+    "Washington Height": "Washington Heights",
 }
+"""Portal spellings that the key alone cannot reconcile (real misspellings) -> official name."""
 
-_BY_KEY: dict[str, CommunityArea] = {_key(area.name): area for area in AREAS}
-_BY_KEY.update({alias: _BY_KEY[_key(official)] for alias, official in _ALIASES.items()})
+_ALIASES: dict[str, str] = {area_key(alias): official for alias, official in AREA_ALIASES.items()}
+
+_BY_KEY: dict[str, CommunityArea] = {area_key(area.name): area for area in AREAS}
+_BY_KEY.update({alias: _BY_KEY[area_key(official)] for alias, official in _ALIASES.items()})
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.0*)?")
 
@@ -109,7 +111,7 @@ def find_area(value: int | str) -> CommunityArea:
         )
     if _NUMBER.fullmatch(text):
         return _by_number(int(float(text)), value)
-    area = _BY_KEY.get(_key(text))
+    area = _BY_KEY.get(area_key(text))
     if area is None:
         raise InvalidInputError(
             f"unknown community area {value!r}",
