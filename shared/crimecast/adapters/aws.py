@@ -7,8 +7,11 @@ credentials: boto3 itself is imported on first use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+from crimecast.domain.errors import ConflictError
 
 
 @cache
@@ -43,3 +46,26 @@ def condition_failed(exc: Exception) -> bool:
     """True for DynamoDB's ConditionalCheckFailedException (a refused conditional write)."""
     response = getattr(exc, "response", None) or {}
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class TableStore:
+    """A store over one DynamoDB table (the resource comes from the process-wide cache)."""
+
+    table_name: str
+
+    @property
+    def _table(self) -> Any:
+        return table(self.table_name)
+
+    def _put(self, item: dict[str, Any], unique_key: str | None = None) -> None:
+        """Put an item; with ``unique_key``, ConflictError rather than overwrite an existing one."""
+        from botocore.exceptions import ClientError
+
+        condition = {"ConditionExpression": f"attribute_not_exists({unique_key})"} if unique_key else {}
+        try:
+            self._table.put_item(Item=item, **condition)
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise ConflictError(f"{item.get(unique_key or '', 'item')!r} already exists") from None
+            raise

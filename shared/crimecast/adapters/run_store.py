@@ -7,28 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from crimecast.adapters import aws
-from crimecast.domain.errors import ConflictError
 
 
 @dataclass(frozen=True)
-class RunStore:
-    table_name: str
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self.table_name)
-
+class RunStore(aws.TableStore):
     def put(self, run: dict[str, Any], only_if_new: bool = False) -> None:
         """Write a run record; with ``only_if_new``, ConflictError if its id exists."""
-        from botocore.exceptions import ClientError
-
-        condition = {"ConditionExpression": "attribute_not_exists(run_id)"} if only_if_new else {}
-        try:
-            self._table.put_item(Item=run, **condition)
-        except ClientError as exc:
-            if aws.condition_failed(exc):
-                raise ConflictError(f"run {run['run_id']!r} already exists") from None
-            raise
+        self._put(run, "run_id" if only_if_new else None)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         return self._table.get_item(Key={"run_id": run_id}).get("Item")
@@ -43,15 +28,9 @@ class RunStore:
 
 
 @dataclass(frozen=True)
-class LeaseStore:
+class LeaseStore(aws.TableStore):
     """Leases live in the runs table; a lease item has no ``kind``, so it stays out of the
     ByKind index that lists runs."""
-
-    table_name: str
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self.table_name)
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._table.get_item(Key={"run_id": name}).get("Item")

@@ -16,13 +16,7 @@ CURRENT = "current"
 
 
 @dataclass(frozen=True)
-class SeriesStore:
-    table_name: str
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self.table_name)
-
+class SeriesStore(aws.TableStore):
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
         with self._table.batch_writer(overwrite_by_pkeys=["series", "version"]) as batch:
             for item in items:

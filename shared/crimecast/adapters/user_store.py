@@ -7,31 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from crimecast.adapters import aws
-from crimecast.domain.errors import ConflictError
 
 
 @dataclass(frozen=True)
-class UserStore:
-    table_name: str
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self.table_name)
-
+class UserStore(aws.TableStore):
     def get(self, username: str) -> dict[str, Any] | None:
         return self._table.get_item(Key={"username": username}).get("Item")
 
     def put(self, user: dict[str, Any], only_if_new: bool = False) -> None:
         """Write a user; with ``only_if_new``, ConflictError if the name is taken."""
-        from botocore.exceptions import ClientError
-
-        condition = {"ConditionExpression": "attribute_not_exists(username)"} if only_if_new else {}
-        try:
-            self._table.put_item(Item=user, **condition)
-        except ClientError as exc:
-            if aws.condition_failed(exc):
-                raise ConflictError(f"{user['username']!r} already exists") from None
-            raise
+        self._put(user, "username" if only_if_new else None)
 
     def list(self) -> list[dict[str, Any]]:
         """Every user (a scan: the table holds staff accounts, not millions of rows)."""
