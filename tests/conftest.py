@@ -1,5 +1,6 @@
-"""Shared fixtures: small synthetic series the tests make themselves, and the path to
-the city's real data (``CRIMECAST_DATA_DIR``, default ``../shared/data``)."""
+"""Shared fixtures: small synthetic series the tests make themselves, the path to the
+city's real data (``CRIMECAST_DATA_DIR``, default ``../shared/data``), and the small
+fixtures cut from it (tests/fixtures, see README.md there) for where it is absent."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ from crimecast import settings
 from crimecast.tools.data import real_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def data_source_dir() -> Path:
+    """The city's real data folder when it is there, else tests/fixtures: the same file names,
+    cut small from the real files (tests/fixtures/make_fixtures.py). Tests that read it
+    count what they expect from the files, so they hold on either."""
+    try:
+        return real_data_dir()
+    except FileNotFoundError:
+        return FIXTURES
 
 
 def seasonal_series(start: str = "2012-01", months: int = 96, level: float = 100.0, seed: int = 7) -> pd.Series:
@@ -42,7 +54,14 @@ def fresh_settings() -> Iterator[None]:
 
 
 @pytest.fixture
+def source_dir() -> Path:
+    """The real data folder or, without it, the fixtures (never skips)."""
+    return data_source_dir()
+
+
+@pytest.fixture
 def data_dir() -> Path:
+    """The whole real data folder: for the tests marked ``realdata``, skipped without it."""
     try:
         return real_data_dir()
     except FileNotFoundError as missing:
