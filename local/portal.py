@@ -14,6 +14,8 @@ The rows are real (``CRIMECAST_DATA_DIR``, default ``../shared/data``): the 215,
 incidents of ``crimes_2022_jan_nov_slim.csv.gz`` (``--dataset csv``, optionally copied
 into earlier years with ``--replicate-years``), or the 1,000 rows of
 ``raw_api_sample.json`` exactly as the API returned them (``--dataset api-sample``).
+Any folder with those file names will do (``--data-dir``, ``StandInPortal(dataset, folder)``):
+the tests use ``tests/fixtures``, three areas of the 2022 rows, where ../shared/data is absent.
 
 Faults and changes on demand, from Python (:class:`StandInPortal`) or over HTTP:
 

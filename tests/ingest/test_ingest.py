@@ -23,6 +23,10 @@ from tests.ingest.conftest import (
     cells,
     csv_path,
     file_recount,
+    groups,
+    incidents,
+    page_size,
+    pages,
     portal_source,
     recount,
     run,
@@ -38,9 +42,10 @@ def test_backfill_stores_exactly_a_recount_of_the_source_rows(aws, portal) -> No
     from_the_file = file_recount()  # the portal's CSV export, counted row by row
     assert_same_counts(stored(aws), from_the_file)
     detail = view["detail"]
-    assert detail["incidents"] == 215_551 and detail["window"] == {"from": "2001-01", "to": "2022-12"}
+    assert detail["incidents"] == incidents() and detail["window"] == {"from": "2001-01", "to": "2022-12"}
     assert len(detail["chunks"]) == 22 and detail["chunks_done"] == detail["chunks"]  # a year per query
-    assert detail["pages"] >= 22 + 6 and detail["rows"] == 13_281  # 2022 took 7 pages of 2,000 groups
+    assert pages(page_size()) > 1  # 2022 took several pages (7 of 2,000 groups on the whole extract)
+    assert detail["pages"] >= 21 + pages(page_size()) and detail["rows"] == groups()
     assert detail["months_replaced"] == {"from": "2001-01", "to": "2022-12", "count": 264}
     assert detail["partial_month"] is None and detail["duration_s"] >= 0 and detail["retries"] == 0
     counts = load_counts(aws)
@@ -49,20 +54,21 @@ def test_backfill_stores_exactly_a_recount_of_the_source_rows(aws, portal) -> No
 
 def test_every_page_request_sets_order_limit_and_offset(aws, portal) -> None:
     run(aws, portal_source(portal), mode="backfill", first_year=2022)
-    pages = [r["params"] for r in portal.requests if "$offset" in r["params"]]
-    assert len(pages) == 7 and all(p["$order"] == "month, community_area, primary_type" for p in pages)
-    assert [int(p["$offset"]) for p in pages] == list(range(0, 14_000, 2000)) and {p["$limit"] for p in pages} == {"2000"}
-    assert all("count(*) AS n" in p["$select"] and p["$group"] for p in pages)
+    size, n = page_size(), pages(page_size())
+    asked = [r["params"] for r in portal.requests if "$offset" in r["params"]]
+    assert n > 1 and len(asked) == n and all(p["$order"] == "month, community_area, primary_type" for p in asked)
+    assert [int(p["$offset"]) for p in asked] == list(range(0, n * size, size)) and {p["$limit"] for p in asked} == {str(size)}
+    assert all("count(*) AS n" in p["$select"] and p["$group"] for p in asked)
 
 
-def test_a_record_shaped_like_the_api_s_own_counts_the_same(aws, data_dir) -> None:
+def test_a_record_shaped_like_the_api_s_own_counts_the_same(aws, source_dir) -> None:
     """The 1,000 rows exactly as the API returned them (strings, null keys left out)."""
     from crimecast.domain.series import counts_from_records
 
-    with StandInPortal("api-sample", data_dir) as sample:
+    with StandInPortal("api-sample", source_dir) as sample:
         view = run(aws, portal_source(sample, as_of=datetime(2022, 4, 10).date()), mode="backfill", first_year=2022)
     assert view["status"] == "succeeded", view["detail"].get("error")
-    rows = json.loads((data_dir / "raw_api_sample.json").read_text())
+    rows = json.loads((source_dir / "raw_api_sample.json").read_text())
     assert_same_counts(stored(aws), cells(counts_from_records(rows)))
     assert view["detail"]["incidents"] == 1000
 
@@ -73,7 +79,7 @@ def test_a_rerun_changes_nothing(aws, portal) -> None:
     second = run(aws, portal_source(portal))  # the daily incremental run
     assert second["status"] == "succeeded" and second["detail"]["mode"] == "incremental"
     assert second["detail"]["window"] == {"from": "2021-12", "to": "2022-12"}  # 13 months
-    assert second["detail"]["changes"] == {"cells_changed": 0, "incidents_before": 215_551, "incidents_after": 215_551}
+    assert second["detail"]["changes"] == {"cells_changed": 0, "incidents_before": incidents(), "incidents_after": incidents()}
     assert_same_counts(stored(aws), before)
     after = current_manifest(aws)
     assert after["version"] != manifest["version"] and after["previous_version"] == manifest["version"]
@@ -90,7 +96,7 @@ def test_a_revision_between_runs_is_applied_exactly_once(aws, portal) -> None:
     assert view["status"] == "succeeded"
     assert_same_counts(stored(aws), recount(portal))
     # -1 in March (THEFT, area 25: the type, the area's ALL, the city's THEFT and ALL), +1 in May (BATTERY likewise)
-    assert view["detail"]["changes"] == {"cells_changed": 8, "incidents_before": 215_551, "incidents_after": 215_551}
+    assert view["detail"]["changes"] == {"cells_changed": 8, "incidents_before": incidents(), "incidents_after": incidents()}
     counts = load_counts(aws)
     from crimecast.domain.keys import SeriesKey
 
@@ -182,7 +188,7 @@ def test_pages_that_do_not_add_up_are_read_again(aws, portal, monkeypatch) -> No
     monkeypatch.setattr(SocrataClient, "incident_total", drifting)
     messages: list[str] = []
     view = run(aws, portal_source(portal), mode="backfill", first_year=2022, progress=messages.append)
-    assert view["status"] == "succeeded" and view["detail"]["pages"] == 14
+    assert view["status"] == "succeeded" and view["detail"]["pages"] == 2 * pages(page_size())  # 2022 read twice
     assert any("changed while paging" in m for m in messages)
     monkeypatch.setattr(SocrataClient, "incident_total", lambda self, start, end: -1)
     view = run(aws, portal_source(portal), mode="backfill", first_year=2022)

@@ -35,3 +35,21 @@ def test_the_stack_falls_back_to_the_snapshot_and_says_why(aws, snapshot, monkey
     assert len(lines) == 1 and "loading the snapshot" in lines[0] and "did not answer within 3 s" in lines[0]
     counts = load_counts(aws)
     assert str(counts.first_month) == "2019-01" and current_manifest(aws)["source"] == "store_counts"
+
+
+def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, capsys) -> None:
+    """tests/fixtures is a snapshot `make demo` can start from: eight years, the map's 77 areas."""
+    import json
+
+    from crimecast.domain.keys import SeriesKey
+    from crimecast.jobs import forecasts
+    from tests.conftest import FIXTURES
+
+    monkeypatch.setenv("CRIMECAST_SOCRATA_URL", f"http://127.0.0.1:{free_port()}")
+    stack.load_data(FIXTURES)
+    counts = load_counts(aws)
+    assert (str(counts.first_month), str(counts.last_month)) == ("2017-01", "2024-12")
+    assert {k.community_area for k in counts.keys()} == {None, 8, 25, 32}
+    assert len(counts.series(SeriesKey(25, "ALL"))) == 96 and counts.series(SeriesKey(None, "THEFT")).min() > 0
+    document = json.loads(forecasts.boundaries(aws))
+    assert [f["properties"]["area_number"] for f in document["features"]] == list(range(1, 78))

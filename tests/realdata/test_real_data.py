@@ -1,4 +1,8 @@
-"""On the city's real data (CRIMECAST_DATA_DIR, default ../shared/data; see SOURCES.md there)."""
+"""On the city's real data (CRIMECAST_DATA_DIR, default ../shared/data; see SOURCES.md there).
+
+These need the whole folder (the published 2022 table against all 77 areas' rows, the Austin
+reference series and its accuracy target, the census table, the full monthly files), not the
+cut in tests/fixtures: they are marked ``realdata`` and skip, saying where they looked, without it."""
 
 from pathlib import Path
 
@@ -9,6 +13,8 @@ from crimecast.domain import backtest
 from crimecast.domain.keys import SeriesKey
 from crimecast.domain.series import read_counts
 from crimecast.tools.predictor import ChicagoCrimePredictor
+
+pytestmark = pytest.mark.realdata
 
 
 def test_raw_incidents_recount_to_the_published_monthly_counts(data_dir: Path) -> None:
