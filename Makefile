@@ -7,6 +7,8 @@ PYTHON ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1
 VENV := .venv
 BIN := $(VENV)/bin
 export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
+# pytest-xdist workers for the main suite: one per core (this machine and CI have 2).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: venv test lint unit demo accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
 
@@ -30,7 +32,7 @@ test: lint validate
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory layer-test sam-layer-test
 	$(MAKE) --no-print-directory e2e
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -96,15 +96,14 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Seen where the run is reported (with pytest-xdist, in the controller): a report carries
+    its test's markers among its keywords."""
     allowed = _allowed_skip_markers()
     if allowed is None or not report.skipped or hasattr(report, "wasxfail"):
         return
-    if not any(item.get_closest_marker(marker) for marker in allowed):
-        _unexpected_skips.append(f"{item.nodeid}: {_reason(report)}")
+    if not any(marker in report.keywords for marker in allowed):
+        _unexpected_skips.append(f"{report.nodeid}: {_reason(report)}")
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:

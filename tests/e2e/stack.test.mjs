@@ -1,6 +1,7 @@
 // The web page against the real one-machine stack (python -m local.stack): the same
-// handlers, authorizer and storage as `make demo`, on a small synthetic snapshot plus the
-// real area outlines from CRIMECAST_DATA_DIR (read in place, never copied).
+// handlers, authorizer and stores as `make demo`, on a small synthetic snapshot plus the
+// area outlines: the real ones from CRIMECAST_DATA_DIR (read in place, never copied) when
+// that folder is there, else the simplified ones committed in tests/fixtures.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,8 +47,9 @@ function writeSnapshot(dir) {
   }
   writeFileSync(path.join(dir, 'area_monthly_all_types_2001_2026.csv'), `${rows.join('\n')}\n`);
   writeFileSync(path.join(dir, 'citywide_monthly_by_type_2001_2026.csv'), `${cityRows.join('\n')}\n`);
-  const outlines = path.join(DATA_DIR, 'community_areas.geojson');
-  if (existsSync(outlines)) symlinkSync(outlines, path.join(dir, 'community_areas.geojson'));
+  const real = path.join(DATA_DIR, 'community_areas.geojson');
+  const outlines = existsSync(real) ? real : path.join(REPO, 'tests', 'fixtures', 'community_areas.geojson');
+  symlinkSync(outlines, path.join(dir, 'community_areas.geojson'));
 }
 
 function startStack(port) {

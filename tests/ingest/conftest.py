@@ -26,6 +26,8 @@ from tests.functions.conftest import aws  # noqa: F401 - the fixture, shared
 
 # The stand-in's rows run to 2022-11-30 23:59; a week and more later every month is whole.
 AS_OF = date(2022, 12, 10)
+# Long enough for the stand-in to aggregate a year on a busy 2-core machine; the "slow" fault outlasts it.
+READ_TIMEOUT_S = 4.0
 KEY = ["month", "community_area", "primary_type"]
 
 
@@ -53,7 +55,8 @@ class Sleeps(list):
 
 def portal_source(portal: StandInPortal, as_of: date = AS_OF, sleeps: Sleeps | None = None, **options: Any) -> ingest.PortalSource:
     """A source on the stand-in with small pages and quick, recorded back-offs."""
-    settings: dict[str, Any] = {"page_size": page_size(), "timeout": (2.0, 1.0), "sleep": sleeps if sleeps is not None else Sleeps(),
+    settings: dict[str, Any] = {"page_size": page_size(), "timeout": (2.0, READ_TIMEOUT_S),
+                                "sleep": sleeps if sleeps is not None else Sleeps(),
                                 "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)}
     settings.update(options)
     return ingest.PortalSource(SocrataClient(portal.url, **settings), as_of)

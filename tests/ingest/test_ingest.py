@@ -18,6 +18,7 @@ from crimecast.jobs.counts import STAGING_PREFIX, VERSIONS_PREFIX, current_manif
 from local.portal import StandInPortal
 from tests.ingest.conftest import (
     AS_OF,
+    READ_TIMEOUT_S,
     Sleeps,
     assert_same_counts,
     cells,
@@ -138,7 +139,7 @@ FAULTS = [
     ("429", {"times": 2, "retry_after": 1}),
     ("500", {"times": 3}),
     ("503", {"times": 1}),
-    ("slow", {"times": 1, "delay": 1.5}),  # the client's read timeout is 1 s
+    ("slow", {"times": 1, "delay": READ_TIMEOUT_S + 0.5}),  # past the client's read timeout
     ("truncate", {"times": 2}),  # Content-Length promises more than is sent
     ("garbage", {"times": 2}),  # a 200 whose body is not JSON
     ("reset", {"times": 2}),  # the connection closes without an answer
