@@ -22,6 +22,8 @@ import tempfile
 import time
 from typing import Any
 
+from results import write
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "out" / "layer" / "prophet"
 MODEL_BIN = Path("python/prophet/stan_model/prophet_model.bin")
@@ -131,7 +133,7 @@ def main() -> None:
     fit = fit_in_layer(layer_dir)
     result |= {key: fit[key] for key in ("import_s", "fit_predict_s", "rows", "finite", "matplotlib_imported")}
     result["all_from_layer"] = all(path.startswith(str(layer_dir)) for path in fit["modules_from"].values())
-    print(json.dumps(result, indent=2))
+    write("layer", result)
 
 
 if __name__ == "__main__":
