@@ -22,8 +22,6 @@ import tempfile
 import time
 from typing import Any
 
-from results import write
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "out" / "layer" / "prophet"
 MODEL_BIN = Path("python/prophet/stan_model/prophet_model.bin")
@@ -128,6 +126,8 @@ def main() -> None:
     parser.add_argument("--layer-dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
     layer_dir = args.layer_dir.resolve()
+    from results import write  # here, not at the top: tests import this module as bench.layer
+
     build_s = build(layer_dir, args.rebuild)
     result = {"build_s": build_s, **layer_stats(layer_dir), "target_mib": 120}
     fit = fit_in_layer(layer_dir)

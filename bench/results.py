@@ -3,8 +3,9 @@ bench/results/<name>.json with the commit it ran on, the date, the Python, the m
 (cores and load average: the figures are timings on a shared machine) and the command,
 and prints the same JSON to stdout.
 
-The tree counts as dirty when a tracked file other than a results file has changes; a run
-on a dirty tree records ``"dirty": true``, so its figures may not be the commit's.
+The tree counts as dirty when a tracked file other than a results file has changes when the
+benchmark starts (imports this module); such a run records ``"dirty": true``, so its figures
+may not be the commit's.
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _tree() -> dict[str, Any]:
+    """The commit checked out, and whether tracked files differ from it (results files aside)."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = commit is not None and bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"))
+    return {"commit": commit, **({"dirty": True} if dirty else {})}
+
+
+TREE_START = _tree()  # what the benchmark runs: the tree as it was when it started
+
+
 def provenance() -> dict[str, Any]:
     """Where and on what the figures were measured."""
-    commit = _git("rev-parse", "HEAD")
-    record: dict[str, Any] = {"commit": commit}
-    if commit and _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"):
-        record["dirty"] = True
+    record: dict[str, Any] = dict(TREE_START)
     record |= {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
