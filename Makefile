@@ -45,6 +45,7 @@ demo: venv
 accuracy: venv
 	$(BIN)/python bench/accuracy.py
 
+# Each benchmark writes bench/results/<name>.json (figures, commit, load) and prints it.
 bench: venv layer
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/cold_import.py

@@ -11,10 +11,9 @@ Usage: python bench/accuracy.py [--quick] [--workers N]
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 import pandas as pd
+from results import write
 
 from crimecast.domain import backtest, metrics
 from crimecast.domain.keys import SeriesKey
@@ -52,6 +51,7 @@ def showcase() -> dict:
         "seed_published_figures": SEED_PUBLISHED,
         "twelve_months": {k: _figures(actual, f) for k, f in forecasts.items()},
         "eleven_complete_months": {k: _figures(actual[:11], f[:11]) for k, f in forecasts.items()},
+        "december_2023": {"actual_partial": float(actual[-1]), **{k: round(float(f[-1]), 1) for k, f in forecasts.items()}},
     }
 
 
@@ -78,8 +78,7 @@ def main() -> None:
         "area_totals": _backtest(others, areas[::4] if args.quick else areas, origins, args.workers, "areas"),
         "citywide_types": _backtest(others, types, origins, args.workers, "types"),
     }
-    json.dump(result, sys.stdout, indent=1)
-    print()
+    write("accuracy_quick" if args.quick else "accuracy", result)
 
 
 if __name__ == "__main__":

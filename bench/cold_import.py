@@ -4,7 +4,9 @@ Each measurement is a fresh interpreter running ``python -X importtime -c 'impor
 in the function's folder, the way Lambda imports it on a cold start; the figure is the
 cumulative time of the ``app`` module, median of ``--repeat`` runs. Beside them,
 ``powertools_floor`` is an app.py importing only what every handler needs from
-Powertools (Logger, Metrics and the REST resolver), so the share of our own code shows. Runs are
+Powertools (Logger, Metrics and the REST resolver), so the share of our own code shows, and
+``xray_sdk`` and ``pydantic`` import only those libraries (what the Tracer and request
+validation each bring, the part the predict handler does without). Runs are
 interleaved across handlers, so machine noise spreads evenly over all of them.
 
 Usage: python bench/cold_import.py [--repeat 11]
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-import json
 import os
 from pathlib import Path
 import statistics
@@ -22,12 +23,19 @@ import subprocess
 import sys
 import tempfile
 
+from results import write
+
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("auth", "predict", "evaluate", "ingest", "retrain")
 HEAVY = ("pandas", "numpy", "prophet", "pydantic", "boto3")
 FLOOR = """from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 """
+# The variables the template gives the functions, checked at import (crimecast.settings); never used here.
+FUNCTION_ENV = {"DATA_BUCKET": "bench", "SERIES_TABLE": "bench-series", "RUNS_TABLE": "bench-runs", "USERS_TABLE": "bench-users",
+                "JWT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:bench"}
+# Alone, in a fresh interpreter: the cost of each library the predict handler leaves out.
+LIBRARIES = {"xray_sdk": "import aws_xray_sdk.core\n", "pydantic": "from pydantic import BaseModel\n"}
 
 
 def import_once(folder: Path, bytecode: Path) -> tuple[float, list[str]]:
@@ -38,7 +46,7 @@ def import_once(folder: Path, bytecode: Path) -> tuple[float, list[str]]:
     """
     code = f"import sys, app; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "POWERTOOLS_TRACE_DISABLED": "1", "AWS_DEFAULT_REGION": "us-east-1",
-           "PYTHONPYCACHEPREFIX": str(bytecode)}
+           "PYTHONPYCACHEPREFIX": str(bytecode), **FUNCTION_ENV}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=folder, capture_output=True, text=True,
                           env=env, check=True)
@@ -55,6 +63,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as floor, tempfile.TemporaryDirectory() as bytecode:
         (Path(floor) / "app.py").write_text(FLOOR)
         probes["powertools_floor"] = Path(floor)
+        for name, code in LIBRARIES.items():
+            probes[name] = Path(floor) / name
+            probes[name].mkdir()
+            (probes[name] / "app.py").write_text(code)
         for folder in probes.values():  # warm-up: fills the bytecode cache
             import_once(folder, Path(bytecode))
         for _ in range(args.repeat):
@@ -63,7 +75,7 @@ def main() -> None:
     result = {name: {"median_ms": round(statistics.median(ms for ms, _ in measured), 1),
                      "min_ms": round(min(ms for ms, _ in measured), 1), "heavy_modules_loaded": measured[0][1]}
               for name, measured in runs.items()}
-    print(json.dumps({"python": sys.version.split()[0], "repeat": args.repeat, "handlers": result}, indent=1))
+    write("cold_import", {"repeat": args.repeat, "handlers": result})
 
 
 if __name__ == "__main__":

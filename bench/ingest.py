@@ -25,6 +25,8 @@ import time
 from typing import Any
 import uuid
 
+from results import write
+
 from crimecast.jobs import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,8 +152,8 @@ def main() -> None:
                             "incidents_per_s": round(timed["incidents"] / timed["seconds"]),
                             **{k: traced[k] for k in ("peak_traced_mib", "peak_fetch_mib", "peak_publish_mib")}})
     smallest, largest = results[0], results[-1]
-    print(json.dumps({
-        "python": sys.version.split()[0], "page_size": args.page_size, "backfill_years": f"{first_year}..{LAST_YEAR}",
+    write("ingest", {
+        "page_size": args.page_size, "backfill_years": f"{first_year}..{LAST_YEAR}",
         "note": "rows = (month, area, type) groups the portal returned; incidents = the records they count. "
                 "Timing includes the stand-in's own aggregation (pandas over every incident, per query). "
                 "peak_fetch: the largest peak while fetching one year; peak_publish: boundaries GeoJSON + assembling the version.",
@@ -159,7 +161,7 @@ def main() -> None:
         "peak_memory_ratio": round(largest["peak_traced_mib"] / smallest["peak_traced_mib"], 2),
         "peak_fetch_ratio": round(largest["peak_fetch_mib"] / smallest["peak_fetch_mib"], 2),
         "rows_ratio": round(largest["rows"] / smallest["rows"], 2),
-    }, indent=1))
+    })
 
 
 if __name__ == "__main__":

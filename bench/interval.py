@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-import json
 
 import numpy as np
 import pandas as pd
+from results import write
 
 from crimecast.domain.model import CrimeForecaster, ModelSettings
 from crimecast.domain.parallel import StderrProgress, map_processes
@@ -40,8 +40,8 @@ def main() -> None:
     counts = read_many([data / "area_monthly_all_types_2001_2026.csv", data / "citywide_monthly_by_type_2001_2026.csv"])
     tasks = [(counts.series(k), o) for k in counts.keys()[:: args.step] for o in ORIGINS]
     results = np.array(map_processes(_coverages, tasks, progress=StderrProgress("interval")))
-    print(json.dumps({"forecasts": len(tasks), "nominal": 0.8,
-                      "coverage_by_scale": {str(s): round(float(c), 3) for s, c in zip(SCALES, results.mean(axis=0))}}, indent=1))
+    write("interval", {"step": args.step, "forecasts": len(tasks), "nominal": 0.8,
+                      "coverage_by_scale": {str(s): round(float(c), 3) for s, c in zip(SCALES, results.mean(axis=0))}})
 
 
 if __name__ == "__main__":

@@ -126,12 +126,14 @@ def main() -> None:
     parser.add_argument("--layer-dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
     layer_dir = args.layer_dir.resolve()
+    from results import write  # here, not at the top: tests import this module as bench.layer
+
     build_s = build(layer_dir, args.rebuild)
     result = {"build_s": build_s, **layer_stats(layer_dir), "target_mib": 120}
     fit = fit_in_layer(layer_dir)
     result |= {key: fit[key] for key in ("import_s", "fit_predict_s", "rows", "finite", "matplotlib_imported")}
     result["all_from_layer"] = all(path.startswith(str(layer_dir)) for path in fit["modules_from"].values())
-    print(json.dumps(result, indent=2))
+    write("layer", result)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Usage: python bench/retrain.py [--predict-calls 300]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import random
@@ -18,6 +17,8 @@ import time
 import prophet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's local/ (the one-machine stack)
+
+from results import write
 
 from crimecast.adapters.stores import Stores, get_stores
 from crimecast.domain.series import read_many
@@ -69,7 +70,7 @@ def main() -> None:
         one, two = runs[1], runs[2]
         series = one["series_trained"]
         latency = predict_latency(stores, counts, args.predict_calls)
-        print(json.dumps({
+        write("retrain", {
             "series_trained": series, "series_skipped": one["series_skipped"],
             "one_worker": {"wall_seconds": one["wall_seconds"], "series_per_second": one["series_per_second"]},
             "two_workers": {"wall_seconds": two["wall_seconds"], "series_per_second": two["series_per_second"]},
@@ -79,7 +80,7 @@ def main() -> None:
             "project_seconds_per_series": round(one["wall_seconds"] / series, 4),
             "cost_vs_bare_prophet": round(one["wall_seconds"] / one["prophet_seconds"], 2),
             "predict_latency_ms": latency,
-        }, indent=1))
+        })
     finally:
         moto.stop()
 

@@ -7,9 +7,10 @@ Usage: python bench/speed.py [--repeat N]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+
+from results import write
 
 from crimecast.domain.keys import SeriesKey
 from crimecast.domain.model import CrimeForecaster
@@ -32,11 +33,11 @@ def main() -> None:
         prophet.append(model.timings.prophet_fit_seconds + model.timings.prophet_predict_seconds)
         fits.append(model.timings.fits)
     total, bare = statistics.median(totals), statistics.median(prophet)
-    print(json.dumps({
+    write("speed", {
         "series": "25:ASSAULT", "months": len(history), "repeat": args.repeat,
         "project_seconds": round(total, 4), "prophet_fit_predict_seconds": round(bare, 4),
         "overhead_share": round(total / bare - 1, 3), "prophet_fits_per_series": fits[0],
-    }, indent=1))
+    })
 
 
 if __name__ == "__main__":
