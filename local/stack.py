@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import uuid
 
 from crimecast import settings
+from crimecast.security_headers import security_headers
 from local.template import ApiRoute, api_routes, dynamodb_table_specs, load_template, resources_of_type
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ WEB = REPO / "web"
 ADMIN = "admin"
 SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
 BOUNDARIES_FILE = "community_areas.geojson"
+# The page's policy with connect-src 'self': here the API is on the page's own origin.
+SECURITY_HEADERS = security_headers()
 
 
 @dataclass
@@ -196,7 +199,10 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
+            # The security headers on every answer (the page, its files, the API's), as CloudFront adds
+            # them on AWS; an answer's own (Swagger UI's CSP, with its hashes) takes their place.
+            merged = {name.lower(): (name, value) for name, value in {**SECURITY_HEADERS, **(headers or {})}.items()}
+            for name, value in merged.values():
                 if name.lower() not in ("content-length", "content-type"):
                     self.send_header(name, value)
             self.end_headers()

@@ -11,7 +11,9 @@ the same shapes and error formats as the real service:
 - forecasts are a seasonal profile with a widening band, and the accuracy metrics are a real
   12-month backtest of that profile, of seasonal naive and of a trend model standing in for
   the seed's Prophet;
-- the map reads ``community_areas.geojson`` when present, else draws a grid of squares.
+- the map reads ``community_areas.geojson`` when present, else draws a grid of squares;
+- every answer carries the security headers (``crimecast.security_headers``), the CSP included,
+  as the local stack and CloudFront send them, so the browser tests run under the policy.
 
 Test hooks: ``POST /__expire`` expires every token issued so far (``?username=`` for one
 user's), ``POST /__reset`` restores the initial users, runs and model version. Environment:
@@ -49,10 +51,12 @@ from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
 from crimecast.domain.errors import InvalidInputError  # noqa: E402
 from crimecast.domain.keys import parse_area as domain_parse_area  # noqa: E402
 from crimecast.domain.months import add_months, month_range  # noqa: E402
+from crimecast.security_headers import security_headers  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
 WEB_DIR = HERE.parent.parent / "web"
 DATA_DIR = default_data_dir()
+SECURITY_HEADERS = security_headers()
 
 TOKEN_TTL = int(os.environ.get("FAKE_TOKEN_TTL", "3600"))
 RUN_SECONDS = float(os.environ.get("FAKE_RUN_SECONDS", "4"))
@@ -410,6 +414,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for k, v in SECURITY_HEADERS.items():  # the local stack's and CloudFront's: the tests run under the CSP
+            self.send_header(k, v)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()

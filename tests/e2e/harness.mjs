@@ -93,10 +93,19 @@ export async function launchBrowser() {
   };
 }
 
-/** A new page that fails the test on any uncaught page error or console error. */
+/** A new page that fails the test on any uncaught page error or console error, a CSP violation included
+ * (each is also kept in window.cspViolations). */
 export async function newPage(context, problems) {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (event) => {
+      const violation = `${event.effectiveDirective} blocked ${event.blockedURI || 'inline'}: ${event.sample}`;
+      window.cspViolations.push(violation);
+      console.error(`CSP violation: ${violation}`);
+    });
+  });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     // A 4xx the page asked for on purpose (wrong password, expired token) is logged by Chromium as a console error.

@@ -371,3 +371,29 @@ test('the API base comes from the page\'s meta tag', async () => {
   });
   assert.deepEqual(urls, ['/predict?community_area=25&crime_type=ALL&months=12', 'https://api.example.test/Prod/auth/token']);
 });
+
+test('the page runs under the strict CSP: every view, and nothing is reported', async () => {
+  const response = await page.goto(`${api.url}/`);
+  const policy = response.headers()['content-security-policy'];
+  assert.match(policy, /(^|; )script-src 'self'(;|$)/);
+  assert.match(policy, /(^|; )style-src 'self'(;|$)/);
+  assert.match(policy, /(^|; )frame-ancestors 'none'(;|$)/);
+  assert.equal(response.headers()['x-content-type-options'], 'nosniff');
+  await login(page, api.url, ADMIN);
+  await waitForForecast(page, 'All crimes across Chicago');
+  await page.locator('#chart svg').hover();  // the tooltip is placed through element.style (CSSOM: allowed)
+  await page.goto(`${api.url}/#/map`);
+  await page.locator('#map-result').waitFor({ state: 'visible' });
+  await page.goto(`${api.url}/#/admin`);
+  await page.locator('#history-table').waitFor({ state: 'visible' });
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+
+  // The policy is enforced here, and a violation would be caught: an inline style attribute is refused.
+  const refused = await page.evaluate(() => new Promise((resolve) => {
+    document.addEventListener('securitypolicyviolation', (event) => resolve(event.effectiveDirective), { once: true });
+    document.body.insertAdjacentHTML('beforeend', '<p id="csp-probe" style="color: red">probe</p>');
+  }));
+  assert.equal(refused, 'style-src-attr');
+  assert.notEqual(await page.locator('#csp-probe').evaluate((p) => getComputedStyle(p).color), 'rgb(255, 0, 0)');
+  problems.splice(0, problems.length, ...problems.filter((p) => !/csp-probe|style-src-attr|inline style/.test(p)));
+});

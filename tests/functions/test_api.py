@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from crimecast.api import DOCS_PATH, OPENAPI_PATH
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts
 from crimecast.jobs.counts import BOUNDARIES_KEY
+from crimecast.security_headers import source_hash
 from local.template import api_routes, load_template
 from tests.conftest import REPO
 from tests.functions.conftest import body, invoke, load_event
@@ -159,6 +161,25 @@ def test_docs_serve_swagger_ui_with_the_document_and_password_sign_in(aws) -> No
     page = response["body"]
     assert "SwaggerUIBundle" in page and "<script src=" not in page  # the bundle is inlined: no CDN
     assert '"/predict/map"' in page and '"tokenUrl": "auth/token"' in page
+    assert "persistAuthorization: false" in page  # a reload signs out: the token is not kept in localStorage
+
+
+def test_docs_carry_a_csp_that_allows_exactly_their_inline_blocks(aws) -> None:
+    response = invoke("predict", load_event("predict-docs"))
+    headers = {k: v[-1] for k, v in response["multiValueHeaders"].items()}  # API Gateway REST's proxy answer
+    policy = headers["Content-Security-Policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    page = response["body"]
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
+    styles = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
+    assert len(scripts) == 2 and len(styles) == 1  # the bundle and its start-up; the stylesheet
+    assert all(source_hash(s) in directives["script-src"] for s in scripts)
+    assert all(source_hash(s) in directives["style-src"] for s in styles)
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert directives["frame-ancestors"] == ["'none'"] and directives["default-src"] == ["'none'"]
+    assert len(directives["script-src"]) == 3  # 'self' and the two hashes: no other inline script would run
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert headers["Strict-Transport-Security"].startswith("max-age=63072000")
 
 
 def test_unknown_route_is_404_not_500(aws) -> None:

@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from crimecast.security_headers import policy_for_html, security_headers
 from local.stack import SNAPSHOT_FILES, free_port
 from tests.conftest import REPO, seasonal_series, tidy_frame
 
@@ -75,6 +76,33 @@ def test_login_predict_and_admin_over_http(stack) -> None:
     status, runs = _request(f"{base}/runs?kind=retrain", token=token["access_token"])
     assert status == 200 and runs["runs"][0]["status"] == "succeeded"
     assert _request(f"{base}/nope")[0] == 404
+
+
+def _headers(url: str, method: str = "GET") -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+@pytest.mark.parametrize("path", ["/", "/app.js", "/style.css", "/health", "/predict", "/nope"])
+def test_every_answer_carries_the_security_headers(stack, path: str) -> None:
+    """The page, its files and the API's answers (a 401 and a 404 too), as CloudFront sends them on AWS."""
+    status, headers = _headers(f"{stack[0]}{path}", method="HEAD" if path == "/" else "GET")
+    assert status in (200, 401, 404)
+    for name, value in security_headers().items():
+        assert headers.get(name) == value, f"{path}: {name}"
+    assert "script-src 'self';" in headers["Content-Security-Policy"]
+
+
+def test_docs_carry_their_own_csp_with_the_hashes_of_their_inline_blocks(stack) -> None:
+    with urllib.request.urlopen(f"{stack[0]}/docs", timeout=30) as response:
+        policy, page = response.headers["Content-Security-Policy"], response.read().decode()
+    assert response.headers.get_all("Content-Security-Policy") == [policy]  # the docs' own, not the page's as well
+    assert policy == policy_for_html(page) and "'sha256-" in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
 
 
 def test_a_second_start_says_it_is_running(stack) -> None:

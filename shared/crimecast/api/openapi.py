@@ -3,7 +3,9 @@
 Imported only when ``/openapi.json`` or ``/docs`` is asked for: it loads every route module
 and pydantic, which the predict function's cold start does without. Swagger UI is
 Powertools' own (``enable_swagger``), with its bundled script inlined (no CDN), and signs
-in with the API's OAuth2 password flow against ``/auth/token``.
+in with the API's OAuth2 password flow against ``/auth/token``. It does not keep the token
+(``persist_authorization`` off: a reload signs out), and its page is sent with a CSP that
+allows exactly its inline script and style blocks, by their sha256 hashes, and nothing inline else.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import OAuth2, OAuthFlowPassword, OAuthFlows
 
+from crimecast import security_headers
 from crimecast.api import DOCS_PATH, OPENAPI_PATH, auth, create_resolver, evaluate, ingest, predict, retrain
 
 API_TITLE = "crimecast API"
@@ -33,11 +37,21 @@ def _document_options() -> dict[str, Any]:
             "security": [{"oauth2": []}]}
 
 
+def _docs_headers(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """The security headers on Swagger UI's page, its CSP naming the hashes of the page as built
+    (the inlined spec names the stage, so the hashes are computed per answer, from its body)."""
+    response = next_middleware(app)
+    body = response.body if isinstance(response.body, str) else ""
+    policy = security_headers.policy_for_html(body) if "html" in (response.content_type or "") else None
+    response.headers.update(security_headers.security_headers(policy))
+    return response
+
+
 @cache
 def documentation() -> APIGatewayRestResolver:
     """A resolver holding every route, used only to describe them (and serve ``/docs``)."""
     app = create_resolver(*ROUTERS)
-    app.enable_swagger(path=DOCS_PATH, persist_authorization=True, **_document_options())
+    app.enable_swagger(path=DOCS_PATH, persist_authorization=False, middlewares=[_docs_headers], **_document_options())
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def openapi() -> Response[str]:
