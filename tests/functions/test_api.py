@@ -206,3 +206,16 @@ def test_catalog_boundaries_and_run_history(aws) -> None:
     assert {r["run_id"] for r in history} == {first["run_id"], second["run_id"]}
     assert all(r["kind"] == "retrain" for r in history)
     assert _get("/runs", {"kind": "party"}, function="evaluate")["statusCode"] == 422
+
+
+@pytest.mark.parametrize(("path", "status"), [("/health", 200), ("/nowhere", 404), ("/predict?months=x", 422)])
+def test_every_answer_carries_the_security_headers_errors_included(aws, path: str, status: int) -> None:
+    route, _, query = path.partition("?")
+    event = copy.deepcopy(load_event("predict-health"))
+    event.update(path=route, resource=route, queryStringParameters=dict([query.split("=")]) if query else None)
+    response = invoke("predict", event)
+    headers = response["multiValueHeaders"]
+    assert response["statusCode"] == status
+    assert headers["X-Content-Type-Options"] == ["nosniff"] and headers["X-Frame-Options"] == ["DENY"]
+    assert headers["Content-Security-Policy"] == ["default-src 'none'; frame-ancestors 'none'"]
+    assert headers["Strict-Transport-Security"][0].startswith("max-age=")

@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from crimecast import settings
+from crimecast import security_headers, settings
 from crimecast.domain.errors import (
     ConfigurationError,
     ConflictError,
@@ -85,6 +85,23 @@ def _map_unexpected(exc: Exception) -> Response:
     return error_response(500, "internal_error", "the service failed; the error is logged")
 
 
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"  # a JSON answer loads nothing and is never framed
+
+
+class SecureRestResolver(APIGatewayRestResolver):
+    """The REST resolver whose every answer, errors included (they bypass Powertools'
+    middlewares), carries the security headers; an answer that set its own CSP keeps it
+    (Swagger UI at /docs)."""
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result = super().resolve(event, context)
+        headers = result.setdefault("multiValueHeaders", {})
+        for name, value in security_headers.security_headers(API_POLICY).items():
+            if name not in headers and name not in (result.get("headers") or {}):
+                headers[name] = [value]
+        return result
+
+
 def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRestResolver:
     """A REST resolver with CORS for the web origin and one error format.
 
@@ -93,7 +110,7 @@ def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRest
     """
     origin = settings.load(settings.ApiSettings).web_origin
     cors = CORSConfig(allow_origin=origin, allow_headers=["Authorization", "Content-Type"]) if origin else None
-    app = APIGatewayRestResolver(enable_validation=validation, cors=cors)
+    app = SecureRestResolver(enable_validation=validation, cors=cors)
     app.exception_handler(CrimecastError)(_map_domain_error)
     app.exception_handler(RequestValidationError)(_map_validation_error)
     app.not_found(_route_not_found)
