@@ -10,7 +10,7 @@ export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
 # pytest-xdist workers for the main suite: one per core (this machine and CI have 2).
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv test lint unit demo accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
+.PHONY: venv test pytest lint unit demo accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
@@ -28,10 +28,12 @@ lint: venv
 
 # Template checks, sam build, the layer tests and the browser tests first; the main suite
 # last, so its summary is the closing line.
-test: lint validate
-	$(MAKE) --no-print-directory build
-	$(MAKE) --no-print-directory layer-test sam-layer-test
-	$(MAKE) --no-print-directory e2e
+# The steps, in order, are TEST_STEPS (bench/test_suite.py times each).
+TEST_STEPS := lint validate build layer-test sam-layer-test e2e pytest
+test:
+	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || exit 1; done
+
+pytest: venv
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: venv
