@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+import threading
 import time
 from typing import Any
 
@@ -37,17 +38,57 @@ def _raw_table(stores: Stores) -> list[dict[str, Any]]:
     return boto3.resource("dynamodb").Table(stores.user_table).scan(ConsistentRead=True)["Items"]
 
 
+class _OneRequestAtATime:
+    """A boto3 Table whose requests run one at a time. DynamoDB applies each request to an
+    item atomically; moto in-process does not (parallel ADDs lose counts), so the burst
+    tests serialise each request, never a whole login: a read-then-write still races."""
+
+    lock = threading.Lock()
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._table, name)
+        if not callable(attribute):
+            return attribute
+
+        def request(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return attribute(*args, **kwargs)
+        return request
+
+
+@dataclass(frozen=True)
+class AtomicUserStore(UserStore):
+    @property
+    def _table(self) -> Any:
+        return _OneRequestAtATime(super()._table)
+
+
+@dataclass(frozen=True)
+class AtomicStores(Stores):
+    @property
+    def users(self) -> UserStore:
+        return AtomicUserStore(self.user_table)  # type: ignore[arg-type]
+
+
 def _wrong_logins(count: int, username: str = "alice") -> list[bool]:
     """``count`` wrong logins at once, on as many threads; True for each refusal."""
+    stores = get_stores()
+    use_stores(AtomicStores(**{f.name: getattr(stores, f.name) for f in fields(stores)}))
     def attempt(_: int) -> bool:
         try:
-            accounts.login(get_stores(), username, "not-the-password")
+            accounts.login(get_stores(), username, "not-the-password")  # the handler's call
         except auth.AuthError:
             return True
         return False
 
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(attempt, range(count)))
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(attempt, range(count)))
+    finally:
+        use_stores(stores)
 
 
 def test_a_burst_of_parallel_failures_is_counted_exactly(alice, monkeypatch) -> None:
