@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from crimecast.adapters import aws
+from crimecast.domain.errors import NotFoundError
+
+_NOT_LOCKED = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
+# The user the login checked: still there, enabled, with the hash it checked.
+_SAME_USER = ("attribute_exists(username) AND password_hash = :hash"
+              " AND (attribute_not_exists(disabled) OR disabled <> :true)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,64 @@ class UserStore(aws.TableStore):
             start = page.get("LastEvaluatedKey")
             if not start:
                 return sorted(users, key=lambda u: u["username"])
+
+    def _update(self, username: str, expression: str, condition: str, values: dict[str, Any] | None = None,
+                returns: str = "NONE") -> dict[str, Any] | None:
+        """One conditional UpdateItem; the attributes asked for, or None when the condition failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._table.update_item(
+                Key={"username": username}, UpdateExpression=expression, ConditionExpression=condition,
+                ReturnValues=returns, **({"ExpressionAttributeValues": values} if values else {}))
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                return None
+            raise
+        return response.get("Attributes", {})
+
+    def record_failure(self, username: str, password_hash: str, *, attempts: int, lock_until: int,
+                       now: int) -> str:
+        """Count one failed login, atomically (``ADD``), and lock the account when the count
+        reaches ``attempts``: locked_until set, counter back to 0. Only the counters are
+        written, and only while the user still has the ``password_hash`` the login just
+        checked, is enabled and is not locked; so a concurrent delete, disable or password reset is never
+        undone, and failures during a lock neither count nor extend it.
+
+        Returns "counted", "locked" (this failure set the lock) or "skipped" (nothing written:
+        the user is gone, disabled, has another password, or is locked)."""
+        values = {":one": 1, ":hash": password_hash, ":now": now, ":true": True}
+        counted = self._update(username, "ADD failed_attempts :one", f"{_SAME_USER} AND {_NOT_LOCKED}",
+                               values, returns="UPDATED_NEW")
+        if counted is None:
+            return "skipped"
+        if int(counted["failed_attempts"]) < attempts:
+            return "counted"
+        # Exactly one of the failures that reached the limit sets the lock (it zeroes the
+        # counter, so the others' conditions fail); a success in between cleared the counter.
+        locked = self._update(username, "SET locked_until = :until, failed_attempts = :zero",
+                              f"{_SAME_USER} AND {_NOT_LOCKED} AND failed_attempts >= :attempts",
+                              {":hash": password_hash, ":now": now, ":true": True, ":until": lock_until, ":zero": 0,
+                               ":attempts": attempts})
+        return "counted" if locked is None else "locked"
+
+    def clear_failures(self, username: str, password_hash: str, *, now: int) -> bool:
+        """After a right password: the counters removed, while the user still has that
+        password, is enabled and unlocked. False (nothing written) when the user changed
+        since the login read it."""
+        return self._update(username, "REMOVE failed_attempts, locked_until", f"{_SAME_USER} AND {_NOT_LOCKED}",
+                            {":hash": password_hash, ":now": now, ":true": True}) is not None
+
+    def set_password(self, username: str, password_hash: str) -> None:
+        """A new hash, and the lockout counters cleared; NotFoundError when there is no such user."""
+        if self._update(username, "SET password_hash = :hash REMOVE failed_attempts, locked_until",
+                        "attribute_exists(username)", {":hash": password_hash}) is None:
+            raise NotFoundError(f"no user {username!r}")
+
+    def disable(self, username: str) -> None:
+        """Mark the user disabled (nothing else written); NotFoundError when there is none."""
+        if self._update(username, "SET disabled = :true", "attribute_exists(username)", {":true": True}) is None:
+            raise NotFoundError(f"no user {username!r}")
 
     def delete(self, username: str) -> bool:
         """Remove a user; False when there was none."""

@@ -11,11 +11,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from crimecast.adapters.stores import get_stores
 from crimecast.api import require_role
-from crimecast.domain import auth
+from crimecast.domain import auth, passwords
 from crimecast.jobs import accounts
 
 logger = Logger(child=True)
@@ -78,7 +78,8 @@ def me() -> dict[str, Any]:
 
 class NewUser(BaseModel):
     username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
-    password: Annotated[str, Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=auth.MAX_FIELD_LENGTH)]
+    password: Annotated[str, Field(description="12 to 72 bytes of UTF-8; not a common password or a keyboard run",
+                                   max_length=passwords.MAX_BYTES), AfterValidator(passwords.check)]
     role: Literal["viewer", "admin"] = "viewer"
 
 

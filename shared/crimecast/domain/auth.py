@@ -92,6 +92,21 @@ def usable(user: dict[str, Any] | None) -> bool:
     return bool(user) and not user.get("disabled")  # type: ignore[union-attr]
 
 
+def is_locked(user: dict[str, Any] | None, now: float) -> bool:
+    """True while the user's lock runs (``locked_until`` in epoch seconds, after ``now``)."""
+    return bool(user) and float(user.get("locked_until", 0)) > now  # type: ignore[union-attr]
+
+
+def locks_now(failures: int, policy: LockoutPolicy) -> bool:
+    """True when ``failures`` in a row (counted atomically by the store) reach the limit."""
+    return failures >= policy.attempts
+
+
+def lock_end(policy: LockoutPolicy, now: float) -> int:
+    """When a lock set at ``now`` ends (whole epoch seconds, as stored)."""
+    return int(now + policy.seconds)
+
+
 def authenticate(user: dict[str, Any] | None, password: str, now: float | None = None,
                  rounds: int = DEFAULT_ROUNDS) -> Identity:
     """Check a password against a user record. An unknown user, a disabled or locked one and
@@ -101,21 +116,20 @@ def authenticate(user: dict[str, Any] | None, password: str, now: float | None =
         raise AuthError("invalid username or password")
     hashed = str(user["password_hash"]) if usable(user) else _dummy_hash(rounds)
     matches = verify_password(password, hashed)
-    locked = bool(user) and float(user.get("locked_until", 0)) > now  # type: ignore[union-attr]
-    if not matches or not usable(user) or locked:
+    if not matches or not usable(user) or is_locked(user, now):
         raise AuthError("invalid username or password")
     return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))  # type: ignore[index, union-attr]
 
 
 def after_failure(user: dict[str, Any], policy: LockoutPolicy, now: float | None = None) -> dict[str, Any]:
-    """The user record after one more failed login: counted, and locked at the limit."""
+    """The user record after one more failed login: counted, and locked at the limit. The
+    rule on a record; the login flow applies it in the store with conditional updates
+    (:meth:`crimecast.adapters.user_store.UserStore.record_failure`), never by writing a
+    record back."""
     now = time.time() if now is None else now
     failures = int(user.get("failed_attempts", 0)) + 1
     updated = {**user, "failed_attempts": failures}
-    if failures >= policy.attempts:
-        updated.update(failed_attempts=0, locked_until=int(now + policy.seconds))
+    if locks_now(failures, policy):
+        updated.update(failed_attempts=0, locked_until=lock_end(policy, now))
     return updated
 
-
-def after_success(user: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in user.items() if k not in ("failed_attempts", "locked_until")}

@@ -7,15 +7,14 @@ The rules themselves (bcrypt, JWT claims, lockout) are pure, in :mod:`crimecast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import time
 from typing import Any
 
 from crimecast import settings
 from crimecast.adapters.secrets import get_secret
 from crimecast.adapters.stores import Stores
-from crimecast.domain import auth
-from crimecast.domain.errors import InvalidInputError, NotFoundError
-
-MIN_PASSWORD_LENGTH = 12
+from crimecast.domain import auth, passwords
+from crimecast.domain.errors import NotFoundError
 
 
 @dataclass(frozen=True)
@@ -40,20 +39,33 @@ def issue_token(identity: auth.Identity) -> Token:
     return Token(token, lifetime, identity.roles)
 
 
+def _policy() -> auth.LockoutPolicy:
+    config = settings.load(settings.UserSettings)
+    return auth.LockoutPolicy(config.lockout_attempts, config.lockout_seconds)
+
+
 def login(stores: Stores, username: str, password: str) -> Token:
     """A token for the right password; AuthError (the same for every cause) otherwise, with
-    the failure counted towards the account's lockout."""
+    the failure counted towards the account's lockout.
+
+    The user is read once; afterwards only the counters are written, by conditional
+    updates that hold only while the user still has the password hash just checked (see
+    ``UserStore.record_failure``): never a write-back of the record, so a delete, disable
+    or password reset made meanwhile stands. An unknown or disabled user costs the same
+    bcrypt check and writes nothing."""
+    now = time.time()
     user = stores.users.get(username)
     try:
-        identity = auth.authenticate(user, password, rounds=_rounds())
+        identity = auth.authenticate(user, password, now=now, rounds=_rounds())
     except auth.AuthError:
-        if user:
-            config = settings.load(settings.UserSettings)
-            policy = auth.LockoutPolicy(config.lockout_attempts, config.lockout_seconds)
-            stores.users.put(auth.after_failure(user, policy))
+        if auth.usable(user):
+            policy = _policy()
+            stores.users.record_failure(username, str(user["password_hash"]), attempts=policy.attempts,  # type: ignore[index]
+                                        lock_until=auth.lock_end(policy, now), now=int(now))
         raise
-    if user and ("failed_attempts" in user or "locked_until" in user):
-        stores.users.put(auth.after_success(user))
+    if ("failed_attempts" in user or "locked_until" in user) and not stores.users.clear_failures(  # type: ignore[operator]
+            username, str(user["password_hash"]), now=int(now)):  # type: ignore[index]
+        raise auth.AuthError("invalid username or password")  # changed since read: deleted, disabled, reset or locked
     return issue_token(identity)
 
 
@@ -65,14 +77,9 @@ def verify_bearer(stores: Stores, token: str) -> auth.Identity:
     return identity
 
 
-def _check_password(password: str) -> None:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= auth.MAX_FIELD_LENGTH:
-        raise InvalidInputError(f"the password must have {MIN_PASSWORD_LENGTH} to {auth.MAX_FIELD_LENGTH} characters")
-
-
 def add_user(stores: Stores, username: str, password: str, role: str = "viewer") -> dict[str, Any]:
     """A new user (ConflictError if the name is taken); every user is a viewer."""
-    _check_password(password)
+    passwords.check(password)
     roles = sorted({role, "viewer"})
     stores.users.put({"username": username, "password_hash": auth.hash_password(password, _rounds()), "roles": roles},
                      only_if_new=True)
@@ -92,14 +99,14 @@ def delete_user(stores: Stores, username: str) -> None:
 
 
 def disable_user(stores: Stores, username: str) -> None:
-    stores.users.put({**existing_user(stores, username), "disabled": True})
+    stores.users.disable(username)
 
 
 def reset_password(stores: Stores, username: str, password: str) -> None:
-    """A new password, and the lockout counters cleared."""
-    _check_password(password)
-    user = auth.after_success(existing_user(stores, username))
-    stores.users.put({**user, "password_hash": auth.hash_password(password, _rounds())})
+    """A new password, and the lockout counters cleared (one conditional update: a user
+    deleted meanwhile is not re-created)."""
+    passwords.check(password)
+    stores.users.set_password(username, auth.hash_password(password, _rounds()))
 
 
 def list_users(stores: Stores) -> list[dict[str, Any]]:
