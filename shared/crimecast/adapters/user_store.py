@@ -33,3 +33,22 @@ class UserStore(aws.TableStore):
         """Remove a user; False when there was none."""
         response = self._table.delete_item(Key={"username": username}, ReturnValues="ALL_OLD")
         return "Attributes" in response
+
+    def update(self, username: str, **fields: Any) -> dict[str, Any] | None:
+        """Set some attributes of an existing user in place (one UpdateItem: attributes it
+        does not name, such as the lockout counters, are left as they are); the user as
+        updated, or None when there was none."""
+        from botocore.exceptions import ClientError
+
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        try:
+            response = self._table.update_item(
+                Key={"username": username}, ConditionExpression="attribute_exists(username)", ReturnValues="ALL_NEW",
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                return None
+            raise
+        return response["Attributes"]
