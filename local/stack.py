@@ -358,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
     moto = start_moto()
+    say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -188,8 +188,10 @@ def test_a_change_made_during_a_login_is_not_undone(alice, monkeypatch, change: 
     if password == PASSWORD:  # a success writes only to clear counters: give it some
         alice.users.record_failure("alice", alice.users.get("alice")["password_hash"], attempts=5, lock_until=0, now=0)
     plain = UserStore(alice.user_table)
-    actions = {"delete": lambda: plain.delete("alice"), "disable": lambda: plain.disable("alice"),
-               "reset": lambda: plain.set_password("alice", auth.hash_password("a-new-long-password", rounds=4))}
+    actions = {"delete": lambda: plain.delete("alice"),
+               "disable": lambda: plain.update("alice", disabled=True, token_version=auth.new_token_version()),
+               "reset": lambda: plain.set_password("alice", auth.hash_password("a-new-long-password", rounds=4),
+                                                   auth.new_token_version())}
     after_change: list[Any] = []
     _racing(alice, lambda: (actions[change](), after_change.append(plain.get("alice"))))
     response = _login("alice", password)

@@ -82,18 +82,33 @@ class UserStore(aws.TableStore):
         return self._update(username, "REMOVE failed_attempts, locked_until", f"{_SAME_USER} AND {_NOT_LOCKED}",
                             {":hash": password_hash, ":now": now, ":true": True}) is not None
 
-    def set_password(self, username: str, password_hash: str) -> None:
-        """A new hash, and the lockout counters cleared; NotFoundError when there is no such user."""
-        if self._update(username, "SET password_hash = :hash REMOVE failed_attempts, locked_until",
-                        "attribute_exists(username)", {":hash": password_hash}) is None:
-            raise NotFoundError(f"no user {username!r}")
-
-    def disable(self, username: str) -> None:
-        """Mark the user disabled (nothing else written); NotFoundError when there is none."""
-        if self._update(username, "SET disabled = :true", "attribute_exists(username)", {":true": True}) is None:
+    def set_password(self, username: str, password_hash: str, token_version: str) -> None:
+        """A new hash and token version, and the lockout counters cleared; NotFoundError when
+        there is no such user."""
+        if self._update(username, "SET password_hash = :hash, token_version = :ver REMOVE failed_attempts, locked_until",
+                        "attribute_exists(username)", {":hash": password_hash, ":ver": token_version}) is None:
             raise NotFoundError(f"no user {username!r}")
 
     def delete(self, username: str) -> bool:
         """Remove a user; False when there was none."""
         response = self._table.delete_item(Key={"username": username}, ReturnValues="ALL_OLD")
         return "Attributes" in response
+
+    def update(self, username: str, **fields: Any) -> dict[str, Any] | None:
+        """Set some attributes of an existing user in place (one UpdateItem: attributes it
+        does not name, such as the lockout counters, are left as they are); the user as
+        updated, or None when there was none."""
+        from botocore.exceptions import ClientError
+
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        try:
+            response = self._table.update_item(
+                Key={"username": username}, ConditionExpression="attribute_exists(username)", ReturnValues="ALL_NEW",
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                return None
+            raise
+        return response["Attributes"]

@@ -1,5 +1,6 @@
-"""Routes of the auth function: the OAuth2 password grant, the caller's identity, and
-user management (admin)."""
+"""Routes of the auth function: the OAuth2 password grant, the caller's identity, logout,
+and user management (admin). Logout, a role change, disabling and deleting a user revoke
+the user's tokens (see :mod:`crimecast.jobs.accounts`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from crimecast.adapters.stores import get_stores
 from crimecast.api import require_role
 from crimecast.domain import auth, passwords
+from crimecast.domain.errors import ForbiddenError
 from crimecast.jobs import accounts
 
 logger = Logger(child=True)
@@ -76,6 +78,22 @@ def me() -> dict[str, Any]:
     return {"username": context.get("username"), "roles": [r for r in str(context.get("roles", "")).split(",") if r]}
 
 
+@router.post("/auth/logout", summary="Sign out everywhere: every token of the caller stops working",
+             responses={200: {"description": "the caller's tokens are revoked, on every device"}})
+def logout() -> Response[dict[str, Any]]:
+    """Revokes the caller's tokens by giving the user a new token version: this signs the
+    user out of every session, not only this one. On AWS a revoked token may still pass for
+    up to 60 s, the authorizer's cache."""
+    context = router.current_event.request_context.authorizer or {}
+    username = str(context.get("username") or "")
+    if not username:
+        raise ForbiddenError("no signed-in user")
+    accounts.logout(get_stores(), username)
+    logger.info("logged out", extra={"username": username})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, headers={"Cache-Control": "no-store"},
+                    body={"username": username, "logged_out": "every session"})
+
+
 class NewUser(BaseModel):
     username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
     password: Annotated[str, Field(description="12 to 72 bytes of UTF-8; not a common password or a keyboard run",
@@ -95,3 +113,16 @@ def delete_user(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     require_role(router, "admin")
     accounts.delete_user(get_stores(), name)
     return Response(status_code=204, body="")
+
+
+class UserChange(BaseModel):
+    """A role and/or an account state; a field left out is left as it is."""
+
+    role: Literal["viewer", "admin"] | None = None
+    disabled: bool | None = None
+
+
+@router.patch("/auth/users/<name>", summary="Change a user's role or disable/enable it (admin); revokes the user's tokens")
+def update_user(name: Annotated[str, Path(max_length=64)], change: Annotated[UserChange, Body()]) -> dict[str, Any]:
+    require_role(router, "admin")
+    return accounts.update_user(get_stores(), name, role=change.role, disabled=change.disabled)

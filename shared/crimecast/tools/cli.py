@@ -90,6 +90,33 @@ def _users_reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users_set_role(args: argparse.Namespace) -> int:
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
+
+    user = accounts.update_user(get_stores(), args.name, role=args.role)
+    print(f"user {args.name} now has roles {', '.join(user['roles'])}; its tokens are revoked")
+    return 0
+
+
+def _users_revoke(args: argparse.Namespace) -> int:
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
+
+    accounts.revoke_tokens(get_stores(), args.name)
+    print(f"every token of {args.name} is revoked")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from crimecast.jobs import accounts
+
+    ring = accounts.rotate_keys(force=args.force)
+    previous = ring.previous.kid if ring.previous else "none"
+    print(f"new signing key {ring.current.kid}; the previous key {previous} still verifies tokens until they expire")
+    return 0
+
+
 def _retrain(args: argparse.Namespace) -> int:
     from crimecast.adapters.stores import get_stores
     from crimecast.jobs.retrain import run_locally
@@ -177,10 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(handler=_users_add)
     user_commands.add_parser("list", help="list users and their roles").set_defaults(handler=_users_list)
     for command, handler, text in (("disable", _users_disable, "disable a user: logins and existing tokens stop working"),
-                                   ("reset-password", _users_reset_password, "set a new password (prompt or stdin) and unlock")):
+                                   ("reset-password", _users_reset_password,
+                                    "set a new password (prompt or stdin) and unlock; existing tokens stop working"),
+                                   ("revoke", _users_revoke, "end every token of a user (sign the user out everywhere)")):
         sub = user_commands.add_parser(command, help=text)
         sub.add_argument("name", help="user name")
         sub.set_defaults(handler=handler)
+    set_role = user_commands.add_parser("set-role", help="make a user a viewer or an admin; existing tokens stop working")
+    set_role.add_argument("name", help="user name")
+    set_role.add_argument("role", choices=["viewer", "admin"])
+    set_role.set_defaults(handler=_users_set_role)
+    keys = commands.add_parser("keys", help="the JWT signing keys (JWT_SECRET_ARN and AWS credentials from the environment)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser("rotate", help="make a new signing key and keep the current one as previous: "
+                                                    "tokens signed before keep working until they expire")
+    rotate.add_argument("--force", action="store_true",
+                        help="rotate even if the current key is younger than a token's lifetime plus 5 minutes "
+                             "(after a leak: tokens signed with the dropped key stop working)")
+    rotate.set_defaults(handler=_keys_rotate)
     return parser
 
 
