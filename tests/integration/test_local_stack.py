@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from crimecast.api import API_POLICY
 from crimecast.security_headers import policy_for_html, security_headers
 from local.stack import SNAPSHOT_FILES, free_port
 from tests.conftest import REPO, seasonal_series, tidy_frame
@@ -87,14 +88,16 @@ def _headers(url: str, method: str = "GET") -> tuple[int, dict[str, str]]:
         return error.code, dict(error.headers)
 
 
-@pytest.mark.parametrize("path", ["/", "/app.js", "/style.css", "/health", "/predict", "/nope"])
-def test_every_answer_carries_the_security_headers(stack, path: str) -> None:
-    """The page, its files and the API's answers (a 401 and a 404 too), as CloudFront sends them on AWS."""
+@pytest.mark.parametrize(("path", "policy"), [("/", None), ("/app.js", None), ("/style.css", None), ("/predict", None),
+                                              ("/nope", None), ("/health", API_POLICY)])
+def test_every_answer_carries_the_security_headers(stack, path: str, policy: str | None) -> None:
+    """The page and its files (as CloudFront sends them on AWS), the gateway's own 401 and 404,
+    and a function's answer, which keeps the API's stricter policy (nothing to load)."""
     status, headers = _headers(f"{stack[0]}{path}", method="HEAD" if path == "/" else "GET")
     assert status in (200, 401, 404)
-    for name, value in security_headers().items():
+    for name, value in security_headers(policy).items():
         assert headers.get(name) == value, f"{path}: {name}"
-    assert "script-src 'self';" in headers["Content-Security-Policy"]
+    assert ("script-src 'self';" in headers["Content-Security-Policy"]) is (policy is None)
 
 
 def test_docs_carry_their_own_csp_with_the_hashes_of_their_inline_blocks(stack) -> None:
