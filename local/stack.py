@@ -298,6 +298,7 @@ def _portal_for_demo() -> tuple[str | None, str]:
 
 
 def load_data(snapshot: Path) -> None:
+    from crimecast.adapters.blobs import BOUNDARIES_KEY
     from crimecast.adapters.stores import get_stores
     from crimecast.domain.series import read_many
     from crimecast.jobs import counts, pipeline
@@ -314,7 +315,7 @@ def load_data(snapshot: Path) -> None:
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
     counts.store_counts(stores, read_many([snapshot / name for name in SNAPSHOT_FILES]))
     if (snapshot / BOUNDARIES_FILE).is_file():
-        stores.blobs.put_bytes(counts.BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
+        stores.blobs.put_bytes(BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
 
 
 def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, Any]:

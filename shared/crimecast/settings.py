@@ -47,7 +47,7 @@ def read(group: type[Group], environ: dict[str, str] | None = None) -> Group:
     for spec in fields(group):  # type: ignore[arg-type]
         name = spec.metadata["env"]
         raw = environ.get(name)
-        if raw is None or (raw == "" and spec.default is _REQUIRED):
+        if raw is None or raw == "":  # an empty variable is an unset one (a blank template parameter)
             if spec.default is _REQUIRED or spec.default is MISSING:
                 problems.append(f"{name} is not set")
             continue
@@ -125,6 +125,24 @@ class LaunchSettings:
 
 
 @dataclass(frozen=True)
+class RetrainTarget:
+    """Where a retrain starts, for the functions that start one: the state machine, or
+    inline (the local stack); one of the two must be set."""
+
+    retrain_state_machine_arn: str | None = env("RETRAIN_STATE_MACHINE_ARN", None)
+    inline_retrain: bool = env("CRIMECAST_INLINE_RETRAIN", False)
+
+    def __post_init__(self) -> None:
+        if not self.retrain_state_machine_arn and not self.inline_retrain:
+            raise ConfigurationError("RetrainTarget: RETRAIN_STATE_MACHINE_ARN is not set (nor CRIMECAST_INLINE_RETRAIN=1)")
+
+
+@dataclass(frozen=True)
+class IdempotencySettings:
+    idempotency_table: str = env("IDEMPOTENCY_TABLE")  # Powertools idempotency records of the ingest function
+
+
+@dataclass(frozen=True)
 class PortalSettings:
     """The city's data portal (Socrata)."""
 
@@ -162,7 +180,8 @@ class PasswordSettings:
 
 # What each function checks at cold start.
 PREDICT = (StoreSettings, ApiSettings)
-EVALUATE = (StoreSettings, ApiSettings, LaunchSettings, LiveThreshold, RetrainOptions)
-INGEST = (StoreSettings, ApiSettings, LaunchSettings, PortalSettings, LiveThreshold, RetrainOptions)
-RETRAIN = (StoreSettings, ApiSettings, LaunchSettings, RetrainOptions)
-AUTH = (UserSettings, ApiSettings, PasswordSettings)
+EVALUATE = (StoreSettings, ApiSettings, LaunchSettings, RetrainTarget, LiveThreshold, RetrainOptions)
+INGEST = (StoreSettings, IdempotencySettings, ApiSettings, LaunchSettings, RetrainTarget, PortalSettings, LiveThreshold,
+          RetrainOptions)
+RETRAIN = (StoreSettings, ApiSettings, LaunchSettings, RetrainTarget, RetrainOptions)
+AUTH = (StoreSettings, UserSettings, ApiSettings, PasswordSettings)

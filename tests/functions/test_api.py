@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.api import DOCS_PATH, OPENAPI_PATH
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts
-from crimecast.jobs.counts import BOUNDARIES_KEY
 from crimecast.security_headers import source_hash
 from local.template import api_routes, load_template
 from tests.conftest import REPO

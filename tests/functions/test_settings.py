@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crimecast import settings
+from crimecast.adapters.stores import get_stores, use_stores
 from crimecast.domain.errors import ConfigurationError
 from tests.functions.conftest import load_function
 
@@ -39,3 +40,23 @@ def test_values_are_typed_and_defaults_apply() -> None:
     assert launch.inline_ingest is True and launch.inline_retrain is False and launch.retrain_workers == 2
     assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(1.25, 0.2)
     assert settings.read(settings.UserSettings, {"USERS_TABLE": "u", "JWT_SECRET_ARN": "arn"}).token_minutes == 30.0
+
+
+def test_an_empty_optional_variable_counts_as_unset() -> None:
+    launch = settings.read(settings.LaunchSettings, {"CRIMECAST_RETRAIN_WORKERS": "", "CRIMECAST_INLINE_INGEST": ""})
+    assert launch.retrain_workers is None and launch.inline_ingest is False
+
+
+def test_a_function_that_starts_retrains_needs_a_state_machine_or_inline() -> None:
+    with pytest.raises(ConfigurationError, match="RETRAIN_STATE_MACHINE_ARN is not set"):
+        settings.read(settings.RetrainTarget, {})
+    assert settings.read(settings.RetrainTarget, {"CRIMECAST_INLINE_RETRAIN": "1"}).inline_retrain
+
+
+def test_new_settings_rebuild_the_stores(aws, monkeypatch) -> None:
+    use_stores(None)
+    assert get_stores().blobs.bucket == "crimecast-test-data"
+    monkeypatch.setenv("DATA_BUCKET", "another-bucket")
+    assert get_stores().blobs.bucket == "crimecast-test-data"  # read once per process
+    settings.reset()  # a new container
+    assert get_stores().blobs.bucket == "another-bucket"

@@ -9,6 +9,8 @@ from typing import Any
 
 from crimecast.adapters import aws
 
+BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the 77 areas' GeoJSON: stored by ingest, served for the map
+
 
 @dataclass(frozen=True)
 class BlobStore:

@@ -30,9 +30,6 @@ from crimecast import settings
 from crimecast.domain.errors import CrimecastError
 
 DEFAULT_URL = "https://data.cityofchicago.org"
-URL_ENV = "CRIMECAST_SOCRATA_URL"
-TOKEN_ENV = "CRIMECAST_SOCRATA_APP_TOKEN"
-TOKEN_SECRET_ENV = "CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN"
 
 CRIMES_DATASET = "ijzp-q8t2"  # "Crimes - 2001 to Present"
 BOUNDARIES_DATASET = "igwz-8jzy"  # "Boundaries - Community Areas (current)", with names and numbers

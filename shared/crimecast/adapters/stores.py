@@ -46,19 +46,24 @@ class Stores:
         return replace(self, launcher=launcher)
 
 
-_current: Stores | None = None
+_override: Stores | None = None
+_built: tuple[settings.StoreSettings, Stores] | None = None
 
 
 def get_stores() -> Stores:
-    """This deployment's stores, built on first use from ``StoreSettings``."""
-    global _current
-    if _current is None:
-        _current = Stores.from_settings(settings.load(settings.StoreSettings))
-    return _current
+    """This deployment's stores, built once per process from ``StoreSettings`` (again after
+    ``settings.reset()``), unless ``use_stores`` put others in their place."""
+    global _built
+    if _override is not None:
+        return _override
+    config = settings.load(settings.StoreSettings)
+    if _built is None or _built[0] is not config:
+        _built = (config, Stores.from_settings(config))
+    return _built[1]
 
 
 def use_stores(stores: Stores | None) -> Any:
-    """Serve ``stores`` from ``get_stores`` from now on (None: build them again from the environment)."""
-    global _current
-    _current = stores
+    """Serve ``stores`` from ``get_stores`` from now on (None: the ones built from the environment)."""
+    global _override
+    _override = stores
     return stores

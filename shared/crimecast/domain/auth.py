@@ -269,15 +269,3 @@ def authenticate(user: dict[str, Any] | None, password: str, now: float | None =
     return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))  # type: ignore[index, union-attr]
 
 
-def after_failure(user: dict[str, Any], policy: LockoutPolicy, now: float | None = None) -> dict[str, Any]:
-    """The user record after one more failed login: counted, and locked at the limit. The
-    rule on a record; the login flow applies it in the store with conditional updates
-    (:meth:`crimecast.adapters.user_store.UserStore.record_failure`), never by writing a
-    record back."""
-    now = time.time() if now is None else now
-    failures = int(user.get("failed_attempts", 0)) + 1
-    updated = {**user, "failed_attempts": failures}
-    if locks_now(failures, policy):
-        updated.update(failed_attempts=0, locked_until=lock_end(policy, now))
-    return updated
-

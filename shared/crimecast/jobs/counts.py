@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest, served for the map
 COUNTS_KEY = "counts/current.json"  # the pointer to the serving counts version; training reads through it
 VERSIONS_PREFIX = "counts/versions/"
 STAGING_PREFIX = "counts/staging/"

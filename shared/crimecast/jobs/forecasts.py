@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import json
 from typing import Any
 
+from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.adapters.series_store import CATALOG, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.areas import area_name
@@ -72,18 +73,18 @@ def champion_version(stores: Stores) -> str:
     return str(pointer["model_version"])
 
 
-def _catalog(stores: Stores, version: str) -> dict[str, Any]:
+def version_catalog(stores: Stores, version: str) -> dict[str, Any]:
+    """The types and series of model ``version`` (empty lists for an unknown version)."""
     item = stores.series.get(CATALOG, version)
     return json.loads(item["payload"]) if item else {"types": [], "series": []}
 
 
 LIVE_SUFFIX = "#live"  # version suffix of the items holding a series' live accuracy
-BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the portal's GeoJSON, stored by ingest
 
 
 def catalog(stores: Stores) -> dict[str, Any]:
     version = champion_version(stores)
-    return {"model_version": version, **_catalog(stores, version)}
+    return {"model_version": version, **version_catalog(stores, version)}
 
 
 def boundaries(stores: Stores) -> str:
@@ -123,7 +124,7 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
     if not 1 <= months <= MAX_MONTHS:
         raise OutOfRangeError(f"months must be between 1 and {MAX_MONTHS}, got {months}")
     version = champion_version(stores)
-    catalog = _catalog(stores, version)
+    catalog = version_catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type, catalog))
     item, payload = _series_payload(stores, key, version, catalog)
     return {
@@ -141,7 +142,7 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
     """Every area's forecast for one month, highest first (rank 1)."""
     version = champion_version(stores)
-    name = _resolve_type(crime_type, _catalog(stores, version))
+    name = _resolve_type(crime_type, version_catalog(stores, version))
     rows = []
     for item in stores.series.query_type_version(f"{name}#{version}"):
         if "community_area" not in item:
@@ -173,7 +174,7 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
         if not item:
             raise NotFoundError(f"no model version {version!r}")
         return {"model_version": version, "summary": json.loads(item["payload"])}
-    catalog = _catalog(stores, version)
+    catalog = version_catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type or ALL_TYPES, catalog))
     item, payload = _series_payload(stores, key, version, catalog)
     live = stores.series.get(key.label, version + LIVE_SUFFIX)

@@ -34,6 +34,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from crimecast import settings
+from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.adapters.socrata import MAX_PAGE_SIZE, PortalError, SocrataClient
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConflictError, CrimecastError, InvalidInputError
@@ -240,7 +241,7 @@ def normalise_boundaries(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _store_boundaries(stores: Stores, source: Source, mode: str) -> str:
-    if mode != "backfill" and stores.blobs.list_keys(counts.BOUNDARIES_KEY):
+    if mode != "backfill" and stores.blobs.list_keys(BOUNDARIES_KEY):
         return "kept (already stored)"
     try:
         document = source.boundaries()
@@ -249,7 +250,7 @@ def _store_boundaries(stores: Stores, source: Source, mode: str) -> str:
         body = json.dumps(normalise_boundaries(document), separators=(",", ":")).encode()
     except CrimecastError as exc:  # the map can wait for the next run; the counts should not
         return f"not stored: {exc}"
-    stores.blobs.put_bytes(counts.BOUNDARIES_KEY, body, "application/geo+json")
+    stores.blobs.put_bytes(BOUNDARIES_KEY, body, "application/geo+json")
     return "stored (77 areas)"
 
 

@@ -18,9 +18,6 @@ from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts
 from crimecast.settings import LiveThreshold
 
-LIVE_SUFFIX = forecasts.LIVE_SUFFIX
-
-
 
 def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | None:
     """Scores of one series' forecast on the complete months observed since; None before any arrived."""
@@ -39,11 +36,12 @@ def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | No
             "backtest_mase": backtest}
 
 
-def score_champion(stores: Stores, counts: Any, threshold: LiveThreshold, run_id: str) -> dict[str, Any]:
-    """Score the champion on the months in ``counts`` since it was trained and record it per
-    series; the run's detail, with ``retrain_reason`` when it degraded past ``threshold``."""
-    version = forecasts.champion_version(stores)
-    catalog = forecasts.catalog(stores)
+def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThreshold,
+                   run_id: str) -> tuple[dict[str, Any], str | None]:
+    """Score model ``version`` (the champion) on the months in ``counts`` since it was trained
+    and record it per series; the run's detail, and why to retrain when it degraded past
+    ``threshold`` (None otherwise)."""
+    catalog = forecasts.version_catalog(stores, version)
     known = set(counts.keys())
     results, records = {}, []
     for crime_type in catalog["types"]:
@@ -55,7 +53,7 @@ def score_champion(stores: Stores, counts: Any, threshold: LiveThreshold, run_id
             if live is None:
                 continue
             results[key.label] = live
-            records.append({"series": key.label, "version": version + LIVE_SUFFIX, "run_id": run_id,
+            records.append({"series": key.label, "version": version + forecasts.LIVE_SUFFIX, "run_id": run_id,
                             "payload": json.dumps(live)})
     stores.series.put_items(records)
     degraded = [s for s, r in results.items()
@@ -68,10 +66,8 @@ def score_champion(stores: Stores, counts: Any, threshold: LiveThreshold, run_id
         "degraded_examples": degraded[:10], "threshold": {"mase_ratio": threshold.mase_ratio, "share": threshold.share},
     }
     if results and share > threshold.share:
-        reason = (f"live MASE above {threshold.mase_ratio:g}x the backtest on {share:.0%} of series "
-                  f"(more than {threshold.share:.0%})")
-        detail["retrain_reason"] = reason
-    else:
-        detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else
-                             f"{share:.0%} of series degraded, threshold {threshold.share:.0%}"}
-    return detail
+        return detail, (f"live MASE above {threshold.mase_ratio:g}x the backtest on {share:.0%} of series "
+                        f"(more than {threshold.share:.0%})")
+    detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else
+                         f"{share:.0%} of series degraded, threshold {threshold.share:.0%}"}
+    return detail, None

@@ -16,6 +16,7 @@ Entry points: ``request_ingest`` (API and schedule: queue a run, start its worke
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 import threading
 import time
 from typing import Any
@@ -23,9 +24,10 @@ from typing import Any
 from crimecast import settings
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFoundError
-from crimecast.jobs import ingest, live_evaluation, retrain, runs
+from crimecast.jobs import forecasts, ingest, live_evaluation, retrain, runs
 from crimecast.jobs.counts import load_counts
 
+logger = logging.getLogger(__name__)
 WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest function carrying this key is a worker
 
 _inline_threads: list[threading.Thread] = []
@@ -33,12 +35,13 @@ _inline_threads: list[threading.Thread] = []
 
 def _in_thread(target: Callable[..., Any], *args: Any, name: str) -> None:
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]  # a long-lived stack keeps only the running
     _inline_threads.append(thread)
     thread.start()
 
 
 def wait_for_inline_jobs(timeout: float = 120.0) -> bool:
-    """Join the inline jobs started so far (tests, local stack shutdown); False on timeout."""
+    """Join the inline jobs (ingest workers, retrains) started so far; False on timeout."""
     deadline = time.monotonic() + timeout
     for thread in list(_inline_threads):
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -89,11 +92,15 @@ def start_ingest_worker(stores: Stores, run_id: str, function_name: str | None =
 
 def ingest_worker(stores: Stores, run_id: str, *, leg: int = 0, deadline: Callable[[], float] | None = None,
                   function_name: str | None = None, **options: Any) -> dict[str, Any]:
-    """Do (or carry on) a run; when short of time hand over to a new worker, and when it
-    published, score the champion on the new months."""
+    """Do (or carry on) a run; when short of time hand over to a new worker, and when this
+    call published, score the champion on the new months (a run that had already succeeded,
+    e.g. a worker event delivered again, is returned as it is)."""
+    done_before = runs.get_run(stores, run_id)["status"] == "succeeded"
     view = ingest.execute(stores, run_id, deadline=deadline, **options)
     if view["status"] == "running":  # out of time here: a new invocation carries on from the checkpoint
         start_ingest_worker(stores, run_id, function_name, leg + 1)
+    if view["status"] != "succeeded" or done_before:
+        return view
     return after_ingest(stores, view)
 
 
@@ -115,17 +122,19 @@ def ingest_now(stores: Stores, trigger: str, source: ingest.Source | None = None
 
 def after_ingest(stores: Stores, view: dict[str, Any]) -> dict[str, Any]:
     """New months in: score the champion on them (which may start a retrain). An ingest does
-    not fail because of it; the outcome is noted on the ingest run."""
-    if view["status"] != "succeeded" or "live_evaluation" in view["detail"] or view["detail"].get("phase") != "done":
-        return view
+    not fail because of it, whatever goes wrong; the outcome is noted on the ingest run."""
     try:
         evaluated = evaluate_live(stores, trigger=f"after ingest {view['run_id']}")
     except NotFoundError:
-        return view  # no champion yet: nothing to score
+        note: dict[str, Any] = {"skipped": "no model has been trained yet: nothing to score"}
     except CrimecastError as exc:
-        return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": {"error": str(exc)}})
-    note = {"run_id": evaluated["run_id"], "series_evaluated": evaluated["detail"]["series_evaluated"],
-            "retrain": evaluated["detail"]["retrain"]}
+        note = {"error": str(exc)}
+    except Exception:  # noqa: BLE001 - the counts are published: the ingest stands, the failure is logged
+        logger.exception("live evaluation after ingest %s failed", view["run_id"])
+        note = {"error": "the live evaluation failed; the error is logged"}
+    else:
+        note = {"run_id": evaluated["run_id"], "series_evaluated": evaluated["detail"]["series_evaluated"],
+                "retrain": evaluated["detail"]["retrain"]}
     return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": note})
 
 
@@ -136,10 +145,14 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
                   trigger: str = "api") -> dict[str, Any]:
     """Score the champion on what has arrived, record it, and start a retrain if it degraded."""
     threshold = threshold or settings.load(settings.LiveThreshold)
-    run = runs.start_run(stores, "evaluate", {"trigger": trigger})
+    version = forecasts.champion_version(stores)  # NotFoundError before any run is recorded
     counts = counts if counts is not None else load_counts(stores)
-    detail = live_evaluation.score_champion(stores, counts, threshold, run["run_id"])
-    reason = detail.pop("retrain_reason", None)
+    run = runs.start_run(stores, "evaluate", {"trigger": trigger})
+    try:
+        detail, reason = live_evaluation.score_champion(stores, version, counts, threshold, run["run_id"])
+    except Exception as exc:
+        runs.update_run(stores, run["run_id"], "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        raise
     if reason:
         retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
         detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
