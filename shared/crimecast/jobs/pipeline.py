@@ -16,6 +16,7 @@ Entry points: ``request_ingest`` (API and schedule: queue a run, start its worke
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 import threading
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFound
 from crimecast.jobs import ingest, live_evaluation, retrain, runs
 from crimecast.jobs.counts import load_counts
 
+logger = logging.getLogger(__name__)
 WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest function carrying this key is a worker
 
 _inline_threads: list[threading.Thread] = []
@@ -63,7 +65,8 @@ def request_ingest(stores: Stores, trigger: str, *, idempotency_key: str | None 
             start_ingest_worker(stores, run["run_id"], function_name)
         except Exception as exc:
             ingest.Lease(stores, run["run_id"]).release()
-            runs.update_run(stores, run["run_id"], "failed", {"error": f"could not start the ingest worker: {exc}"})
+            runs.fail_run(stores, run["run_id"], {"code": "worker_not_started", "message": "could not start the ingest worker",
+                                                  "detail": runs.describe_error(exc)["detail"]})
             raise
         return run
 
@@ -123,7 +126,10 @@ def after_ingest(stores: Stores, view: dict[str, Any]) -> dict[str, Any]:
     except NotFoundError:
         return view  # no champion yet: nothing to score
     except CrimecastError as exc:
-        return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": {"error": str(exc)}})
+        error = runs.describe_error(exc)
+        return runs.update_run(stores, view["run_id"], "succeeded",
+                               {"live_evaluation": {"error": error["message"], "error_code": error["code"]}},
+                               admin_only={"error_detail": f"live evaluation: {error['detail']}"})
     note = {"run_id": evaluated["run_id"], "series_evaluated": evaluated["detail"]["series_evaluated"],
             "retrain": evaluated["detail"]["retrain"]}
     return runs.update_run(stores, view["run_id"], "succeeded", {"live_evaluation": note})
@@ -166,4 +172,5 @@ def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
     try:
         retrain.run_locally(stores, run_id, workers=workers)
     except Exception as exc:  # recorded on the run: a background thread has no caller to tell
-        runs.update_run(stores, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        logger.exception("inline retrain %s failed", run_id)
+        runs.fail_run(stores, run_id, exc)
