@@ -101,3 +101,25 @@ def api_routes(template: dict[str, Any]) -> list[ApiRoute]:
                 auth_none=auth.get("Authorizer") == "NONE",
             ))
     return routes
+
+
+def references(node: Any) -> set[str]:
+    """Every logical id ``node`` refers to (``Ref``, ``Fn::GetAtt``), at any depth."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt" and isinstance(value, list) and value:
+                found.add(str(value[0]))
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= references(value)
+    return found
+
+
+def granted_resources(template: dict[str, Any], function: str) -> set[str]:
+    """The logical ids a function's ``Policies`` (SAM policy templates and statements) name."""
+    return references(template["Resources"][function]["Properties"].get("Policies") or [])

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 
+from crimecast.adapters.stores import Stores, use_stores
 from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import retrain
 from crimecast.jobs.counts import store_counts
-from tests.conftest import seasonal_series, tidy_frame
+from local.template import granted_resources, load_template
+from tests.conftest import REPO, seasonal_series, tidy_frame
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
+
+STORE_OF = {"DataBucket": ("blobs",), "SeriesTable": ("series",), "RunsTable": ("runs", "leases")}
+
+
+class Denied:
+    """A store the function has no grant for in template.yaml: any use fails the test."""
+
+    def __init__(self, function: str, resource: str) -> None:
+        self.function, self.resource = function, resource
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"{self.function} used {self.resource} ({name}) without a grant in template.yaml")
+
+
+@contextmanager
+def granted(stores: Stores, function: str) -> Iterator[None]:
+    """Serve only the stores ``function``'s policies in template.yaml name."""
+    grants = granted_resources(load_template(REPO / "template.yaml"), function)
+    use_stores(replace(stores, **{name: Denied(function, resource) for resource, names in STORE_OF.items()
+                                  if resource not in grants for name in names}))
+    try:
+        yield
+    finally:
+        use_stores(stores)
 
 
 def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
@@ -20,15 +50,19 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
     retrain = load_function("retrain")
     run = body(invoke("retrain", load_event("retrain-api")))
 
-    planned = retrain.plan_handler({"run_id": run["run_id"]}, FakeContext())
+    with granted(aws, "RetrainPlanFunction"):  # each step with only what the template grants it
+        planned = retrain.plan_handler({"run_id": run["run_id"]}, FakeContext())
     batches = aws.blobs.get_json(planned["batches_key"])
     assert planned["batches"] == len(batches) == 1 and batches[0]["series"] == ["25:THEFT"]
 
-    result = retrain.train_handler({"Items": batches}, FakeContext())
+    with granted(aws, "RetrainTrainFunction"):
+        result = retrain.train_handler({"Items": batches}, FakeContext())
     assert result == {"trained": ["25:THEFT"], "failed": []}
     assert aws.blobs.get_bytes(f"models/{planned['version']}/25:THEFT.json")
 
-    finished = retrain.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]}, FakeContext())
+    with granted(aws, "RetrainPromoteFunction"):
+        finished = retrain.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]},
+                                           FakeContext())
     assert finished["status"] == "succeeded" and finished["detail"]["promotion"]["promoted"] is True
 
     event = load_event("predict-predict")

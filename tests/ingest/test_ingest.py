@@ -165,6 +165,7 @@ def test_a_portal_that_keeps_failing_fails_the_run_cleanly_and_keeps_the_old_dat
     view = run(aws, portal_source(portal))
     assert view["status"] == "failed" and view["finished_at"]
     assert "failed 4 times" in view["detail"]["error"] and "HTTP 500" in view["detail"]["error"]
+    assert view["detail"]["error_code"] == "portal_unavailable"
     assert current_manifest(aws)["version"] == version
     assert_same_counts(stored(aws), before)
     portal.state.faults.clear()
@@ -176,6 +177,7 @@ def test_a_retry_after_beyond_the_limit_fails_without_waiting(aws, portal) -> No
     portal.add_fault("429", times=-1, retry_after=3600)
     view = run(aws, portal_source(portal, sleeps=sleeps), mode="backfill", first_year=2022)
     assert view["status"] == "failed" and "asked to wait 3600 s" in view["detail"]["error"] and sleeps == []
+    assert view["detail"]["error_code"] == "portal_unavailable"
 
 
 def test_pages_that_do_not_add_up_are_read_again(aws, portal, monkeypatch) -> None:
@@ -194,6 +196,7 @@ def test_pages_that_do_not_add_up_are_read_again(aws, portal, monkeypatch) -> No
     monkeypatch.setattr(SocrataClient, "incident_total", lambda self, start, end: -1)
     view = run(aws, portal_source(portal), mode="backfill", first_year=2022)
     assert view["status"] == "failed" and "never added up" in view["detail"]["error"]
+    assert view["detail"]["error_code"] == "portal_bad_data"
 
 
 def test_an_empty_window_does_not_erase_stored_months(aws, portal) -> None:
@@ -202,6 +205,7 @@ def test_an_empty_window_does_not_erase_stored_months(aws, portal) -> None:
     portal.state.set_now(datetime(2021, 6, 1))  # the portal suddenly shows nothing for 2022
     view = run(aws, portal_source(portal))
     assert view["status"] == "failed" and "refusing to erase" in view["detail"]["error"]
+    assert view["detail"]["error_code"] == "invalid_input"
     assert_same_counts(stored(aws), before)
 
 
@@ -220,6 +224,7 @@ def test_a_failed_backfill_resumes_from_its_checkpoint(aws, portal) -> None:
     seen = len(portal.requests)
     resumed = pipeline.ingest_now(aws, "test", portal_source(portal), resume_run=view["run_id"])
     assert resumed["status"] == "succeeded" and resumed["detail"]["legs"] == 2 and resumed["detail"]["error"] is None
+    assert resumed["detail"]["error_code"] is None and "error_detail" not in runs.get_run(aws, view["run_id"], admin=True)
     asked = [r["params"].get("$where", "") for r in portal.requests[seen:]]
     assert asked and not any("2019" in w or "2020" in w or "'2021-01" in w for w in asked)  # only 2022 again
     assert_same_counts(stored(aws), file_recount())
@@ -259,6 +264,7 @@ def test_a_lapsed_lease_is_taken_over_and_its_run_marked_abandoned(aws, portal) 
     fresh = ingest.open_run(aws, "test")
     assert runs.get_run(aws, crashed["run_id"])["status"] == "failed"
     assert "abandoned" in runs.get_run(aws, crashed["run_id"])["detail"]["error"]
+    assert runs.get_run(aws, crashed["run_id"])["detail"]["error_code"] == "abandoned"
     assert ingest.execute(aws, fresh["run_id"], portal_source(portal))["status"] == "succeeded"
 
 

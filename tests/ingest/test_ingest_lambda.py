@@ -137,4 +137,6 @@ def test_a_worker_that_cannot_be_started_fails_the_run_and_frees_the_lease(lambd
     assert _post("req-1")["statusCode"] == 500
     (failed,) = runs.recent_runs(lambda_env, "ingest")
     assert failed["status"] == "failed" and "could not start the ingest worker" in failed["detail"]["error"]
+    assert failed["detail"]["error_code"] == "worker_not_started" and "AccessDenied" not in str(failed)
+    assert "AccessDenied: lambda:InvokeFunction" in runs.get_run(lambda_env, failed["run_id"], admin=True)["error_detail"]
     assert ingest.open_run(lambda_env, "test")["status"] == "queued"  # the lease was given back

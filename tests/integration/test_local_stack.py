@@ -3,66 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
-import urllib.parse
 import urllib.request
 
 import pytest
 
 from crimecast.api import API_POLICY
 from crimecast.security_headers import policy_for_html, security_headers
-from local.stack import SNAPSHOT_FILES, free_port
-from tests.conftest import REPO, seasonal_series, tidy_frame
-
-PASSWORD = "integration-admin-password"
-
-
-def _request(url: str, data: dict | None = None, token: str | None = None, method: str | None = None) -> tuple[int, dict]:
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    request = urllib.request.Request(url, data=body, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+from tests.conftest import REPO
+from tests.integration.conftest import PASSWORD, running_stack
+from tests.integration.conftest import request as _request
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
-    snapshot = tmp_path_factory.mktemp("snapshot")
-    areas, types = (snapshot / name for name in SNAPSHOT_FILES)
-    tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
-    tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
-    port = free_port()
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD}
-    env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if _request(f"{base}/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"the stack exited: {process.stderr.read()}")
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the stack did not become ready in 240 s")
-    yield base, process
-    if process.poll() is None:
-        process.kill()
+    with running_stack(tmp_path_factory.mktemp("snapshot")) as started:
+        yield started
 
 
 def test_login_predict_and_admin_over_http(stack) -> None:

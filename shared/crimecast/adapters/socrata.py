@@ -43,6 +43,15 @@ MONTHLY_ORDER = "month, community_area, primary_type"
 class PortalError(CrimecastError):
     """The portal could not be read: it refused the query, or kept failing after retries."""
 
+    code = "portal_unavailable"
+
+
+class PortalDataError(PortalError):
+    """The portal answered, but with data that cannot be right (a count that is not a
+    number, pages that never add up, months outside those asked for)."""
+
+    code = "portal_bad_data"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -230,13 +239,13 @@ class SocrataClient:
         try:
             return int(rows[0]["n"]) if rows else 0
         except (KeyError, TypeError, ValueError):
-            raise PortalError(f"the portal's count is not a number: {str(rows)[:200]}") from None
+            raise PortalDataError(f"the portal's count is not a number: {str(rows)[:200]}") from None
 
     def boundaries(self) -> dict[str, Any]:
         """The community areas' GeoJSON FeatureCollection."""
         document = self.get_json(f"/resource/{BOUNDARIES_DATASET}.geojson", {"$limit": 1000}, expect=dict)
         if document.get("type") != "FeatureCollection" or not isinstance(document.get("features"), list):
-            raise PortalError("the boundaries dataset did not return a GeoJSON FeatureCollection")
+            raise PortalDataError("the boundaries dataset did not return a GeoJSON FeatureCollection")
         return document
 
     def probe(self, timeout: float = 3.0) -> bool:

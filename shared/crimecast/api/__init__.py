@@ -158,8 +158,13 @@ def query_parameters(router: Router) -> Callable[[Callable[..., RouteResult]], C
     return decorate
 
 
-def require_role(router: Router, role: str) -> None:
-    """403 unless the authorizer vouched for ``role`` (it passes the roles as context)."""
+def has_role(router: Router, role: str) -> bool:
+    """Whether the authorizer vouched for ``role`` (it passes the roles as context)."""
     context = router.current_event.request_context.authorizer or {}
-    if role not in str(context.get("roles", "")).split(","):
+    return role in str(context.get("roles", "")).split(",")
+
+
+def require_role(router: Router, role: str) -> None:
+    """403 unless the authorizer vouched for ``role``."""
+    if not has_role(router, role):
         raise ForbiddenError(f"this action needs the {role} role")

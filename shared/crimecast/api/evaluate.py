@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from crimecast.adapters.stores import get_stores
-from crimecast.api import require_role
+from crimecast.api import has_role, require_role
 from crimecast.jobs import forecasts, runs
 
 router = Router()
@@ -29,12 +29,12 @@ def evaluate_now() -> dict[str, Any]:
     return pipeline.evaluate_live(get_stores(), trigger="api")
 
 
-@router.get("/runs", summary="Recent runs of one kind, newest first")
+@router.get("/runs", summary="Recent runs of one kind, newest first (an admin also gets each failure's detail)")
 def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$")] = "retrain",
                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    return {"runs": runs.recent_runs(get_stores(), kind, limit)}
+    return {"runs": runs.recent_runs(get_stores(), kind, limit, admin=has_role(router, "admin"))}
 
 
-@router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run")
+@router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run (an admin also gets its error detail)")
 def run_status(run_id: Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9T_-]+$")]) -> dict[str, Any]:
-    return runs.get_run(get_stores(), run_id)
+    return runs.get_run(get_stores(), run_id, admin=has_role(router, "admin"))

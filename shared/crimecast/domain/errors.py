@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 import difflib
+from typing import ClassVar
 
 
 class CrimecastError(Exception):
-    """Base of every error the domain raises on purpose."""
+    """Base of every error the domain raises on purpose. Its message is written to be shown
+    to any caller; ``code`` is a short stable identifier of its kind (run records keep it)."""
+
+    code: ClassVar[str] = "failed"
 
 
 class InvalidInputError(CrimecastError, ValueError):
     """The caller gave something we cannot use; the message names it and, where
     possible, the nearest valid values."""
+
+    code = "invalid_input"
 
     def __init__(self, message: str, suggestions: Iterable[str] = ()) -> None:
         self.suggestions = list(suggestions)
@@ -32,18 +38,28 @@ def nearest(value: str, choices: Iterable[str], n: int = 3) -> list[str]:
 class NotFoundError(InvalidInputError):
     """What was asked for does not exist (an unknown area, type, series or run)."""
 
+    code = "not_found"
+
 
 class OutOfRangeError(InvalidInputError):
     """A value of the right kind outside what the service can answer (e.g. months=99)."""
+
+    code = "out_of_range"
 
 
 class ConflictError(CrimecastError):
     """The request clashes with the current state (e.g. a run already in progress)."""
 
+    code = "conflict"
+
 
 class ConfigurationError(CrimecastError):
     """The deployment is missing a setting; a bug in the stack, not in the request."""
 
+    code = "configuration"
+
 
 class ForbiddenError(CrimecastError):
     """A valid caller without the role the route needs."""
+
+    code = "forbidden"

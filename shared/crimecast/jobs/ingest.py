@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from crimecast import settings
 from crimecast.adapters.blobs import BOUNDARIES_KEY
-from crimecast.adapters.socrata import MAX_PAGE_SIZE, PortalError, SocrataClient
+from crimecast.adapters.socrata import MAX_PAGE_SIZE, PortalDataError, SocrataClient
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConflictError, CrimecastError, InvalidInputError
 from crimecast.domain.months import add_months, month_of, month_range
@@ -150,7 +150,7 @@ class PortalSource:
                     frame = pd.DataFrame.from_records(page, columns=["month", "community_area", "primary_type", "n"])
                     numbers = pd.to_numeric(frame["n"], errors="coerce")
                     if numbers.isna().any():
-                        raise PortalError(f"{chunk.label}: the portal returned a row without a count: {page[0]}")
+                        raise PortalDataError(f"{chunk.label}: the portal returned a row without a count: {page[0]}")
                     incidents += int(numbers.sum())
                     frames.append(frame)
             expected = self.client.incident_total(start, end)
@@ -159,13 +159,13 @@ class PortalSource:
             progress(f"{chunk.label}: the pages add up to {incidents:,} incidents but the portal counts {expected:,}: "
                      f"the data changed while paging, reading again ({attempt}/{CHUNK_READS})")
         else:
-            raise PortalError(f"{chunk.label}: the pages never added up to the portal's count after {CHUNK_READS} reads")
+            raise PortalDataError(f"{chunk.label}: the pages never added up to the portal's count after {CHUNK_READS} reads")
         cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["month", "community_area", "primary_type", "n"])
         levels = levels_from_aggregates(cells.rename(columns={"n": "count"}))
         months = levels["month"].astype(str)
         outside = months[(months < chunk.first) | (months > chunk.last)]
         if not outside.empty:
-            raise PortalError(f"{chunk.label}: the portal returned month {outside.iloc[0]}, outside the dates asked for")
+            raise PortalDataError(f"{chunk.label}: the portal returned month {outside.iloc[0]}, outside the dates asked for")
         return levels, {"pages": pages, "rows": rows, "incidents": incidents}
 
     def partial_month(self, last_month: str) -> str | None:
@@ -289,9 +289,10 @@ def _abandon_stale(stores: Stores, lease: dict[str, Any] | None, taker: str) -> 
         return
     item = stores.runs.get(str(holder))
     if item and item.get("status") in ("queued", "running"):
-        runs.update_run(stores, str(holder), "failed", {
-            "error": f"abandoned: its worker stopped without finishing (lease lapsed); run {taker} took over; "
-                     "its fetched chunks are kept for a resume"})
+        runs.fail_run(stores, str(holder), {
+            "code": "abandoned",
+            "message": f"abandoned: its worker stopped without finishing (lease lapsed); run {taker} took over; "
+                       "its fetched chunks are kept for a resume"})
 
 
 # --- starting runs -------------------------------------------------------------------------
@@ -336,10 +337,6 @@ class _Deferred(Exception):
     """Out of time in this invocation: a new one carries on from the checkpoint."""
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, CrimecastError) else f"{type(exc).__name__}: {exc}"
-
-
 def _duration(run: dict[str, Any]) -> float:
     started = datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return round((datetime.now(UTC) - started).total_seconds(), 1)
@@ -381,10 +378,10 @@ def execute(stores: Stores, run_id: str, source: Source | None = None, *, progre
         progress("out of time in this invocation: a new one carries on from the checkpoint")
         return view
     except Exception as exc:
-        error = _describe(exc)
-        logger.warning("ingest run %s failed: %s", run_id, error, exc_info=not isinstance(exc, CrimecastError))
-        progress(f"failed: {error}")
-        view = runs.update_run(stores, run_id, "failed", {"error": error, "phase": "failed", "duration_s": _duration(run)})
+        error = runs.describe_error(exc)
+        logger.warning("ingest run %s failed: %s", run_id, error["detail"], exc_info=not isinstance(exc, CrimecastError))
+        progress(f"failed: {error['message'] if isinstance(exc, CrimecastError) else error['detail']}")
+        view = runs.fail_run(stores, run_id, error, {"phase": "failed", "duration_s": _duration(run)})
         lease.release()
         return view
 
@@ -408,8 +405,8 @@ def _work(stores: Stores, run: dict[str, Any], source: Source, progress: Progres
         })["detail"]
         progress(f"{run_id}: {mode} {first}..{last} from {source.describe()} ({len(chunks)} queries)")
     else:
-        detail = runs.update_run(stores, run_id, "running", {"phase": "fetching", "legs": int(detail.get("legs", 1)) + 1,
-                                                              "error": None})["detail"]
+        detail = runs.clear_error(stores, run_id, "running",
+                                  {"phase": "fetching", "legs": int(detail.get("legs", 1)) + 1})["detail"]
         progress(f"{run_id}: carrying on, {len(detail['chunks_done'])} of {len(detail['chunks'])} queries done")
     chunks = [Chunk.parse(label) for label in detail["chunks"]]
     done = set(detail["chunks_done"])

@@ -66,7 +66,8 @@ def request_ingest(stores: Stores, trigger: str, *, idempotency_key: str | None 
             start_ingest_worker(stores, run["run_id"], function_name)
         except Exception as exc:
             ingest.Lease(stores, run["run_id"]).release()
-            runs.update_run(stores, run["run_id"], "failed", {"error": f"could not start the ingest worker: {exc}"})
+            runs.fail_run(stores, run["run_id"], {"code": "worker_not_started", "message": "could not start the ingest worker",
+                                                  "detail": runs.describe_error(exc)["detail"]})
             raise
         return run
 
@@ -127,11 +128,13 @@ def after_ingest(stores: Stores, view: dict[str, Any]) -> dict[str, Any]:
         evaluated = evaluate_live(stores, trigger=f"after ingest {view['run_id']}")
     except NotFoundError:
         note: dict[str, Any] = {"skipped": "no model has been trained yet: nothing to score"}
-    except CrimecastError as exc:
-        note = {"error": str(exc)}
-    except Exception:  # noqa: BLE001 - the counts are published: the ingest stands, the failure is logged
-        logger.exception("live evaluation after ingest %s failed", view["run_id"])
-        note = {"error": "the live evaluation failed; the error is logged"}
+    except Exception as exc:  # noqa: BLE001 - the counts are published: the ingest stands, the failure is recorded
+        if not isinstance(exc, CrimecastError):
+            logger.exception("live evaluation after ingest %s failed", view["run_id"])
+        error = runs.describe_error(exc)
+        return runs.update_run(stores, view["run_id"], "succeeded",
+                               {"live_evaluation": {"error": error["message"], "error_code": error["code"]}},
+                               admin_only={"error_detail": f"live evaluation: {error['detail']}"})
     else:
         note = {"run_id": evaluated["run_id"], "series_evaluated": evaluated["detail"]["series_evaluated"],
                 "retrain": evaluated["detail"]["retrain"]}
@@ -151,7 +154,7 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
     try:
         detail, reason = live_evaluation.score_champion(stores, version, counts, threshold, run["run_id"])
     except Exception as exc:
-        runs.update_run(stores, run["run_id"], "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        runs.fail_run(stores, run["run_id"], exc)
         raise
     if reason:
         retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
@@ -179,4 +182,5 @@ def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
     try:
         retrain.run_locally(stores, run_id, workers=workers)
     except Exception as exc:  # recorded on the run: a background thread has no caller to tell
-        runs.update_run(stores, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        logger.exception("inline retrain %s failed", run_id)
+        runs.fail_run(stores, run_id, exc)

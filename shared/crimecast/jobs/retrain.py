@@ -138,7 +138,8 @@ def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
         try:
             item, model_json = train_series(counts, SeriesKey.parse(label), batch["version"], trained_at, options)
         except (InvalidInputError, ValueError, RuntimeError) as exc:
-            failed.append({"series": label, "error": str(exc)[:300]})
+            error = runs.describe_error(exc)  # the message for every reader; the text for admins
+            failed.append({"series": label, "code": error["code"], "error": error["message"], "detail": error["detail"][:1000]})
             continue
         stores.blobs.put_bytes(f"models/{batch['version']}/{label}.json", model_json.encode(), "application/json")
         items.append(item)
@@ -217,9 +218,15 @@ def promote(stores: Stores, run_id: str, version: str, results: list[Any],
     forecasts.write_catalog(stores, version, keys, summary)  # kept for every version, promoted or not
     if promoted:
         forecasts.promote(stores, version, runs.now_iso())
-    detail = {"version": version, "series_trained": len(trained), "series_failed": len(failed), "failures": failed[:20],
+    shown = [{"series": f["series"], "code": f.get("code", runs.INTERNAL), "error": f.get("error", runs.INTERNAL_MESSAGE)}
+             for f in failed[:20]]
+    details = [{"series": f["series"], "error": f.get("detail", f.get("error"))} for f in failed[:20]]
+    detail = {"version": version, "series_trained": len(trained), "series_failed": len(failed), "failures": shown,
               "summary": summary, "promotion": {"promoted": promoted, "reason": reason}}
-    return runs.update_run(stores, run_id, "succeeded" if summary["series"] else "failed", detail)
+    if not summary["series"]:
+        detail.update(error="no series could be trained", error_code="no_series_trained")
+    return runs.update_run(stores, run_id, "succeeded" if summary["series"] else "failed", detail,
+                           admin_only={"failure_details": details or None})
 
 
 # --- one machine -------------------------------------------------------------------------

@@ -1,4 +1,13 @@
-"""Run records: one per ingest, retrain or evaluation, so every long job can be watched."""
+"""Run records: one per ingest, retrain or evaluation, so every long job can be watched.
+
+Any signed-in user may read a run, so a failed run says what went wrong in words safe for
+everyone: ``detail.error`` (a short message) and ``detail.error_code`` (a stable
+identifier: ``portal_unavailable``, ``portal_bad_data``, ``invalid_input``, ...,
+``internal``). A domain error's message is written to be shown and is kept; any other
+exception (whose text may name buckets, tables, account or role ARNs) is ``internal`` with
+a generic message. The exception text itself is kept apart, in ``error_detail`` (and, for
+series a retrain could not train, ``failure_details``), which only an admin's view shows.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +17,16 @@ from typing import Any
 import uuid
 
 from crimecast.adapters.stores import Stores
-from crimecast.domain.errors import NotFoundError
+from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFoundError
 
 KINDS = ("ingest", "retrain", "evaluate")
 STATUSES = ("queued", "running", "succeeded", "failed")
 KEEP_DAYS = 400  # run records expire (DynamoDB TTL) after about 13 months
+INTERNAL = "internal"
+INTERNAL_MESSAGE = "the run failed on an internal error; an administrator can read its detail"
+MAX_MESSAGE = 300  # characters of a safe message kept on the record
+# Attributes of a run record kept out of its ``detail`` and shown to admins only.
+ADMIN_ONLY = ("error_detail", "failure_details")
 
 
 def now_iso() -> str:
@@ -42,25 +56,58 @@ def start_run(stores: Stores, kind: str, detail: dict[str, Any] | None = None, r
     return view(item)
 
 
-def update_run(stores: Stores, run_id: str, status: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Move a run on; a finished run gets its finish time. Detail keys are merged."""
+def describe_error(exc: BaseException) -> dict[str, str]:
+    """``code`` and ``message`` safe for any reader, and the full ``detail`` for admins."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, CrimecastError) and not isinstance(exc, ConfigurationError):
+        return {"code": exc.code, "message": str(exc)[:MAX_MESSAGE], "detail": detail}
+    return {"code": INTERNAL, "message": INTERNAL_MESSAGE, "detail": detail}
+
+
+def update_run(stores: Stores, run_id: str, status: str, detail: dict[str, Any] | None = None, *,
+               admin_only: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Move a run on; a finished run gets its finish time. Detail keys are merged.
+    ``admin_only``: attributes of ``ADMIN_ONLY`` to set (None removes one)."""
     if status not in STATUSES:
         raise ValueError(f"unknown run status {status!r}")
     item = _item(stores, run_id)
     merged = {**json.loads(item.get("detail") or "{}"), **(detail or {})}
     item.update(status=status, detail=json.dumps(merged))
+    for name, value in (admin_only or {}).items():
+        if name not in ADMIN_ONLY:
+            raise ValueError(f"{name!r} is not an admin-only run attribute")
+        if value is None:
+            item.pop(name, None)
+        else:
+            item[name] = value if isinstance(value, str) else json.dumps(value)
     if status in ("succeeded", "failed"):
         item["finished_at"] = now_iso()
     stores.runs.put(item)
     return view(item)
 
 
-def get_run(stores: Stores, run_id: str) -> dict[str, Any]:
-    return view(_item(stores, run_id))
+def fail_run(stores: Stores, run_id: str, error: BaseException | dict[str, str],
+             detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """End a run ``failed`` with ``error``: an exception (see ``describe_error``), or a
+    ``{"code", "message"}`` written to be shown (with an optional admin-only ``detail``)."""
+    described = describe_error(error) if isinstance(error, BaseException) else error
+    return update_run(stores, run_id, "failed",
+                      {**(detail or {}), "error": described["message"], "error_code": described["code"]},
+                      admin_only={"error_detail": described.get("detail")})
 
 
-def recent_runs(stores: Stores, kind: str, limit: int = 20) -> list[dict[str, Any]]:
-    return [view(item) for item in stores.runs.newest(kind, limit)]
+def clear_error(stores: Stores, run_id: str, status: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Move a failed run on again (a resume): its error goes, for every reader."""
+    return update_run(stores, run_id, status, {**(detail or {}), "error": None, "error_code": None},
+                      admin_only={"error_detail": None})
+
+
+def get_run(stores: Stores, run_id: str, admin: bool = False) -> dict[str, Any]:
+    return view(_item(stores, run_id), admin)
+
+
+def recent_runs(stores: Stores, kind: str, limit: int = 20, admin: bool = False) -> list[dict[str, Any]]:
+    return [view(item, admin) for item in stores.runs.newest(kind, limit)]
 
 
 def _item(stores: Stores, run_id: str) -> dict[str, Any]:
@@ -70,8 +117,9 @@ def _item(stores: Stores, run_id: str) -> dict[str, Any]:
     return item
 
 
-def view(item: dict[str, Any]) -> dict[str, Any]:
-    return {
+def view(item: dict[str, Any], admin: bool = False) -> dict[str, Any]:
+    """The run as a reader sees it; ``admin`` adds the ``ADMIN_ONLY`` attributes it has."""
+    shown = {
         "run_id": item["run_id"],
         "kind": item["kind"],
         "status": item["status"],
@@ -79,3 +127,9 @@ def view(item: dict[str, Any]) -> dict[str, Any]:
         "finished_at": item.get("finished_at"),
         "detail": json.loads(item.get("detail") or "{}"),
     }
+    if admin:
+        if item.get("error_detail"):
+            shown["error_detail"] = str(item["error_detail"])
+        if item.get("failure_details"):
+            shown["failure_details"] = json.loads(item["failure_details"])
+    return shown

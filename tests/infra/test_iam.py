@@ -1,0 +1,73 @@
+"""template.yaml's grants: each function gets what its code path uses, and no more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local.template import granted_resources, load_template, references
+from tests.conftest import REPO
+
+STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "IdempotencyTable"}
+# What each step of the retrain workflow touches (jobs/retrain plan, train_batch, promote;
+# tests/functions/test_retrain_flow.py runs each with only these stores).
+RETRAIN_STEPS = {
+    "RetrainPlanFunction": {"DataBucket", "RunsTable"},  # counts in, batches and manifest out; the run
+    "RetrainTrainFunction": {"DataBucket", "SeriesTable"},  # counts in, models out; the forecasts
+    "RetrainPromoteFunction": {"SeriesTable", "RunsTable"},  # summaries, catalogue, champion; the run
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(REPO / "template.yaml")
+
+
+def _policies(template: dict[str, Any], function: str) -> list[Any]:
+    return template["Resources"][function]["Properties"]["Policies"]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+@pytest.mark.parametrize(("function", "stores"), RETRAIN_STEPS.items())
+def test_each_retrain_step_is_granted_exactly_the_stores_it_uses(template: dict[str, Any], function: str,
+                                                                  stores: set[str]) -> None:
+    assert granted_resources(template, function) & STORES == stores
+
+
+def test_the_authorizer_may_only_get_a_user_by_key(template: dict[str, Any]) -> None:
+    policies = _policies(template, "AuthorizerFunction")
+    on_users = [p for p in policies if "UsersTable" in references(p)]
+    assert on_users, "the authorizer must look the user up"
+    for policy in on_users:  # no SAM policy template (DynamoDBReadPolicy allows Scan and Query)
+        assert list(policy) == ["Statement"], policy
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow" and _actions(statement) == ["dynamodb:GetItem"]
+    granted = [a for p in policies if "Statement" in p for s in p["Statement"] for a in _actions(s)]
+    assert not any(a.startswith("dynamodb:") and a != "dynamodb:GetItem" for a in granted)
+    assert not any(name.startswith("DynamoDB") for p in policies for name in p)
+    assert granted_resources(template, "AuthorizerFunction") & STORES == {"UsersTable"}
+
+
+def test_the_account_wide_api_gateway_settings_are_optional(template: dict[str, Any]) -> None:
+    """AWS::ApiGateway::Account is one per account and region: only a stack asked to sets it."""
+    resources = template["Resources"]
+    (account,) = [name for name, r in resources.items() if r["Type"] == "AWS::ApiGateway::Account"]
+    condition = resources[account]["Condition"]
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "CreateApiGatewayAccount"}, "true"]}
+    parameter = template["Parameters"]["CreateApiGatewayAccount"]
+    assert parameter["Default"] == "false" and set(parameter["AllowedValues"]) == {"true", "false"}
+    role = resources[account]["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    assert resources[role]["Condition"] == condition
+    # Nothing unconditional may name a conditional resource (DependsOn, Ref or GetAtt) but through Fn::If.
+    for name, resource in resources.items():
+        if resource.get("Condition") == condition:
+            continue
+        depends = resource.get("DependsOn", [])
+        assert account not in ([depends] if isinstance(depends, str) else depends), name
+        if name != "ApiGatewayAccountReady":
+            assert not references(resource) & {account, role}, name

@@ -1,0 +1,75 @@
+"""The local stack (``python -m local.stack``, as `make demo` starts it) on a free port, over a
+small snapshot; each test module that needs one starts its own (one stops its stack)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from local.stack import SNAPSHOT_FILES, free_port
+from tests.conftest import REPO, seasonal_series, tidy_frame
+
+PASSWORD = "integration-admin-password"
+
+
+def request(url: str, data: dict | None = None, token: str | None = None, method: str | None = None,
+            json_body: dict | None = None) -> tuple[int, dict]:
+    """One HTTP request; a form body from ``data``, a JSON body from ``json_body``."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method)
+    if json_body is not None:
+        request.data = json.dumps(json_body).encode()
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@contextmanager
+def running_stack(snapshot: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The stack over a snapshot of two series (area 25 and the city, five years): its base URL
+    and its process, killed on the way out if still running."""
+    areas, types = (snapshot / name for name in SNAPSHOT_FILES)
+    tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
+    tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
+    port = free_port()
+    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD}
+    env.pop("AWS_ENDPOINT_URL", None)
+    # This checkout's package first: the virtualenv may point at another checkout's.
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if request(f"{base}/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"the stack exited: {process.stderr.read()}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("the stack did not become ready in 240 s")
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
