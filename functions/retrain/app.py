@@ -1,8 +1,6 @@
 """Retraining: POST /retrain and the monthly schedule start the workflow; the Step
-Functions state machine then calls plan_handler, train_handler (once per batch, in a
-Distributed Map) and promote_handler."""
-
-from typing import Any
+Functions state machine then calls the steps in steps.py (plan, train once per batch in a
+Distributed Map, promote), in functions of their own."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -12,7 +10,7 @@ from crimecast import settings
 from crimecast.adapters.stores import get_stores
 from crimecast.api import create_resolver
 from crimecast.api.retrain import router
-from crimecast.jobs import pipeline, retrain
+from crimecast.jobs import pipeline
 
 settings.check(*settings.RETRAIN)
 logger = Logger()
@@ -28,24 +26,3 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("source") == "aws.events":  # the monthly schedule
         return pipeline.request_retrain(get_stores(), trigger="schedule")
     return app.resolve(event, context)
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def plan_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    return retrain.plan(get_stores(), event["run_id"])
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def train_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    """One Distributed Map item: ``{"Items": [batch]}`` when batched by Step Functions, or a batch."""
-    batches = event.get("Items") or [event]
-    results = [retrain.train_batch(get_stores(), batch) for batch in batches]
-    return {"trained": [s for r in results for s in r["trained"]], "failed": [f for r in results for f in r["failed"]]}
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def promote_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    return retrain.promote(get_stores(), event["run_id"], event["version"], event.get("results", []))

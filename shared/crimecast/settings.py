@@ -184,4 +184,5 @@ EVALUATE = (StoreSettings, ApiSettings, LaunchSettings, RetrainTarget, LiveThres
 INGEST = (StoreSettings, IdempotencySettings, ApiSettings, LaunchSettings, RetrainTarget, PortalSettings, LiveThreshold,
           RetrainOptions)
 RETRAIN = (StoreSettings, ApiSettings, LaunchSettings, RetrainTarget, RetrainOptions)
+RETRAIN_STEPS = (StoreSettings, RetrainOptions)  # functions/retrain/steps.py: the state machine's steps
 AUTH = (StoreSettings, UserSettings, ApiSettings, PasswordSettings)

@@ -44,9 +44,9 @@ class FakeContext:
     aws_request_id: str = "test-request"
 
 
-def load_function(name: str) -> ModuleType:
-    """functions/<name>/app.py under a unique module name (every function's file is app.py)."""
-    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", REPO / "functions" / name / "app.py")
+def load_function(name: str, module: str = "app") -> ModuleType:
+    """functions/<name>/<module>.py under a unique module name (every function has an app.py)."""
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_{module}", REPO / "functions" / name / f"{module}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # as Lambda's import would; pydantic resolves models through it

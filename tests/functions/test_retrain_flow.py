@@ -47,21 +47,21 @@ def granted(stores: Stores, function: str) -> Iterator[None]:
 def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
     frame = tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT")
     store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
-    retrain = load_function("retrain")
+    steps = load_function("retrain", "steps")
     run = body(invoke("retrain", load_event("retrain-api")))
 
     with granted(aws, "RetrainPlanFunction"):  # each step with only what the template grants it
-        planned = retrain.plan_handler({"run_id": run["run_id"]}, FakeContext())
+        planned = steps.plan_handler({"run_id": run["run_id"]}, FakeContext())
     batches = aws.blobs.get_json(planned["batches_key"])
     assert planned["batches"] == len(batches) == 1 and batches[0]["series"] == ["25:THEFT"]
 
     with granted(aws, "RetrainTrainFunction"):
-        result = retrain.train_handler({"Items": batches}, FakeContext())
+        result = steps.train_handler({"Items": batches}, FakeContext())
     assert result == {"trained": ["25:THEFT"], "failed": []}
     assert aws.blobs.get_bytes(f"models/{planned['version']}/25:THEFT.json")
 
     with granted(aws, "RetrainPromoteFunction"):
-        finished = retrain.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]},
+        finished = steps.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]},
                                            FakeContext())
     assert finished["status"] == "succeeded" and finished["detail"]["promotion"]["promoted"] is True
 

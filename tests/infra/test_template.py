@@ -113,8 +113,8 @@ def test_only_the_functions_that_need_pandas_carry_prophet(template: dict[str, A
 
 def test_handlers_of_the_retrain_workflow(functions: dict[str, dict[str, Any]]) -> None:
     handlers = {name: p["Handler"] for name, p in functions.items() if p["CodeUri"] == "functions/retrain/"}
-    assert handlers == {"RetrainFunction": "app.lambda_handler", "RetrainPlanFunction": "app.plan_handler",
-                        "RetrainTrainFunction": "app.train_handler", "RetrainPromoteFunction": "app.promote_handler"}
+    assert handlers == {"RetrainFunction": "app.lambda_handler", "RetrainPlanFunction": "steps.plan_handler",
+                        "RetrainTrainFunction": "steps.train_handler", "RetrainPromoteFunction": "steps.promote_handler"}
 
 
 def test_retrain_workflow_is_a_distributed_map_over_s3(template: dict[str, Any]) -> None:
