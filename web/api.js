@@ -71,6 +71,24 @@ export function clearSession() {
   sessionStorage.removeItem(SESSION_KEY);
 }
 
+/**
+ * Log out on the service too (POST /auth/logout revokes the user's tokens), then forget the
+ * session here. The page logs out whatever the answer: an unreachable service or an
+ * expired token must not keep anyone signed in on this screen.
+ */
+export async function logout() {
+  const used = session;
+  clearSession();
+  if (isExpired(used)) return;
+  try {
+    await fetch(apiUrl('/auth/logout'), {
+      method: 'POST', cache: 'no-store', headers: { Authorization: `Bearer ${used.token}`, Accept: 'application/json' },
+    });
+  } catch {
+    // the session is already gone here; the token expires on its own
+  }
+}
+
 /** Called once when a call finds the session over (401, or its expiry time passed). */
 export function onSessionExpired(handler) {
   expiredHandler = handler;

@@ -132,7 +132,7 @@ async function onLogin(event) {
 }
 
 function logout() {
-  API.clearSession();
+  API.logout();
   clearTimeout(expiryTimer);
   Admin.stop();
   clearCaches();

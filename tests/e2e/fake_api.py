@@ -504,6 +504,12 @@ class Handler(BaseHTTPRequestHandler):
         who = self._identity()
         if (method, path) == ("GET", "/auth/me"):
             return self._json(200, {"username": who["username"], "roles": who["roles"]})
+        if (method, path) == ("POST", "/auth/logout"):  # as the service: every token of the user ends
+            with STATE.lock:
+                for entry in STATE.tokens.values():
+                    if entry["username"] == who["username"]:
+                        entry["expires"] = 0
+            return self._json(200, {"username": who["username"], "logged_out": "every session"})
         if (method, path) == ("POST", "/auth/users"):
             self._identity("admin")
             return self._add_user()

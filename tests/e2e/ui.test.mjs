@@ -345,11 +345,17 @@ test('an expired token brings the user back to the login page with a message', a
   assert.equal(await notice.innerText(), 'Your session expired, please log in again.');
 });
 
-test('logging out ends the session', async () => {
+test('logging out ends the session, on the service too', async () => {
   await login(page, api.url, ADMIN);
   await waitForForecast(page, 'All crimes across Chicago');
+  const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('crimecast.session')).token);
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.locator('#view-login').waitFor({ state: 'visible' });
+  // POST /auth/logout revoked the token: a copy of it kept elsewhere no longer works.
+  await page.waitForFunction(async ([url, bearer]) => {
+    const answer = await fetch(`${url}/auth/me`, { headers: { Authorization: `Bearer ${bearer}` } });
+    return answer.status === 401;
+  }, [api.url, token]);
   assert.equal(await visibleText('#login-notice'), 'You have logged out.');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('crimecast.session')), null);
   await page.goto(`${api.url}/#/map`);
