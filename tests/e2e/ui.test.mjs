@@ -282,6 +282,9 @@ test('an admin adds and deletes a user', async () => {
   await add.getByLabel('Password').fill('short');
   await add.getByRole('button', { name: 'Add user' }).click();
   assert.match(await visibleText('#add-user-result'), /at least 12 characters/);
+  await add.getByLabel('Password').fill('password1234');  // long enough, but one of the most common: the service says so
+  await add.getByRole('button', { name: 'Add user' }).click();
+  await page.waitForFunction(() => /most common passwords/.test(document.querySelector('#add-user-result').textContent));
   await add.getByLabel('Password').fill('a-long-enough-password');
   await add.getByRole('button', { name: 'Add user' }).click();
   await page.waitForFunction(() => /Added/.test(document.querySelector('#add-user-result').textContent));
