@@ -17,6 +17,7 @@ from crimecast import settings
 from crimecast.adapters.aws import reset_clients
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import get_stores, use_stores
+from crimecast.jobs import pipeline
 from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
@@ -95,6 +96,9 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
         settings.reset()
         yield use_stores(get_stores().with_launcher(RecordingLauncher()))
+        # No inline job (an ingest worker or retrain thread) may outlive its test: it would call
+        # AWS after the mock is gone, or cache a client for the next test.
+        assert pipeline.wait_for_inline_jobs(120), "an inline job was still running at the end of the test"
         reset_clients()
         settings.reset()
         use_stores(None)

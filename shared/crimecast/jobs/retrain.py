@@ -251,10 +251,10 @@ def run_locally(stores: Stores, run_id: str | None = None, workers: int | None =
         return train_batch(stores, batch, counts, options)
 
     results = map_processes(train, batches, workers, progress)
+    manifest = stores.blobs.get_json(planned["manifest_key"])  # before promote: the run ends there
     run = promote(stores, run_id, planned["version"], results, options)
     seconds = time.monotonic() - started
     detail = run["detail"]
-    manifest = stores.blobs.get_json(planned["manifest_key"])
     return {
         "run_id": run_id, "version": planned["version"], "series_planned": len(manifest["planned"]),
         "series_trained": detail["series_trained"], "series_skipped": len(manifest["skipped"]),
