@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,12 +37,18 @@ def test_an_ingest_with_degraded_months_starts_a_retrain(aws, tmp_path, capsys) 
     assert live["series_evaluated"] >= 3 and live["retrain"]["started"] is True
 
 
-def test_the_lambda_worker_evaluates_once_and_a_repeated_event_does_nothing_more(aws, tmp_path) -> None:
+def _champion_then_two_more_months(aws, tmp_path) -> Path:
+    """Six years ingested and a champion trained on them; the file that brings two more months."""
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     _write(first, 72, degrade=False)
     _write(second, 74, degrade=False)
     pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
     assert retrain.run_locally(aws, workers=1)["promoted"]
+    return second
+
+
+def test_the_lambda_worker_evaluates_once_and_a_repeated_event_does_nothing_more(aws, tmp_path) -> None:
+    second = _champion_then_two_more_months(aws, tmp_path)
     queued = ingest.open_run(aws, "test", mode="backfill", source_label="file:second.csv")
     view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(second))
     assert view["status"] == "succeeded" and view["detail"]["live_evaluation"]["series_evaluated"] >= 3
@@ -64,11 +71,7 @@ class BrokenSeries(SeriesStore):
 
 
 def test_a_failing_evaluation_leaves_the_published_ingest_standing(aws, tmp_path) -> None:
-    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    _write(first, 72, degrade=False)
-    _write(second, 74, degrade=False)
-    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
-    assert retrain.run_locally(aws, workers=1)["promoted"]
+    second = _champion_then_two_more_months(aws, tmp_path)
     broken = replace(aws, series=BrokenSeries(aws.series.table_name))  # e.g. a role without the grant
     view = pipeline.ingest_now(broken, "test", ingest.FileSource(second), mode="backfill")
     assert view["status"] == "succeeded" and "failed" in view["detail"]["live_evaluation"]["error"]

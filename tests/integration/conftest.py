@@ -11,6 +11,7 @@ from pathlib import Path
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,10 +41,17 @@ def request(url: str, data: dict | None = None, token: str | None = None, method
         return error.code, json.loads(error.read() or b"{}")
 
 
+class Stack(NamedTuple):
+    base: str  # http://127.0.0.1:<port>
+    process: subprocess.Popen
+    log: Path  # what the stack prints (stderr), e.g. the embedded AWS address
+
+
 @contextmanager
-def running_stack(snapshot: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """The stack over a snapshot of two series (area 25 and the city, five years): its base URL
-    and its process, killed on the way out if still running."""
+def running_stack(snapshot: Path) -> Iterator[Stack]:
+    """The stack over a snapshot of two series (area 25 and the city, five years): its base URL,
+    its process (killed on the way out if still running) and the file its output goes to (a
+    file, not a pipe nobody reads, which would block the stack once full)."""
     areas, types = (snapshot / name for name in SNAPSHOT_FILES)
     tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
     tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
@@ -52,8 +60,10 @@ def running_stack(snapshot: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     env.pop("AWS_ENDPOINT_URL", None)
     # This checkout's package first: the virtualenv may point at another checkout's.
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = snapshot / "stack.err"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240
@@ -64,11 +74,11 @@ def running_stack(snapshot: Path) -> Iterator[tuple[str, subprocess.Popen]]:
             except OSError:
                 pass
             if process.poll() is not None:
-                pytest.fail(f"the stack exited: {process.stderr.read()}")
+                pytest.fail(f"the stack exited: {log.read_text()}")
             time.sleep(0.5)
         else:
             pytest.fail("the stack did not become ready in 240 s")
-        yield base, process
+        yield Stack(base, process, log)
     finally:
         if process.poll() is None:
             process.kill()

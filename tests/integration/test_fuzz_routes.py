@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import json
 import os
 import re
-import subprocess
 from typing import Any
 import uuid
 
@@ -29,7 +28,7 @@ import requests
 import schemathesis
 from schemathesis import GenerationMode
 
-from tests.integration.conftest import PASSWORD, request, running_stack
+from tests.integration.conftest import PASSWORD, Stack, request, running_stack
 
 EXAMPLES = int(os.environ.get("CRIMECAST_FUZZ_EXAMPLES", "20"))
 VIEWER = "fuzz-viewer"
@@ -40,7 +39,7 @@ ROUTES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+def stack(tmp_path_factory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("snapshot")) as started:
         yield started
 

@@ -15,18 +15,18 @@ import pytest
 from crimecast.api import API_POLICY
 from crimecast.security_headers import policy_for_html, security_headers
 from tests.conftest import REPO
-from tests.integration.conftest import PASSWORD, running_stack
+from tests.integration.conftest import PASSWORD, Stack, running_stack
 from tests.integration.conftest import request as _request
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+def stack(tmp_path_factory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("snapshot")) as started:
         yield started
 
 
 def test_login_predict_and_admin_over_http(stack) -> None:
-    base, _ = stack
+    base = stack.base
     assert _request(f"{base}/predict")[0] == 401
     status, token = _request(f"{base}/auth/token", {"grant_type": "password", "username": "admin", "password": PASSWORD})
     assert status == 200
@@ -77,10 +77,10 @@ def test_a_second_start_says_it_is_running(stack) -> None:
 
 
 def test_ctrl_c_stops_cleanly(stack) -> None:
-    base, process = stack
+    base, process, log = stack
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
-    assert "stopping" in process.stderr.read()
+    assert "stopping" in log.read_text()
     with pytest.raises(OSError):
         _request(f"{base}/health")
 

@@ -5,40 +5,20 @@ the very next request."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-import json
 import os
-from pathlib import Path
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from local.stack import SNAPSHOT_FILES, free_port
-from tests.conftest import REPO, seasonal_series, tidy_frame
-
-PASSWORD = "integration-admin-password"
+from tests.conftest import REPO
+from tests.integration.conftest import PASSWORD, request, running_stack
 
 
 def _call(base: str, method: str, path: str, token: str | None = None, payload: dict | None = None,
           form: dict | None = None) -> tuple[int, dict]:
-    data, headers = None, {}
-    if payload is not None:
-        data, headers["Content-Type"] = json.dumps(payload).encode(), "application/json"
-    if form is not None:
-        data, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    return request(base + path, data=form, token=token, method=method, json_body=payload)
 
 
 def _login(base: str, username: str, password: str) -> str:
@@ -51,43 +31,15 @@ def _login(base: str, username: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     """The stack's URL and the environment under which the CLI reaches its embedded AWS."""
-    snapshot = tmp_path_factory.mktemp("snapshot")
-    areas, types = (snapshot / name for name in SNAPSHOT_FILES)
-    tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
-    tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
-    log = Path(tmp_path_factory.mktemp("log")) / "stack.err"
-    port = free_port()
-    # PYTHONPATH: this checkout's package, not whichever one the virtualenv has installed.
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
-           "PYTHONPATH": f"{REPO / 'shared'}:{REPO}"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    with log.open("w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if _call(base, "GET", "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"the stack exited: {log.read_text()}")
-            time.sleep(0.5)
-        else:
-            pytest.fail("the stack did not become ready in 240 s")
-        endpoint = re.search(r"embedded AWS at (\S+)", log.read_text())
-        assert endpoint, log.read_text()
+    with running_stack(tmp_path_factory.mktemp("snapshot")) as started:
+        endpoint = re.search(r"embedded AWS at (\S+)", started.log.read_text())
+        assert endpoint, started.log.read_text()
         cli_env = {**os.environ, "AWS_ENDPOINT_URL": endpoint[1], "AWS_DEFAULT_REGION": "us-east-1",
                    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "PYTHONPATH": f"{REPO / 'shared'}:{REPO}",
                    "USERS_TABLE": "crimecast-local-UsersTable", "JWT_SECRET_ARN": "crimecast-local-JwtSigningKey",
                    "DATA_BUCKET": "crimecast-local-data", "SERIES_TABLE": "crimecast-local-SeriesTable",
                    "RUNS_TABLE": "crimecast-local-RunsTable"}
-        yield base, cli_env
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+        yield started.base, cli_env
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
