@@ -117,8 +117,6 @@ class ApiSettings:
 class LaunchSettings:
     """How long jobs start: Lambda and Step Functions on AWS, threads of this process locally."""
 
-    retrain_state_machine_arn: str | None = env("RETRAIN_STATE_MACHINE_ARN", None)
-    inline_retrain: bool = env("CRIMECAST_INLINE_RETRAIN", False)
     inline_ingest: bool = env("CRIMECAST_INLINE_INGEST", False)
     retrain_workers: int | None = env("CRIMECAST_RETRAIN_WORKERS", None)
     function_name: str | None = env("AWS_LAMBDA_FUNCTION_NAME", None)

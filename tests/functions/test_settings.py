@@ -32,12 +32,13 @@ def test_every_problem_is_named_at_once() -> None:
     with pytest.raises(ConfigurationError, match="CRIMECAST_BACKTEST_ORIGINS='two' is not valid"):
         settings.read(settings.RetrainOptions, environ)
     with pytest.raises(ConfigurationError, match="CRIMECAST_INLINE_RETRAIN='maybe' is not valid"):
-        settings.read(settings.LaunchSettings, environ)
+        settings.read(settings.RetrainTarget, environ)
 
 
 def test_values_are_typed_and_defaults_apply() -> None:
     launch = settings.read(settings.LaunchSettings, {"CRIMECAST_INLINE_INGEST": "1", "CRIMECAST_RETRAIN_WORKERS": "2"})
-    assert launch.inline_ingest is True and launch.inline_retrain is False and launch.retrain_workers == 2
+    assert launch.inline_ingest is True and launch.retrain_workers == 2
+    assert settings.read(settings.RetrainTarget, {"RETRAIN_STATE_MACHINE_ARN": "arn"}).inline_retrain is False
     assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(1.25, 0.2)
     assert settings.read(settings.UserSettings, {"USERS_TABLE": "u", "JWT_SECRET_ARN": "arn"}).token_minutes == 30.0
 

@@ -180,13 +180,6 @@ def add_user(stores: Stores, username: str, password: str, role: str = "viewer")
     return {"username": username, "roles": roles}
 
 
-def existing_user(stores: Stores, username: str) -> dict[str, Any]:
-    user = stores.users.get(username)
-    if not user:
-        raise NotFoundError(f"no user {username!r}")
-    return user
-
-
 def delete_user(stores: Stores, username: str) -> None:
     if not stores.users.delete(username):
         raise NotFoundError(f"no user {username!r}")

@@ -165,16 +165,14 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
 def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> dict[str, Any]:
     """Record a retrain run and start the retrain workflow for it: the Step Functions state
     machine on AWS, or, inline, a thread running the same steps."""
-    launch = settings.load(settings.LaunchSettings)
+    target = settings.load(settings.RetrainTarget)  # a state machine or inline, or a ConfigurationError
     detail = {"trigger": trigger, **({"reason": reason} if reason else {})}
-    if launch.inline_retrain:
-        run = runs.start_run(stores, "retrain", detail)
-        _in_thread(_retrain_inline, stores, run["run_id"], launch.retrain_workers, name=f"retrain-{run['run_id']}")
-        return run
-    if not launch.retrain_state_machine_arn:
-        raise ConfigurationError("environment variable RETRAIN_STATE_MACHINE_ARN is not set")
     run = runs.start_run(stores, "retrain", detail)
-    execution = stores.launcher.start_workflow(launch.retrain_state_machine_arn, run["run_id"], {"run_id": run["run_id"]})
+    if target.inline_retrain:
+        workers = settings.load(settings.LaunchSettings).retrain_workers
+        _in_thread(_retrain_inline, stores, run["run_id"], workers, name=f"retrain-{run['run_id']}")
+        return run
+    execution = stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run["run_id"], {"run_id": run["run_id"]})
     return runs.update_run(stores, run["run_id"], "queued", {"execution_arn": execution})
 
 
