@@ -38,7 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
 WEB = REPO / "web"
 ADMIN = "admin"
+# Area totals and citywide types to 2026, and every area x type to 2018-10 when the
+# snapshot has it (each series keeps the end of its own file; the first file that gives
+# a series outright wins).
 SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
+AREA_TYPE_FILE = "area_type_monthly_2001_2018.csv.gz"
 BOUNDARIES_FILE = "community_areas.geojson"
 # The page's policy with connect-src 'self': here the API is on the page's own origin.
 SECURITY_HEADERS = security_headers()
@@ -313,7 +317,10 @@ def load_data(snapshot: Path) -> None:
             return
         why_not = f"the ingest from {portal} failed: {run['detail'].get('error')}"
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
-    counts.store_counts(stores, read_many([snapshot / name for name in SNAPSHOT_FILES]))
+    files = [snapshot / name for name in SNAPSHOT_FILES]
+    if (snapshot / AREA_TYPE_FILE).is_file():
+        files.append(snapshot / AREA_TYPE_FILE)
+    counts.store_counts(stores, read_many(files))
     if (snapshot / BOUNDARIES_FILE).is_file():
         stores.blobs.put_bytes(BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
 
@@ -333,12 +340,33 @@ def train_everything(workers: int | None, state: dict[str, Any]) -> dict[str, An
     return retrain.run_locally(get_stores(), workers=workers, progress=report, trigger="local stack start")
 
 
+def serve_models(workers: int | None, state: dict[str, Any], fresh: bool = False) -> None:
+    """The models an earlier start trained on the same data and code, else a full training."""
+    from crimecast.adapters.stores import get_stores
+    from local import model_cache
+
+    stores = get_stores()
+    started = time.monotonic()
+    key = model_cache.fingerprint(stores)
+    version = None if fresh else model_cache.restore(stores, key)
+    if version:
+        say(f"reused model {version} trained at an earlier start on the same data and code "
+            f"({time.monotonic() - started:.0f} s; --fresh or `make demo-fresh` trains anew)")
+        return
+    summary = train_everything(workers, state)
+    say(f"trained {summary['series_trained']} series ({summary['series_skipped']} skipped, "
+        f"{summary['series_failed']} failed) in {time.monotonic() - started:.0f} s; model {summary['version']}")
+    if summary["promoted"]:
+        model_cache.save(stores, key, summary["version"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("CRIMECAST_PORT", 3000)))
     parser.add_argument("--snapshot", type=Path,
                         default=Path(os.environ.get("CRIMECAST_SNAPSHOT", REPO.parent / "shared" / "data")))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--fresh", action="store_true", help="train every series even when an earlier start's models fit")
     args = parser.parse_args(argv)
     if already_running(args.port):
         say(f"crimecast is already running at http://127.0.0.1:{args.port}/")
@@ -370,10 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         state["step"] = "loading data"
         load_data(args.snapshot)
         state["step"] = "training"
-        started = time.monotonic()
-        summary = train_everything(args.workers, state)
-        say(f"trained {summary['series_trained']} series ({summary['series_skipped']} skipped, "
-            f"{summary['series_failed']} failed) in {time.monotonic() - started:.0f} s; model {summary['version']}")
+        serve_models(args.workers, state, fresh=args.fresh)
         state.update(ready=True, step="ready")
         say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
             + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))

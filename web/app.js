@@ -342,6 +342,8 @@ function renderForecast(data) {
     headline.textContent = 'This forecast has no months in it.';
   }
 
+  showDataThrough($('forecast-data-through'), data.data_through);
+
   lastChart = {
     width: $('chart').clientWidth,
     args: { history, forecast, title: `${title}: reports per month${first ? ` and the forecast from ${monthLabel(first.month)}` : ''}` },
@@ -407,6 +409,21 @@ function renderAccuracy(data, history) {
     : 'No test has been run for this series yet; — means no score.';
   $('metrics-note').textContent = `Model version ${data.model_version || 'unknown'}` +
     `${data.trained_at ? `, trained ${formatDate(data.trained_at)}` : ''}.`;
+}
+
+/** Says the month a series' data end, and plainly when that is long past: a stale series is not current. */
+function showDataThrough(element, month) {
+  if (!month) {
+    element.textContent = '';
+    element.classList.remove('stale');
+    return;
+  }
+  const now = new Date();
+  const monthsOld = (now.getUTCFullYear() * 12 + now.getUTCMonth()) - (Number(month.slice(0, 4)) * 12 + Number(month.slice(5, 7)) - 1);
+  const stale = monthsOld > 3;
+  element.textContent = `Data through ${monthLabel(month)}.` + (stale
+    ? ' These reports are not up to date: the forecast starts from the last month with data, not from today.' : '');
+  element.classList.toggle('stale', stale);
 }
 
 /** Three bars: the typical miss (MAE) of each method, the model's highlighted. */
@@ -516,9 +533,10 @@ function renderMap(projected, data) {
   const rows = new Map((data.areas || []).map((row) => [Number(row.community_area), row]));
   const type = typeLabel(data.crime_type || state.type);
   $('map-heading').textContent = `${type}: where the most reports are expected`;
-  $('map-caption').textContent = data.month
+  $('map-caption').textContent = (data.month
     ? `Reports expected in ${monthLabel(data.month)}, by community area`
-    : 'Reports expected next month, by community area';
+    : 'Reports expected next month, by community area') +
+    (data.data_through ? ` (data through ${monthLabel(data.data_through)})` : '');
   if (projected.error) {
     $('map').replaceChildren(h('p', { className: 'problem', text: `The map cannot be drawn: ${projected.error.message} ` +
       'The ranking of the areas is still shown.' }));

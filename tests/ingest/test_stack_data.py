@@ -37,6 +37,19 @@ def test_the_stack_falls_back_to_the_snapshot_and_says_why(aws, snapshot, monkey
     assert str(counts.first_month) == "2019-01" and current_manifest(aws)["source"] == "store_counts"
 
 
+def test_a_snapshot_with_area_x_type_history_keeps_each_series_end(aws, snapshot, monkeypatch) -> None:
+    """The area x type file ends sooner than the totals: stored and read back, its series still end there."""
+    from crimecast.domain.keys import SeriesKey
+
+    tidy_frame(seasonal_series("2019-01", 24, level=30), 25, "ASSAULT").to_csv(snapshot / stack.AREA_TYPE_FILE, index=False)
+    monkeypatch.setenv("CRIMECAST_SOCRATA_URL", f"http://127.0.0.1:{free_port()}")
+    stack.load_data(snapshot)
+    counts = load_counts(aws)
+    assert str(counts.data_end(SeriesKey(25, "ASSAULT"))) == "2020-12"
+    assert str(counts.data_end(SeriesKey(25, "ALL"))) == "2021-12"
+    assert current_manifest(aws)["series_ends"] == {"25:ASSAULT": "2020-12"}
+
+
 def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, capsys) -> None:
     """tests/fixtures is a snapshot `make demo` can start from: eight years, the map's 77 areas."""
     import json

@@ -121,6 +121,38 @@ def test_a_series_given_outright_beats_one_summed_from_another_file(tmp_path) ->
     assert counts.series(SeriesKey(None, "ALL")).tolist() == [35]  # not 30, the sum of two areas
 
 
+def _monthly(first: str, last: str, area: str, crime_type: str, count: int) -> list[tuple[str, str, str, int]]:
+    return [(str(m), area, crime_type, count) for m in pd.period_range(first, last, freq="M")]
+
+
+def test_each_series_ends_where_its_file_ends(tmp_path) -> None:
+    """Totals to 2026 beside an area x type history to 2018: the finer series stop in 2018,
+    their later months unknown rather than zero, and a partial month is only the totals'."""
+    totals = tmp_path / "totals.csv"
+    _tidy(_monthly("2017-01", "2026-05", "25", "ALL", 900) + _monthly("2017-01", "2026-05", "", "ALL", 9000),
+          partial_month=([False] * 112 + [True]) * 2).to_csv(totals, index=False)
+    finer = tmp_path / "area_type.csv"
+    _tidy(_monthly("2017-01", "2018-10", "25", "ASSAULT", 100) + _monthly("2017-01", "2018-09", "25", "THEFT", 50)
+          ).to_csv(finer, index=False)
+    counts = read_many([totals, finer], PAST)
+    assault, theft, area = SeriesKey(25, "ASSAULT"), SeriesKey(25, "THEFT"), SeriesKey(25, "ALL")
+    assert counts.data_end(assault) == counts.data_end(theft) == pd.Period("2018-10", "M")  # theft's October: zero
+    assert counts.series(theft).iloc[-1] == 0 and counts.series(assault, include_partial=True).index[-1] == pd.Period("2018-10", "M")
+    assert counts.data_end(area) == pd.Period("2026-04", "M")
+    assert counts.series(area, include_partial=True).index[-1] == pd.Period("2026-05", "M")
+    assert counts.ends_by_label() == {"25:ASSAULT": "2018-10", "25:THEFT": "2018-10"}
+    assert counts.with_ends({}).data_end(assault) == pd.Period("2026-04", "M")
+
+
+def test_a_series_two_files_give_is_taken_whole_from_the_first(tmp_path) -> None:
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    _tidy(_monthly("2020-01", "2020-06", "25", "ALL", 10)).to_csv(first, index=False)
+    _tidy(_monthly("2019-01", "2020-12", "25", "ALL", 99)).to_csv(second, index=False)
+    counts = read_many([first, second], PAST)
+    series = counts.series(SeriesKey(25, "ALL"))
+    assert 99 not in series.tolist() and series.index[-1] == pd.Period("2020-06", "M")  # no month of the second file
+
+
 def test_area_series_start_when_area_data_is_whole() -> None:
     rows = [("2001-06", "25", "ALL", 1), ("2002-04", "25", "ALL", 50), ("2002-05", "25", "ALL", 180), ("2002-05", "", "ALL", 9000)]
     counts = counts_from_tidy(_tidy(rows), PAST)

@@ -10,7 +10,7 @@ kept apart as *partial*: it is shown, but never trained on or scored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -66,16 +66,34 @@ class MonthlyCounts:
     city), ``primary_type`` (str, ALL = every type), ``count`` (int64) and ``derived``
     (summed from finer rows rather than read). Months with no row are zero.
     ``partial_month`` is the trailing month the data does not cover in full.
+    ``ends`` holds the series whose data stop earlier than the others (a source that
+    ends sooner, such as the 2001-2018 area x type history beside totals that run to
+    today): their months after that end are unknown, not zero.
     """
 
     frame: pd.DataFrame
     first_month: pd.Period
     last_month: pd.Period
     partial_month: pd.Period | None = None
+    ends: Mapping[SeriesKey, pd.Period] = field(default_factory=dict)
 
     @property
     def last_complete_month(self) -> pd.Period:
         return self.last_month - 1 if self.partial_month == self.last_month else self.last_month
+
+    def data_end(self, key: SeriesKey) -> pd.Period:
+        """The last complete month of one series: what its forecast starts after."""
+        return self.ends.get(key, self.last_complete_month)
+
+    def with_ends(self, ends: Mapping[SeriesKey, pd.Period]) -> MonthlyCounts:
+        """The same counts, with the series in ``ends`` stopping at their month (none past the others')."""
+        known = self._rows_by_key
+        kept = {k: m for k, m in ends.items() if k in known and m < self.last_complete_month}
+        return replace(self, ends=kept)
+
+    def ends_by_label(self) -> dict[str, str]:
+        """``ends`` as JSON-ready text, for the stored counts' manifest."""
+        return {k.label: str(m) for k, m in sorted(self.ends.items(), key=lambda i: SeriesKey.sort_key(i[0]))}
 
     @cached_property
     def _rows_by_key(self) -> dict[SeriesKey, np.ndarray]:
@@ -92,16 +110,20 @@ class MonthlyCounts:
     def series(self, key: SeriesKey, include_partial: bool = False, all_history: bool = False) -> pd.Series:
         """Monthly counts of one series, zero-filled, indexed by month.
 
-        The trailing partial month is left out unless ``include_partial``. Area series
-        start at :data:`AREA_COUNTS_COMPLETE_FROM` unless ``all_history`` (which only
-        the seed's reference configuration asks for, to run as the seed did).
+        The trailing partial month is left out unless ``include_partial``; a series that
+        ends early (``ends``) stops at its own end. Area series start at
+        :data:`AREA_COUNTS_COMPLETE_FROM` unless ``all_history`` (which only the seed's
+        reference configuration asks for, to run as the seed did).
         """
         self._check_known(key)
         rows = self.frame.iloc[self._rows_by_key[key]]
         start = self.first_month
         if key.community_area is not None and not all_history:
             start = max(start, AREA_COUNTS_COMPLETE_FROM)
-        end = self.last_month if include_partial else self.last_complete_month
+        if key in self.ends:
+            end = self.ends[key]
+        else:
+            end = self.last_month if include_partial else self.last_complete_month
         months = pd.period_range(start, end, freq="M")
         values = rows.groupby("month")["count"].sum().reindex(months, fill_value=0)
         values.index.name = "month"
@@ -147,22 +169,33 @@ def counts_from_frame(frame: pd.DataFrame, as_of: date | None = None) -> Monthly
 
 
 def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> MonthlyCounts:
-    """Load several files into one table; a series given twice keeps the first file's rows."""
+    """Load several files into one table; a series given twice keeps the first file's rows.
+
+    Each series ends where the file it comes from ends: files that stop at different
+    months (the area x type history to 2018, the totals to today) keep their own ends.
+    """
     tables = [read_counts(p, as_of) for p in paths]
     if not tables:
         raise InvalidInputError("no counts file given")
     if len(tables) == 1:
         return tables[0]
-    frame = pd.concat([t.frame for t in tables], ignore_index=True)
+    frame = pd.concat([t.frame.assign(source=i) for i, t in enumerate(tables)], ignore_index=True)
     key = ["community_area", "primary_type"]
     # A series a file gives outright wins over the same series summed from another file.
     given = frame.loc[~frame["derived"], key].drop_duplicates()
     given_keys = pd.MultiIndex.from_frame(given)
     frame = frame[~(frame["derived"] & pd.MultiIndex.from_frame(frame[key]).isin(given_keys))]
-    frame = frame.drop_duplicates(["month", *key], keep="first").reset_index(drop=True)
+    # ... and a series two files give is taken whole from the first, never month by month.
+    first_source = frame.groupby(key, dropna=False, sort=False)["source"].transform("min")
+    frame = frame[frame["source"] == first_source]
+    sources = frame.drop_duplicates(key)
+    frame = frame.drop_duplicates(["month", *key], keep="first").drop(columns="source").reset_index(drop=True)
     last = max(t.last_month for t in tables)
     partial = last if any(t.partial_month == last for t in tables) else None
-    return MonthlyCounts(frame, min(t.first_month for t in tables), last, partial)
+    merged = MonthlyCounts(frame, min(t.first_month for t in tables), last, partial)
+    ends = {SeriesKey(None if pd.isna(a) else int(a), str(t)): tables[s].last_complete_month
+            for a, t, s in sources[[*key, "source"]].itertuples(index=False)}
+    return merged.with_ends(ends)
 
 
 def counts_from_records(rows: Iterable[Mapping[str, Any]], as_of: date | None = None) -> MonthlyCounts:

@@ -31,15 +31,21 @@ def series_item(
     history: list[dict[str, Any]],
     forecast: list[dict[str, Any]],
     metrics: dict[str, Any],
+    data_through: str | None = None,
 ) -> dict[str, Any]:
-    """The stored form of one series' forecast; the payload is JSON text (no Decimals)."""
+    """The stored form of one series' forecast; the payload is JSON text (no Decimals).
+
+    ``data_through`` is the series' last complete month: series end at different
+    months (a source that stops sooner), and every reader is told which.
+    """
     item: dict[str, Any] = {
         "series": key.label,
         "version": version,
         "type_version": f"{key.primary_type}#{version}",
         "primary_type": key.primary_type,
         "trained_at": trained_at,
-        "payload": json.dumps({"history": history[-HISTORY_MONTHS:], "forecast": forecast, "metrics": metrics}),
+        "payload": json.dumps({"history": history[-HISTORY_MONTHS:], "forecast": forecast, "metrics": metrics,
+                               "data_through": data_through or last_complete_month(history)}),
     }
     if key.community_area is not None:
         item["community_area"] = key.community_area
@@ -133,6 +139,7 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
         "crime_type": key.primary_type,
         "model_version": version,
         "trained_at": item["trained_at"],
+        "data_through": data_through(payload),
         "metrics": payload["metrics"],
         "history": payload["history"],
         "forecast": payload["forecast"][:months],
@@ -147,21 +154,35 @@ def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[
     for item in stores.series.query_type_version(f"{name}#{version}"):
         if "community_area" not in item:
             continue
-        forecast = json.loads(item["payload"])["forecast"]
+        payload = json.loads(item["payload"])
+        forecast = payload["forecast"]
         chosen = forecast[0] if month is None else next((f for f in forecast if f["month"] == month), None)
         if chosen is None:
             available = [f["month"] for f in forecast]
             raise OutOfRangeError(f"month {month} is not forecast; forecast months run {available[0]}..{available[-1]}")
         area = int(item["community_area"])
         rows.append({"community_area": area, "name": area_name(area), "month": chosen["month"],
-                     "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"]})
+                     "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"],
+                     "data_through": data_through(payload)})
     rows.sort(key=lambda r: -r["yhat"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     chosen_month = rows[0].pop("month") if rows else month
     for row in rows:
         row.pop("month", None)
-    return {"crime_type": name, "month": chosen_month, "model_version": version, "areas": rows}
+    through = sorted({r["data_through"] for r in rows if r["data_through"]})
+    return {"crime_type": name, "month": chosen_month, "model_version": version,
+            "data_through": through[0] if through else None, "areas": rows}
+
+
+def data_through(payload: dict[str, Any]) -> str | None:
+    """A stored forecast's last complete month (older items lack it: their last complete history month)."""
+    return payload.get("data_through") or last_complete_month(payload.get("history", []))
+
+
+def last_complete_month(history: list[dict[str, Any]]) -> str | None:
+    complete = [row["month"] for row in history if not row.get("partial")]
+    return complete[-1] if complete else None
 
 
 def accuracy(stores: Stores, community_area: str | None = None, crime_type: str | None = None,
@@ -179,5 +200,6 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
     item, payload = _series_payload(stores, key, version, catalog)
     live = stores.series.get(key.label, version + LIVE_SUFFIX)
     return {"model_version": version, "series": key.label, "community_area": key.community_area,
-            "crime_type": key.primary_type, "trained_at": item["trained_at"], "metrics": payload["metrics"],
+            "crime_type": key.primary_type, "trained_at": item["trained_at"], "data_through": data_through(payload),
+            "metrics": payload["metrics"],
             "live": json.loads(live["payload"]) if live else None}

@@ -124,7 +124,8 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
              "yhat_upper": round(float(r.yhat_upper), 2)} for r in forecast.itertuples()]
     observed = counts.series(key, include_partial=True)
     history_rows = [{"month": str(m), "count": int(c), "partial": m == counts.partial_month} for m, c in observed.items()]
-    return forecasts.series_item(key, version, trained_at, history_rows, rows, backtest), model.to_json()
+    item = forecasts.series_item(key, version, trained_at, history_rows, rows, backtest, str(counts.data_end(key)))
+    return item, model.to_json()
 
 
 def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
