@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
-from crimecast.adapters.limits import json_bytes
 from crimecast.adapters.series_store import CATALOG, SKIPPED, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.areas import area_name
@@ -61,11 +60,11 @@ def publish_version(stores: Stores, version: str, items: Iterable[dict[str, Any]
 
 
 def _parts(entries: list[dict[str, Any]], budget: int) -> list[list[dict[str, Any]]]:
-    """``entries`` in order, cut into lists of at most ``budget`` JSON bytes each."""
+    """``entries`` in order, cut into lists of at most ``budget`` bytes of JSON as _doc_item writes it."""
     parts: list[list[dict[str, Any]]] = []
     size = budget
     for entry in entries:
-        cost = json_bytes(entry) + 2
+        cost = len(json.dumps(entry).encode()) + 2  # and ", " or the brackets
         if size + cost > budget:
             parts.append([])
             size = 2
