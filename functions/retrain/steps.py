@@ -26,13 +26,20 @@ def plan_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def train_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    """One Distributed Map item: ``{"Items": [batch]}`` when batched by Step Functions, or a batch."""
+    """One Distributed Map item: ``{"Items": [batch]}`` when batched by Step Functions, or a batch.
+    Returns where the results are (S3) and their counts: a few hundred bytes, whatever the batch."""
     batches = event.get("Items") or [event]
-    results = [retrain.train_batch(get_stores(), batch) for batch in batches]
-    return {"trained": [s for r in results for s in r["trained"]], "failed": [f for r in results for f in r["failed"]]}
+    refs = [retrain.train_batch(get_stores(), batch) for batch in batches]
+    return {"result_keys": [r["result_key"] for r in refs], "trained": sum(r["trained"] for r in refs),
+            "failed": sum(r["failed"] for r in refs)}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def promote_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
-    return retrain.promote(get_stores(), event["run_id"], event["version"], event.get("results", []))
+    """``{"run_id", "version", "map_results"}``: ``map_results`` is the Map's ResultWriterDetails
+    (its child outputs are in S3); ``results``, a list of train outputs, when called directly."""
+    stores = get_stores()
+    outputs = (retrain.map_run_outputs(stores, event["map_results"]) if "map_results" in event
+               else event.get("results", []))
+    return retrain.promote(stores, event["run_id"], event["version"], outputs)

@@ -522,7 +522,8 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(404, "not_found", f"no user {name!r}")
             return self._send(204, b"", "application/json")
         if (method, path) == ("GET", "/catalog"):
-            return self._json(200, {"model_version": STATE.model_version, "types": types(), "series": series_labels()})
+            return self._json(200, {"model_version": STATE.model_version, "types": types(), "series": series_labels(),
+                                    "skipped": []})
         if (method, path) == ("GET", "/boundaries"):
             return self._send(200, boundaries(), "application/geo+json")
         if (method, path) == ("GET", "/predict"):

@@ -67,6 +67,37 @@ def body(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
 
 
+def write_map_results(stores: Any, outputs: list[Any], failed: list[Any] = (), prefix: str = "runs/map-results",
+                      per_file: int = 1000) -> dict[str, str]:
+    """What a Distributed Map's ResultWriter leaves in S3 for these child outputs (and failed
+    children's inputs), and the ``ResultWriterDetails`` the Map returns: a manifest naming
+    result files of executions, each with its ``Input`` and ``Output`` as JSON text."""
+    run = f"{prefix}/0c5e7b1a-map-run"
+    arn = "arn:aws:states:us-east-1:123456789012:execution:crimecast-retrain-dev/TrainBatches:"
+
+    def execution(n: int, status: str, doc: Any) -> dict[str, Any]:
+        entry = {"ExecutionArn": f"{arn}{n}", "Name": str(n), "Status": status, "StartDate": "2030-01-01T00:00:00Z",
+                 "StopDate": "2030-01-01T00:05:00Z", "StateMachineArn": arn.split(":execution:")[0], "RedriveCount": 0,
+                 "Input": json.dumps(doc if status == "FAILED" else {}), "InputDetails": {"Included": True}}
+        if status == "SUCCEEDED":
+            entry |= {"Output": json.dumps(doc), "OutputDetails": {"Included": True}}
+        else:
+            entry |= {"Error": "States.TaskFailed", "Cause": "Lambda timed out"}
+        return entry
+
+    files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+    for status, docs in (("SUCCEEDED", list(outputs)), ("FAILED", list(failed))):
+        for part, start in enumerate(range(0, len(docs), per_file)):
+            key = f"{run}/{status}_{part}.json"
+            chunk = [execution(start + n, status, doc) for n, doc in enumerate(docs[start:start + per_file])]
+            stores.blobs.put_json(key, chunk)
+            files[status].append({"Key": key, "Size": len(json.dumps(chunk))})
+    manifest_key = f"{run}/manifest.json"
+    stores.blobs.put_json(manifest_key, {"DestinationBucket": stores.blobs.bucket, "MapRunArn": f"{arn}map",
+                                         "ResultFiles": files})
+    return {"Bucket": stores.blobs.bucket, "Key": manifest_key}
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):
     for name, value in {

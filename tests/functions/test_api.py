@@ -22,6 +22,9 @@ VERSION = "v20261101T000000Z"
 FORECAST_MONTHS = [f"2026-{m:02d}" for m in range(6, 13)] + [f"2027-{m:02d}" for m in range(1, 13)] + [f"2028-{m:02d}" for m in range(1, 6)]
 
 
+SKIPPED = {"series": "47:ASSAULT", "reason": "only 20 months with any report in the last five years; 24 needed"}
+
+
 def _publish(stores, level_by_area: dict[int | None, float], crime_type: str = "ASSAULT") -> None:
     items, keys = [], []
     for area, level in level_by_area.items():
@@ -33,7 +36,7 @@ def _publish(stores, level_by_area: dict[int | None, float], crime_type: str = "
         items.append(forecasts.series_item(key, VERSION, "2026-11-01T00:00:00Z", history, forecast, metrics))
         keys.append(key)
     forecasts.publish_version(stores, VERSION, items)
-    forecasts.write_catalog(stores, VERSION, keys, {"series": len(keys), "failed": 0})
+    forecasts.write_catalog(stores, VERSION, keys, {"series": len(keys), "failed": 0}, [SKIPPED])
     forecasts.promote(stores, VERSION, "2026-11-01T00:05:00Z")
 
 
@@ -198,7 +201,8 @@ def test_admin_routes_refuse_a_viewer_with_403(aws, function: str) -> None:
 
 def test_catalog_boundaries_and_run_history(aws) -> None:
     _publish(aws, {25: 100.0, None: 900.0})
-    assert body(_get("/catalog")) == {"model_version": VERSION, "types": ["ASSAULT"], "series": ["city:ASSAULT", "25:ASSAULT"]}
+    assert body(_get("/catalog")) == {"model_version": VERSION, "types": ["ASSAULT"], "series": ["city:ASSAULT", "25:ASSAULT"],
+                                      "skipped": [SKIPPED]}
     assert _get("/boundaries")["statusCode"] == 404
     aws.blobs.put_bytes(BOUNDARIES_KEY, b'{"type": "FeatureCollection", "features": []}')
     response = _get("/boundaries")

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from crimecast.adapters.stores import Stores, use_stores
@@ -17,7 +18,7 @@ from crimecast.jobs import retrain
 from crimecast.jobs.counts import store_counts
 from local.template import granted_resources, load_template
 from tests.conftest import REPO, seasonal_series, tidy_frame
-from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
+from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function, write_map_results
 
 STORE_OF = {"DataBucket": ("blobs",), "SeriesTable": ("series",), "RunsTable": ("runs", "leases")}
 
@@ -57,12 +58,15 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
 
     with granted(aws, "RetrainTrainFunction"):
         result = steps.train_handler({"Items": batches}, FakeContext())
-    assert result == {"trained": ["25:THEFT"], "failed": []}
+    key = f"runs/{run['run_id']}/results/00000.json"
+    assert result == {"result_keys": [key], "trained": 1, "failed": 0}  # the result itself is in S3
+    assert aws.blobs.get_json(key) == {"trained": ["25:THEFT"], "failed": []}
     assert aws.blobs.get_bytes(f"models/{planned['version']}/25:THEFT.json")
 
+    map_results = write_map_results(aws, [result])  # what the Map's ResultWriter leaves in S3
     with granted(aws, "RetrainPromoteFunction"):
-        finished = steps.promote_handler({"run_id": run["run_id"], "version": planned["version"], "results": [result]},
-                                           FakeContext())
+        finished = steps.promote_handler({"run_id": run["run_id"], "version": planned["version"],
+                                          "map_results": map_results}, FakeContext())
     assert finished["status"] == "succeeded" and finished["detail"]["promotion"]["promoted"] is True
 
     event = load_event("predict-predict")
@@ -77,9 +81,26 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
 def test_a_failing_series_is_recorded_and_the_batch_goes_on(aws) -> None:
     frame = tidy_frame(seasonal_series("2018-01", 72), 25, "THEFT")
     store_counts(aws, counts_from_tidy(frame, as_of=date(2030, 1, 1)))
-    result = retrain.train_batch(aws, {"run_id": "r", "version": "v1", "series": ["25:THEFT", "24:THEFT"]})
+    ref = retrain.train_batch(aws, {"run_id": "r", "version": "v1", "batch": 3, "series": ["25:THEFT", "24:THEFT"]})
+    assert ref == {"result_key": "runs/r/results/00003.json", "trained": 1, "failed": 1}
+    result = aws.blobs.get_json(ref["result_key"])
     assert result["trained"] == ["25:THEFT"]
     assert result["failed"][0]["series"] == "24:THEFT" and "no series" in result["failed"][0]["error"]
+
+
+def test_promote_counts_the_series_of_a_batch_that_never_finished_as_failed(aws) -> None:
+    frame = tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT")
+    store_counts(aws, counts_from_tidy(pd.concat([frame, tidy_frame(seasonal_series("2018-01", 72, level=90, seed=2),
+                                                                    8, "THEFT")]), as_of=date(2030, 1, 1)))
+    run = body(invoke("retrain", load_event("retrain-api")))
+    planned = retrain.plan(aws, run["run_id"], batch_size=1)
+    first, *lost = aws.blobs.get_json(planned["batches_key"])  # the other batches' children failed for good
+    outputs = [retrain.train_batch(aws, first)]
+    finished = retrain.promote(aws, run["run_id"], planned["version"], retrain.map_run_outputs(
+        aws, write_map_results(aws, outputs, failed=lost)))
+    assert finished["detail"]["series_trained"] == 1 and finished["detail"]["series_failed"] == len(lost) == 2
+    assert finished["detail"]["failures"] == [{"series": b["series"][0], "code": "internal",
+                                               "error": retrain.UNFINISHED["error"]} for b in lost]
 
 
 def test_training_without_counts_is_a_clear_error(aws) -> None:

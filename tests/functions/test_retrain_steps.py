@@ -47,6 +47,10 @@ def test_first_run_promotes_and_reports(aws) -> None:
     assert summary["series_skipped"] >= 1
     assert summary["promoted"] is True and summary["reason"] == "no champion yet"
     assert forecasts.champion_version(aws) == summary["version"]
+    catalog = forecasts.catalog(aws)  # every series the plan skipped is listed, with why
+    assert len(catalog["skipped"]) == summary["series_skipped"] and "24:ARSON" not in catalog["series"]
+    assert {"series": "24:ARSON", "reason": "only 10 months with any report in the last five years; 24 needed"} in \
+        catalog["skipped"]
     evaluation = forecasts.accuracy(aws)
     assert evaluation["summary"]["series"] == summary["series_trained"]
     assert set(evaluation["summary"]) >= {"mae", "mase", "share_beating_seasonal_naive", "coverage", "worst"}

@@ -91,7 +91,8 @@ def test_series_failures_of_a_retrain_show_their_text_to_an_admin_only(aws) -> N
     run_id = runs.start_run(aws, "retrain", {"trigger": "test"})["run_id"]
     failed = [{"series": "25:THEFT", "code": runs.INTERNAL, "error": runs.INTERNAL_MESSAGE, "detail": f"ValueError: {LEAK}"},
               {"series": "24:THEFT", "code": "not_found", "error": "no series 24:THEFT", "detail": "NotFoundError: no series"}]
-    view = retrain.promote(aws, run_id, "v1", [{"trained": [], "failed": failed}])
+    aws.blobs.put_json(f"runs/{run_id}/results/00000.json", {"trained": [], "failed": failed})
+    view = retrain.promote(aws, run_id, "v1", [{"result_key": f"runs/{run_id}/results/00000.json"}])
     assert view["status"] == "failed" and view["detail"]["error_code"] == "no_series_trained"
     seen = _get(f"/runs/{run_id}", "viewer")
     assert ARN not in json.dumps(seen) and "failure_details" not in seen

@@ -15,7 +15,8 @@ STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "IdempotencyTa
 RETRAIN_STEPS = {
     "RetrainPlanFunction": {"DataBucket", "RunsTable"},  # counts in, batches and manifest out; the run
     "RetrainTrainFunction": {"DataBucket", "SeriesTable"},  # counts in, models out; the forecasts
-    "RetrainPromoteFunction": {"SeriesTable", "RunsTable"},  # summaries, catalogue, champion; the run
+    # the Map's and batches' results, the plan's manifest; summaries, catalogue, champion; the run
+    "RetrainPromoteFunction": {"DataBucket", "SeriesTable", "RunsTable"},
 }
 
 

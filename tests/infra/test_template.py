@@ -126,3 +126,22 @@ def test_retrain_workflow_is_a_distributed_map_over_s3(template: dict[str, Any])
     assert train["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert train["Next"] == "Promote"
     assert definition["States"]["Promote"]["End"] is True
+
+
+def test_the_map_writes_its_results_to_s3_and_promote_reads_them_there(template: dict[str, Any]) -> None:
+    """The Map's output would be every batch's output (256 KB a state): its ResultWriter puts
+    them in the data bucket, where the state machine may write, and Promote gets only where."""
+    machine = template["Resources"]["RetrainStateMachine"]["Properties"]
+    train, promote = machine["Definition"]["States"]["Train"], machine["Definition"]["States"]["Promote"]
+    writer = train["ResultWriter"]
+    assert writer["Resource"] == "arn:aws:states:::s3:putObject"
+    assert writer["Parameters"]["Bucket"] == "${DataBucket}" and machine["DefinitionSubstitutions"]["DataBucket"] == {
+        "Ref": "DataBucket"}
+    prefix = writer["Parameters"]["Prefix"]
+    assert train["ResultPath"] == "$.results"
+    assert promote["Parameters"]["Payload"] == {"run_id.$": "$.plan.run_id", "version.$": "$.plan.version",
+                                                "map_results.$": "$.results.ResultWriterDetails"}
+    statements = [s for p in machine["Policies"] for s in p.get("Statement", [])]
+    (writes,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"} <= set(writes["Action"])
+    assert writes["Resource"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{DataBucket}}/{prefix}/*"}

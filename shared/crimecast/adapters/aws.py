@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from crimecast.adapters.limits import check_item
 from crimecast.domain.errors import ConflictError
 
 
@@ -63,6 +64,7 @@ class TableStore:
         from botocore.exceptions import ClientError
 
         condition = {"ConditionExpression": f"attribute_not_exists({unique_key})"} if unique_key else {}
+        check_item(item, tuple(k for k in ("run_id", "series", "version", "username", "id") if k in item))
         try:
             self._table.put_item(Item=item, **condition)
         except ClientError as exc:

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from crimecast.adapters import aws
+from crimecast.adapters.limits import check_item
 
 CHAMPION = "__champion__"  # series key of the pointer to the serving model version
 CATALOG = "__catalog__"  # per version: the series and types it covers
 SUMMARY = "__summary__"  # per version: accuracy over every series
+SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"
 
 
@@ -20,7 +22,7 @@ class SeriesStore(aws.TableStore):
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
         with self._table.batch_writer(overwrite_by_pkeys=["series", "version"]) as batch:
             for item in items:
-                batch.put_item(Item=item)
+                batch.put_item(Item=check_item(item, ("series", "version")))
 
     def get(self, series: str, version: str) -> dict[str, Any] | None:
         return self._table.get_item(Key={"series": series, "version": version}).get("Item")

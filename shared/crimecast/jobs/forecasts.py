@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
-from crimecast.adapters.series_store import CATALOG, SUMMARY
+from crimecast.adapters.series_store import CATALOG, SKIPPED, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.areas import area_name
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
@@ -22,6 +22,10 @@ from crimecast.domain.keys import CITY, SeriesKey, parse_area
 
 MAX_MONTHS = 24
 HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
+# JSON bytes of skipped series per item: at 3,000 series the whole list (~390 KB with long
+# labels and reasons) would all but fill one 400 KB item, so it goes in parts of its own,
+# and the catalog item, read by every /predict, stays the size of the trained series' labels.
+SKIPPED_PART_BYTES = 150_000
 
 
 def series_item(
@@ -61,10 +65,31 @@ def publish_version(stores: Stores, version: str, items: Iterable[dict[str, Any]
     stores.series.put_items(items)
 
 
-def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summary: dict[str, Any]) -> None:
+def _parts(entries: list[dict[str, Any]], budget: int) -> list[list[dict[str, Any]]]:
+    """``entries`` in order, cut into lists of at most ``budget`` bytes of JSON as _doc_item writes it."""
+    parts: list[list[dict[str, Any]]] = []
+    size = budget
+    for entry in entries:
+        cost = len(json.dumps(entry).encode()) + 2  # and ", " or the brackets
+        if size + cost > budget:
+            parts.append([])
+            size = 2
+        parts[-1].append(entry)
+        size += cost
+    return parts
+
+
+def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summary: dict[str, Any],
+                  skipped: Iterable[dict[str, str]] = ()) -> None:
+    """The version's types and series, its accuracy summary, and the series it has no
+    model for (``{"series", "reason"}``), those in parts of their own."""
     keys = sorted(keys, key=SeriesKey.sort_key)
-    catalog = {"types": sorted({k.primary_type for k in keys}), "series": [k.label for k in keys]}
-    stores.series.put_items([_doc_item(CATALOG, version, catalog), _doc_item(SUMMARY, version, summary)])
+    skipped = sorted(skipped, key=lambda s: SeriesKey.sort_key(SeriesKey.parse(s["series"])))
+    parts = _parts([{"series": s["series"], "reason": s["reason"]} for s in skipped], SKIPPED_PART_BYTES)
+    catalog = {"types": sorted({k.primary_type for k in keys}), "series": [k.label for k in keys],
+               "skipped_parts": len(parts)}
+    stores.series.put_items([*(_doc_item(SKIPPED, f"{version}#{n}", part) for n, part in enumerate(parts)),
+                             _doc_item(SUMMARY, version, summary), _doc_item(CATALOG, version, catalog)])
 
 
 def promote(stores: Stores, version: str, trained_at: str) -> None:
@@ -88,9 +113,24 @@ def version_catalog(stores: Stores, version: str) -> dict[str, Any]:
 LIVE_SUFFIX = "#live"  # version suffix of the items holding a series' live accuracy
 
 
+def skipped_series(stores: Stores, version: str, catalog: dict[str, Any]) -> list[dict[str, str]]:
+    """The series of ``version`` with no model, and why (empty for a version written before
+    the catalog listed them)."""
+    skipped: list[dict[str, str]] = []
+    for n in range(int(catalog.get("skipped_parts", 0))):
+        item = stores.series.get(SKIPPED, f"{version}#{n}")
+        if item is None:  # written with the catalog item: missing only if deleted by hand
+            raise RuntimeError(f"part {n} of the skipped series of {version} is missing")
+        skipped.extend(json.loads(item["payload"]))
+    return skipped
+
+
 def catalog(stores: Stores) -> dict[str, Any]:
+    """The serving version's types and series, and every series it has no forecast for, with why."""
     version = champion_version(stores)
-    return {"model_version": version, **version_catalog(stores, version)}
+    found = version_catalog(stores, version)
+    return {"model_version": version, "types": found["types"], "series": found["series"],
+            "skipped": skipped_series(stores, version, found)}
 
 
 def boundaries(stores: Stores) -> str:

@@ -1,7 +1,11 @@
 """Retraining every series: plan -> train batches (in parallel) -> promote.
 
 On AWS a Step Functions Distributed Map drives the three steps; on one machine
-:func:`run_locally` drives the same functions over every core. A candidate version
+:func:`run_locally` drives the same functions over every core. Nothing that grows with
+the number of series passes through the state machine: the plan writes the batches and
+its manifest to S3, each batch writes its result to S3 and returns a reference to it, the
+Map's ResultWriter writes those references to S3, and promote reads them all back from
+there (:func:`map_run_outputs`). A candidate version
 is written beside the champion and only served after :func:`promote` flips the
 pointer, so a crash at any point leaves the champion serving and a rerun starts clean.
 """
@@ -59,17 +63,27 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
             skipped.append({"series": key.label, "reason": reason})
         else:
             planned.append(key.label)
-    batches = [{"run_id": run_id, "version": version, "series": planned[i:i + batch_size]}
-               for i in range(0, len(planned), batch_size)]
+    batches = [{"run_id": run_id, "version": version, "batch": n, "series": planned[i:i + batch_size]}
+               for n, i in enumerate(range(0, len(planned), batch_size))]
     prefix = f"runs/{run_id}"
     stores.blobs.put_json(f"{prefix}/batches.json", batches)
-    stores.blobs.put_json(f"{prefix}/manifest.json", {"run_id": run_id, "version": version, "settings": asdict(options),
+    stores.blobs.put_json(manifest_key(run_id), {"run_id": run_id, "version": version, "settings": asdict(options),
                                                  "last_complete_month": str(counts.last_complete_month),
                                                  "planned": planned, "skipped": skipped})
     runs.update_run(stores, run_id, "running", {"version": version, "series_planned": len(planned),
                                                  "series_skipped": len(skipped), "batches": len(batches)})
     return {"run_id": run_id, "version": version, "batches_key": f"{prefix}/batches.json",
-            "manifest_key": f"{prefix}/manifest.json", "batches": len(batches)}
+            "manifest_key": manifest_key(run_id), "batches": len(batches)}
+
+
+def manifest_key(run_id: str) -> str:
+    """The plan's manifest: every series planned, and every one skipped with its reason."""
+    return f"runs/{run_id}/manifest.json"
+
+
+def result_key(batch: dict[str, Any]) -> str:
+    """Where a batch's result goes: one key per batch, so a retried batch overwrites its own."""
+    return f"runs/{batch['run_id']}/results/{int(batch['batch']):05d}.json"
 
 
 # --- train -----------------------------------------------------------------------------
@@ -130,7 +144,9 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
 
 def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
                 options: RetrainOptions | None = None) -> dict[str, Any]:
-    """Every series of one batch; a failing series is recorded, not fatal."""
+    """Every series of one batch; a failing series is recorded, not fatal. The result
+    (``{"trained": [labels], "failed": [...]}``) goes to S3; the return value is a small
+    reference to it, whatever the batch's size and errors (a Step Functions state holds 256 KB)."""
     options = options or settings.load(RetrainOptions)
     counts = counts if counts is not None else load_counts(stores)
     trained_at = runs.now_iso()
@@ -145,7 +161,37 @@ def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
         stores.blobs.put_bytes(f"models/{batch['version']}/{label}.json", model_json.encode(), "application/json")
         items.append(item)
     forecasts.publish_version(stores, batch["version"], items)
-    return {"trained": [i["series"] for i in items], "failed": failed}
+    key = result_key(batch)
+    stores.blobs.put_json(key, {"trained": [i["series"] for i in items], "failed": failed})
+    return {"result_key": key, "trained": len(items), "failed": len(failed)}
+
+
+def batch_results(stores: Stores, outputs: list[Any]) -> list[dict[str, Any]]:
+    """The results the train outputs (``{"result_key"}`` or ``{"result_keys": [...]}``) refer to."""
+    keys = [k for o in outputs if isinstance(o, dict) for k in (o.get("result_keys") or [o.get("result_key")]) if k]
+    results = [stores.blobs.get_json(key) for key in keys]
+    return [r for r in results if isinstance(r, dict)]
+
+
+def map_run_outputs(stores: Stores, result_writer: dict[str, Any]) -> list[Any]:
+    """The outputs of the Map's child executions that succeeded, as its ResultWriter wrote them.
+
+    ``result_writer`` is the Map's ``ResultWriterDetails`` (``{"Bucket", "Key"}``): ``Key`` is a
+    manifest, ``{"ResultFiles": {"SUCCEEDED": [{"Key", "Size"}], "FAILED": [...], "PENDING": [...]}}``,
+    and each SUCCEEDED file is a JSON array of executions whose ``Output`` is JSON text. A
+    batch that failed or never ran has no output: promote finds its series in no result.
+    """
+    if result_writer.get("Bucket") not in (None, stores.blobs.bucket):
+        raise ValueError(f"the Map wrote its results to {result_writer['Bucket']!r}, not the data bucket")
+    manifest = stores.blobs.get_json(result_writer["Key"])
+    if manifest is None:
+        raise NotFoundError(f"no Map results manifest at {result_writer['Key']!r}")
+    outputs = []
+    for part in manifest.get("ResultFiles", {}).get("SUCCEEDED", []):
+        for execution in stores.blobs.get_json(part["Key"]) or []:
+            if execution.get("Output") is not None:
+                outputs.append(json.loads(execution["Output"]))
+    return outputs
 
 
 # --- promote ---------------------------------------------------------------------------
@@ -205,18 +251,26 @@ def _champion_summary(stores: Stores) -> dict[str, Any] | None:
     return json.loads(item["payload"]) if item else None
 
 
-def promote(stores: Stores, run_id: str, version: str, results: list[Any],
+UNFINISHED = {"code": runs.INTERNAL, "error": "its training batch did not finish (the workflow gave up on it)"}
+
+
+def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
             options: RetrainOptions | None = None) -> dict[str, Any]:
-    """Summarise the candidate, compare it with the champion, and switch if it is not worse."""
+    """Summarise the candidate, compare it with the champion, and switch if it is not worse.
+    ``outputs``: what the train steps returned (references to their results in S3)."""
     options = options or settings.load(RetrainOptions)
-    results = [r for r in results if isinstance(r, dict)]  # a batch the Map tolerated as failed has no result
+    results = batch_results(stores, outputs)  # a batch the Map tolerated as failed has no result
     trained = [label for r in results for label in r.get("trained", [])]
     failed = [f for r in results for f in r.get("failed", [])]
+    manifest = stores.blobs.get_json(manifest_key(run_id)) or {}
+    accounted = set(trained) | {f["series"] for f in failed}
+    failed += [{"series": label, **UNFINISHED} for label in manifest.get("planned", []) if label not in accounted]
     keys = [SeriesKey.parse(label) for label in trained]
     items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
     summary = summarise(items)
     promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
-    forecasts.write_catalog(stores, version, keys, summary)  # kept for every version, promoted or not
+    # Kept for every version, promoted or not; with the series the plan skipped, and why.
+    forecasts.write_catalog(stores, version, keys, summary, manifest.get("skipped", []))
     if promoted:
         forecasts.promote(stores, version, runs.now_iso())
     shown = [{"series": f["series"], "code": f.get("code", runs.INTERNAL), "error": f.get("error", runs.INTERNAL_MESSAGE)}

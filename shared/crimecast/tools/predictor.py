@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, NamedTuple
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from crimecast.domain import metrics
 from crimecast.domain.crime_types import normalise_type
 from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.keys import SeriesKey, parse_area
-from crimecast.domain.model import CrimeForecaster
+from crimecast.domain.model import MIN_TRAINING_MONTHS, SEED_PROPHET_ARGS, CrimeForecaster
 from crimecast.domain.series import MonthlyCounts, counts_from_frame
 from crimecast.tools.data import default_data_dir
 
@@ -53,9 +54,16 @@ class ChicagoCrimePredictor:
 
     def return_data(self, type_incident: str, community_area: int | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(train, test)`` with columns ``ds``, ``y``; test is the last ``months_pred``
-        complete months, and a trailing partial month is in neither."""
+        complete months, and a trailing partial month is in neither. Data with no row of that
+        type (and area) gives two empty frames, as the seed's did, with a warning naming the
+        types there are."""
         counts: MonthlyCounts = counts_from_frame(self.load_df_crimes())
         key = SeriesKey(parse_area(community_area), normalise_type(type_incident))
+        if key not in set(counts.keys()):
+            warnings.warn(f"no {key.label} rows in {self.crimes_file}; types there: {', '.join(counts.types())}",
+                          stacklevel=2)
+            empty = pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)})
+            return empty, empty.copy()
         series = counts.series(key)
         if len(series) <= self._month_pred:
             raise InvalidInputError(f"{key.label} has {len(series)} complete months, fewer than months_pred + 1")
@@ -63,9 +71,19 @@ class ChicagoCrimePredictor:
         return frame.iloc[: -self._month_pred].reset_index(drop=True), frame.iloc[-self._month_pred:].reset_index(drop=True)
 
     def model_train(self, train: pd.DataFrame) -> None:
-        history = pd.Series(train["y"].to_numpy(dtype=float), index=pd.PeriodIndex(train["ds"], freq="M"))
-        self.forecaster = CrimeForecaster().fit(history)
-        self.model = self.forecaster.prophet
+        """Fit on ``train`` (``ds``, ``y``). Consecutive months, at least MIN_TRAINING_MONTHS of
+        them, get the project's model; anything else goes to Prophet's ``fit`` as it is, with
+        the seed's configuration, as the seed did (Prophet says what is wrong with it)."""
+        history = _monthly(train)
+        if history is not None and len(history) >= MIN_TRAINING_MONTHS:
+            self.forecaster = CrimeForecaster().fit(history)
+            self.model = self.forecaster.prophet
+            return
+        from prophet import Prophet  # heavy: imported only to fit
+
+        self.forecaster = None
+        self.model = Prophet(**SEED_PROPHET_ARGS)
+        self.model.fit(train)
 
     def model_predict(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(forecast, predictions)``: the fit over history and future, and the
@@ -90,3 +108,15 @@ class ChicagoCrimePredictor:
     def model_evaluation(self, test: pd.DataFrame, predictions: pd.DataFrame) -> Evaluation:
         actual, predicted = test["y"].to_numpy(dtype=float), predictions["yhat"].to_numpy(dtype=float)[: len(test)]
         return Evaluation(metrics.mae(actual, predicted), metrics.rmse(actual, predicted), metrics.r2(actual, predicted))
+
+
+def _monthly(frame: pd.DataFrame) -> pd.Series | None:
+    """``y`` indexed by month when ``ds`` is a run of consecutive months, else None."""
+    try:
+        months = pd.PeriodIndex(pd.to_datetime(frame["ds"]), freq="M")
+        values = frame["y"].to_numpy(dtype=float)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(months) == 0 or not (months == pd.period_range(months[0], periods=len(months), freq="M")).all():
+        return None
+    return pd.Series(values, index=months)
