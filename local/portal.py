@@ -29,6 +29,21 @@ Faults and changes on demand, from Python (:class:`StandInPortal`) or over HTTP:
 
 ``python -m local.portal --port 8089`` serves it; point crimecast at it with
 ``CRIMECAST_SOCRATA_URL=http://127.0.0.1:8089``.
+
+**Replay** (``--replay-from YYYY-MM``, ``StandInPortal("replay", ..., replay_from="2016-10")``):
+the city as it was at the end of that month. The rows come from
+``area_type_monthly_2001_2018.csv.gz`` (every area x type, monthly, 2001-01..2018-10; area 0,
+unplaced reports, is served with no ``community_area``; the two rows a cell may have, one
+per ``area_source``, are summed), optionally cut to a few areas (``--areas 8,25,32``; area 0
+is then left out unless listed) and types (``--types``). Each cell is one weighted row dated
+the 1st of its month, so aggregations (``count(*)``) add the weights, and a plain row query
+returns that many incidents, each dated the 1st (a ``$where`` on ``date`` should fall on
+month starts, as the ingest's do). Only the months up to the portal's "today" are served:
+
+* ``POST /__control/advance`` ``{"months": 1}`` moves "today" on (409 past the data's last
+  month); ``GET /__control/replay`` tells today and the last month;
+* ``python -m local.portal advance [--url http://127.0.0.1:8089] [--months 1]`` does the same
+  from a shell.
 """
 
 from __future__ import annotations
@@ -51,6 +66,8 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 import numpy as np
 import pandas as pd
 
+from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir
+
 CRIMES = "ijzp-q8t2"
 BOUNDARIES = "igwz-8jzy"
 CSV_FILE = "crimes_2022_jan_nov_slim.csv.gz"
@@ -63,7 +80,8 @@ TEXT_COLUMNS = ("id", "primary_type", "community_area", "block", "description", 
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("CRIMECAST_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    """CRIMECAST_DATA_DIR, else ../shared/data beside the repository (crimecast.tools.data)."""
+    return default_data_dir()
 
 
 class SoqlError(ValueError):
@@ -109,6 +127,36 @@ def load_api_sample(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         "_row": np.arange(len(rows)),
     })
     return frame, rows
+
+
+def load_area_type(path: Path, areas: list[int] | None = None, types: list[str] | None = None) -> pd.DataFrame:
+    """The area x type monthly counts as weighted rows (``_n`` incidents each, dated the 1st
+    of the month): area 0 (unplaced) has no community_area; a cell's two rows (``area_source``
+    portal and derived) become one. ``areas``/``types`` cut it (area 0 only when listed; a
+    type matches under either spelling of a renamed type)."""
+    from crimecast.domain.series import normalise_type
+
+    raw = pd.read_csv(path, dtype={"month": str, "community_area": int, "primary_type": str, "count": int},
+                      usecols=["month", "community_area", "primary_type", "count"])
+    if areas is not None:
+        raw = raw[raw["community_area"].isin(areas)]
+    if types is not None:
+        wanted = {normalise_type(t) for t in types}
+        raw = raw[raw["primary_type"].map(lambda t: normalise_type(t) in wanted)]
+    cells = raw.groupby(["month", "community_area", "primary_type"], as_index=False, sort=True)["count"].sum()
+    cells = cells[cells["count"] > 0].reset_index(drop=True)
+    if cells.empty:
+        raise ValueError(f"no rows left in {path.name} for areas {areas} and types {types}")
+    weights = cells["count"].to_numpy(dtype=np.int64)
+    frame = pd.DataFrame({
+        "id": (10_000_000 + np.cumsum(weights) - weights).astype(str),  # the cell's first incident; ids stay 8 digits
+        "date": pd.to_datetime(cells["month"], format="%Y-%m"),
+        "primary_type": cells["primary_type"],
+        "community_area": cells["community_area"].astype(str).where(cells["community_area"] > 0, None),
+    })
+    frame["_row"] = -1
+    frame["_n"] = weights
+    return frame
 
 
 def _stamp(value: Any) -> str:
@@ -202,10 +250,13 @@ def aggregate(frame: pd.DataFrame, items: list[SelectItem], group: str | None) -
         if not spellings & grouped_names:
             raise SoqlError(f"{item.name} must appear in $group or in an aggregate function")
     counts = [i for i in items if i.aggregate]
+    weights = frame["_n"] if "_n" in frame.columns else pd.Series(1, index=frame.index)  # replay rows are weighted
     if not keys:
-        return pd.DataFrame({c.name: [len(frame) if c.column == "*" else int(frame[c.column].notna().sum())] for c in counts})
+        return pd.DataFrame({c.name: [int(weights.sum() if c.column == "*" else weights[frame[c.column].notna()].sum())]
+                             for c in counts})
     key_frame = pd.DataFrame({item.name: _key_values(frame, item) for item in keys})
-    sizes = key_frame.groupby([i.name for i in keys], dropna=False, sort=False, observed=True).size()
+    key_frame["__n"] = weights
+    sizes = key_frame.groupby([i.name for i in keys], dropna=False, sort=False, observed=True)["__n"].sum()
     result = sizes.reset_index(name="__n")
     for item in keys:
         if item.fn:  # each distinct period formatted once
@@ -253,9 +304,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # --- the portal's state ------------------------------------------------------------------------
 
 
+class ReplayEnded(ValueError):
+    """Advancing past the last month of the data: 409."""
+
+
 class PortalState:
     def __init__(self, frame: pd.DataFrame, raw: list[dict[str, Any]] | None, boundaries: Path,
-                 now: datetime | None = None, lag_days: int = 7) -> None:
+                 now: datetime | None = None, lag_days: int = 7, today: str | None = None) -> None:
         self.original = frame
         self.frame = frame
         self.raw = raw
@@ -266,6 +321,9 @@ class PortalState:
         self.log: list[dict[str, Any]] = []
         self.revisions: list[dict[str, Any]] = []
         self.version = 0
+        # replay: the last month served ("today" is its end), and the data's last month
+        self.today = pd.Period(today, freq="M") if today else None
+        self.last_month = pd.Period(frame["date"].max(), freq="M") if today else None
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
 
@@ -274,12 +332,36 @@ class PortalState:
         frame = self.frame
         if self.now is not None:
             frame = frame[frame["date"] < pd.Timestamp(self.now) - timedelta(days=self.lag_days)]
+        if self.today is not None:
+            frame = frame[frame["date"] < (self.today + 1).start_time]
         return frame
 
     def source_frame(self) -> pd.DataFrame:
         """The visible incidents in Socrata's columns, for recounting in tests."""
         frame = self.visible()
+        if "_n" in frame.columns:  # replay: each weighted row is that many incidents
+            frame = frame.loc[frame.index.repeat(frame["_n"])]
         return pd.DataFrame({"date": frame["date"], "primary_type": frame["primary_type"], "community_area": frame["community_area"]})
+
+    # replay
+    def replay_state(self) -> dict[str, Any]:
+        if self.today is None:
+            raise ValueError("the portal is not replaying (start it with --replay-from YYYY-MM)")
+        return {"today": str(self.today), "last_month": str(self.last_month),
+                "months_left": (self.last_month - self.today).n}
+
+    def advance(self, months: int = 1) -> dict[str, Any]:
+        """Move "today" on by ``months``: the next month(s) are published."""
+        with self._lock:
+            state = self.replay_state()
+            if months < 1:
+                raise ValueError("months must be 1 or more")
+            if self.today + months > self.last_month:
+                raise ReplayEnded(f"the data ends in {state['last_month']}: today is {state['today']}, "
+                                  f"{state['months_left']} month(s) left")
+            self.today += months
+            self._changed()
+        return self.replay_state()
 
     # changes and faults
     def set_now(self, now: datetime | None) -> None:
@@ -289,6 +371,8 @@ class PortalState:
 
     def revise(self, record_id: str | None = None, index: int | None = None, primary_type: str | None = None,
                date: str | None = None) -> dict[str, Any]:
+        if "_n" in self.frame.columns:
+            raise ValueError("revisions are not supported in replay mode (its rows are monthly cells)")
         with self._lock:
             frame = self.frame.copy()
             position = int(np.flatnonzero(frame["id"].to_numpy() == record_id)[0]) if record_id is not None else int(index or 0)
@@ -347,12 +431,14 @@ class PortalState:
                     while len(self._cache) > 16:
                         self._cache.popitem(last=False)
         result, selected = cached
+        if "_n" in result.columns:  # replay: weighted rows, spread into incidents for the page asked
+            return self._shape(_incidents(result, offset, limit), selected)
         return self._shape(result.iloc[offset:offset + limit], selected)
 
     def _evaluate(self, params: dict[str, str]) -> tuple[pd.DataFrame, list[str] | None]:
         """The whole ordered result, and the selected columns of a plain (not aggregated) query."""
         frame = self.visible()
-        columns = set(frame.columns) - {"_row"}
+        columns = set(frame.columns) - {"_row", "_n"}
         if params.get("$where"):
             frame = apply_where(frame, params["$where"])
         items = parse_select(params["$select"], columns) if params.get("$select") else None
@@ -365,12 +451,13 @@ class PortalState:
         if any(i.fn for i in items):
             raise SoqlError("date functions outside an aggregation are not supported here")
         shown = pd.DataFrame({i.name: frame[i.column].to_numpy() for i in items})
-        for column in ("_row", "id"):
-            if column not in shown.columns:
+        for column in ("_row", "id", "_n"):
+            if column not in shown.columns and column in frame.columns:
                 shown[column] = frame[column].to_numpy()
         return order(shown, params.get("$order")), [i.name for i in items]
 
     def _shape(self, frame: pd.DataFrame, selected: list[str] | None) -> list[dict[str, Any]]:
+        frame = frame.drop(columns=["_n"], errors="ignore")
         if "_row" not in frame.columns:  # aggregated
             return _records(frame)
         if selected:
@@ -384,6 +471,23 @@ class PortalState:
             return rows
         shown = frame.drop(columns=["_row"])
         return _records(shown.assign(year=shown["date"].dt.year.astype(str)))
+
+
+def _incidents(cells: pd.DataFrame, offset: int, limit: int) -> pd.DataFrame:
+    """Incidents ``offset``..``offset + limit`` of ordered weighted rows (``_n`` each): each cell's
+    k-th incident has the id of its first plus k, so ids stay unique and in order."""
+    weights = cells["_n"].to_numpy(dtype=np.int64)
+    ends = np.cumsum(weights)
+    starts = ends - weights
+    chosen = (ends > offset) & (starts < offset + limit)
+    first = np.maximum(starts[chosen], offset) - starts[chosen]  # the first incident taken of each chosen cell
+    taken = np.minimum(ends[chosen], offset + limit) - starts[chosen] - first
+    part = cells[chosen]
+    spread = part.iloc[np.repeat(np.arange(len(part)), taken)].copy()
+    within = np.arange(int(taken.sum())) - np.repeat(np.cumsum(taken) - taken, taken) + np.repeat(first, taken)
+    if "id" in spread.columns:
+        spread["id"] = (spread["id"].astype(np.int64).to_numpy() + within).astype(str)
+    return spread
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -457,6 +561,11 @@ def make_handler(state: PortalState, quiet: bool = True) -> type[BaseHTTPRequest
                     return self._send(200, json.dumps(state.log[-1000:]).encode())
             if action == "revisions":
                 return self._send(200, json.dumps(state.revisions).encode())
+            if action == "replay":
+                try:
+                    return self._send(200, json.dumps(state.replay_state()).encode())
+                except ValueError as exc:
+                    return self._error(400, str(exc))
             self._error(404, f"no control action {action}")
 
         def do_POST(self) -> None:  # noqa: N802 - the base class's name
@@ -474,8 +583,12 @@ def make_handler(state: PortalState, quiet: bool = True) -> type[BaseHTTPRequest
                 elif action == "reset":
                     state.reset()
                     result = {"reset": True}
+                elif action == "advance":
+                    result = state.advance(int(body.get("months", 1)))
                 else:
                     return self._error(404, f"no control action {action}")
+            except ReplayEnded as exc:
+                return self._error(409, str(exc))
             except (ValueError, TypeError, KeyError, IndexError) as exc:
                 return self._error(400, f"{type(exc).__name__}: {exc}")
             self._send(200, json.dumps(result, default=str).encode())
@@ -487,16 +600,25 @@ class StandInPortal:
     """The stand-in on a background thread: ``with StandInPortal() as portal: portal.url``."""
 
     def __init__(self, dataset: str = "csv", data: Path | None = None, port: int = 0, host: str = "127.0.0.1",
-                 replicate_years: int = 1, now: datetime | None = None, quiet: bool = True) -> None:
+                 replicate_years: int = 1, now: datetime | None = None, quiet: bool = True, *,
+                 replay_from: str | None = None, areas: list[int] | None = None, types: list[str] | None = None) -> None:
         folder = data or data_dir()
         raw = None
         if dataset == "csv":
             frame = load_csv(folder / CSV_FILE, replicate_years)
         elif dataset == "api-sample":
             frame, raw = load_api_sample(folder / API_FILE)
+        elif dataset == "replay":
+            if not replay_from:
+                raise ValueError("the replay dataset needs replay_from (YYYY-MM): the month the city is shown as of")
+            frame = load_area_type(folder / AREA_TYPE_FILE, areas, types)
         else:
-            raise ValueError(f"unknown dataset {dataset!r}: csv or api-sample")
-        self.state = PortalState(frame, raw, folder / BOUNDARIES_FILE, now)
+            raise ValueError(f"unknown dataset {dataset!r}: csv, api-sample or replay")
+        self.state = PortalState(frame, raw, folder / BOUNDARIES_FILE, now, today=replay_from if dataset == "replay" else None)
+        if self.state.today is not None:
+            first = pd.Period(frame["date"].min(), freq="M")
+            if not first <= self.state.today <= self.state.last_month:
+                raise ValueError(f"replay month {replay_from} is outside the data ({first}..{self.state.last_month})")
         self.server = ThreadingHTTPServer((host, port), make_handler(self.state, quiet))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -532,20 +654,75 @@ class StandInPortal:
     def requests(self) -> list[dict[str, Any]]:
         return list(self.state.log)
 
+    def advance(self, months: int = 1) -> dict[str, Any]:
+        return self.state.advance(months)
+
+
+def advance(url: str, months: int = 1, timeout: float = 30.0) -> dict[str, Any]:
+    """Move a replaying portal's "today" on, over HTTP: its new state (ValueError when it refuses)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{url.rstrip('/')}/__control/advance", data=json.dumps({"months": months}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise ValueError(json.loads(error.read() or b"{}").get("message") or f"HTTP {error.code}") from None
+
+
+def _advance_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.portal advance",
+                                     description="Move a replaying portal's today on by a month (or --months).")
+    parser.add_argument("--url", default=os.environ.get("CRIMECAST_SOCRATA_URL") or "http://127.0.0.1:8089",
+                        help="the portal (default: CRIMECAST_SOCRATA_URL, else http://127.0.0.1:8089)")
+    parser.add_argument("--months", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        state = advance(args.url, args.months)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(state))
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _text_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.portal", description="A stand-in for the Chicago data portal.")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["advance"]:
+        return _advance_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m local.portal", description="A stand-in for the Chicago data portal. "
+                                     "`python -m local.portal advance [--url URL]` moves a replaying portal on a month.")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: CRIMECAST_DATA_DIR or ../shared/data")
-    parser.add_argument("--dataset", choices=["csv", "api-sample"], default="csv")
+    parser.add_argument("--dataset", choices=["csv", "api-sample", "replay"], default=None,
+                        help="default: replay with --replay-from, else csv")
+    parser.add_argument("--replay-from", metavar="YYYY-MM", default=None,
+                        help=f"replay {AREA_TYPE_FILE}: the city as of the end of this month")
+    parser.add_argument("--areas", type=_int_list, default=None, help="replay: only these areas, e.g. 8,25,32 (0: unplaced)")
+    parser.add_argument("--types", type=_text_list, default=None, help="replay: only these types, e.g. ASSAULT,THEFT")
     parser.add_argument("--replicate-years", type=int, default=1, help="copy the 2022 rows into this many years (benchmarks)")
     parser.add_argument("--now", type=datetime.fromisoformat, default=None,
                         help="the portal's clock, e.g. 2022-11-20T00:00:00: the 7 days before it are withheld")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    portal = StandInPortal(args.dataset, args.data_dir, args.port, args.host, args.replicate_years, args.now, quiet=not args.verbose)
-    print(f"portal stand-in at {portal.url} ({args.dataset}, {len(portal.state.frame):,} incidents); "
+    dataset = args.dataset or ("replay" if args.replay_from else "csv")
+    portal = StandInPortal(dataset, args.data_dir, args.port, args.host, args.replicate_years, args.now, quiet=not args.verbose,
+                           replay_from=args.replay_from, areas=args.areas, types=args.types)
+    frame = portal.state.frame
+    incidents = int(frame["_n"].sum()) if "_n" in frame.columns else len(frame)
+    replay = f", replaying: today {portal.state.today}" if portal.state.today is not None else ""
+    print(f"portal stand-in at {portal.url} ({dataset}, {incidents:,} incidents{replay}); "
           f"CRIMECAST_SOCRATA_URL={portal.url}", file=sys.stderr, flush=True)
     try:
         portal.server.serve_forever()

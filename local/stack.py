@@ -4,6 +4,13 @@ moto's server stands in for AWS. The bucket, tables and secret are the ones
 ``template.yaml`` defines, read from it. A small HTTP server plays API Gateway: it routes
 each request by the template's ``Api`` events to the same handlers, through the same
 authorizer, with API Gateway's proxy event shape, and serves the web UI at ``/``.
+
+With ``CRIMECAST_AS_OF=YYYY-MM`` (``--as-of``) it replays the city from the end of that
+month: it starts the portal stand-in (``local/portal.py``) in replay mode over
+``area_type_monthly_2001_2018.csv.gz`` in ``CRIMECAST_DATA_DIR``, on ``CRIMECAST_REPLAY_PORT``
+(default 8089), optionally cut to ``CRIMECAST_REPLAY_AREAS`` / ``CRIMECAST_REPLAY_TYPES``
+(comma-separated); backfills from it through the normal ingest path, trains and serves.
+``python -m local.portal advance`` publishes the next month; ``POST /ingest`` brings it in.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import uuid
 
 from crimecast import settings
 from crimecast.security_headers import security_headers
+from crimecast.tools.data import AREA_TYPE_FILE
 from local.template import ApiRoute, api_routes, dynamodb_table_specs, load_template, resources_of_type
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +50,6 @@ ADMIN = "admin"
 # snapshot has it (each series keeps the end of its own file; the first file that gives
 # a series outright wins).
 SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
-AREA_TYPE_FILE = "area_type_monthly_2001_2018.csv.gz"
 BOUNDARIES_FILE = "community_areas.geojson"
 # The page's policy with connect-src 'self': here the API is on the page's own origin.
 SECURITY_HEADERS = security_headers()
@@ -301,7 +308,26 @@ def _portal_for_demo() -> tuple[str | None, str]:
     return None, f"the portal at {client.base_url} did not answer within 3 s"
 
 
-def load_data(snapshot: Path) -> None:
+def start_replay_portal(as_of: str, port: int, areas: str | None, types: str | None) -> Any:
+    """The portal stand-in replaying the city as of the end of ``as_of``, on a thread of this
+    process; CRIMECAST_SOCRATA_URL points the functions at it."""
+    from local.portal import StandInPortal, data_dir
+
+    folder = data_dir()
+    if not (folder / AREA_TYPE_FILE).is_file():
+        raise FileNotFoundError(f"replay needs {AREA_TYPE_FILE} in {folder}: set CRIMECAST_DATA_DIR to the folder that holds it")
+    area_list = [int(a) for a in areas.split(",") if a.strip()] if areas else None
+    type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
+    portal = StandInPortal("replay", folder, port, replay_from=as_of, areas=area_list, types=type_list).start()
+    os.environ["CRIMECAST_SOCRATA_URL"] = portal.url
+    cut = (f", areas {areas}" if areas else "") + (f", types {types}" if types else "")
+    say(f"replay: the portal stand-in at {portal.url} shows the city as of the end of {as_of} "
+        f"({folder / AREA_TYPE_FILE}{cut}); `python -m local.portal advance --url {portal.url}` publishes the next month, "
+        "then POST /ingest brings it in")
+    return portal
+
+
+def load_data(snapshot: Path, replay: bool = False) -> None:
     from crimecast.adapters.blobs import BOUNDARIES_KEY
     from crimecast.adapters.stores import get_stores
     from crimecast.domain.series import read_many
@@ -316,6 +342,8 @@ def load_data(snapshot: Path) -> None:
         if run["status"] == "succeeded":
             return
         why_not = f"the ingest from {portal} failed: {run['detail'].get('error')}"
+    if replay:  # the snapshot is another city than the one replayed: no fallback
+        raise RuntimeError(f"replay: {why_not}")
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
     files = [snapshot / name for name in SNAPSHOT_FILES]
     if (snapshot / AREA_TYPE_FILE).is_file():
@@ -367,7 +395,15 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("CRIMECAST_SNAPSHOT", REPO.parent / "shared" / "data")))
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="train every series even when an earlier start's models fit")
+    parser.add_argument("--as-of", metavar="YYYY-MM", default=os.environ.get("CRIMECAST_AS_OF") or None,
+                        help="replay the city from the end of this month (CRIMECAST_AS_OF; 2001-01..2018-10)")
+    parser.add_argument("--replay-port", type=int, default=int(os.environ.get("CRIMECAST_REPLAY_PORT", 8089)))
+    parser.add_argument("--replay-areas", default=os.environ.get("CRIMECAST_REPLAY_AREAS"), help="e.g. 8,25,32")
+    parser.add_argument("--replay-types", default=os.environ.get("CRIMECAST_REPLAY_TYPES"), help="e.g. ASSAULT,THEFT")
     args = parser.parse_args(argv)
+    if args.as_of and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.as_of):
+        say(f"CRIMECAST_AS_OF must be YYYY-MM, not {args.as_of!r}")
+        return 2
     if already_running(args.port):
         say(f"crimecast is already running at http://127.0.0.1:{args.port}/")
         return 1
@@ -386,6 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
+    portal = None
+    if args.as_of:
+        try:
+            portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
+        except (OSError, ValueError) as exc:
+            server.server_close()
+            port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+            say(f"replay: cannot start the portal stand-in: {exc}"
+                + (" (CRIMECAST_REPLAY_PORT picks another port)" if port_taken else ""))
+            return 1
     moto = start_moto()
     say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -396,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
         state["step"] = "loading data"
-        load_data(args.snapshot)
+        load_data(args.snapshot, replay=portal is not None)
         state["step"] = "training"
         serve_models(args.workers, state, fresh=args.fresh)
         state.update(ready=True, step="ready")
@@ -412,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         server.shutdown()
         server.server_close()
         moto.stop()
+        if portal is not None:
+            portal.stop()
     return 0
 
 

@@ -48,10 +48,12 @@ def test_a_snapshot_with_area_x_type_history_keeps_each_series_end(aws, snapshot
     assert str(counts.data_end(SeriesKey(25, "ASSAULT"))) == "2020-12"
     assert str(counts.data_end(SeriesKey(25, "ALL"))) == "2021-12"
     assert current_manifest(aws)["series_ends"] == {"25:ASSAULT": "2020-12"}
+    assert counts.series(SeriesKey(25, "ASSAULT")).index[0] == counts.series(SeriesKey(25, "ALL")).index[0]
 
 
 def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, capsys) -> None:
-    """tests/fixtures is a snapshot `make demo` can start from: eight years, the map's 77 areas."""
+    """tests/fixtures is a snapshot `make demo` can start from: totals for eight years, area x type
+    to 2018-10, the map's 77 areas."""
     import json
 
     from crimecast.domain.keys import SeriesKey
@@ -61,8 +63,10 @@ def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, cap
     monkeypatch.setenv("CRIMECAST_SOCRATA_URL", f"http://127.0.0.1:{free_port()}")
     stack.load_data(FIXTURES)
     counts = load_counts(aws)
-    assert (str(counts.first_month), str(counts.last_month)) == ("2017-01", "2024-12")
+    assert (str(counts.first_month), str(counts.last_month)) == ("2010-01", "2024-12")
     assert {k.community_area for k in counts.keys()} == {None, 8, 25, 32}
     assert len(counts.series(SeriesKey(25, "ALL"))) == 96 and counts.series(SeriesKey(None, "THEFT")).min() > 0
+    assault = counts.series(SeriesKey(25, "ASSAULT"))
+    assert (str(assault.index[0]), str(assault.index[-1])) == ("2010-01", "2018-10") and assault.min() > 0
     document = json.loads(forecasts.boundaries(aws))
     assert [f["properties"]["area_number"] for f in document["features"]] == list(range(1, 78))

@@ -48,15 +48,18 @@ class Stack(NamedTuple):
 
 
 @contextmanager
-def running_stack(snapshot: Path) -> Iterator[Stack]:
+def running_stack(snapshot: Path, env: dict[str, str] | None = None, ready_s: float = 240) -> Iterator[Stack]:
     """The stack over a snapshot of two series (area 25 and the city, five years): its base URL,
     its process (killed on the way out if still running) and the file its output goes to (a
-    file, not a pipe nobody reads, which would block the stack once full)."""
+    file, not a pipe nobody reads, which would block the stack once full). ``env``: more
+    environment for it (e.g. CRIMECAST_AS_OF, which makes it replay instead)."""
     areas, types = (snapshot / name for name in SNAPSHOT_FILES)
     tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
     tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
     port = free_port()
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD}
+    extra = env or {}
+    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
+           **extra}
     env.pop("AWS_ENDPOINT_URL", None)
     # This checkout's package first: the virtualenv may point at another checkout's.
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -66,7 +69,7 @@ def running_stack(snapshot: Path) -> Iterator[Stack]:
                                    stdout=subprocess.DEVNULL, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + ready_s
         while time.monotonic() < deadline:
             try:
                 if request(f"{base}/health")[0] == 200:
@@ -77,7 +80,7 @@ def running_stack(snapshot: Path) -> Iterator[Stack]:
                 pytest.fail(f"the stack exited: {log.read_text()}")
             time.sleep(0.5)
         else:
-            pytest.fail("the stack did not become ready in 240 s")
+            pytest.fail(f"the stack did not become ready in {ready_s:.0f} s: {log.read_text()[-2000:]}")
         yield Stack(base, process, log)
     finally:
         if process.poll() is None:

@@ -68,7 +68,8 @@ class MonthlyCounts:
     ``partial_month`` is the trailing month the data does not cover in full.
     ``ends`` holds the series whose data stop earlier than the others (a source that
     ends sooner, such as the 2001-2018 area x type history beside totals that run to
-    today): their months after that end are unknown, not zero.
+    today): their months after that end are unknown, not zero. ``starts`` likewise
+    holds the series whose source begins later than the others.
     """
 
     frame: pd.DataFrame
@@ -76,6 +77,7 @@ class MonthlyCounts:
     last_month: pd.Period
     partial_month: pd.Period | None = None
     ends: Mapping[SeriesKey, pd.Period] = field(default_factory=dict)
+    starts: Mapping[SeriesKey, pd.Period] = field(default_factory=dict)
 
     @property
     def last_complete_month(self) -> pd.Period:
@@ -85,15 +87,18 @@ class MonthlyCounts:
         """The last complete month of one series: what its forecast starts after."""
         return self.ends.get(key, self.last_complete_month)
 
-    def with_ends(self, ends: Mapping[SeriesKey, pd.Period]) -> MonthlyCounts:
-        """The same counts, with the series in ``ends`` stopping at their month (none past the others')."""
+    def with_spans(self, starts: Mapping[SeriesKey, pd.Period], ends: Mapping[SeriesKey, pd.Period]) -> MonthlyCounts:
+        """The same counts, the series in ``starts`` and ``ends`` beginning and stopping at their own months."""
         known = self._rows_by_key
-        kept = {k: m for k, m in ends.items() if k in known and m < self.last_complete_month}
-        return replace(self, ends=kept)
+        return replace(self, starts={k: m for k, m in starts.items() if k in known and m > self.first_month},
+                       ends={k: m for k, m in ends.items() if k in known and m < self.last_complete_month})
 
-    def ends_by_label(self) -> dict[str, str]:
-        """``ends`` as JSON-ready text, for the stored counts' manifest."""
-        return {k.label: str(m) for k, m in sorted(self.ends.items(), key=lambda i: SeriesKey.sort_key(i[0]))}
+    def spans_by_label(self) -> dict[str, dict[str, str]]:
+        """``starts`` and ``ends`` as JSON-ready text, for the stored counts' manifest."""
+        def text(months: Mapping[SeriesKey, pd.Period]) -> dict[str, str]:
+            return {k.label: str(m) for k, m in sorted(months.items(), key=lambda i: SeriesKey.sort_key(i[0]))}
+
+        return {"series_starts": text(self.starts), "series_ends": text(self.ends)}
 
     @cached_property
     def _rows_by_key(self) -> dict[SeriesKey, np.ndarray]:
@@ -117,7 +122,7 @@ class MonthlyCounts:
         """
         self._check_known(key)
         rows = self.frame.iloc[self._rows_by_key[key]]
-        start = self.first_month
+        start = self.starts.get(key, self.first_month)
         if key.community_area is not None and not all_history:
             start = max(start, AREA_COUNTS_COMPLETE_FROM)
         if key in self.ends:
@@ -171,8 +176,8 @@ def counts_from_frame(frame: pd.DataFrame, as_of: date | None = None) -> Monthly
 def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> MonthlyCounts:
     """Load several files into one table; a series given twice keeps the first file's rows.
 
-    Each series ends where the file it comes from ends: files that stop at different
-    months (the area x type history to 2018, the totals to today) keep their own ends.
+    Each series starts and ends where the file it comes from does: files that cover
+    different months (the area x type history to 2018, the totals to today) keep them.
     """
     tables = [read_counts(p, as_of) for p in paths]
     if not tables:
@@ -193,9 +198,10 @@ def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> Monthly
     last = max(t.last_month for t in tables)
     partial = last if any(t.partial_month == last for t in tables) else None
     merged = MonthlyCounts(frame, min(t.first_month for t in tables), last, partial)
-    ends = {SeriesKey(None if pd.isna(a) else int(a), str(t)): tables[s].last_complete_month
-            for a, t, s in sources[[*key, "source"]].itertuples(index=False)}
-    return merged.with_ends(ends)
+    source_of = {SeriesKey(None if pd.isna(a) else int(a), str(t)): tables[s]
+                 for a, t, s in sources[[*key, "source"]].itertuples(index=False)}
+    return merged.with_spans({k: t.first_month for k, t in source_of.items()},
+                             {k: t.last_complete_month for k, t in source_of.items()})
 
 
 def counts_from_records(rows: Iterable[Mapping[str, Any]], as_of: date | None = None) -> MonthlyCounts:

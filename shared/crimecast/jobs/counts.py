@@ -83,16 +83,16 @@ def load_counts(stores: Stores) -> Any:
         raise ConfigurationError(f"counts version {pointer['version']} is missing its file {pointer['counts_key']}")
     tidy = pd.read_csv(io.BytesIO(body), compression="gzip", dtype=str, keep_default_na=False)
     tidy["partial_month"] = tidy["month"] == (pointer.get("partial_month") or "")
-    return counts_from_frame(tidy).with_ends(series_ends(pointer))
+    return counts_from_frame(tidy).with_spans(_months_by_key(pointer, "series_starts"), _months_by_key(pointer, "series_ends"))
 
 
-def series_ends(manifest: dict[str, Any]) -> dict[Any, Any]:
-    """The series of a stored version that end before its last month, and where."""
+def _months_by_key(manifest: dict[str, Any], name: str) -> dict[Any, Any]:
+    """The series of a stored version that start after its first month, or end before its last."""
     import pandas as pd
 
     from crimecast.domain.keys import SeriesKey
 
-    return {SeriesKey.parse(label): pd.Period(month, freq="M") for label, month in (manifest.get("series_ends") or {}).items()}
+    return {SeriesKey.parse(label): pd.Period(month, freq="M") for label, month in (manifest.get(name) or {}).items()}
 
 
 def _carried_ends(pointer: dict[str, Any] | None, window: tuple[str, str] | None) -> dict[str, str]:
@@ -115,7 +115,7 @@ def store_counts(stores: Stores, counts: Any) -> None:
         staged[year] = [key]
     partial = None if counts.partial_month is None else str(counts.partial_month)
     publish(stores, version, staged, None, lambda last: partial if partial == last else None,
-            {"source": "store_counts", "mode": "backfill", "series_ends": counts.ends_by_label()})
+            {"source": "store_counts", "mode": "backfill", **counts.spans_by_label()})
     stores.blobs.delete_keys(stores.blobs.list_keys(f"{STAGING_PREFIX}{version}/"))
 
 
@@ -194,7 +194,9 @@ def publish(stores: Stores, version: str, staged: dict[int, list[str]], window: 
         "version": version, "created_at": runs.now_iso(), "counts_key": counts_key, "bytes": len(combined),
         "first_month": min(p["first_month"] for p in parts.values()), "last_month": last_month, "partial_month": partial,
         "rows": sum(p["rows"] for p in parts.values()), "window": list(window) if window else None,
-        "previous_version": pointer["version"] if pointer else None, "series_ends": _carried_ends(pointer, window), **meta,
+        "previous_version": pointer["version"] if pointer else None,
+        "series_starts": (pointer or {}).get("series_starts") if window else None,
+        "series_ends": _carried_ends(pointer, window), **meta,
         "changes": changes if window is not None and pointer is not None else None,
         "parts": {str(year): parts[year] for year in sorted(parts)},
     }

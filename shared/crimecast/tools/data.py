@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "CRIMECAST_DATA_DIR"
+AREA_TYPE_FILE = "area_type_monthly_2001_2018.csv.gz"  # every area x type, 2001-01..2018-10 (SOURCES.md)
 _REPO = Path(__file__).resolve().parents[3]
 
 

@@ -1,0 +1,90 @@
+"""The portal stand-in's replay mode, over the fixture cut of area_type_monthly_2001_2018.csv.gz:
+the months up to its "today" only, the file's counts as the ingest reads them, "today" moved on
+over HTTP and from the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+
+import pandas as pd
+import pytest
+
+from crimecast.adapters.socrata import CRIMES_DATASET, SocrataClient
+from crimecast.domain.keys import SeriesKey
+from crimecast.jobs.counts import load_counts
+from local import portal as portal_module
+from local.portal import AREA_TYPE_FILE, StandInPortal, advance
+from tests.conftest import FIXTURES
+from tests.ingest.conftest import assert_same_counts, portal_source, recount, run, stored
+
+TODAY = "2018-08"
+
+
+@pytest.fixture
+def replaying() -> Iterator[StandInPortal]:
+    with StandInPortal("replay", FIXTURES, replay_from=TODAY) as portal:
+        yield portal
+
+
+def _file() -> pd.DataFrame:
+    return pd.read_csv(FIXTURES / AREA_TYPE_FILE, dtype={"month": str})
+
+
+def test_the_ingest_stores_the_file_s_counts_up_to_today(aws, replaying) -> None:
+    view = run(aws, portal_source(replaying), mode="backfill", first_year=2010)
+    assert view["status"] == "succeeded" and view["detail"]["stored"]["last_month"] == TODAY
+    assert_same_counts(stored(aws), recount(replaying))  # one row per incident, counted by the domain
+    raw = _file()
+    raw = raw[raw["month"] <= TODAY]
+    counts = load_counts(aws)
+    # a cell listed twice (area_source portal and derived) counts once, summed
+    both = raw[raw["community_area"] > 0].groupby(["month", "community_area", "primary_type"])["count"].agg(["size", "sum"])
+    (month, area, crime), row = next((k, r) for k, r in both.iterrows() if r["size"] == 2)
+    assert counts.series(SeriesKey(int(area), crime))[pd.Period(month, freq="M")] == row["sum"]
+    # area 0, the unplaced reports: in the city's totals only
+    assert {k.community_area for k in counts.keys()} == {None, 8, 25, 32}
+    city = counts.series(SeriesKey(None, "ALL"))
+    assert int(city.sum()) == int(raw["count"].sum())
+
+
+def test_only_months_up_to_today_are_served_and_advance_publishes_the_next(replaying) -> None:
+    client = SocrataClient(replaying.url)
+    monthly = {"$select": "date_trunc_ym(date) AS month, count(*) AS n", "$group": "month", "$order": "month DESC", "$limit": 1}
+    assert client.get_json(f"/resource/{CRIMES_DATASET}.json", monthly)[0]["month"].startswith(TODAY)
+    assert advance(replaying.url) == {"today": "2018-09", "last_month": "2018-10", "months_left": 1}
+    assert client.get_json(f"/resource/{CRIMES_DATASET}.json", monthly)[0]["month"].startswith("2018-09")
+    raw = _file()
+    expected = int(raw.loc[raw["month"] == "2018-09", "count"].sum())
+    where = "date >= '2018-09-01T00:00:00.000' AND date < '2018-10-01T00:00:00.000'"
+    assert client.incident_total(pd.Timestamp("2018-09-01"), pd.Timestamp("2018-10-01")) == expected
+    # a plain row query gives that many incidents, ids unique and in order across pages
+    rows = [row for offset in range(0, expected, 700) for row in client.get_json(
+        f"/resource/{CRIMES_DATASET}.json", {"$where": where, "$order": ":id", "$limit": 700, "$offset": offset})]
+    ids = [int(r["id"]) for r in rows]
+    assert len(rows) == expected and ids == sorted(set(ids))
+    unplaced = raw[(raw["month"] == "2018-09") & (raw["community_area"] == 0)]["count"].sum()
+    assert sum("community_area" not in r for r in rows) == unplaced
+
+
+def test_advancing_past_the_data_is_refused(replaying) -> None:
+    replaying.advance(2)
+    with pytest.raises(ValueError, match="the data ends in 2018-10"):
+        advance(replaying.url)
+
+
+def test_the_command_line_advances_a_replaying_portal(replaying, capsys) -> None:
+    assert portal_module.main(["advance", "--url", replaying.url]) == 0
+    assert json.loads(capsys.readouterr().out)["today"] == "2018-09"
+    with StandInPortal("csv", FIXTURES) as not_replaying:
+        assert portal_module.main(["advance", "--url", not_replaying.url]) == 2
+    assert "not replaying" in capsys.readouterr().err
+
+
+def test_a_cut_to_areas_and_types_leaves_the_unplaced_out_unless_listed() -> None:
+    frame = portal_module.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[25], types=["THEFT"])
+    assert set(frame["community_area"]) == {"25"} and set(frame["primary_type"]) == {"THEFT"}
+    with_unplaced = portal_module.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[0, 25])
+    assert with_unplaced["community_area"].isna().any()
+    with pytest.raises(ValueError, match="outside the data"):
+        StandInPortal("replay", FIXTURES, replay_from="2019-01")
