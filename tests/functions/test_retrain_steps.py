@@ -108,6 +108,18 @@ def test_promotion_rule() -> None:
     assert retrain.promotion_decision({"series": 0, "mase": {"median": None}}, None, 0.0)[0] is False
 
 
+def test_a_champion_that_degraded_live_is_judged_by_its_live_accuracy() -> None:
+    """Its backtest covered older months than the candidate's: the replay showed retrain after
+    retrain refused against a backtest the champion no longer matched."""
+    summary = {"series": 3, "mase": {"median": 0.9}}
+    degraded = {"mase": {"median": 0.7}, "live": {"median_live_mase": 1.1}}
+    promoted, reason = retrain.promotion_decision(summary, degraded, 0.0)
+    assert promoted is True and "1.100 (live since training)" in reason
+    steady = {"mase": {"median": 0.7}, "live": {"median_live_mase": 0.6}}
+    assert retrain.promotion_decision(summary, steady, 0.0) == (False, "median MASE 0.900 is worse than the champion's 0.700 "
+                                                                       "(backtest; limit 0.700)")
+
+
 @pytest.mark.parametrize(("name", "value", "expected"),
                          [("CRIMECAST_BACKTEST_ORIGINS", "3", 3), ("CRIMECAST_PROMOTION_TOLERANCE", "0.1", 0.1)])
 def test_settings_come_from_the_environment(monkeypatch, name: str, value: str, expected: float) -> None:

@@ -13,6 +13,7 @@ from crimecast.adapters.limits import check_item
 CHAMPION = "__champion__"  # series key of the pointer to the serving model version
 CATALOG = "__catalog__"  # per version: the series and types it covers
 SUMMARY = "__summary__"  # per version: accuracy over every series
+LIVE_SUMMARY = "__live_summary__"  # per version: its latest live accuracy over every series scored
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"
 

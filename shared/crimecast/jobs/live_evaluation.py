@@ -12,6 +12,7 @@ import json
 import statistics
 from typing import Any
 
+from crimecast.adapters.series_store import LIVE_SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain import metrics
 from crimecast.domain.keys import SeriesKey
@@ -65,6 +66,10 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
         "share_degraded": round(share, 4), "median_live_mase": round(statistics.median(live_mases), 4) if live_mases else None,
         "degraded_examples": degraded[:10], "threshold": {"mase_ratio": threshold.mase_ratio, "share": threshold.share},
     }
+    if results:
+        stores.series.put_items([{"series": LIVE_SUMMARY, "version": version, "run_id": run_id,
+                                  "payload": json.dumps({k: detail[k] for k in ("series_evaluated", "series_degraded",
+                                                                               "share_degraded", "median_live_mase")})}])
     if results and share > threshold.share:
         return detail, (f"live MASE above {threshold.mase_ratio:g}x the backtest on {share:.0%} of series "
                         f"(more than {threshold.share:.0%})")

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from crimecast import settings
-from crimecast.adapters.series_store import SUMMARY
+from crimecast.adapters.series_store import LIVE_SUMMARY, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import InvalidInputError, NotFoundError
 from crimecast.domain.keys import SeriesKey
@@ -226,29 +226,41 @@ def summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def promotion_decision(candidate: dict[str, Any], champion: dict[str, Any] | None, tolerance: float) -> tuple[bool, str]:
-    """Serve the candidate when its backtest is not worse than the champion's."""
+    """Serve the candidate when its backtest is not worse than what the champion does.
+
+    The champion is judged by the worse of its backtest and its live accuracy since it was
+    trained (``champion["live"]``, once scored): a champion that degraded live is not
+    defended by the backtest it had, which covered older months than the candidate's.
+    """
     if not candidate["series"]:
         return False, "the candidate has no trained series"
     if champion is None:
         return True, "no champion yet"
-    new, old = candidate["mase"]["median"], champion.get("mase", {}).get("median")
+    new, backtest = candidate["mase"]["median"], champion.get("mase", {}).get("median")
+    live = (champion.get("live") or {}).get("median_live_mase")
+    old = max((v for v in (backtest, live) if v is not None), default=None)
     if old is None:
         return True, "the champion has no comparable backtest"
     if new is None:
         return False, "the candidate has no comparable backtest"
+    which = "live since training" if live is not None and old == live and live != backtest else "backtest"
     limit = old * (1 + tolerance)
     if new <= limit:
-        return True, f"median MASE {new:.3f} is not worse than the champion's {old:.3f}"
-    return False, f"median MASE {new:.3f} is worse than the champion's {old:.3f} (limit {limit:.3f})"
+        return True, f"median MASE {new:.3f} is not worse than the champion's {old:.3f} ({which})"
+    return False, f"median MASE {new:.3f} is worse than the champion's {old:.3f} ({which}; limit {limit:.3f})"
 
 
 def _champion_summary(stores: Stores) -> dict[str, Any] | None:
+    """The champion's backtest summary, with its latest live accuracy under ``live`` when scored."""
     try:
         version = forecasts.champion_version(stores)
     except NotFoundError:
         return None
     item = stores.series.get(SUMMARY, version)
-    return json.loads(item["payload"]) if item else None
+    if not item:
+        return None
+    live = stores.series.get(LIVE_SUMMARY, version)
+    return {**json.loads(item["payload"]), "live": json.loads(live["payload"]) if live else None}
 
 
 UNFINISHED = {"code": runs.INTERNAL, "error": "its training batch did not finish (the workflow gave up on it)"}
