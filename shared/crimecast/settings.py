@@ -160,6 +160,7 @@ class RetrainOptions:
     forecast_months: int = env("CRIMECAST_FORECAST_MONTHS", 24)
     promotion_tolerance: float = env("CRIMECAST_PROMOTION_TOLERANCE", 0.0)  # candidate median MASE may exceed the champion's by this share
     batch_size: int = env("RETRAIN_BATCH_SIZE", 25)  # series per Distributed Map item
+    reconcile: bool = env("CRIMECAST_RECONCILE", True)  # forecasts of levels ending in the same month add up
 
 
 @dataclass(frozen=True)

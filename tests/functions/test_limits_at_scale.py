@@ -66,6 +66,9 @@ class SyntheticCounts:
     def keys(self) -> list[SeriesKey]:
         return self._keys
 
+    def data_end(self, key: SeriesKey) -> pd.Period:
+        return self.last_complete_month
+
     def series(self, key: SeriesKey, include_partial: bool = False) -> pd.Series:
         n = self._index[key]
         if n % self.modelled_every == 0:  # worth a model

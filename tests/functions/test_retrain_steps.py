@@ -126,3 +126,31 @@ def test_settings_come_from_the_environment(monkeypatch, name: str, value: str, 
     monkeypatch.setenv(name, value)
     options = settings.read(settings.RetrainOptions)
     assert expected in (options.backtest_origins, options.promotion_tolerance)
+
+
+def test_forecasts_of_levels_ending_together_add_up(aws) -> None:
+    """Area x type forecasts sum to their area's, areas (less the reports no area holds) and
+    types to the city's, within 1%, though every series was fitted on its own."""
+    frames = [tidy_frame(seasonal_series("2018-01", 72, level=level, seed=seed), area, crime_type)
+              for seed, (area, crime_type, level) in enumerate([(25, "THEFT", 80), (25, "BATTERY", 140), (8, "THEFT", 300),
+                                                                 (8, "BATTERY", 60), (32, "THEFT", 200), (32, "BATTERY", 35)])]
+    unplaced = tidy_frame(seasonal_series("2018-01", 72, level=12, seed=9), None, "THEFT")  # reports with no area
+    frames.append(unplaced.assign(community_area="0"))
+    _store(aws, frames)
+    summary = retrain.run_locally(aws, workers=1)
+    run = runs.get_run(aws, summary["run_id"])
+    coherence = run["detail"]["coherence"]
+    assert coherence["series_adjusted"] >= 9
+    gaps = next(iter(coherence["max_relative_gap"].values()))
+    assert all(gap is not None and gap <= 0.01 for gap in gaps.values()), gaps
+
+    def first_month(area: str, crime_type: str) -> float:
+        return forecasts.prediction(aws, area, crime_type, 1)["forecast"][0]["yhat"]
+
+    for area in ("25", "8", "32"):
+        cells = first_month(area, "THEFT") + first_month(area, "BATTERY")
+        assert cells == pytest.approx(first_month(area, "ALL"), rel=0.01)
+    areas = sum(first_month(area, "ALL") for area in ("25", "8", "32"))
+    share = aws.blobs.get_json(retrain.manifest_key(summary["run_id"]))["unplaced_share"]["ALL"]
+    assert 0.01 < share < 0.05 and areas == pytest.approx(first_month("city", "ALL") * (1 - share), rel=0.01)
+    assert first_month("city", "THEFT") + first_month("city", "BATTERY") == pytest.approx(first_month("city", "ALL"), rel=0.01)

@@ -206,3 +206,15 @@ def test_area_zero_counts_citywide_only() -> None:
     counts = counts_from_frame(INCIDENTS.assign(**{"Community Area": ["0", "25", "25", "8", "25"]}), PAST)
     assert counts.series(SeriesKey(None, "ALL"), include_partial=True).tolist() == [3, 2]
     assert SeriesKey(0, "ALL") not in counts.keys()
+
+
+def test_area_zero_in_an_area_x_type_file_counts_in_the_city_totals_only() -> None:
+    """The area x type history lists reports with no area under area 0: the city's totals are
+    every cell plus those, not the area-0 rows alone (a blank area would be a city total)."""
+    counts = counts_from_tidy(_tidy([("2016-01", "25", "THEFT", 10), ("2016-01", "8", "THEFT", 20),
+                                     ("2016-01", "0", "THEFT", 3), ("2016-01", "25", "BATTERY", 5)]), PAST)
+    assert counts.series(SeriesKey(None, "THEFT")).tolist() == [33]
+    assert counts.series(SeriesKey(None, "ALL")).tolist() == [38]
+    assert counts.series(SeriesKey(25, "ALL")).tolist() == [15]
+    derived = counts.frame.set_index(["community_area", "primary_type"])["derived"]
+    assert not derived.loc[(25, "THEFT")] and derived.loc[(25, "ALL")] and derived.loc[(pd.NA, "THEFT")].all()

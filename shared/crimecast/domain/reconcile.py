@@ -147,3 +147,34 @@ def reconcile(
         for k in placed:
             out[k] = _scaled(forecasts[k], fitted[area_index[k.community_area], type_index[k.primary_type]])
     return out
+
+
+def coherence_gaps(forecasts: Mapping[SeriesKey, Band], unplaced_share: float | Mapping[str, float] = 0.0) -> dict[str, float | None]:
+    """How far from adding up ``forecasts`` are, as the largest relative gap over the horizon:
+    area x type cells against their area total, areas (plus the unplaced share) and types
+    against the city. None where a relation has no members."""
+
+    def share(type_name: str) -> float:
+        if isinstance(unplaced_share, Mapping):
+            return float(unplaced_share.get(type_name, unplaced_share.get(ALL_TYPES, 0.0)))
+        return float(unplaced_share)
+
+    def gap(parts: list[np.ndarray], whole: np.ndarray) -> float:
+        total = np.sum(parts, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.where(whole > 0, np.abs(total - whole) / whole, 0.0)
+        return round(float(np.max(relative)), 6)
+
+    city = forecasts.get(SeriesKey(None, ALL_TYPES))
+    areas = {k.community_area: b for k, b in forecasts.items() if k.community_area is not None and k.primary_type == ALL_TYPES}
+    types = [b.yhat for k, b in forecasts.items() if k.community_area is None and k.primary_type != ALL_TYPES]
+    cells: dict[int, list[np.ndarray]] = {}
+    for k, b in forecasts.items():
+        if k.community_area in areas and k.primary_type != ALL_TYPES:
+            cells.setdefault(k.community_area, []).append(b.yhat)
+    return {
+        "types_to_city": gap(types, city.yhat) if city is not None and types else None,
+        "areas_to_city": gap(list(b.yhat for b in areas.values()), city.yhat * (1 - share(ALL_TYPES)))
+        if city is not None and areas else None,
+        "area_types_to_areas": max((gap(v, areas[a].yhat) for a, v in cells.items()), default=None),
+    }

@@ -254,8 +254,17 @@ def counts_from_tidy(tidy: pd.DataFrame, as_of: date | None = None) -> MonthlyCo
         "count": counts.round().astype("int64"),
     })
     # Merging renamed types can put two rows on one cell: add them up.
-    frame = frame.groupby(["month", "community_area", "primary_type"], dropna=False, observed=True)["count"].sum().reset_index()
-    frame = _fill_missing_levels(frame)
+    keys = ["month", "community_area", "primary_type"]
+    unplaced = _is_unplaced(tidy["community_area"])
+    if unplaced.any() and frame["community_area"].notna()[~unplaced].all() and not (frame["primary_type"] == ALL_TYPES).any():
+        # Area x type cells plus area 0 (reports no area holds), as the portal counts them:
+        # every coarser level is their sum, the city's with the unplaced reports.
+        cells = frame.groupby(keys, dropna=False, observed=True)["count"].sum().reset_index()
+        frame = _all_levels_from_cells(cells)
+        frame["derived"] = frame["community_area"].isna() | (frame["primary_type"] == ALL_TYPES)
+    else:
+        frame = frame.groupby(keys, dropna=False, observed=True)["count"].sum().reset_index()
+        frame = _fill_missing_levels(frame)
     flagged = _flagged_partial(tidy, months)
     partial = flagged if flagged is not None else _partial_by_volume(frame)
     return _build(frame, partial, as_of)
@@ -357,6 +366,11 @@ def _parse_dates(values: pd.Series) -> pd.Series:
     if not unreadable.empty:
         raise InvalidInputError(f"{len(unreadable)} incident dates are unreadable, the first is {unreadable.iloc[0]!r}")
     return stamps
+
+
+def _is_unplaced(values: pd.Series) -> pd.Series:
+    """Rows whose area is the portal's 0: reports no area holds, unlike a blank (a city total)."""
+    return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").eq(0).fillna(False).astype(bool)
 
 
 def _parse_area_column(values: pd.Series) -> pd.Series:

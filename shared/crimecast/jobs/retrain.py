@@ -69,11 +69,65 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
     stores.blobs.put_json(f"{prefix}/batches.json", batches)
     stores.blobs.put_json(manifest_key(run_id), {"run_id": run_id, "version": version, "settings": asdict(options),
                                                  "last_complete_month": str(counts.last_complete_month),
+                                                 "unplaced_share": unplaced_shares(counts),
                                                  "planned": planned, "skipped": skipped})
     runs.update_run(stores, run_id, "running", {"version": version, "series_planned": len(planned),
                                                  "series_skipped": len(skipped), "batches": len(batches)})
     return {"run_id": run_id, "version": version, "batches_key": f"{prefix}/batches.json",
             "manifest_key": manifest_key(run_id), "batches": len(batches)}
+
+
+def unplaced_shares(counts: Any, months: int = 12) -> dict[str, float]:
+    """Per type (and ALL), the share of the city's reports of the last ``months`` that no area
+    holds: what the area forecasts should leave out of the city's when they are made to add up.
+    Only series that end with the city's own count."""
+    city, placed = {}, {}
+    for key in counts.keys():
+        end = counts.data_end(key)
+        if key.community_area is None:
+            city[key.primary_type] = (end, float(counts.series(key).iloc[-months:].sum()))
+        else:
+            total = placed.setdefault(key.primary_type, {})
+            total[end] = total.get(end, 0.0) + float(counts.series(key).iloc[-months:].sum())
+    shares = {}
+    for crime_type, (end, total) in city.items():
+        inside = placed.get(crime_type, {}).get(end)
+        if inside is not None and total > 0:
+            shares[crime_type] = round(min(max(1 - inside / total, 0.0), 1.0), 6)
+    return dict(sorted(shares.items()))
+
+
+def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dict[str, float]) -> dict[str, Any]:
+    """Make a candidate's forecasts add up across levels where the levels end in the same month:
+    area x type to area totals, areas (less the unplaced share) and types to the city.
+    Rewrites the items it changed, in place and in the table; says how far from coherent they are after."""
+    import numpy as np
+
+    from crimecast.domain.reconcile import Band, coherence_gaps, reconcile
+
+    by_end: dict[str, dict[SeriesKey, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for item in items:
+        payload = json.loads(item["payload"])
+        if payload.get("forecast"):
+            by_end.setdefault(forecasts.data_through(payload) or "", {})[SeriesKey.parse(item["series"])] = (item, payload)
+    changed, gaps = [], {}
+    for end, group in sorted(by_end.items()):
+        bands = {key: Band(*(np.array([row[c] for row in payload["forecast"]], dtype=float)
+                             for c in ("yhat", "yhat_lower", "yhat_upper"))) for key, (_, payload) in group.items()}
+        coherent = reconcile(bands, unplaced)
+        for key, band in coherent.items():
+            if band is bands[key]:
+                continue
+            item, payload = group[key]
+            payload["forecast"] = [{**row, "yhat": round(float(y), 2), "yhat_lower": round(float(lo), 2),
+                                    "yhat_upper": round(float(hi), 2)}
+                                   for row, y, lo, hi in zip(payload["forecast"], band.yhat, band.lower, band.upper, strict=True)]
+            payload["reconciled"] = True
+            item["payload"] = json.dumps(payload)
+            changed.append(item)
+        gaps[end] = coherence_gaps(coherent, unplaced)
+    stores.series.put_items(changed)
+    return {"series_adjusted": len(changed), "max_relative_gap": gaps}
 
 
 def manifest_key(run_id: str) -> str:
@@ -279,6 +333,7 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     failed += [{"series": label, **UNFINISHED} for label in manifest.get("planned", []) if label not in accounted]
     keys = [SeriesKey.parse(label) for label in trained]
     items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
+    coherence = reconcile_version(stores, items, manifest.get("unplaced_share", {})) if options.reconcile else None
     summary = summarise(items)
     promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
     # Kept for every version, promoted or not; with the series the plan skipped, and why.
@@ -289,7 +344,7 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
              for f in failed[:20]]
     details = [{"series": f["series"], "error": f.get("detail", f.get("error"))} for f in failed[:20]]
     detail = {"version": version, "series_trained": len(trained), "series_failed": len(failed), "failures": shown,
-              "summary": summary, "promotion": {"promoted": promoted, "reason": reason}}
+              "summary": summary, "coherence": coherence, "promotion": {"promoted": promoted, "reason": reason}}
     if not summary["series"]:
         detail.update(error="no series could be trained", error_code="no_series_trained")
     return runs.update_run(stores, run_id, "succeeded" if summary["series"] else "failed", detail,
