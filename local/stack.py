@@ -388,6 +388,57 @@ def serve_models(workers: int | None, state: dict[str, Any], fresh: bool = False
         model_cache.save(stores, key, summary["version"])
 
 
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM (and SIGINT): whatever it is doing (starting up,
+    training every series, serving) ends and the stack shuts down."""
+
+
+_stop_requested = threading.Event()
+
+
+def install_stop_signals() -> None:
+    """SIGTERM and SIGINT interrupt the main thread at once; a second one during the shut-down
+    ends the process there and then (its workers first)."""
+    from crimecast.domain import parallel
+
+    stack_pid = os.getpid()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if os.getpid() != stack_pid:  # a worker forked a moment ago, before it reset its handlers
+            os._exit(128 + signum)
+        if _stop_requested.is_set():
+            say("stopping now")
+            parallel.signal_all(parallel.descendants([stack_pid]), signal.SIGKILL)
+            os._exit(128 + signum)
+        _stop_requested.set()
+        raise Stopping(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def shut_down(server: ThreadingHTTPServer | None, moto: Any, portal: Any, grace: float = 2.0) -> None:
+    """Everything the stack started, whatever it was doing: the training workers of a start-up
+    or of a retrain in a thread (SIGTERM, then SIGKILL), any other child (a Stan run of a fit
+    in this process), the HTTP server, the embedded AWS and the portal stand-in."""
+    from crimecast.domain import parallel
+
+    parallel.stop_workers()
+    below = parallel.descendants([os.getpid()])
+    parallel.signal_all(below, signal.SIGTERM)
+    if server is not None:  # serving: shutdown() waits for its loop to end
+        server.shutdown()
+        server.server_close()
+    if moto is not None:
+        moto.stop()
+    if portal is not None:
+        portal.stop()
+    deadline = time.monotonic() + grace
+    while (below := parallel.descendants([os.getpid()])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parallel.signal_all(below, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("CRIMECAST_PORT", 3000)))
@@ -422,22 +473,21 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
-    portal = None
-    if args.as_of:
-        try:
-            portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
-        except (OSError, ValueError) as exc:
-            server.server_close()
-            port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
-            say(f"replay: cannot start the portal stand-in: {exc}"
-                + (" (CRIMECAST_REPLAY_PORT picks another port)" if port_taken else ""))
-            return 1
-    moto = start_moto()
-    say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    portal = moto = None
+    install_stop_signals()
+    serving = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     try:
+        serving.start()  # answers 503 (/health: the step) until every series is served
+        if args.as_of:
+            try:
+                portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
+            except (OSError, ValueError) as exc:
+                port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+                say(f"replay: cannot start the portal stand-in: {exc}"
+                    + (" (CRIMECAST_REPLAY_PORT picks another port)" if port_taken else ""))
+                return 1
+        moto = start_moto()
+        say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
         os.environ.update(provision(template))
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
@@ -449,19 +499,14 @@ def main(argv: list[str] | None = None) -> int:
         say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
             + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))
         say("press Ctrl-C to stop")
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        while True:
+            time.sleep(3600)  # until SIGINT or SIGTERM raises Stopping here
+    except (KeyboardInterrupt, Stopping):
         pass
     finally:
         say("stopping")
-        server.shutdown()
-        server.server_close()
-        moto.stop()
-        if portal is not None:
-            portal.stop()
+        shut_down(server if serving.is_alive() else None, moto, portal)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

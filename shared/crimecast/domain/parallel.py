@@ -17,7 +17,7 @@ No worker outlives its job, nor its parent:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 import ctypes
 import multiprocessing
 from multiprocessing.connection import Connection, wait
@@ -83,12 +83,48 @@ def _work(func: Callable[[Any], Any], items: list[tuple[int, Any]], conn: Connec
         os._exit(1)
 
 
+def descendants(pids: Iterable[int]) -> list[int]:
+    """The live processes below ``pids`` (children, theirs ...), from /proc; empty where there is no /proc."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    found: list[int] = []
+    frontier = set(pids)
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in found}
+        found.extend(sorted(frontier))
+    return found
+
+
+def signal_all(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:  # gone already
+            pass
+
+
 def _stop(processes: list[BaseProcess], grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM to every process still alive, then SIGKILL to those alive after ``grace``; reaped."""
+    """SIGTERM to every process still alive, and to what they started (Prophet's Stan runs, which
+    would otherwise outlive them), then SIGKILL to those alive after ``grace``; reaped."""
     processes = [p for p in processes if p.pid is not None]  # started ones only
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
+    running = [p for p in processes if p.is_alive()]
+    below = descendants(p.pid for p in running if p.pid is not None)
+    for process in running:
+        process.terminate()
+    signal_all(below, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
@@ -96,6 +132,7 @@ def _stop(processes: list[BaseProcess], grace: float = STOP_GRACE_S) -> None:
         if process.is_alive():
             process.kill()
             process.join(5.0)
+    signal_all(below, signal.SIGKILL)  # the ones still there (the rest are gone: OSError, ignored)
 
 
 def stop_workers(grace: float = STOP_GRACE_S) -> int:
