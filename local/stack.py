@@ -343,6 +343,7 @@ class Gateway:
 def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "crimecast-local"
+        protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway: every answer carries its Content-Length
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass
