@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from http import HTTPStatus
 import http.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import importlib.util
@@ -38,9 +39,19 @@ from urllib.parse import parse_qs, urlsplit
 import uuid
 
 from crimecast import settings
+from crimecast.adapters import limits
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE
-from local.template import ApiRoute, api_routes, dynamodb_table_specs, load_template, resources_of_type
+from local.template import (
+    ApiRoute,
+    Authorizer,
+    api_routes,
+    default_authorizer,
+    dynamodb_table_specs,
+    function_timeout,
+    load_template,
+    resources_of_type,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
@@ -53,6 +64,8 @@ SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_t
 BOUNDARIES_FILE = "community_areas.geojson"
 # The page's policy with connect-src 'self': here the API is on the page's own origin.
 SECURITY_HEADERS = security_headers()
+# API Gateway's answer to a method or path the REST API does not have (not a 404 or 405).
+MISSING_TOKEN = {"message": "Missing Authentication Token"}
 
 
 @dataclass
@@ -114,12 +127,30 @@ def provision(template: dict[str, Any]) -> dict[str, str]:
 # --- the functions -------------------------------------------------------------------
 
 
+class FunctionTimeout(Exception):
+    """A handler ran past its function's Timeout (Lambda ends the invocation: "Task timed out")."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Task timed out after {seconds:.2f} seconds")
+        self.seconds = seconds
+
+
+class IntegrationTimeout(Exception):
+    """API Gateway stopped waiting for the integration (29 s, or what was left of them)."""
+
+
 class Functions:
-    """Handler modules loaded once each, as warm Lambda containers keep them."""
+    """Handler modules loaded once each, as warm Lambda containers keep them.
+
+    Handlers run one at a time (Powertools' resolvers keep the current event in a class
+    attribute shared by every function), each on a thread of its own so that a caller stops
+    waiting at the function's timeout; a handler still running then is abandoned, as Lambda
+    drops the container: the next invocations no longer wait for it."""
 
     def __init__(self) -> None:
         self._modules: dict[str, ModuleType] = {}
-        self._lock = threading.Lock()  # one request at a time: Powertools' resolver keeps the current event globally
+        self._lock = threading.Lock()
+        self._swap = threading.Lock()
 
     def handler(self, codeuri: str, handler: str) -> Any:
         folder = REPO / codeuri
@@ -134,38 +165,125 @@ class Functions:
             self._modules[key] = module
         return getattr(self._modules[key], function_name)
 
-    def invoke(self, codeuri: str, handler: str, event: dict[str, Any]) -> Any:
-        with self._lock:
-            return self.handler(codeuri, handler)(event, LocalContext(function_name=Path(codeuri).name))
+    def invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+               give_up_at: float | None = None) -> Any:
+        """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
+        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first."""
+        context = LocalContext(function_name=Path(codeuri).name)
+        if timeout is None and give_up_at is None:
+            with self._lock:
+                return self.handler(codeuri, handler)(event, context)
+        lock = self._lock
+        started, finished = threading.Event(), threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            with lock:
+                if box.get("abandoned"):
+                    return
+                box["started"] = time.monotonic()
+                started.set()
+                try:
+                    box["result"] = self.handler(codeuri, handler)(event, context)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box["error"] = exc
+                finally:
+                    finished.set()
+
+        threading.Thread(target=run, name=f"lambda-{context.function_name}", daemon=True).start()
+        if not started.wait(None if give_up_at is None else max(0.0, give_up_at - time.monotonic())):
+            box["abandoned"] = True  # still queued behind another invocation
+            raise IntegrationTimeout()
+        ends = [(box["started"] + timeout, FunctionTimeout(timeout))] if timeout is not None else []
+        if give_up_at is not None:
+            ends.append((give_up_at, IntegrationTimeout()))
+        end, error = min(ends, key=lambda e: e[0])
+        if not finished.wait(max(0.0, end - time.monotonic())):
+            with self._swap:
+                if self._lock is lock:
+                    self._lock = threading.Lock()  # a new container for the next invocations
+            raise error
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+                     on_failure: Any = None) -> threading.Thread:
+        """An asynchronous invocation (InvocationType Event): PayloadTooLargeError over 256 KB, as
+        Lambda refuses it; else the handler runs on a thread, and a failure (its exception, or
+        Lambda's timeout error) goes to ``on_failure(error_document)`` as Lambda hands it to an
+        OnFailure destination (``{"errorType", "errorMessage"}``)."""
+        limits.check_async_payload(Path(codeuri).name, event)
+
+        def run() -> None:
+            try:
+                self.invoke(codeuri, handler, event, timeout)
+            except FunctionTimeout as exc:
+                failure = {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - recorded as Lambda records it
+                failure = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+            else:
+                return
+            say(f"async {Path(codeuri).name} failed: {failure['errorMessage']}")
+            if on_failure is not None:
+                on_failure(failure)
+
+        thread = threading.Thread(target=run, name=f"event-{Path(codeuri).name}", daemon=True)
+        thread.start()
+        return thread
 
 
 def authorizer_of(template: dict[str, Any]) -> tuple[str, str]:
     """CodeUri and Handler of the API's default TOKEN authorizer."""
-    for api in resources_of_type(template, "AWS::Serverless::Api").values():
-        auth = api["Properties"].get("Auth", {})
-        spec = auth.get("Authorizers", {}).get(auth.get("DefaultAuthorizer"), {})
-        target = spec.get("FunctionArn", {}).get("Fn::GetAtt", [None])[0]
-        if target:
-            properties = template["Resources"][target]["Properties"]
-            return properties["CodeUri"], properties["Handler"]
-    raise ValueError("template.yaml has no default Lambda authorizer")
+    found = default_authorizer(template)
+    return found.codeuri, found.handler
 
 
 # --- API Gateway, played locally --------------------------------------------------------
 
 
+def _cors_of(template: dict[str, Any]) -> dict[str, str]:
+    """The preflight answer's headers SAM builds from the Api's ``Cors`` (its quoted values unquoted;
+    the origin is WEB_ORIGIN, which the template's ``!Sub`` names)."""
+    for api in resources_of_type(template, "AWS::Serverless::Api").values():
+        cors = api["Properties"].get("Cors") or {}
+        if cors:
+            plain = {k: v.strip("'") for k, v in cors.items() if isinstance(v, str)}
+            return {"Access-Control-Allow-Origin": os.environ.get("WEB_ORIGIN", "*"),
+                    "Access-Control-Allow-Headers": plain.get("AllowHeaders", ""),
+                    "Access-Control-Allow-Methods": plain.get("AllowMethods", ""),
+                    **({"Access-Control-Max-Age": plain["MaxAge"]} if "MaxAge" in plain else {})}
+    return {}
+
+
 @dataclass
 class Gateway:
+    """API Gateway's REST API as the template declares it: its routes, its TOKEN authorizer with
+    its result cached per token for the template's TTL, each function's timeout and API
+    Gateway's own limits (29 s, 10 MB; 6 MB in and out of a Lambda)."""
+
     routes: list[tuple[re.Pattern[str], ApiRoute]]
     authorizer: tuple[str, str]
     functions: Functions
     state: dict[str, Any]
+    timeouts: dict[str, float] = field(default_factory=dict)  # per function logical id
+    authorizer_spec: Authorizer | None = None
+    cors: dict[str, str] = field(default_factory=dict)
+    integration_timeout: float = limits.API_GATEWAY_TIMEOUT_S
+    _auth_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _auth_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_template(cls, template: dict[str, Any], state: dict[str, Any]) -> Gateway:
         routes = [(re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(r.path)) + "$"), r)
                   for r in api_routes(template)]
-        return cls(routes, authorizer_of(template), Functions(), state)
+        spec = default_authorizer(template)
+        ttl = os.environ.get("CRIMECAST_AUTHORIZER_TTL")  # tests that need every request re-authorized: 0
+        if ttl is not None:
+            spec = spec._replace(ttl=float(ttl))
+        timeouts = {r.function: function_timeout(template, r.function) for _, r in routes}
+        timeouts[spec.function] = function_timeout(template, spec.function)
+        return cls(routes, (spec.codeuri, spec.handler), Functions(), state, timeouts, spec, _cors_of(template))
 
     def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
         for pattern, route in self.routes:
@@ -174,14 +292,38 @@ class Gateway:
                 return route, found.groupdict()
         return None
 
-    def authorize(self, header: str | None) -> dict[str, Any] | None:
-        event = {"type": "TOKEN", "authorizationToken": header or "",
+    def is_api_path(self, path: str) -> bool:
+        """A resource of the API (whatever the method)."""
+        return any(pattern.match(path) for pattern, _ in self.routes)
+
+    def authorize(self, header: str | None, give_up_at: float | None = None) -> dict[str, Any] | None:
+        """The authorizer's context for this token, from the cache while its TTL lasts (as API Gateway
+        keeps it per identity source), or None for a 401."""
+        if not header:
+            return None  # API Gateway answers 401 without calling the authorizer
+        ttl = self.authorizer_spec.ttl if self.authorizer_spec else 0.0
+        now = time.monotonic()
+        if ttl > 0:
+            with self._auth_lock:
+                cached = self._auth_cache.get(header)
+            if cached and cached[0] > now:
+                return cached[1]
+        event = {"type": "TOKEN", "authorizationToken": header,
                  "methodArn": "arn:aws:execute-api:us-east-1:000000000000:local/local/*/*"}
+        timeout = self.timeouts.get(self.authorizer_spec.function) if self.authorizer_spec else None
         try:
-            policy = self.functions.invoke(*self.authorizer, event)
+            policy = self.functions.invoke(*self.authorizer, event, timeout, give_up_at)
+        except IntegrationTimeout:
+            raise
         except Exception:  # the authorizer's way to say 401
             return None
-        return {"principalId": policy["principalId"], **policy.get("context", {})}
+        context = {"principalId": policy["principalId"], **policy.get("context", {})}
+        if ttl > 0:
+            with self._auth_lock:
+                if len(self._auth_cache) > 10_000:  # tokens expire: drop the lapsed entries
+                    self._auth_cache = {k: v for k, v in self._auth_cache.items() if v[0] > now}
+                self._auth_cache[header] = (now + ttl, context)
+        return context
 
     def event(self, route: ApiRoute, path: str, params: dict[str, str], query: str, headers: dict[str, str],
               body: str | None, authorizer: dict[str, Any] | None, client: str) -> dict[str, Any]:
@@ -201,6 +343,7 @@ class Gateway:
 def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "crimecast-local"
+        protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway: every answer carries its Content-Length
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass
@@ -224,37 +367,70 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(doc).encode())
 
         def _dispatch(self) -> None:
+            arrived = time.monotonic()
             url = urlsplit(self.path)
             if not gateway.state.get("ready") and url.path.startswith("/health"):
                 return self._json(503, {"status": "starting", "step": gateway.state.get("step")})
             found = gateway.match(self.command, url.path)
             if not found:
+                if gateway.is_api_path(url.path):
+                    if self.command == "OPTIONS" and gateway.cors:  # the CORS preflight SAM adds to each resource
+                        return self._send(200, b"{}", headers=gateway.cors)
+                    return self._json(403, MISSING_TOKEN)  # API Gateway: a method the resource does not have
+                if self.command not in ("GET", "HEAD"):
+                    return self._json(403, MISSING_TOKEN)  # nor any resource: API Gateway's answer again
                 return self._static(url.path)
             if not gateway.state.get("ready"):
                 return self._json(503, {"message": "the service is starting", "step": gateway.state.get("step")})
             route, params = found
             length = int(self.headers.get("Content-Length") or 0)
-            if length > 1_000_000:
-                return self._json(413, {"message": "Request Entity Too Large"})
+            if length > limits.API_GATEWAY_PAYLOAD_BYTES:
+                self.close_connection = True  # the body is not read
+                return self._json(413, {"message": "Request Too Long"})
             body = self.rfile.read(length).decode("utf-8", "replace") if length else None
             headers = {k: v for k, v in self.headers.items()}
+            give_up_at = arrived + gateway.integration_timeout
             authorizer = None
-            if not route.auth_none:
-                authorizer = gateway.authorize(self.headers.get("Authorization"))
-                if authorizer is None:
-                    return self._json(401, {"message": "Unauthorized"})
-            event = gateway.event(route, url.path, params, url.query, headers, body, authorizer, self.client_address[0])
-            codeuri, handler = route.codeuri, route.handler
             try:
-                response = gateway.functions.invoke(codeuri, handler, event)
+                if not route.auth_none:
+                    authorizer = gateway.authorize(self.headers.get("Authorization"), give_up_at)
+                    if authorizer is None:
+                        return self._json(401, {"message": "Unauthorized"})
+                event = gateway.event(route, url.path, params, url.query, headers, body, authorizer, self.client_address[0])
+                if body is not None and limits.json_bytes(event) > limits.LAMBDA_REQUEST_BYTES:
+                    return self._json(413, {"message": "Request Entity Too Large"})  # Lambda's 6 MB for a request
+                response = gateway.functions.invoke(route.codeuri, route.handler, event, gateway.timeouts.get(route.function),
+                                                    give_up_at)
+            except IntegrationTimeout:
+                say(f"{route.method} {route.path}: no answer within {gateway.integration_timeout:.0f} s")
+                return self._json(504, {"message": "Endpoint request timed out"})
+            except FunctionTimeout as exc:  # Lambda's error to API Gateway, which answers 502
+                say(f"{route.method} {route.path}: {exc}")
+                return self._json(502, {"message": "Internal server error"})
             except Exception as exc:  # what API Gateway answers when a Lambda crashes
                 say(f"{route.method} {route.path} crashed: {type(exc).__name__}: {exc}")
+                return self._json(502, {"message": "Internal server error"})
+            if limits.json_bytes(response) > limits.LAMBDA_RESPONSE_BYTES:
+                say(f"{route.method} {route.path}: the response is over Lambda's 6 MB")
                 return self._json(502, {"message": "Internal server error"})
             answer_headers = {**(response.get("headers") or {}),
                               **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v}}
             content_type = next((v for k, v in answer_headers.items() if k.lower() == "content-type"), "application/json")
             self._send(int(response.get("statusCode", 200)), str(response.get("body") or "").encode(), content_type,
                        answer_headers)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (a malformed request line, a header too long) in JSON, not HTML."""
+            self.close_connection = True
+            try:
+                self._json(code, {"message": message or HTTPStatus(code).phrase})
+            except OSError:
+                pass
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # every method, TRACE and made-up ones too, is API Gateway's to answer
+                return self._dispatch
+            raise AttributeError(name)
 
         def _static(self, path: str) -> None:
             if self.command not in ("GET", "HEAD"):
@@ -266,7 +442,6 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
             self._send(200, target.read_bytes(), content_type, {"Cache-Control": "no-cache"})
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch  # noqa: N815
 
     return Handler
 
@@ -388,6 +563,57 @@ def serve_models(workers: int | None, state: dict[str, Any], fresh: bool = False
         model_cache.save(stores, key, summary["version"])
 
 
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM (and SIGINT): whatever it is doing (starting up,
+    training every series, serving) ends and the stack shuts down."""
+
+
+_stop_requested = threading.Event()
+
+
+def install_stop_signals() -> None:
+    """SIGTERM and SIGINT interrupt the main thread at once; a second one during the shut-down
+    ends the process there and then (its workers first)."""
+    from crimecast.domain import parallel
+
+    stack_pid = os.getpid()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if os.getpid() != stack_pid:  # a worker forked a moment ago, before it reset its handlers
+            os._exit(128 + signum)
+        if _stop_requested.is_set():
+            say("stopping now")
+            parallel.signal_all(parallel.descendants([stack_pid]), signal.SIGKILL)
+            os._exit(128 + signum)
+        _stop_requested.set()
+        raise Stopping(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def shut_down(server: ThreadingHTTPServer | None, moto: Any, portal: Any, grace: float = 2.0) -> None:
+    """Everything the stack started, whatever it was doing: the training workers of a start-up
+    or of a retrain in a thread (SIGTERM, then SIGKILL), any other child (a Stan run of a fit
+    in this process), the HTTP server, the embedded AWS and the portal stand-in."""
+    from crimecast.domain import parallel
+
+    parallel.stop_workers()
+    below = parallel.descendants([os.getpid()])
+    parallel.signal_all(below, signal.SIGTERM)
+    if server is not None:  # serving: shutdown() waits for its loop to end
+        server.shutdown()
+        server.server_close()
+    if moto is not None:
+        moto.stop()
+    if portal is not None:
+        portal.stop()
+    deadline = time.monotonic() + grace
+    while (below := parallel.descendants([os.getpid()])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parallel.signal_all(below, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("CRIMECAST_PORT", 3000)))
@@ -422,22 +648,21 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
-    portal = None
-    if args.as_of:
-        try:
-            portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
-        except (OSError, ValueError) as exc:
-            server.server_close()
-            port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
-            say(f"replay: cannot start the portal stand-in: {exc}"
-                + (" (CRIMECAST_REPLAY_PORT picks another port)" if port_taken else ""))
-            return 1
-    moto = start_moto()
-    say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    portal = moto = None
+    install_stop_signals()
+    serving = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     try:
+        serving.start()  # answers 503 (/health: the step) until every series is served
+        if args.as_of:
+            try:
+                portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
+            except (OSError, ValueError) as exc:
+                port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+                say(f"replay: cannot start the portal stand-in: {exc}"
+                    + (" (CRIMECAST_REPLAY_PORT picks another port)" if port_taken else ""))
+                return 1
+        moto = start_moto()
+        say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
         os.environ.update(provision(template))
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
@@ -449,19 +674,14 @@ def main(argv: list[str] | None = None) -> int:
         say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
             + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))
         say("press Ctrl-C to stop")
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        while True:
+            time.sleep(3600)  # until SIGINT or SIGTERM raises Stopping here
+    except (KeyboardInterrupt, Stopping):
         pass
     finally:
         say("stopping")
-        server.shutdown()
-        server.server_close()
-        moto.stop()
-        if portal is not None:
-            portal.stop()
+        shut_down(server if serving.is_alive() else None, moto, portal)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -82,6 +82,42 @@ def _function_property(template: dict[str, Any], properties: dict[str, Any], nam
     return template.get("Globals", {}).get("Function", {}).get(name)
 
 
+LAMBDA_DEFAULT_TIMEOUT_S = 3  # a function's Timeout when neither it nor Globals sets one (SAM's default)
+AUTHORIZER_DEFAULT_TTL_S = 300  # API Gateway's authorizer result cache when the template sets none
+
+
+def function_timeout(template: dict[str, Any], logical_id: str) -> float:
+    """A function's ``Timeout`` in seconds (its own, else Globals', else Lambda's 3 s)."""
+    properties = template["Resources"][logical_id].get("Properties", {})
+    value = _function_property(template, properties, "Timeout")
+    return float(value) if value is not None else float(LAMBDA_DEFAULT_TIMEOUT_S)
+
+
+class Authorizer(NamedTuple):
+    function: str  # logical id
+    codeuri: str
+    handler: str
+    header: str  # where the token is read (Identity.Header)
+    ttl: float  # seconds API Gateway caches its answer per token (0: not cached)
+
+
+def default_authorizer(template: dict[str, Any]) -> Authorizer:
+    """The API's default Lambda authorizer: its function, the header it reads and its result TTL
+    (SAM's ``Identity.ReauthorizeEvery``, or CloudFormation's ``AuthorizerResultTtlInSeconds``)."""
+    for api in resources_of_type(template, "AWS::Serverless::Api").values():
+        auth = api["Properties"].get("Auth", {})
+        spec = auth.get("Authorizers", {}).get(auth.get("DefaultAuthorizer"), {})
+        target = spec.get("FunctionArn", {}).get("Fn::GetAtt", [None])[0]
+        if target:
+            properties = template["Resources"][target]["Properties"]
+            identity = spec.get("Identity") or {}
+            ttl = identity.get("ReauthorizeEvery", spec.get("AuthorizerResultTtlInSeconds", AUTHORIZER_DEFAULT_TTL_S))
+            return Authorizer(target, str(_function_property(template, properties, "CodeUri")),
+                              str(_function_property(template, properties, "Handler")),
+                              str(identity.get("Header", "Authorization")), float(ttl))
+    raise ValueError("template.yaml has no default Lambda authorizer")
+
+
 def api_routes(template: dict[str, Any]) -> list[ApiRoute]:
     """Every ``Type: Api`` event of every function, in template order."""
     routes = []

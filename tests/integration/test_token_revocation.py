@@ -1,6 +1,7 @@
-"""Revocation and key rotation over real HTTP, on `make demo`'s stack: its gateway runs the
-template's authorizer on every request (no cache locally), so a revoked token is refused by
-the very next request."""
+"""Revocation and key rotation over real HTTP, on `make demo`'s stack, its authorizer cache
+off (CRIMECAST_AUTHORIZER_TTL=0): the template's authorizer runs on every request, so a
+revoked token is refused by the very next request. (With the template's TTL, as on AWS, a
+revoked token passes for at most that long: tests/integration/test_gateway_limits.py.)"""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _login(base: str, username: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     """The stack's URL and the environment under which the CLI reaches its embedded AWS."""
-    with running_stack(tmp_path_factory.mktemp("snapshot")) as started:
+    with running_stack(tmp_path_factory.mktemp("snapshot"), env={"CRIMECAST_AUTHORIZER_TTL": "0"}) as started:
         endpoint = re.search(r"embedded AWS at (\S+)", started.log.read_text())
         assert endpoint, started.log.read_text()
         cli_env = {**os.environ, "AWS_ENDPOINT_URL": endpoint[1], "AWS_DEFAULT_REGION": "us-east-1",

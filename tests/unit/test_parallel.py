@@ -1,6 +1,18 @@
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
 import pytest
 
+from crimecast.domain import parallel
 from crimecast.domain.parallel import WorkerError, map_processes
+from tests.conftest import REPO
+from tests.processes import alive, descendants, wait_gone
 
 
 def _square(x: int) -> int:
@@ -13,14 +25,113 @@ def _fail_on_three(x: int) -> int:
     return x
 
 
+def _sleep_unless_zero(x: int) -> int:
+    if x:
+        time.sleep(60)
+    return x
+
+
+def _ignore_sigterm_and_sleep(x: int) -> int:
+    if x:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(60)
+    return x
+
+
 def test_results_come_back_in_order_with_progress() -> None:
     seen: list[tuple[int, int]] = []
     assert map_processes(_square, list(range(10)), workers=2, progress=lambda d, t: seen.append((d, t))) == [
         x * x for x in range(10)
     ]
     assert seen[-1] == (10, 10) and len(seen) == 10
+    assert not descendants(os.getpid())
 
 
 def test_a_failing_item_raises_with_its_message() -> None:
     with pytest.raises(WorkerError, match="three is bad"):
         map_processes(_fail_on_three, list(range(6)), workers=2)
+    assert not descendants(os.getpid())
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_after_first(workers: list) -> parallel.ProgressFn:
+    def progress(done: int, total: int) -> None:
+        workers.extend(parallel._live)
+        raise _Interrupted  # e.g. a KeyboardInterrupt raised by a signal handler in the parent
+
+    return progress
+
+
+def test_workers_do_not_inherit_the_parents_sigterm_handler() -> None:
+    """A server's SIGTERM handler (one that only sets a flag) must not keep a worker alive:
+    interrupted, the map ends its workers with SIGTERM alone, at once."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    workers: list = []
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Interrupted):
+            map_processes(_sleep_unless_zero, [0, 1, 2, 3], workers=3, progress=_interrupt_after_first(workers))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert time.monotonic() - started < parallel.STOP_GRACE_S + 5
+    assert workers and {w.exitcode for w in workers if w.exitcode != 0} == {-signal.SIGTERM}
+    assert not descendants(os.getpid())
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    workers: list = []
+    started = time.monotonic()
+    with pytest.raises(_Interrupted):
+        map_processes(_ignore_sigterm_and_sleep, [0, 1, 2, 3], workers=3, progress=_interrupt_after_first(workers))
+    assert time.monotonic() - started < parallel.STOP_GRACE_S + 5
+    assert -signal.SIGKILL in {w.exitcode for w in workers}
+    assert not descendants(os.getpid())
+
+
+def test_stop_workers_ends_a_map_running_in_another_thread() -> None:
+    outcome: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            map_processes(_sleep_unless_zero, [1, 2], workers=2)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(descendants(os.getpid())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert parallel.stop_workers() == 2
+    thread.join(10)
+    assert not thread.is_alive() and isinstance(outcome[0], WorkerError)
+    assert not descendants(os.getpid())
+
+
+def test_workers_end_with_their_parent_when_it_is_killed(tmp_path: Path) -> None:
+    """The parent SIGKILLed (no finally runs): its workers end on their own, at once."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(REPO / "shared")!r}, {str(REPO)!r}]
+        from crimecast.domain.parallel import map_processes
+        from tests.unit.test_parallel import _sleep_unless_zero
+        map_processes(_sleep_unless_zero, [1, 2], workers=2)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := descendants(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        parent.kill()
+        parent.wait(10)
+        assert not wait_gone(workers, timeout=3), "workers outlived their parent"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

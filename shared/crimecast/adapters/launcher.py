@@ -10,6 +10,7 @@ import json
 from typing import Any, Protocol
 
 from crimecast.adapters import aws
+from crimecast.adapters.limits import check_async_payload
 
 
 class Launcher(Protocol):
@@ -23,8 +24,9 @@ class AwsLauncher:
 
     def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None:
         """Invoke a Lambda function without waiting (InvocationType Event: Lambda queues it
-        and retries it twice if it fails)."""
-        aws.client("lambda").invoke(FunctionName=function_name, InvocationType="Event", Payload=json.dumps(payload).encode())
+        and retries it twice if it fails); over 256 KB, PayloadTooLargeError, as Lambda refuses it (moto does not)."""
+        aws.client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
+                                    Payload=check_async_payload(function_name, payload))
 
     def start_workflow(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
         """Start a Step Functions execution; the name makes a repeated start a no-op."""

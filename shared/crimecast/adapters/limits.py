@@ -5,8 +5,11 @@ the way each service counts them.
   plus its value (a string's UTF-8 bytes, a number's 1 byte per two significant digits
   plus 1, 3 bytes plus 1 per element for a map or list).
 - A Step Functions state's input or output: at most 256 KB of JSON text (UTF-8).
-- A synchronous Lambda response (every API route, through API Gateway's proxy
-  integration): at most 6 MB of JSON text.
+- A synchronous Lambda request or response (every API route, through API Gateway's proxy
+  integration): at most 6 MB of JSON text each.
+- An asynchronous Lambda invocation's payload (InvocationType Event): at most 256 KB.
+- An API Gateway (REST) request: a payload of at most 10 MB, an integration that answers
+  within 29 s.
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ KB = 1024
 DYNAMODB_ITEM_BYTES = 400 * KB
 STATE_PAYLOAD_BYTES = 256 * KB
 LAMBDA_RESPONSE_BYTES = 6 * KB * KB
+LAMBDA_REQUEST_BYTES = 6 * KB * KB
+LAMBDA_ASYNC_PAYLOAD_BYTES = 256 * KB
+API_GATEWAY_PAYLOAD_BYTES = 10 * KB * KB
+API_GATEWAY_TIMEOUT_S = 29.0
+
+
+class PayloadTooLargeError(ValueError):
+    """A Lambda payload that the service would refuse (RequestEntityTooLargeException)."""
 
 
 class ItemTooLargeError(ValueError):
@@ -64,3 +75,12 @@ def check_item(item: dict[str, Any], keys: tuple[str, ...] = ()) -> dict[str, An
         named = ", ".join(f"{k}={item.get(k)!r}" for k in keys) or "an item"
         raise ItemTooLargeError(f"{named} is {size} bytes, over DynamoDB's {DYNAMODB_ITEM_BYTES}-byte item limit")
     return item
+
+
+def check_async_payload(function_name: str, payload: Any) -> bytes:
+    """``payload`` as the JSON an asynchronous invocation sends, or PayloadTooLargeError over 256 KB."""
+    body = json.dumps(payload).encode()
+    if len(body) > LAMBDA_ASYNC_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(f"the event for {function_name} is {len(body)} bytes, over Lambda's "
+                                   f"{LAMBDA_ASYNC_PAYLOAD_BYTES}-byte limit for an asynchronous invocation")
+    return body

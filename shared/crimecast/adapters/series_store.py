@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+import threading
+import time
 from typing import Any
 
 from crimecast.adapters import aws
@@ -17,16 +19,44 @@ LIVE_SUMMARY = "__live_summary__"  # per version: its latest live accuracy over 
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"
 
+# Items read through ``get(..., max_age=...)``, per store object (its id, with the object itself
+# kept so the id is not reused): {id: (store, {(series, version): (read_at, item)})}.
+_read_cache: dict[int, tuple[Any, dict[tuple[str, str], tuple[float, dict[str, Any] | None]]]] = {}
+_read_cache_lock = threading.Lock()
+
 
 @dataclass(frozen=True)
 class SeriesStore(aws.TableStore):
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        self.forget_reads()  # this container's own writes are seen at once
         with self._table.batch_writer(overwrite_by_pkeys=["series", "version"]) as batch:
             for item in items:
                 batch.put_item(Item=check_item(item, ("series", "version")))
 
-    def get(self, series: str, version: str) -> dict[str, Any] | None:
-        return self._table.get_item(Key={"series": series, "version": version}).get("Item")
+    def get(self, series: str, version: str, max_age: float = 0.0) -> dict[str, Any] | None:
+        """One item (None if absent). With ``max_age`` (seconds), the answer this process read at
+        most that long ago, if any: a warm Lambda container keeps it between invocations."""
+        if max_age <= 0:
+            return self._table.get_item(Key={"series": series, "version": version}).get("Item")
+        now = time.monotonic()
+        with _read_cache_lock:
+            entry = _read_cache.get(id(self))
+            reads = entry[1] if entry and entry[0] is self else {}
+            cached = reads.get((series, version))
+        if cached and now - cached[0] < max_age:
+            return cached[1]
+        item = self._table.get_item(Key={"series": series, "version": version}).get("Item")
+        with _read_cache_lock:
+            entry = _read_cache.get(id(self))
+            if not entry or entry[0] is not self:
+                entry = _read_cache[id(self)] = (self, {})
+            entry[1][(series, version)] = (now, item)
+        return item
+
+    def forget_reads(self) -> None:
+        """Drop what ``get(..., max_age=...)`` kept for this store."""
+        with _read_cache_lock:
+            _read_cache.pop(id(self), None)
 
     def query_type_version(self, type_version: str) -> list[dict[str, Any]]:
         """Every item of one type in one version (the ByTypeVersion index), all pages."""
@@ -42,9 +72,10 @@ class SeriesStore(aws.TableStore):
             if not start:
                 return items
 
-    def champion(self) -> dict[str, Any] | None:
-        """The pointer item naming the serving version, or None before the first promotion."""
-        return self.get(CHAMPION, CURRENT)
+    def champion(self, max_age: float = 0.0) -> dict[str, Any] | None:
+        """The pointer item naming the serving version, or None before the first promotion (with
+        ``max_age``: as read by this process at most that many seconds ago)."""
+        return self.get(CHAMPION, CURRENT, max_age)
 
     def set_champion(self, version: str, trained_at: str) -> None:
         """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""

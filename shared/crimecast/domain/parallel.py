@@ -2,15 +2,30 @@
 
 Built on ``Process`` and ``Pipe`` rather than ``multiprocessing.Pool``: Lambda has no
 ``/dev/shm``, which Pool's semaphores need, so the same code runs locally and there.
+
+No worker outlives its job, nor its parent:
+- a worker starts with the default SIGTERM action and ignores SIGINT (the parent, which a
+  terminal's Ctrl-C reaches too, decides), whatever handlers the parent had installed;
+- on Linux it asks the kernel for SIGKILL when the thread that forked it ends
+  (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watcher thread ends it once its parent
+  process is gone (it is then re-parented);
+- ``map_processes`` ends its workers on every way out (results, a failed item, an
+  exception such as ``KeyboardInterrupt`` in the parent): SIGTERM, then SIGKILL to the
+  ones still alive after ``STOP_GRACE_S``; ``stop_workers()`` does the same to every map
+  in progress (a server on its way out).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+import ctypes
 import multiprocessing
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, TypeVar
@@ -20,20 +35,114 @@ R = TypeVar("R")
 
 ProgressFn = Callable[[int, int], None]
 
+STOP_GRACE_S = 1.0  # how long a worker has to exit after SIGTERM before SIGKILL
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent is still there
+_PR_SET_PDEATHSIG = 1
+_live: set[BaseProcess] = set()  # the workers of every map in progress, for stop_workers()
+_live_lock = threading.Lock()
+
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _work(func: Callable[[Any], Any], items: list[tuple[int, Any]], conn: Connection) -> None:
-    for position, item in items:
+def _become_worker(parent_pid: int) -> None:
+    """In a forked worker, first thing: the default SIGTERM, no SIGINT, and an end with the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (a server's may only set a flag)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+    if sys.platform.startswith("linux"):
         try:
-            conn.send(("ok", position, func(item)))
-        except Exception as exc:  # reported to the parent, which re-raises it
-            conn.send(("error", position, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-            break
-    conn.send(("done", -1, None))
-    conn.close()
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watcher below still ends it
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)  # re-parented: the parent died (also covers a parent that died before prctl)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _work(func: Callable[[Any], Any], items: list[tuple[int, Any]], conn: Connection, parent_pid: int) -> None:
+    _become_worker(parent_pid)
+    try:
+        for position, item in items:
+            try:
+                conn.send(("ok", position, func(item)))
+            except (BrokenPipeError, EOFError):
+                raise
+            except Exception as exc:  # reported to the parent, which re-raises it
+                conn.send(("error", position, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+                break
+        conn.send(("done", -1, None))
+        conn.close()
+    except (BrokenPipeError, EOFError):  # the parent has stopped listening: nothing to do for it
+        os._exit(1)
+
+
+def descendants(pids: Iterable[int]) -> list[int]:
+    """The live processes below ``pids`` (children, theirs ...), from /proc; empty where there is no /proc."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    found: list[int] = []
+    frontier = set(pids)
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in found}
+        found.extend(sorted(frontier))
+    return found
+
+
+def signal_all(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:  # gone already
+            pass
+
+
+def _stop(processes: list[BaseProcess], grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM to every process still alive, and to what they started (Prophet's Stan runs, which
+    would otherwise outlive them), then SIGKILL to those alive after ``grace``; reaped."""
+    processes = [p for p in processes if p.pid is not None]  # started ones only
+    running = [p for p in processes if p.is_alive()]
+    below = descendants(p.pid for p in running if p.pid is not None)
+    for process in running:
+        process.terminate()
+    signal_all(below, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join(5.0)
+    signal_all(below, signal.SIGKILL)  # the ones still there (the rest are gone: OSError, ignored)
+
+
+def stop_workers(grace: float = STOP_GRACE_S) -> int:
+    """End the workers of every map in progress in this process (e.g. a server stopping while
+    a job runs in one of its threads); how many were alive."""
+    with _live_lock:
+        processes = [p for p in _live if p.pid is not None]
+    alive = sum(p.is_alive() for p in processes)
+    _stop(processes, grace)
+    return alive
 
 
 class WorkerError(RuntimeError):
@@ -61,17 +170,21 @@ def map_processes(
         return results
     context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
     indexed = list(enumerate(items))
-    pipes, processes = [], []
-    for w in range(workers):
-        parent, child = context.Pipe(duplex=False)
-        process = context.Process(target=_work, args=(func, indexed[w::workers], child), daemon=True)
-        process.start()
-        child.close()
-        pipes.append(parent)
-        processes.append(process)
+    pipes: list[Connection] = []
+    processes: list[BaseProcess] = []
     results: list[Any] = [None] * len(items)
-    done, open_pipes = 0, list(pipes)
+    done = 0
     try:
+        for w in range(workers):
+            parent, child = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(func, indexed[w::workers], child, os.getpid()), daemon=True)
+            with _live_lock:
+                process.start()
+                _live.add(process)
+                processes.append(process)
+            child.close()
+            pipes.append(parent)
+        open_pipes = list(pipes)
         while open_pipes:
             for conn in wait(open_pipes):
                 try:
@@ -89,10 +202,15 @@ def map_processes(
                 if progress:
                     progress(done, len(items))
     finally:
-        for process in processes:
-            process.join(timeout=0.1 if done == len(items) else 0)
-            if process.is_alive():
-                process.terminate()
+        if done == len(items):  # every worker has said "done": give them a moment to exit on their own
+            deadline = time.monotonic() + STOP_GRACE_S
+            for process in processes:
+                process.join(max(0.0, deadline - time.monotonic()))
+        _stop(processes)
+        with _live_lock:
+            _live.difference_update(processes)
+        for conn in pipes:
+            conn.close()
     if done != len(items):
         raise WorkerError(f"a worker died after {done} of {len(items)} items")
     return results

@@ -26,6 +26,11 @@ HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
 # labels and reasons) would all but fill one 400 KB item, so it goes in parts of its own,
 # and the catalog item, read by every /predict, stays the size of the trained series' labels.
 SKIPPED_PART_BYTES = 150_000
+# The read routes (predict, map, catalog, accuracy) keep the champion pointer, and the catalog
+# item of that version, for this long in a warm container: a promotion made elsewhere (the
+# retrain's promote step) is served by every container at most this many seconds later. A
+# promotion made in this process is seen at once (the store forgets its reads on a write).
+SERVING_CACHE_S = 30.0
 
 
 def series_item(
@@ -97,17 +102,27 @@ def promote(stores: Stores, version: str, trained_at: str) -> None:
     stores.series.set_champion(version, trained_at)
 
 
-def champion_version(stores: Stores) -> str:
-    pointer = stores.series.champion()
+def champion_version(stores: Stores, max_age: float = 0.0) -> str:
+    """The serving version, read now (or, with ``max_age``, as read at most that long ago)."""
+    pointer = stores.series.champion(max_age)
     if not pointer:
         raise NotFoundError("no model has been trained yet: run a retrain first")
     return str(pointer["model_version"])
 
 
-def version_catalog(stores: Stores, version: str) -> dict[str, Any]:
+def serving_version(stores: Stores) -> str:
+    """The serving version for the read routes: the champion pointer, kept ``SERVING_CACHE_S``."""
+    return champion_version(stores, SERVING_CACHE_S)
+
+
+def version_catalog(stores: Stores, version: str, max_age: float = 0.0) -> dict[str, Any]:
     """The types and series of model ``version`` (empty lists for an unknown version)."""
-    item = stores.series.get(CATALOG, version)
+    item = stores.series.get(CATALOG, version, max_age)
     return json.loads(item["payload"]) if item else {"types": [], "series": []}
+
+
+def _serving_catalog(stores: Stores, version: str) -> dict[str, Any]:
+    return version_catalog(stores, version, SERVING_CACHE_S)
 
 
 LIVE_SUFFIX = "#live"  # version suffix of the items holding a series' live accuracy
@@ -127,8 +142,8 @@ def skipped_series(stores: Stores, version: str, catalog: dict[str, Any]) -> lis
 
 def catalog(stores: Stores) -> dict[str, Any]:
     """The serving version's types and series, and every series it has no forecast for, with why."""
-    version = champion_version(stores)
-    found = version_catalog(stores, version)
+    version = serving_version(stores)
+    found = _serving_catalog(stores, version)
     return {"model_version": version, "types": found["types"], "series": found["series"],
             "skipped": skipped_series(stores, version, found)}
 
@@ -169,8 +184,8 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
     """History, forecast and accuracy of one series, from the serving version."""
     if not 1 <= months <= MAX_MONTHS:
         raise OutOfRangeError(f"months must be between 1 and {MAX_MONTHS}, got {months}")
-    version = champion_version(stores)
-    catalog = version_catalog(stores, version)
+    version = serving_version(stores)
+    catalog = _serving_catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type, catalog))
     item, payload = _series_payload(stores, key, version, catalog)
     return {
@@ -188,8 +203,8 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
 
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
     """Every area's forecast for one month, highest first (rank 1)."""
-    version = champion_version(stores)
-    name = _resolve_type(crime_type, version_catalog(stores, version))
+    version = serving_version(stores)
+    name = _resolve_type(crime_type, _serving_catalog(stores, version))
     rows = []
     for item in stores.series.query_type_version(f"{name}#{version}"):
         if "community_area" not in item:
@@ -229,13 +244,13 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
                version: str | None = None) -> dict[str, Any]:
     """One series' backtest (next to seasonal naive's) and live accuracy when a series is
     named, else the summary over every series; of the champion unless ``version`` is given."""
-    version = version or champion_version(stores)
+    version = version or serving_version(stores)
     if crime_type is None and community_area is None:
         item = stores.series.get(SUMMARY, version)
         if not item:
             raise NotFoundError(f"no model version {version!r}")
         return {"model_version": version, "summary": json.loads(item["payload"])}
-    catalog = version_catalog(stores, version)
+    catalog = _serving_catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type or ALL_TYPES, catalog))
     item, payload = _series_payload(stores, key, version, catalog)
     live = stores.series.get(key.label, version + LIVE_SUFFIX)

@@ -1,0 +1,57 @@
+"""The read routes keep the champion pointer and its version's catalog for
+``SERVING_CACHE_S`` (30 s) per warm container: a promotion made by another container (the
+retrain's promote step) is served once that time has passed, and not before; one made in
+the same process is served at once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import time
+
+from crimecast.adapters.series_store import SeriesStore
+from crimecast.domain.keys import SeriesKey
+from crimecast.jobs import forecasts
+from tests.functions.conftest import body, invoke, load_event
+
+KEY = SeriesKey(25, "ASSAULT")
+
+
+def _publish(stores, version: str, level: float, promote: bool = True) -> None:
+    history = [{"month": "2026-04", "count": int(level), "partial": False}]
+    forecast = [{"month": "2026-05", "yhat": level, "yhat_lower": level - 5, "yhat_upper": level + 5}]
+    forecasts.publish_version(stores, version, [forecasts.series_item(KEY, version, "2026-05-01T00:00:00Z", history, forecast, {})])
+    forecasts.write_catalog(stores, version, [KEY], {"series": 1, "failed": 0})
+    if promote:
+        forecasts.promote(stores, version, "2026-05-01T00:00:00Z")
+
+
+def _served() -> str:
+    event = load_event("predict-predict")
+    event["queryStringParameters"] = {"community_area": "25", "crime_type": "ASSAULT"}
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in event["queryStringParameters"].items()}
+    response = invoke("predict", event)
+    assert response["statusCode"] == 200, response["body"]
+    return body(response)["model_version"]
+
+
+def test_the_stated_time_is_30_seconds() -> None:
+    assert forecasts.SERVING_CACHE_S == 30.0
+
+
+def test_a_promotion_elsewhere_is_served_after_the_cache_time_and_not_before(aws, monkeypatch) -> None:
+    monkeypatch.setattr(forecasts, "SERVING_CACHE_S", 1.0)
+    _publish(aws, "v1", 10)
+    assert _served() == "v1"
+    elsewhere = replace(aws, series=SeriesStore(aws.series.table_name))  # another container's store
+    _publish(elsewhere, "v2", 20)
+    assert _served() == "v1"  # the pointer and catalog this container read are still fresh
+
+    time.sleep(1.1)
+    assert _served() == "v2"
+
+
+def test_a_promotion_in_this_process_is_served_at_once(aws) -> None:
+    _publish(aws, "v1", 10)
+    assert _served() == "v1"
+    _publish(aws, "v2", 20)
+    assert _served() == "v2"
