@@ -57,7 +57,9 @@ function writeSnapshot(dir) {
 function startStack(port) {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, CRIMECAST_PORT: String(port), CRIMECAST_SNAPSHOT: snapshot,
-      CRIMECAST_ADMIN_PASSWORD: ADMIN.password };
+      CRIMECAST_ADMIN_PASSWORD: ADMIN.password,
+      // This checkout's package first: the venv's editable install may point at another worktree.
+      PYTHONPATH: [path.join(REPO, 'shared'), REPO, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
     delete env.AWS_ENDPOINT_URL;
     const child = spawn(pythonPath(), ['-m', 'local.stack'], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let errors = '';
