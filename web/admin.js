@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 const FINAL = new Set(['succeeded', 'failed']);
 const STATUS_TEXT = { queued: 'Queued', running: 'Running', succeeded: 'Succeeded', failed: 'Failed' };
-const KIND_TEXT = { ingest: 'Ingest', retrain: 'Retrain', evaluate: 'Evaluation' };
+const KIND_TEXT = { ingest: 'Ingest', retrain: 'Retrain', evaluate: 'Evaluation', promote: 'Rollback' };
 
 let hooks = { onModelChanged: () => {}, currentUser: () => null };
 let watch = null; // { runId, kind, timer, failures }
@@ -113,6 +113,9 @@ function keyFigures(run) {
     if (d.series_trained != null) bits.push(`${formatCount(d.series_trained)} series trained, ${formatCount(d.series_failed ?? 0)} failed`);
     else if (d.series_planned != null) bits.push(`${formatCount(d.series_planned)} series planned`);
     if (d.version) bits.push(`version ${d.version}`);
+  } else if (run.kind === 'promote') {
+    if (d.version) bits.push(`served ${d.version} again${d.previous ? ` instead of ${d.previous}` : ''}`);
+    if (d.by) bits.push(`by ${d.by}: ${d.reason || 'no reason given'}`);
   } else if (run.kind === 'ingest') {
     if (d.mode) bits.push(MODES[d.mode] || d.mode);
     if (d.rows != null) bits.push(`${formatCount(d.rows)} rows read`);
@@ -241,7 +244,7 @@ function finish(run) {
 async function fetchRuns(kind) {
   if (kind) return (await api('/runs', { query: { kind } })).runs || [];
   // Every kind: the API lists one kind at a time (retrains when none is named), so ask for each.
-  const lists = await Promise.all(['retrain', 'ingest'].map((k) => fetchRuns(k)));
+  const lists = await Promise.all(['retrain', 'ingest', 'promote'].map((k) => fetchRuns(k)));
   return lists.flat().sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)));
 }
 

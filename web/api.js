@@ -222,3 +222,36 @@ export async function api(path, { method = 'GET', query, json, headers: extra } 
 export function isSessionEnd(error) {
   return error instanceof ApiError && error.code === 'session_expired';
 }
+
+/** One authenticated GET answered as text (e.g. CSV with `accept: 'text/csv'`): { text, filename }. */
+export async function apiText(path, { query, accept = 'text/csv' } = {}) {
+  const used = session;
+  if (isExpired(used)) throw expire(used);
+  let response;
+  try {
+    response = await fetch(apiUrl(path, query), { headers: { Authorization: `Bearer ${used.token}`, Accept: accept }, cache: 'no-store' });
+  } catch {
+    throw networkError();
+  }
+  if (response.status === 401) throw expire(used);
+  if (!response.ok) {
+    const data = await readJson(response);
+    throw new ApiError(response.status, data?.error?.code || `http_${response.status}`, errorMessage(data, response.status));
+  }
+  const disposition = response.headers.get('Content-Disposition') || '';
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] || null;
+  return { text: await response.text(), filename };
+}
+
+/** Save `text` as a file called `filename` (a download the browser asks about or keeps). */
+export function saveFile(text, filename, type = 'text/csv') {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

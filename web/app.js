@@ -3,22 +3,24 @@
 
 import * as API from './api.js';
 import { AREA_NAMES, areaName, areaKey, resolveArea, suggestAreas } from './areas.js';
-import { drawForecastChart, HISTORY_SHOWN } from './chart.js';
+import { COMPARE_STYLES, drawCompareChart, drawForecastChart, HISTORY_SHOWN } from './chart.js';
 import {
   METRIC_ROWS, accuracySentences, bestMethods, formatCount, formatDate, formatMetricValue, isNumber, methodsOf,
   monthLabel, plural, roughCount, seriesTitle, typeLabel,
 } from './format.js';
-import { drawLegend, drawMap, projectAreas } from './map.js';
+import { drawLegend, drawMap, formatChange, projectAreas } from './map.js';
+import * as Models from './models.js';
 import * as Admin from './admin.js';
 import { h } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'forecast', 'map', 'admin'];
-const TITLES = { login: 'Log in', forecast: 'Forecast', map: 'Map', admin: 'Admin' };
+const VIEWS = ['login', 'forecast', 'compare', 'map', 'admin'];
+const TITLES = { login: 'Log in', forecast: 'Forecast', compare: 'Compare', map: 'Map', admin: 'Admin' };
+const MAX_COMPARED = 3;
 const MONTH_CHOICES = [6, 12, 24];
 
 /** What the forecast and map views show; the URL carries it too. */
-const state = { area: null, type: 'ALL', months: 12 };
+const state = { area: null, type: 'ALL', months: 12, mapMode: 'expected', compare: [] };
 const cache = { catalog: null, boundaries: null, maps: new Map() };
 let pendingHash = null; // where to go after logging in
 let expiryTimer = null;
@@ -26,6 +28,9 @@ let firstView = true;
 let forecastTicket = 0;
 let mapTicket = 0;
 let lastChart = null; // what the chart shows, to draw it again when its width changes
+let lastCompare = null;
+let compareTicket = 0;
+let shownMap = null; // the map data shown, for its download
 
 // --- small DOM helpers ------------------------------------------------------------------
 
@@ -154,7 +159,11 @@ function forecastHash() {
 }
 
 function mapHash() {
-  return `#/map?type=${encodeURIComponent(state.type)}`;
+  return `#/map?type=${encodeURIComponent(state.type)}${state.mapMode === 'change' ? '&show=change' : ''}`;
+}
+
+function compareHash(list = state.compare) {
+  return `#/compare?series=${list.map((s) => `${s.area ?? 'city'}:${encodeURIComponent(s.type)}`).join(',')}`;
 }
 
 function updateNavLinks(current) {
@@ -164,6 +173,9 @@ function updateNavLinks(current) {
   }
   document.querySelector('#main-nav a[data-view="forecast"]').href = forecastHash();
   document.querySelector('#main-nav a[data-view="map"]').href = mapHash();
+  document.querySelector('#main-nav a[data-view="compare"]').href = compareHash(state.compare.length ? state.compare
+    : [{ area: state.area, type: state.type }, { area: null, type: state.type }]);
+  $('forecast-compare').href = compareHash([{ area: state.area, type: state.type }, { area: null, type: state.type }]);
   $('pick-on-map').href = mapHash();
 }
 
@@ -198,6 +210,7 @@ function route() {
   showView(name);
   if (name === 'forecast') enterForecast(params);
   else if (name === 'map') enterMap(params);
+  else if (name === 'compare') enterCompare(params);
   else if (name === 'admin') enterAdmin();
 }
 
@@ -346,17 +359,72 @@ function renderForecast(data) {
 
   lastChart = {
     width: $('chart').clientWidth,
-    args: { history, forecast, title: `${title}: reports per month${first ? ` and the forecast from ${monthLabel(first.month)}` : ''}` },
+    args: { history, forecast, unusual: data.unusual || [], title: `${title}: reports per month${first ? ` and the forecast from ${monthLabel(first.month)}` : ''}` },
   };
   drawForecastChart($('chart'), lastChart.args);
   $('chart-caption').textContent = `${typeLabel(data.crime_type)}, ${isCity ? 'all of Chicago' : place}: ` +
     'reports per month over the last three years, and the forecast';
-  renderNumbers(history.slice(-HISTORY_SHOWN), forecast);
+  renderNumbers(history.slice(-HISTORY_SHOWN), forecast, data.unusual || []);
+  renderUnusualNote(data.unusual || []);
+  renderComparison(data.comparison);
   renderAccuracy(data, history);
   $('forecast-result').hidden = false;
 }
 
-function renderNumbers(history, forecast) {
+
+function changeText(part) {
+  if (!part || !isNumber(part.change)) return '—';
+  const sign = part.change > 0 ? '+' : part.change < 0 ? '−' : '';
+  const pct = isNumber(part.pct) ? ` (${sign}${Math.abs(Math.round(part.pct))}%)` : '';
+  return `${sign}${formatCount(Math.abs(part.change))}${pct}`;
+}
+
+function span(from, to) {
+  return from && to ? `${monthLabel(from)} – ${monthLabel(to)}` : '';
+}
+
+/** Last 12 months, year to date and the coming 12 months, each against a year before. */
+function renderComparison(c) {
+  const body = $('comparison-table').tBodies[0];
+  if (!c || !c.last_12) {
+    body.replaceChildren(h('tr', {}, h('td', { colspan: 4, text: 'Not enough complete months to compare with last year.' })));
+    $('comparison-note').textContent = '';
+    return;
+  }
+  const row = (label, part, when) => h('tr', {},
+    h('th', { scope: 'row' }, label, h('br'), h('span', { className: 'fine-print', text: when })),
+    h('td', { className: 'num', text: formatCount(part?.now) }),
+    h('td', { className: 'num', text: formatCount(part?.before) }),
+    h('td', { className: 'num', text: changeText(part) }));
+  const ytd = c.year_to_date;
+  body.replaceChildren(
+    row('Last 12 months', c.last_12, `${span(c.last_12.from, c.last_12.to)}, against ${span(c.last_12.before_from, c.last_12.before_to)}`),
+    row('Year to date', ytd, `${span(ytd.from, ytd.to)}, against ${span(ytd.before_from, ytd.before_to)}`),
+    row('Next 12 months (forecast)', c.next_12, `${span(c.next_12.from, c.next_12.to)}, against the last 12 months`));
+  $('comparison-note').textContent = `Complete months only, through ${monthLabel(c.data_through)}; recent months may still be revised.`;
+}
+
+function renderUnusualNote(unusual) {
+  $('unusual-note').textContent = unusual.length
+    ? `${unusual.length} of the months shown fell outside the range forecast for them beforehand (ringed). ` +
+      'By chance alone about 1 month in 5 does.'
+    : 'No month shown fell outside a range forecast for it beforehand (months with no earlier forecast are not judged).';
+}
+
+async function download(path, query, fallbackName, resultId) {
+  const result = $(resultId);
+  result.textContent = 'Preparing the file…';
+  try {
+    const { text, filename } = await API.apiText(path, { query: { ...query, format: 'csv' } });
+    API.saveFile(text, filename || fallbackName);
+    result.textContent = `Saved ${filename || fallbackName}.`;
+  } catch (err) {
+    if (!API.isSessionEnd(err)) result.textContent = `Could not download the file. ${err.message}`;
+  }
+}
+
+function renderNumbers(history, forecast, unusual = []) {
+  const outside = new Map(unusual.map((u) => [u.month, u]));
   const rows = new Map();
   for (const row of history) rows.set(row.month, { observed: row });
   for (const f of forecast) rows.set(f.month, { ...(rows.get(f.month) || {}), forecast: f });
@@ -367,7 +435,9 @@ function renderNumbers(history, forecast) {
       h('th', { scope: 'row', text: monthLabel(month) }),
       h('td', { className: 'num', text: observed ? `${formatCount(observed.count)}${observed.partial ? ' (partial)' : ''}` : '' }),
       h('td', { className: 'num', text: f ? formatCount(f.yhat) : '' }),
-      h('td', { className: 'num', text: f ? `${formatCount(f.yhat_lower)}–${formatCount(f.yhat_upper)}` : '' }));
+      h('td', { className: 'num', text: f ? `${formatCount(f.yhat_lower)}–${formatCount(f.yhat_upper)}` : '' }),
+      h('td', { text: outside.has(month) ? `${outside.get(month).direction === 'above' ? 'Higher' : 'Lower'} than the range ` +
+        `${formatCount(outside.get(month).yhat_lower)}–${formatCount(outside.get(month).yhat_upper)} forecast before it` : '' }));
   }));
 }
 
@@ -488,6 +558,8 @@ function loadMapData(type) {
 
 async function enterMap(params) {
   if (params.has('type')) state.type = params.get('type').trim().toUpperCase() || 'ALL';
+  state.mapMode = params.get('show') === 'change' ? 'change' : 'expected';
+  for (const input of document.querySelectorAll('input[name="map-mode"]')) input.checked = input.value === state.mapMode;
   if (location.hash !== mapHash()) history.replaceState(null, '', mapHash());
   updateNavLinks('map');
   const ticket = ++mapTicket;
@@ -519,6 +591,7 @@ async function enterMap(params) {
   if (ticket !== mapTicket) return;
   $('map-status').textContent = '';
   $('map-result').removeAttribute('aria-busy');
+  loadAlerts(state.type, ticket);
   try {
     renderMap(projected, data);
   } catch (err) {
@@ -529,13 +602,54 @@ async function enterMap(params) {
   }
 }
 
+/** The map type's unusual months: the series whose latest complete month fell outside its range. */
+async function loadAlerts(type, ticket) {
+  const card = $('alerts-card');
+  let data;
+  try {
+    data = await API.api('/alerts', { query: { crime_type: type } });
+  } catch (err) {
+    if (ticket !== mapTicket || API.isSessionEnd(err)) return;
+    card.hidden = false;
+    $('alerts-summary').textContent = `Could not check for unusual months. ${err.message}`;
+    $('alerts-list').replaceChildren();
+    return;
+  }
+  if (ticket !== mapTicket) return;
+  card.hidden = false;
+  const alerts = data.alerts || [];
+  const areas = alerts.filter((a) => a.community_area != null);
+  const above = areas.filter((a) => a.direction === 'above').length;
+  const below = areas.filter((a) => a.direction === 'below').length;
+  const month = data.months?.length === 1 ? ` in ${monthLabel(data.months[0])}` : '';
+  const parts = [];
+  if (above) parts.push(`higher than expected in ${above} ${plural(above, 'area')}`);
+  if (below) parts.push(`lower than expected in ${below} ${plural(below, 'area')}`);
+  const city = alerts.find((a) => a.community_area == null);
+  if (city) parts.push(`${city.direction === 'above' ? 'higher' : 'lower'} than expected citywide`);
+  let summary = parts.length ? `${typeLabel(type)}${month}: ${parts.join('; ')}.`
+    : data.series_checked ? `${typeLabel(type)}${month}: every area was inside its likely range.`
+      : `${typeLabel(type)}: no month can be judged yet, because no forecast was issued before the latest month with data.`;
+  if (data.series_checked) summary += ` ${formatCount(data.series_checked)} series checked; about ${roughCount(data.expected_by_chance)} would fall outside by chance.`;
+  $('alerts-summary').textContent = summary;
+  $('alerts-list').replaceChildren(...alerts.slice(0, 10).map((a) => h('li', {},
+    h('a', { href: `#/forecast?area=${a.community_area ?? 'city'}&type=${encodeURIComponent(a.crime_type)}&months=${state.months}`,
+      text: a.community_area == null ? 'Citywide' : (a.area_name || areaName(a.community_area)) }),
+    `: ${formatCount(a.count)} reported in ${monthLabel(a.month)}, ${a.direction === 'above' ? 'above' : 'below'} the likely range ` +
+    `${formatCount(a.yhat_lower)}–${formatCount(a.yhat_upper)}`)));
+  $('alerts-note').textContent = data.note || 'By chance alone about 1 month in 5 falls outside an 80% range.';
+}
+
 function renderMap(projected, data) {
+  shownMap = data;
   const rows = new Map((data.areas || []).map((row) => [Number(row.community_area), row]));
+  const reasons = new Map((data.missing || []).map((m) => [Number(m.community_area), m.reason]));
   const type = typeLabel(data.crime_type || state.type);
-  $('map-heading').textContent = `${type}: where the most reports are expected`;
-  $('map-caption').textContent = (data.month
-    ? `Reports expected in ${monthLabel(data.month)}, by community area`
-    : 'Reports expected next month, by community area') +
+  const change = state.mapMode === 'change';
+  $('map-heading').textContent = change ? `${type}: expected against the same month last year` : `${type}: where the most reports are expected`;
+  $('map-caption').textContent = (change
+    ? `Change from ${data.month ? monthLabel(`${Number(data.month.slice(0, 4)) - 1}${data.month.slice(4)}`) : 'last year'} to the forecast for ${monthLabel(data.month)}`
+    : data.month ? `Reports expected in ${monthLabel(data.month)}, by community area` : 'Reports expected next month, by community area') +
     (data.data_through ? ` (data through ${monthLabel(data.data_through)})` : '');
   if (projected.error) {
     $('map').replaceChildren(h('p', { className: 'problem', text: `The map cannot be drawn: ${projected.error.message} ` +
@@ -544,10 +658,13 @@ function renderMap(projected, data) {
     $('map-legend').hidden = true;
   } else {
     const classes = drawMap($('map'), projected, {
-      rows, month: data.month, selected: state.area, label: `Map of the 77 community areas: ${type.toLowerCase()} expected in ${monthLabel(data.month)}`,
+      rows, month: data.month, selected: state.area, mode: state.mapMode, reasons,
+      label: `Map of the 77 community areas: ${type.toLowerCase()} ${change ? 'change from last year' : 'expected'} in ${monthLabel(data.month)}`,
       onSelect: (area) => selectArea(area),
     });
     $('map-legend').hidden = false;
+    $('map-legend').dataset.mode = state.mapMode;
+    $('map-legend').setAttribute('aria-label', change ? 'Legend: change from the same month last year' : 'Legend: reports expected');
     drawLegend($('map-legend'), classes, { missing: projected.areas.some((a) => !rows.has(a.number)) });
   }
 
@@ -560,7 +677,14 @@ function renderMap(projected, data) {
     h('td', { className: 'num', text: formatCount(row.yhat) }),
     h('td', { className: 'num', text: `${formatCount(row.yhat_lower)}–${formatCount(row.yhat_upper)}` }));
   $('top-table').tBodies[0].replaceChildren(...ranked.slice(0, 10).map(line));
-  $('all-table').tBodies[0].replaceChildren(...ranked.map(line));
+  const none = (data.missing || []).map((m) => h('tr', { className: 'row-none' },
+    h('td', { text: '—' }), h('td', { text: m.name || areaName(m.community_area) }),
+    h('td', { colspan: 3, text: `No forecast: ${m.reason}` })));
+  $('all-table').tBodies[0].replaceChildren(...ranked.map((row) => {
+    const tr = line(row);
+    tr.append(h('td', { className: 'num', text: formatChange(row.change_pct) }));
+    return tr;
+  }), ...none);
   if (!ranked.length) {
     $('top-table').tBodies[0].replaceChildren(h('tr', {}, h('td', { colspan: 4, text: 'No area has a forecast for this crime type.' })));
   }
@@ -572,13 +696,123 @@ function selectArea(area) {
   location.hash = forecastHash();
 }
 
+// --- compare view -----------------------------------------------------------------------
+
+function parseCompare(params) {
+  const list = [];
+  for (const part of (params.get('series') || '').split(',').filter(Boolean).slice(0, MAX_COMPARED)) {
+    const [areaText, typeText] = decodeURIComponent(part).split(':');
+    const area = areaText === 'city' ? null : resolveArea(areaText);
+    if (area === undefined) continue;
+    list.push({ area, type: (typeText || 'ALL').trim().toUpperCase() });
+  }
+  return list.length ? list : [{ area: state.area, type: state.type }, { area: null, type: state.type }];
+}
+
+async function enterCompare(params) {
+  state.compare = parseCompare(params);
+  if (location.hash !== compareHash()) history.replaceState(null, '', compareHash());
+  updateNavLinks('compare');
+  const ticket = ++compareTicket;
+  $('compare-problem').hidden = true;
+  $('compare-status').textContent = 'Loading the series…';
+  let catalog;
+  try {
+    catalog = await loadCatalog();
+  } catch (err) {
+    if (ticket !== compareTicket || API.isSessionEnd(err)) return;
+    $('compare-status').textContent = '';
+    showProblem('compare-problem', `Could not load the list of crime types. ${err.message}`, () => route());
+    return;
+  }
+  for (let i = 0; i < MAX_COMPARED; i += 1) {
+    const chosen = state.compare[i];
+    $(`compare-area-${i}`).value = chosen ? areaName(chosen.area) : '';
+    fillTypeSelect($(`compare-type-${i}`), catalog.types, chosen && catalog.types.includes(chosen.type) ? chosen.type : 'ALL');
+  }
+  const results = await Promise.all(state.compare.map((s) => API.api('/predict', {
+    query: { community_area: s.area ?? 'city', crime_type: s.type, months: 12 } }).then((data) => ({ ...s, data }), (error) => ({ ...s, error }))));
+  if (ticket !== compareTicket) return;
+  $('compare-status').textContent = '';
+  if (results.some((r) => r.error && API.isSessionEnd(r.error))) return;
+  const failed = results.filter((r) => r.error);
+  if (failed.length) {
+    showProblem('compare-problem', failed.map((r) => `${seriesTitle(r.type, areaName(r.area), r.area == null)}: ${r.error.message}`).join(' '));
+  }
+  const shown = results.filter((r) => r.data);
+  $('compare-result').hidden = !shown.length;
+  if (shown.length) renderCompare(shown);
+}
+
+function renderCompare(shown) {
+  const series = shown.map((r) => ({
+    label: seriesTitle(r.data.crime_type, r.area == null ? 'Citywide' : (r.data.area_name || areaName(r.area)), r.area == null),
+    history: r.data.history || [], forecast: r.data.forecast || [], data: r.data,
+  }));
+  const title = `Reports per month and the forecast: ${series.map((s) => s.label).join('; ')}`;
+  $('compare-heading').textContent = `Compare: ${series.map((s) => s.label).join(', ')}`;
+  const levels = series.map((s) => Math.max(1, ...s.history.map((r) => r.count)));
+  $('compare-caption').textContent = 'Reports per month over the last three years, and the forecast (thinner line)' +
+    (Math.max(...levels) > 5 * Math.min(...levels) ? '. One series is far larger than another, so the smaller ones sit low on the ' +
+      'same scale: read them in the numbers below.' : '');
+  lastCompare = { width: $('compare-chart').clientWidth, args: { series, title } };
+  drawCompareChart($('compare-chart'), lastCompare.args);
+  $('compare-legend').replaceChildren(...series.map((s, i) => {
+    const key = h('span', { className: 'key key-line', 'aria-hidden': 'true' });
+    key.style.borderTopColor = COMPARE_STYLES[i].colour;
+    key.style.borderTopStyle = COMPARE_STYLES[i].dash ? (i === 1 ? 'dashed' : 'dotted') : 'solid';
+    return h('li', {}, key, `${s.label} (${COMPARE_STYLES[i].name})`);
+  }));
+  const months = [...new Set(series.flatMap((s) => [...s.history.filter((r) => !r.partial).slice(-HISTORY_SHOWN).map((r) => r.month),
+    ...s.forecast.map((f) => f.month)]))].sort().reverse();
+  const table = $('compare-table');
+  table.tHead.replaceChildren(h('tr', {}, h('th', { scope: 'col', text: 'Month' }),
+    ...series.map((s) => h('th', { scope: 'col', className: 'num', text: s.label }))));
+  table.tBodies[0].replaceChildren(...months.map((month) => h('tr', {}, h('th', { scope: 'row', text: monthLabel(month) }),
+    ...series.map((s) => {
+      const o = s.history.find((r) => r.month === month && !r.partial);
+      const f = s.forecast.find((r) => r.month === month);
+      return h('td', { className: 'num', text: o ? formatCount(o.count) : f ? `${formatCount(f.yhat)} (forecast)` : '' });
+    }))));
+  $('compare-year-table').tBodies[0].replaceChildren(...series.map((s) => {
+    const c = s.data.comparison?.last_12;
+    return h('tr', {}, h('th', { scope: 'row', text: s.label }), h('td', { className: 'num', text: formatCount(c?.now) }),
+      h('td', { className: 'num', text: formatCount(c?.before) }), h('td', { className: 'num', text: changeText(c) }),
+      h('td', { text: monthLabel(s.data.data_through) }));
+  }));
+}
+
+function onCompare(event) {
+  event.preventDefault();
+  const list = [];
+  for (let i = 0; i < MAX_COMPARED; i += 1) {
+    const text = $(`compare-area-${i}`).value.trim();
+    if (!text) continue;
+    const area = resolveArea(text);
+    if (area === undefined) {
+      showProblem('compare-problem', `No community area is called “${text}”. Pick a name from the list, or type Citywide.`);
+      $(`compare-area-${i}`).focus();
+      return;
+    }
+    list.push({ area, type: $(`compare-type-${i}`).value });
+  }
+  if (!list.length) {
+    showProblem('compare-problem', 'Choose at least one area, or Citywide.');
+    return;
+  }
+  location.hash = compareHash(list);
+}
+
 // --- admin view -------------------------------------------------------------------------
 
 function enterAdmin() {
   const allowed = API.hasRole('admin');
   $('admin-forbidden').hidden = allowed;
   $('admin-content').hidden = !allowed;
-  if (allowed) Admin.enter();
+  if (allowed) {
+    Admin.enter();
+    Models.enter();
+  }
 }
 
 // --- wiring -----------------------------------------------------------------------------
@@ -609,6 +843,20 @@ function wire() {
     state.type = $('map-type-select').value;
     location.hash = mapHash();
   });
+  for (const input of document.querySelectorAll('input[name="map-mode"]')) {
+    input.addEventListener('change', () => {
+      state.mapMode = input.value;
+      location.hash = mapHash();
+    });
+  }
+  $('map-download').addEventListener('click', () => download('/predict/map', { crime_type: state.type },
+    `crimecast-map-${state.type}.csv`, 'map-status'));
+  $('forecast-download').addEventListener('click', () => download('/predict',
+    { community_area: state.area ?? 'city', crime_type: state.type, months: state.months },
+    `crimecast-${state.area ?? 'city'}-${state.type}.csv`, 'forecast-download-result'));
+  $('forecast-print').addEventListener('click', () => window.print());
+  $('compare-form').addEventListener('submit', onCompare);
+  Models.init({ onModelChanged: () => clearCaches() });
   Admin.init({
     onModelChanged: () => clearCaches(),
     currentUser: () => API.currentSession()?.username,
@@ -620,6 +868,12 @@ function wire() {
     lastChart.width = width;
     drawForecastChart($('chart'), lastChart.args);
   }).observe($('chart'));
+  new ResizeObserver(() => {
+    const width = $('compare-chart').clientWidth;
+    if (!lastCompare || !width || Math.abs(width - lastCompare.width) < 24) return;
+    lastCompare.width = width;
+    drawCompareChart($('compare-chart'), lastCompare.args);
+  }).observe($('compare-chart'));
 }
 
 function boot() {

@@ -39,7 +39,7 @@ const fixed = (n) => (Math.round(n * 10) / 10).toString();
  * Draw the chart into `container` (replacing what was there). `history` and `forecast` are
  * the API's lists; the last HISTORY_SHOWN observed months are drawn.
  */
-export function drawForecastChart(container, { history, forecast, title }) {
+export function drawForecastChart(container, { history, forecast, title, unusual = [] }) {
   container.replaceChildren();
   const observed = (history || []).slice(-HISTORY_SHOWN);
   const ahead = forecast || [];
@@ -144,7 +144,78 @@ export function drawForecastChart(container, { history, forecast, title }) {
       (h.partial ? ' (partial month, not used for training)' : '');
   }
 
+  // Months outside the range forecast for them beforehand: a ring, up or down marked in its title.
+  const marks = svg('g', { class: 'chart-unusual-marks' }, root);
+  for (const u of unusual || []) {
+    if (!index.has(u.month)) continue;
+    const ring = svg('circle', { class: `chart-unusual chart-unusual-${u.direction}`, cx: fixed(x(u.month)), cy: fixed(y(u.count)), r: 7,
+      'data-month': u.month }, marks);
+    svg('title', {}, ring).textContent = `${monthLabel(u.month)}: ${formatCount(u.count)} reports, ${u.direction} the likely range ` +
+      `${formatCount(u.yhat_lower)}–${formatCount(u.yhat_upper)} forecast before it`;
+  }
+
   addHover(container, root, { months, x, y, observed, ahead, margin, plotH, W, H });
+}
+
+/** Colours and dashes of the compared series: told apart by line style as well as colour. */
+export const COMPARE_STYLES = [
+  { colour: '#1f5fa8', dash: null, name: 'solid line' },
+  { colour: '#b45309', dash: '8 4', name: 'dashed line' },
+  { colour: '#15803d', dash: '2 3', name: 'dotted line' },
+];
+
+/**
+ * Up to three series on one chart: each one's last HISTORY_SHOWN observed months (complete ones)
+ * and its forecast, thinner. `series`: [{ label, history, forecast }].
+ */
+export function drawCompareChart(container, { series, title }) {
+  container.replaceChildren();
+  const months = [...new Set(series.flatMap((s) => [
+    ...(s.history || []).filter((r) => !r.partial).slice(-HISTORY_SHOWN).map((r) => r.month),
+    ...(s.forecast || []).map((f) => f.month)]))].sort();
+  if (!months.length) return;
+  const W = Math.round(Math.min(1000, Math.max(300, container.clientWidth || 760)));
+  const H = Math.round(Math.min(380, Math.max(250, W * 0.48)));
+  const margin = { top: 16, right: 18, bottom: 46, left: W < 480 ? 46 : 58 };
+  const plotW = W - margin.left - margin.right;
+  const plotH = H - margin.top - margin.bottom;
+  const at = new Map(months.map((m, i) => [m, i]));
+  const x = (m) => margin.left + (months.length > 1 ? (at.get(m) * plotW) / (months.length - 1) : plotW / 2);
+  const maxValue = Math.max(1, ...series.flatMap((s) => [...(s.history || []).map((r) => r.count), ...(s.forecast || []).map((f) => f.yhat)]));
+  const ticks = niceTicks(maxValue, 5);
+  const y = (v) => margin.top + plotH - (Math.max(0, v) / ticks[ticks.length - 1]) * plotH;
+  const titleId = `compare-title-${Math.random().toString(36).slice(2, 8)}`;
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-labelledby': titleId }, container);
+  svg('title', { id: titleId }, root).textContent = title;
+  const grid = svg('g', { class: 'chart-grid', 'aria-hidden': 'true' }, root);
+  for (const tick of ticks) {
+    svg('line', { x1: margin.left, x2: W - margin.right, y1: fixed(y(tick)), y2: fixed(y(tick)) }, grid);
+    svg('text', { x: margin.left - 8, y: fixed(y(tick) + 4), class: 'chart-axis-label', 'text-anchor': 'end' }, grid).textContent = formatCount(tick);
+  }
+  const axis = svg('g', { class: 'chart-axis', 'aria-hidden': 'true' }, root);
+  const base = margin.top + plotH;
+  svg('line', { x1: margin.left, x2: W - margin.right, y1: base, y2: base, class: 'chart-baseline' }, axis);
+  for (const month of months) {
+    if (month.endsWith('-01') || month === months[0]) {
+      svg('line', { x1: fixed(x(month)), x2: fixed(x(month)), y1: base, y2: base + 8 }, axis);
+      svg('text', { x: fixed(x(month)), y: base + 24, class: 'chart-axis-year', 'text-anchor': 'middle' }, axis).textContent = month.slice(0, 4);
+    }
+  }
+  series.forEach((s, i) => {
+    const style = COMPARE_STYLES[i % COMPARE_STYLES.length];
+    const observed = (s.history || []).filter((r) => !r.partial).slice(-HISTORY_SHOWN);
+    const line = (rows, value) => `M${rows.map((r) => `${fixed(x(r.month))},${fixed(y(value(r)))}`).join('L')}`;
+    if (observed.length > 1) {
+      svg('path', { class: 'compare-line', d: line(observed, (r) => r.count), stroke: style.colour, 'stroke-dasharray': style.dash,
+        'data-series': s.label }, root);
+    }
+    const ahead = s.forecast || [];
+    if (ahead.length) {
+      const joined = observed.length ? [{ month: observed[observed.length - 1].month, yhat: observed[observed.length - 1].count }, ...ahead] : ahead;
+      svg('path', { class: 'compare-line compare-forecast', d: line(joined, (f) => f.yhat), stroke: style.colour,
+        'stroke-dasharray': style.dash, 'data-series': s.label }, root);
+    }
+  });
 }
 
 /** A guide line and a tooltip that follow the pointer, or the arrow keys when the chart has focus. */

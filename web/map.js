@@ -89,20 +89,49 @@ export function colourClasses(values) {
   return { classes, classOf };
 }
 
-export function describeArea(area, row, month) {
-  if (!row) return `${area.name}: no forecast for this crime type`;
-  return `${area.name}: about ${formatCount(row.yhat)} reports expected in ${monthLabel(month)} ` +
+/** ColorBrewer RdBu, 5 classes, reversed: blue fewer than last year, red more; the middle is "about the same". */
+export const CHANGE_PALETTE = ['#0571b0', '#92c5de', '#f7f7f7', '#f4a582', '#ca0020'];
+const CHANGE_CUTS = [-20, -5, 5, 20];
+
+/** Fixed classes of % change from the same month last year, so two maps read alike. */
+export function changeClasses(values) {
+  const labels = ['20% or more fewer', '5 to 20% fewer', 'within 5%', '5 to 20% more', '20% or more more'];
+  const classOf = (v) => {
+    let c = 0;
+    while (c < CHANGE_CUTS.length && v >= CHANGE_CUTS[c]) c += 1;
+    return c;
+  };
+  const classes = CHANGE_PALETTE.map((colour, i) => ({ colour, label: labels[i], n: 0 }));
+  for (const v of values) if (typeof v === 'number' && Number.isFinite(v)) classes[classOf(v)].n += 1;
+  return { classes, classOf };
+}
+
+export function formatChange(pct) {
+  if (typeof pct !== 'number' || !Number.isFinite(pct)) return 'no figure for last year';
+  const rounded = Math.round(pct);
+  return rounded === 0 ? 'same as last year' : `${rounded > 0 ? '+' : '−'}${Math.abs(rounded)}% on last year`;
+}
+
+export function describeArea(area, row, month, { mode = 'expected', reason } = {}) {
+  if (!row) return `${area.name}: no forecast for this crime type${reason ? ` (${reason})` : ''}`;
+  const text = `${area.name}: about ${formatCount(row.yhat)} reports expected in ${monthLabel(month)} ` +
     `(likely ${formatCount(row.yhat_lower)} to ${formatCount(row.yhat_upper)}), rank ${row.rank}`;
+  return mode === 'change' ? `${text}; ${formatChange(row.change_pct)}` : text;
 }
 
 /**
  * Draw the areas into `container`. `rows` maps an area number to its /predict/map row.
  * `onSelect(area number)` is called on click, Enter or Space.
  */
-export function drawMap(container, projected, { rows, month, selected, onSelect, label }) {
+export function drawMap(container, projected, { rows, month, selected, onSelect, label, mode = 'expected', reasons = new Map() }) {
   container.replaceChildren();
-  const values = [...rows.values()].map((r) => r.yhat);
-  const { classes, classOf } = colourClasses(values);
+  const valueOf = mode === 'change' ? (r) => r.change_pct : (r) => r.yhat;
+  const values = [...rows.values()].map(valueOf);
+  const { classes, classOf } = mode === 'change' ? changeClasses(values) : colourClasses(values);
+  const fillOf = (row) => {
+    const v = valueOf(row);
+    return typeof v === 'number' && Number.isFinite(v) ? classes[classOf(v)].colour : 'url(#no-data)';
+  };
   const root = svg('svg', {
     viewBox: `0 0 ${projected.width} ${projected.height}`, class: 'map', role: 'group', 'aria-label': label,
   }, container);
@@ -124,8 +153,8 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
     strong.textContent = area.name;
     const lines = row
       ? [`About ${formatCount(row.yhat)} reports expected`, `Likely ${formatCount(row.yhat_lower)}–${formatCount(row.yhat_upper)}`,
-        `Rank ${row.rank} of ${rows.size}`]
-      : ['No forecast for this crime type'];
+        mode === 'change' ? `${formatChange(row.change_pct)}` : `Rank ${row.rank} of ${rows.size}`]
+      : ['No forecast for this crime type', ...(reasons.get(area.number) ? [`Why: ${reasons.get(area.number)}`] : [])];
     tip.replaceChildren(strong, ...lines.flatMap((line) => [document.createElement('br'), line]));
     tip.hidden = false;
     const box = container.getBoundingClientRect();
@@ -155,10 +184,11 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
     const row = rows.get(area.number);
     const path = svg('path', {
       d: area.d, class: 'map-area', 'data-area': area.number, tabindex: 0, role: 'button',
-      fill: row ? classes[classOf(row.yhat)].colour : 'url(#no-data)',
-      'aria-label': describeArea(area, row, month),
+      fill: row ? fillOf(row) : 'url(#no-data)',
+      'aria-label': describeArea(area, row, month, { mode, reason: reasons.get(area.number) }),
     }, layer);
-    svg('title', {}, path).textContent = describeArea(area, row, month);
+    if (!row) path.classList.add('map-area-none');
+    svg('title', {}, path).textContent = describeArea(area, row, month, { mode, reason: reasons.get(area.number) });
     path.addEventListener('pointermove', (event) => showTip(area, row, path, event));
     path.addEventListener('pointerleave', hideTip);
     path.addEventListener('focus', () => showTip(area, row, path));
@@ -192,7 +222,7 @@ export function drawLegend(container, classes, { missing }) {
     swatch.className = 'swatch';
     swatch.style.background = cls.colour;
     const text = document.createElement('span');
-    text.textContent = cls.min === cls.max ? formatCount(cls.min) : `${formatCount(cls.min)}–${formatCount(cls.max)}`;
+    text.textContent = cls.label ?? (cls.min === cls.max ? formatCount(cls.min) : `${formatCount(cls.min)}–${formatCount(cls.max)}`);
     item.append(swatch, text);
     list.appendChild(item);
   }

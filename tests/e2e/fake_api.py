@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from any interpreter
-from crimecast.domain import passwords  # noqa: E402
+from crimecast.domain import comparison, passwords  # noqa: E402
 from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is found on
 from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
 from crimecast.domain.errors import InvalidInputError  # noqa: E402
@@ -250,6 +250,34 @@ def series_payload(area: int | None, crime_type: str) -> dict[str, Any] | None:
     return {"history": history, "forecast": forecast, "metrics": metrics}
 
 
+def issued_band(area: int | None, crime_type: str, month: str) -> dict[str, Any] | None:
+    """The forecast for ``month`` made from the months before it: the band the service issued beforehand."""
+    counts = series_counts(area, crime_type)
+    months = list(raw_data()[0])
+    if counts is None or month not in months:
+        return None
+    i = months.index(month)
+    return profile_forecast(months[:i], [float(c) for c in counts[:i]], 1)[0]
+
+
+def unusual_months(area: int | None, crime_type: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last 12 complete months judged against the band forecast before each."""
+    found = []
+    for row in [r for r in history if not r["partial"]][-12:]:
+        band = issued_band(area, crime_type, row["month"])
+        direction = comparison.outside_band(row["count"], band["yhat_lower"], band["yhat_upper"]) if band else None
+        if direction:
+            found.append({"month": row["month"], "count": row["count"], "yhat": band["yhat"], "yhat_lower": band["yhat_lower"],
+                          "yhat_upper": band["yhat_upper"], "direction": direction, "issued_by": "v20260502T030000Z",
+                          "distance": round(comparison.band_distance(row["count"], band["yhat_lower"], band["yhat_upper"]), 4)})
+    return found
+
+
+PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through")
+MAP_CSV = ("community_area", "name", "month", "expected", "lower", "upper", "rank", "same_month_last_year",
+           "change_pct", "data_through", "model_version", "no_forecast_reason")
+
+
 # --- geometry --------------------------------------------------------------------------
 
 @cache
@@ -281,6 +309,17 @@ class State:
         }
         self.tokens: dict[str, dict[str, Any]] = {}
         self.model_version = "v20260602T030000Z"
+        self.versions = {  # the model versions an admin can list and serve again
+            "v20260602T030000Z": {"backtest": {"series": 900, "median_mase": 0.79, "median_mae": 11.2, "coverage": 0.81,
+                                               "share_beating_seasonal_naive": 0.71}, "live": None},
+            "v20260502T030000Z": {"backtest": {"series": 897, "median_mase": 0.84, "median_mae": 11.9, "coverage": 0.79,
+                                               "share_beating_seasonal_naive": 0.66},
+                                  "live": {"series_evaluated": 897, "series_degraded": 40, "share_degraded": 0.0446,
+                                           "median_live_mase": 0.88}},
+            "v20260402T030000Z": {"backtest": None, "live": None, "problem": "it is incomplete: 310 of its 900 series are stored"},
+        }
+        self.promoted = {"v20260602T030000Z": {"promoted_at": "2026-06-02T03:41:12Z", "by": "retrain", "reason": None},
+                         "v20260502T030000Z": {"promoted_at": "2026-05-02T03:39:50Z", "by": "retrain", "reason": None}}
         self.trained_at = "2026-06-02T03:41:12Z"
         self.runs: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[tuple[str, str], str] = {}
@@ -530,6 +569,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._predict(query)
         if (method, path) == ("GET", "/predict/map"):
             return self._map(query)
+        if (method, path) == ("GET", "/alerts"):
+            return self._alerts(query)
+        if (method, path) == ("GET", "/models"):
+            self._identity("admin")
+            with STATE.lock:
+                return self._json(200, {"champion": STATE.model_version, "versions": [
+                    {"version": v, "serving": v == STATE.model_version, "promoted": STATE.promoted.get(v), "series": 900, "types": 13,
+                     "backtest": d["backtest"], "live": d["live"], "problem": d.get("problem")}
+                    for v, d in sorted(STATE.versions.items(), reverse=True)]})
+        if method == "POST" and re.fullmatch(r"/models/[^/]+/promote", path):
+            return self._promote(who["username"], unquote(path.split("/")[2]))
         if (method, path) == ("GET", "/evaluate"):
             return self._evaluate(query)
         if (method, path) in (("POST", "/ingest"), ("POST", "/retrain")):
@@ -537,8 +587,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._start_run(path.strip("/"))
         if (method, path) == ("GET", "/runs"):  # like the service: one kind at a time, retrains by default
             kind = query.get("kind", "retrain")
-            if kind not in ("ingest", "retrain", "evaluate"):
-                raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate)$'")
+            if kind not in ("ingest", "retrain", "evaluate", "promote"):
+                raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate|promote)$'")
             limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
             with STATE.lock:
                 views = [run_view(r) for r in STATE.runs.values() if r["kind"] == kind]
@@ -606,9 +656,85 @@ class Handler(BaseHTTPRequestHandler):
         label = f"{'city' if area is None else area}:{crime_type}"
         if payload is None:
             raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
-        self._json(200, {"community_area": area, "area_name": "City" if area is None else AREA_NAMES[area - 1],
-                         "crime_type": crime_type, "model_version": STATE.model_version, "trained_at": STATE.trained_at,
-                         "metrics": payload["metrics"], "history": payload["history"], "forecast": payload["forecast"][:months]})
+        through = [r["month"] for r in payload["history"] if not r["partial"]][-1]
+        answer = {"community_area": area, "area_name": "City" if area is None else AREA_NAMES[area - 1],
+                  "crime_type": crime_type, "model_version": STATE.model_version, "trained_at": STATE.trained_at,
+                  "data_through": through, "metrics": payload["metrics"], "history": payload["history"],
+                  "forecast": payload["forecast"][:months],
+                  "comparison": comparison.year_comparison(payload["history"], payload["forecast"], through),
+                  "unusual": unusual_months(area, crime_type, payload["history"])}
+        if self._wants_csv(query):
+            rows: dict[str, dict[str, Any]] = {}
+            for r in answer["history"]:
+                rows[r["month"]] = {"month": r["month"], "reported": r["count"], "partial": r["partial"]}
+            for f in answer["forecast"]:
+                rows.setdefault(f["month"], {"month": f["month"]}).update(
+                    forecast=round(f["yhat"], 2), lower=round(f["yhat_lower"], 2), upper=round(f["yhat_upper"], 2))
+            text = comparison.to_csv(PREDICTION_CSV, ({**rows[m], "model_version": STATE.model_version, "data_through": through}
+                                                      for m in sorted(rows)))
+            return self._csv(text, f"crimecast-{area or 'city'}-{crime_type}-{STATE.model_version}.csv")
+        self._json(200, answer)
+
+    def _wants_csv(self, query: dict[str, str]) -> bool:
+        if "format" in query:
+            if query["format"] not in ("csv", "json"):
+                raise ApiError(400, "invalid_request", f"format must be csv or json, got {query['format']!r}")
+            return query["format"] == "csv"
+        return (self.headers.get("Accept") or "").split(",")[0].split(";")[0].strip().lower() == "text/csv"
+
+    def _csv(self, text: str, filename: str) -> None:
+        self._send(200, text.encode(), "text/csv; charset=utf-8",
+                   {"Content-Disposition": f'attachment; filename="{filename.replace(" ", "_")}"'})
+
+    def _alerts(self, query: dict[str, str]) -> None:
+        crime_type = parse_type(query.get("crime_type")) if query.get("crime_type") else None
+        checked = []
+        for t in [crime_type] if crime_type else types():
+            for area in [None, *range(1, 78)]:
+                payload = series_payload(area, t)
+                if payload is None:
+                    continue
+                found = unusual_months(area, t, payload["history"][-2:])
+                complete = [r for r in payload["history"] if not r["partial"]][-1]
+                checked.append(1)
+                for u in found:
+                    if u["month"] == complete["month"]:
+                        checked[-1] = {"series": f"{'city' if area is None else area}:{t}", "community_area": area,
+                                       "area_name": "City" if area is None else AREA_NAMES[area - 1], "crime_type": t, **u}
+        judged = comparison.rank_unusual([c for c in checked if isinstance(c, dict)])
+        months = sorted({a["month"] for a in judged}) or [raw_data()[0][-2]]
+        self._json(200, {"crime_type": crime_type, "month": query.get("month"), "model_version": STATE.model_version,
+                         "months": months, "band_level": comparison.BAND_LEVEL, "note": comparison.CHANCE_NOTE,
+                         "series_checked": len(checked), "expected_by_chance": round(len(checked) * 0.2, 1),
+                         "above": sum(a["direction"] == "above" for a in judged),
+                         "below": sum(a["direction"] == "below" for a in judged),
+                         "no_earlier_forecast": 0, "no_data": 0, "alerts": judged})
+
+    def _promote(self, who: str, version: str) -> None:
+        self._identity("admin")
+        try:
+            reason = str(json.loads(self._body() or b"{}").get("reason") or "").strip()
+        except (json.JSONDecodeError, AttributeError):
+            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
+        with STATE.lock:
+            if not reason:
+                raise ApiError(400, "invalid_request", "say why: a reason is required, and is kept with the run")
+            if version not in STATE.versions:
+                raise ApiError(404, "not_found", f"no model version {version!r}")
+            if version == STATE.model_version:
+                raise ApiError(409, "conflict", f"{version} is already serving")
+            if STATE.versions[version].get("problem"):
+                raise ApiError(409, "conflict", f"{version} cannot be served: {STATE.versions[version]['problem']}")
+            started = datetime.now(UTC)
+            run_id = f"promote-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+            run = {"run_id": run_id, "kind": "promote", "status": "succeeded", "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "finished_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "detail": {"trigger": "api", "version": version, "previous": STATE.model_version, "by": who, "reason": reason,
+                              "promotion": {"promoted": True, "reason": f"rolled back by {who}: {reason}"}}}
+            STATE.runs[run_id] = run
+            STATE.model_version = version
+            STATE.promoted[version] = {"promoted_at": run["started_at"], "by": who, "reason": reason}
+        self._json(200, run_view(run))
 
     def _map(self, query: dict[str, str]) -> None:
         crime_type, month = parse_type(query.get("crime_type")), query.get("month")
@@ -624,15 +750,33 @@ class Handler(BaseHTTPRequestHandler):
             if chosen is None:
                 raise ApiError(422, "out_of_range",
                                f"month {month} is not forecast; forecast months run {forecast[0]['month']}..{forecast[-1]['month']}")
+            last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
             rows.append({"community_area": area, "name": AREA_NAMES[area - 1], "month": chosen["month"], "yhat": chosen["yhat"],
-                         "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"]})
+                         "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"], "last_year": last_year,
+                         "change_pct": comparison.change(chosen["yhat"], last_year)["pct"],
+                         "data_through": [r["month"] for r in payload["history"] if not r["partial"]][-1]})
         rows.sort(key=lambda r: -r["yhat"])
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
         chosen_month = rows[0]["month"] if rows else month
         for row in rows:
             row.pop("month")
-        self._json(200, {"crime_type": crime_type, "month": chosen_month, "model_version": STATE.model_version, "areas": rows})
+        shown = {r["community_area"] for r in rows}
+        missing = [{"community_area": a, "name": AREA_NAMES[a - 1],
+                    "reason": "only 4 months with any report in the last year; too little history to model"}
+                   for a in range(1, 78) if a not in shown]
+        answer = {"crime_type": crime_type, "month": chosen_month, "model_version": STATE.model_version,
+                  "data_through": rows[0]["data_through"] if rows else None, "areas": rows, "missing": missing}
+        if self._wants_csv(query):
+            table = [{"community_area": r["community_area"], "name": r["name"], "month": chosen_month, "expected": round(r["yhat"], 2),
+                      "lower": round(r["yhat_lower"], 2), "upper": round(r["yhat_upper"], 2), "rank": r["rank"],
+                      "same_month_last_year": r["last_year"], "change_pct": r["change_pct"], "data_through": r["data_through"],
+                      "model_version": STATE.model_version} for r in rows]
+            table += [{"community_area": m["community_area"], "name": m["name"], "month": chosen_month,
+                       "model_version": STATE.model_version, "no_forecast_reason": m["reason"]} for m in missing]
+            return self._csv(comparison.to_csv(MAP_CSV, sorted(table, key=lambda r: r["community_area"])),
+                             f"crimecast-map-{crime_type}-{chosen_month}.csv")
+        self._json(200, answer)
 
     def _evaluate(self, query: dict[str, str]) -> None:
         if "community_area" not in query and "crime_type" not in query:
@@ -681,7 +825,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(202, view)
 
 
-API_GET = {"/health", "/auth/me", "/catalog", "/boundaries", "/predict", "/predict/map", "/evaluate", "/runs"}
+API_GET = {"/health", "/auth/me", "/catalog", "/boundaries", "/predict", "/predict/map", "/evaluate", "/runs", "/alerts", "/models"}
 
 
 def main(argv: list[str] | None = None) -> None:

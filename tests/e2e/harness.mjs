@@ -9,7 +9,7 @@ import { chromium } from 'playwright-core';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '..', '..');
-export const SCREENSHOTS = path.join(HERE, 'screenshots');
+export const SCREENSHOTS = path.join(REPO, 'out', 'screenshots'); // written by every run of `make e2e`
 
 export const ADMIN = { username: 'admin', password: 'correct-horse-battery' };
 export const VIEWER = { username: 'viewer', password: 'viewer-password-1' };
@@ -136,4 +136,12 @@ export async function waitForForecast(page, text) {
 export function screenshotPath(name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   return path.join(SCREENSHOTS, name);
+}
+
+/** axe-core on the page as shown: the serious and critical violations, as "rule: target" lines. */
+export async function seriousViolations(page) {
+  const { default: AxeBuilder } = await import('@axe-core/playwright');
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
+  return results.violations.filter((v) => ['serious', 'critical'].includes(v.impact))
+    .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(' ')}: ${n.failureSummary?.split('\n')[1] || ''}`));
 }

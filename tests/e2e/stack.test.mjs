@@ -6,11 +6,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { REPO, launchBrowser, login, newPage, pythonPath, screenshotPath, waitForForecast } from './harness.mjs';
+import {
+  REPO, launchBrowser, login, newPage, pythonPath, screenshotPath, seriousViolations, waitForForecast,
+} from './harness.mjs';
 
 const ADMIN = { username: 'admin', password: 'stack-e2e-admin-password' };
 const DATA_DIR = process.env.CRIMECAST_DATA_DIR || path.resolve(REPO, '..', 'shared', 'data');
@@ -55,7 +57,9 @@ function writeSnapshot(dir) {
 function startStack(port) {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, CRIMECAST_PORT: String(port), CRIMECAST_SNAPSHOT: snapshot,
-      CRIMECAST_ADMIN_PASSWORD: ADMIN.password };
+      CRIMECAST_ADMIN_PASSWORD: ADMIN.password,
+      // This checkout's package first: the venv's editable install may point at another worktree.
+      PYTHONPATH: [path.join(REPO, 'shared'), REPO, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
     delete env.AWS_ENDPOINT_URL;
     const child = spawn(pythonPath(), ['-m', 'local.stack'], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let errors = '';
@@ -132,5 +136,104 @@ test('on the real stack: a developer signs in on /docs with the password flow an
   assert.equal(response.status(), 200);
   assert.equal((await response.json()).area_name, 'Austin');
   await page.screenshot({ path: screenshotPath('stack-docs.png'), fullPage: true });
+  await page.close();
+});
+
+// --- the page's comparisons, unusual months, map, downloads, rollback and axe, on the real stack ---
+
+async function apiGet(page, pathAndQuery, accept = 'application/json') {
+  return page.evaluate(async ([target, wanted]) => {
+    const { token } = JSON.parse(sessionStorage.getItem('crimecast.session'));
+    const r = await fetch(target, { headers: { Authorization: `Bearer ${token}`, Accept: wanted } });
+    return wanted === 'text/csv' ? r.text() : r.json();
+  }, [pathAndQuery, accept]);
+}
+
+/** The snapshot's own count of one area x type in one month (writeSnapshot's formula). */
+function knownCount(area, type, month) {
+  const i = (Number(month.slice(0, 4)) - 2021) * 12 + Number(month.slice(5, 7)) - 1;
+  const level = { 25: 120, 8: 200, 32: 90 }[area];
+  const share = { THEFT: 0.6, ASSAULT: 0.4 }[type];
+  const season = 1 + 0.25 * Math.sin((2 * Math.PI * ((i % 12) - 3)) / 12);
+  return Math.round(level * share * season + ((i * area) % 7));
+}
+
+function monthsBack(last, n) {
+  const out = [];
+  let [y, m] = last.split('-').map(Number);
+  for (let k = 0; k < n; k += 1) {
+    out.push(`${y}-${String(m).padStart(2, '0')}`);
+    m -= 1;
+    if (!m) { m = 12; y -= 1; }
+  }
+  return out;
+}
+
+test('on the real stack: the year-ago comparison, the THEFT map, unusual months, the CSV, axe', async () => {
+  const problems = [];
+  const page = await newPage(browser.context, problems);
+  await login(page, stack.url, ADMIN);
+  await page.goto(`${stack.url}/#/forecast?area=25&type=THEFT`);
+  await waitForForecast(page, 'Austin');
+  const answer = await apiGet(page, '/predict?community_area=25&crime_type=THEFT&months=12');
+  const last12 = monthsBack(answer.data_through, 12);
+  const before12 = monthsBack(monthsBack(answer.data_through, 13)[12], 12);
+  const sum = (months) => months.reduce((t, m) => t + knownCount(25, 'THEFT', m), 0);
+  assert.equal(answer.comparison.last_12.now, sum(last12));
+  assert.equal(answer.comparison.last_12.before, sum(before12));
+  const cells = await page.locator('#comparison-table tbody tr').first().locator('td').allInnerTexts();
+  assert.deepEqual(cells.slice(0, 2), [sum(last12).toLocaleString('en-US'), sum(before12).toLocaleString('en-US')]);
+  assert.deepEqual(await seriousViolations(page), []);
+
+  // The CSV the page saves is the API's.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#forecast-download').click()]);
+  assert.equal(readFileSync(await download.path(), 'utf8'), await apiGet(page, '/predict?community_area=25&crime_type=THEFT&months=12', 'text/csv'));
+
+  // THEFT map: every area with a THEFT forecast in this snapshot (8, 25 and 32; the real-data demo has all 77) is coloured.
+  await page.goto(`${stack.url}/#/map?type=THEFT`);
+  await page.waitForFunction(() => document.querySelectorAll('#map path.map-area').length >= 77 && !document.querySelector('#alerts-card').hidden);
+  const map = await apiGet(page, '/predict/map?crime_type=THEFT');
+  const coloured = await page.$$eval('#map path.map-area', (paths) => paths.filter((p) => !p.getAttribute('fill').startsWith('url(')).map((p) => Number(p.dataset.area)));
+  assert.deepEqual(coloured.sort((a, b) => a - b), map.areas.map((r) => r.community_area).sort((a, b) => a - b));
+  assert.deepEqual(coloured.sort((a, b) => a - b), [8, 25, 32]);
+  const alerts = await apiGet(page, '/alerts?crime_type=THEFT');
+  assert.equal(await page.locator('#alerts-list li').count(), Math.min(10, alerts.alerts.length));
+  if (!alerts.series_checked) assert.match(await page.locator('#alerts-summary').innerText(), /no forecast was issued before/);
+  assert.deepEqual(await seriousViolations(page), []);
+  await page.goto(`${stack.url}/#/compare?series=25:THEFT,8:THEFT,city:ALL`);
+  await page.waitForSelector('#compare-chart path.compare-line');
+  assert.deepEqual(await seriousViolations(page), []);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('on the real stack: rolling back makes the previous version serve', async () => {
+  const problems = [];
+  const page = await newPage(browser.context, problems);
+  await login(page, stack.url, ADMIN);
+  const first = (await apiGet(page, '/catalog')).model_version;
+  // A second version: retrain, and wait for its run to end.
+  const run = await page.evaluate(async () => {
+    const { token } = JSON.parse(sessionStorage.getItem('crimecast.session'));
+    return (await fetch('/retrain', { method: 'POST', headers: { Authorization: `Bearer ${token}` } })).json();
+  });
+  for (let i = 0; i < 240; i += 1) {
+    const status = (await apiGet(page, `/runs/${run.run_id}`)).status;
+    if (status === 'succeeded' || status === 'failed') break;
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+  const second = (await apiGet(page, '/catalog')).model_version;
+  assert.notEqual(second, first, 'the retrain served a new version');
+  await page.goto(`${stack.url}/#/admin`);
+  await page.getByRole('button', { name: `Serve ${first} again` }).click();
+  await page.locator('#rollback-reason').fill('the stack test rolls back');
+  await page.locator('#rollback-confirm').click();
+  await page.getByText(`${first} is serving again`).waitFor();
+  assert.deepEqual(await seriousViolations(page), []);
+  assert.equal((await apiGet(page, '/predict?community_area=25&crime_type=THEFT&months=12')).model_version, first);
+  const rollbacks = (await apiGet(page, '/runs?kind=promote')).runs;
+  assert.equal(rollbacks[0].detail.by, ADMIN.username);
+  assert.equal(rollbacks[0].detail.reason, 'the stack test rolls back');
+  assert.deepEqual(problems, []);
   await page.close();
 });

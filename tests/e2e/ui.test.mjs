@@ -76,10 +76,11 @@ test('the forecast chart draws history, forecast, band and the partial month', a
   const partial = page.locator('#chart circle.chart-point-partial');
   assert.equal(await partial.count(), 1, 'the partial month has a hollow marker');
   assert.match(await partial.locator('title').textContent(), /partial month, not used for training/);
-  assert.match(await visibleText('.chart-legend'), /Partial month, not used for training/);
+  assert.match(await visibleText('#view-forecast .chart-legend'), /Partial month, not used for training/);
   assert.match(await visibleText('#forecast-headline'), /about [\d,]+ reports expected, likely between [\d,]+ and [\d,]+/);
 
   // Hovering the chart reads out a month.
+  await chart.scrollIntoViewIfNeeded(); // below the comparison with last year
   const box = await chart.boundingBox();
   await page.mouse.move(box.x + box.width * 0.9, box.y + box.height * 0.5);
   assert.match(await visibleText('.chart-tooltip'), /Forecast: [\d,]+\s+Likely range/);

@@ -16,6 +16,7 @@ CHAMPION = "__champion__"  # series key of the pointer to the serving model vers
 CATALOG = "__catalog__"  # per version: the series and types it covers
 SUMMARY = "__summary__"  # per version: accuracy over every series
 LIVE_SUMMARY = "__live_summary__"  # per version: its latest live accuracy over every series scored
+PROMOTED = "__promoted__"  # per version once served: when, by whom and why (a retrain, or an admin's rollback)
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"
 
@@ -66,6 +67,20 @@ class SeriesStore(aws.TableStore):
         start = None
         while True:
             page = self._table.query(IndexName="ByTypeVersion", KeyConditionExpression=Key("type_version").eq(type_version),
+                                     **({"ExclusiveStartKey": start} if start else {}))
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def versions(self, series: str) -> list[dict[str, Any]]:
+        """Every item of one series key (e.g. every version's catalog), newest version first, all pages."""
+        from boto3.dynamodb.conditions import Key
+
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            page = self._table.query(KeyConditionExpression=Key("series").eq(series), ScanIndexForward=False,
                                      **({"ExclusiveStartKey": start} if start else {}))
             items.extend(page["Items"])
             start = page.get("LastEvaluatedKey")

@@ -1,15 +1,17 @@
-"""Routes of the evaluate function: accuracy of a series or of all, and run status."""
+"""Routes of the evaluate function: accuracy of a series or of all, run status, and the model
+versions (admin: list, and serve a previous one again)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, Field
 
 from crimecast.adapters.stores import get_stores
 from crimecast.api import has_role, require_role
-from crimecast.jobs import forecasts, runs
+from crimecast.jobs import forecasts, models, runs
 
 router = Router()
 
@@ -30,7 +32,7 @@ def evaluate_now() -> dict[str, Any]:
 
 
 @router.get("/runs", summary="Recent runs of one kind, newest first (an admin also gets each failure's detail)")
-def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$")] = "retrain",
+def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate|promote)$")] = "retrain",
                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     return {"runs": runs.recent_runs(get_stores(), kind, limit, admin=has_role(router, "admin"))}
 
@@ -38,3 +40,24 @@ def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate)$"
 @router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run (an admin also gets its error detail)")
 def run_status(run_id: Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9T_-]+$")]) -> dict[str, Any]:
     return runs.get_run(get_stores(), run_id, admin=has_role(router, "admin"))
+
+
+VERSION_PATTERN = r"^v[0-9TZ]+$"
+
+
+class PromoteRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=models.MAX_REASON)
+
+
+@router.get("/models", summary="Every model version: backtest and live accuracy, which serves (admin)")
+def list_models() -> dict[str, Any]:
+    require_role(router, "admin")
+    return models.list_versions(get_stores())
+
+
+@router.post("/models/<version>/promote", summary="Serve a previous model version again (admin; a rollback, with why)")
+def promote_model(version: Annotated[str, Path(max_length=40, pattern=VERSION_PATTERN)],
+                  request: Annotated[PromoteRequest, Body()]) -> dict[str, Any]:
+    require_role(router, "admin")
+    who = str((router.current_event.request_context.authorizer or {}).get("username") or "unknown")
+    return models.promote_version(get_stores(), version, request.reason, who)

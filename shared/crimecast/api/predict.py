@@ -13,9 +13,29 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crimecast.adapters.stores import get_stores
 from crimecast.api import query_parameters
+from crimecast.domain.errors import InvalidInputError
 from crimecast.jobs import forecasts
 
 router = Router()
+CSV = "text/csv"
+
+
+def _wants_csv(format: str | None) -> bool:  # noqa: A002 - the query parameter's name
+    """CSV when asked by ``format=csv`` or by an Accept header that prefers text/csv."""
+    if format is not None:
+        if format not in ("csv", "json"):
+            raise InvalidInputError(f"format must be csv or json, got {format!r}")
+        return format == "csv"
+    headers = router.current_event.headers or {}
+    accept = next((v for k, v in headers.items() if k.lower() == "accept"), "") or ""
+    return accept.split(",")[0].split(";")[0].strip().lower() == CSV
+
+
+def _answer(doc: dict[str, Any], as_csv: bool, to_csv: Any, filename: str) -> Response[str] | dict[str, Any]:
+    if not as_csv:
+        return doc
+    return Response(status_code=200, content_type=f"{CSV}; charset=utf-8", body=to_csv(doc),
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/health", summary="Liveness: the function answers")
@@ -25,10 +45,15 @@ def health() -> dict[str, Any]:
 
 @router.get("/predict", summary="History, forecast and accuracy of one series",
             description="community_area: area number 1..77, area name, or 'city'. "
-                        "crime_type: a crime type (e.g. ASSAULT) or ALL. months: months ahead, 1..24.")
+                        "crime_type: a crime type (e.g. ASSAULT) or ALL. months: months ahead, 1..24. "
+                        "format=csv (or Accept: text/csv): the months as CSV.")
 @query_parameters(router)
-def predict(community_area: str = "city", crime_type: str = "ALL", months: int = 12) -> dict[str, Any]:
-    return forecasts.prediction(get_stores(), community_area, crime_type, months)
+def predict(community_area: str = "city", crime_type: str = "ALL", months: int = 12,
+            format: str | None = None) -> Any:  # noqa: A002 - the query parameter's name
+    as_csv = _wants_csv(format)
+    doc = forecasts.prediction(get_stores(), community_area, crime_type, months)
+    name = f"crimecast-{doc['community_area'] or 'city'}-{doc['crime_type']}-{doc['model_version']}.csv".replace(" ", "_")
+    return _answer(doc, as_csv, forecasts.prediction_csv, name)
 
 
 @router.get("/catalog", summary="The serving model version, its crime types and series")
@@ -42,7 +67,20 @@ def boundaries() -> Response[str]:
 
 
 @router.get("/predict/map", summary="Every area's forecast for one month, ranked",
-            description="crime_type: a crime type or ALL. month: YYYY-MM; default: the first forecast month.")
+            description="crime_type: a crime type or ALL. month: YYYY-MM; default: the first forecast month. "
+                        "format=csv (or Accept: text/csv): every area as CSV.")
 @query_parameters(router)
-def predict_map(crime_type: str = "ALL", month: str | None = None) -> dict[str, Any]:
-    return forecasts.area_map(get_stores(), crime_type, month)
+def predict_map(crime_type: str = "ALL", month: str | None = None,
+                format: str | None = None) -> Any:  # noqa: A002 - the query parameter's name
+    as_csv = _wants_csv(format)
+    doc = forecasts.area_map(get_stores(), crime_type, month)
+    return _answer(doc, as_csv, forecasts.map_csv, f"crimecast-map-{doc['crime_type']}-{doc['month']}.csv".replace(" ", "_"))
+
+
+@router.get("/alerts", summary="Series whose latest complete month fell outside the 80% band forecast for it",
+            description="crime_type: a crime type or ALL; every series when absent. month: YYYY-MM; default: each "
+                        "series' latest complete month. The band is the one the newest served version forecast "
+                        "before that month; by chance alone about 1 month in 5 falls outside an 80% band.")
+@query_parameters(router)
+def alerts(crime_type: str | None = None, month: str | None = None) -> dict[str, Any]:
+    return forecasts.alerts(get_stores(), crime_type, month)

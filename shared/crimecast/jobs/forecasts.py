@@ -9,13 +9,16 @@ to a new model is one atomic write.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 import json
+import re
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
-from crimecast.adapters.series_store import CATALOG, SKIPPED, SUMMARY
+from crimecast.adapters.series_store import CATALOG, PROMOTED, SKIPPED, SUMMARY
 from crimecast.adapters.stores import Stores
-from crimecast.domain.areas import area_name
+from crimecast.domain import comparison
+from crimecast.domain.areas import AREAS, area_name
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
 from crimecast.domain.keys import CITY, SeriesKey, parse_area
@@ -97,9 +100,19 @@ def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summa
                              _doc_item(SUMMARY, version, summary), _doc_item(CATALOG, version, catalog)])
 
 
-def promote(stores: Stores, version: str, trained_at: str) -> None:
-    """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
+def promote(stores: Stores, version: str, trained_at: str, by: str = "retrain", reason: str | None = None) -> None:
+    """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix.
+
+    First recorded as promoted (when, by whom, why): the versions ever served are the ones whose
+    forecasts were issued, which is what a month is judged against (``issued_bands``)."""
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stores.series.put_items([_doc_item(PROMOTED, version, {"promoted_at": when, "by": by, "reason": reason})])
     stores.series.set_champion(version, trained_at)
+
+
+def promoted_versions(stores: Stores) -> dict[str, dict[str, Any]]:
+    """Every version ever served, newest version first: when, by whom and why it was last promoted."""
+    return {str(item["version"]): json.loads(item["payload"]) for item in stores.series.versions(PROMOTED)}
 
 
 def champion_version(stores: Stores, max_age: float = 0.0) -> str:
@@ -198,13 +211,16 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
         "metrics": payload["metrics"],
         "history": payload["history"],
         "forecast": payload["forecast"][:months],
+        "comparison": comparison.year_comparison(payload["history"], payload["forecast"], data_through(payload)),
+        "unusual": unusual_months(stores, key, version, payload),
     }
 
 
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
     """Every area's forecast for one month, highest first (rank 1)."""
     version = serving_version(stores)
-    name = _resolve_type(crime_type, _serving_catalog(stores, version))
+    found = _serving_catalog(stores, version)
+    name = _resolve_type(crime_type, found)
     rows = []
     for item in stores.series.query_type_version(f"{name}#{version}"):
         if "community_area" not in item:
@@ -216,8 +232,10 @@ def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[
             available = [f["month"] for f in forecast]
             raise OutOfRangeError(f"month {month} is not forecast; forecast months run {available[0]}..{available[-1]}")
         area = int(item["community_area"])
+        last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
         rows.append({"community_area": area, "name": area_name(area), "month": chosen["month"],
                      "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"],
+                     "last_year": last_year, "change_pct": comparison.change(chosen["yhat"], last_year)["pct"],
                      "data_through": data_through(payload)})
     rows.sort(key=lambda r: -r["yhat"])
     for rank, row in enumerate(rows, 1):
@@ -227,7 +245,16 @@ def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[
         row.pop("month", None)
     through = sorted({r["data_through"] for r in rows if r["data_through"]})
     return {"crime_type": name, "month": chosen_month, "model_version": version,
-            "data_through": through[0] if through else None, "areas": rows}
+            "data_through": through[0] if through else None, "areas": rows,
+            "missing": _missing_areas(stores, version, found, name, {r["community_area"] for r in rows})}
+
+
+def _missing_areas(stores: Stores, version: str, found: dict[str, Any], crime_type: str, shown: set[int]) -> list[dict[str, Any]]:
+    """The areas with no forecast of ``crime_type``, each with why (from the catalog's skipped series)."""
+    reasons = {s["series"]: s["reason"] for s in skipped_series(stores, version, found) if s["series"].endswith(f":{crime_type}")}
+    return [{"community_area": a.number, "name": a.name,
+             "reason": reasons.get(f"{a.number}:{crime_type}", "no series of this type for this area in the data")}
+            for a in AREAS if a.number not in shown]
 
 
 def data_through(payload: dict[str, Any]) -> str | None:
@@ -258,3 +285,138 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
             "crime_type": key.primary_type, "trained_at": item["trained_at"], "data_through": data_through(payload),
             "metrics": payload["metrics"],
             "live": json.loads(live["payload"]) if live else None}
+
+
+# --- months outside their band ------------------------------------------------------------
+
+MONTH_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+UNUSUAL_MONTHS_SHOWN = 36  # the months of history the chart marks
+VERSIONS_LOOKED_BACK = 24  # served versions searched for the forecast issued before a month
+
+
+def _issued_before(payload: dict[str, Any], month: str) -> dict[str, Any] | None:
+    """The forecast row for ``month`` of a stored forecast made before ``month`` (its data end earlier)."""
+    through = data_through(payload)
+    if not through or through >= month:
+        return None
+    return next((f for f in payload["forecast"] if f["month"] == month), None)
+
+
+def _served_versions(stores: Stores, champion: str) -> list[str]:
+    """The versions whose forecasts were issued (ever promoted), newest first, the champion among them."""
+    versions = set(promoted_versions(stores)) | {champion}
+    return sorted(versions, reverse=True)[:VERSIONS_LOOKED_BACK]
+
+
+def _verdict(count: float, band: dict[str, Any], version: str) -> dict[str, Any]:
+    lower, upper = float(band["yhat_lower"]), float(band["yhat_upper"])
+    return {"count": count, "yhat": band["yhat"], "yhat_lower": lower, "yhat_upper": upper,
+            "direction": comparison.outside_band(count, lower, upper),
+            "distance": round(comparison.band_distance(count, lower, upper), 4), "issued_by": version}
+
+
+def unusual_months(stores: Stores, key: SeriesKey, version: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The complete months of the chart (the last 36) whose count fell outside the 80% band the
+    newest served version forecast for them before they happened; months no served version
+    forecast beforehand are not judged."""
+    history = [r for r in payload["history"] if not r.get("partial")][-UNUSUAL_MONTHS_SHOWN:]
+    waiting = {r["month"]: float(r["count"]) for r in history}
+    found: list[dict[str, Any]] = []
+    for served in _served_versions(stores, version):
+        if not waiting:
+            break
+        item = payload if served == version else stores.series.get(key.label, served)
+        if item is None:
+            continue
+        older = item if served == version else json.loads(item["payload"])
+        for month in sorted(waiting):
+            band = _issued_before(older, month)
+            if band is not None:
+                verdict = _verdict(waiting.pop(month), band, served)
+                if verdict["direction"]:
+                    found.append({"month": month, **verdict})
+    return sorted(found, key=lambda r: r["month"])
+
+
+def alerts(stores: Stores, crime_type: str | None = None, month: str | None = None) -> dict[str, Any]:
+    """For every series of ``crime_type`` (every series when None): whether its latest complete
+    month (or ``month``) fell outside the 80% band forecast for it before it happened, the
+    series outside ranked furthest first.
+
+    The band is the forecast row for that month of the newest served (promoted) version whose
+    data ended before the month: what the service showed while the month was under way. A
+    series no served version forecast beforehand (e.g. the only model was trained on that
+    month) is counted in ``no_earlier_forecast``, not judged.
+    """
+    if month is not None and not MONTH_PATTERN.match(month):
+        raise OutOfRangeError(f"month must be YYYY-MM, got {month!r}")
+    version = serving_version(stores)
+    found = _serving_catalog(stores, version)
+    types = [_resolve_type(crime_type, found)] if crime_type else list(found["types"])
+    served = _served_versions(stores, version)
+    checked: list[dict[str, Any]] = []
+    no_data = no_earlier = 0
+    for name in types:
+        waiting: dict[str, tuple[str, float, dict[str, Any]]] = {}
+        for item in stores.series.query_type_version(f"{name}#{version}"):
+            payload = json.loads(item["payload"])
+            wanted = month or data_through(payload)
+            count = next((float(r["count"]) for r in payload["history"] if r["month"] == wanted and not r.get("partial")), None)
+            if wanted is None or count is None:
+                no_data += 1
+                continue
+            waiting[item["series"]] = (wanted, count, item)
+        for older in served:
+            if not waiting:
+                break
+            items = {i["series"]: i for i in stores.series.query_type_version(f"{name}#{older}")}
+            for label in list(waiting):
+                if label not in items:
+                    continue
+                wanted, count, item = waiting[label]
+                band = _issued_before(json.loads(items[label]["payload"]), wanted)
+                if band is None:
+                    continue
+                del waiting[label]
+                key = SeriesKey.parse(label)
+                checked.append({"series": label, "community_area": key.community_area,
+                                "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
+                                "crime_type": key.primary_type, "month": wanted, **_verdict(count, band, older)})
+        no_earlier += len(waiting)
+    ranked = comparison.rank_unusual(checked)
+    return {"crime_type": types[0] if crime_type else None, "month": month, "model_version": version,
+            "months": sorted({r["month"] for r in checked}), "band_level": comparison.BAND_LEVEL,
+            "note": comparison.CHANCE_NOTE, "series_checked": len(checked),
+            "expected_by_chance": round(len(checked) * (1 - comparison.BAND_LEVEL), 1),
+            "above": sum(r["direction"] == "above" for r in ranked), "below": sum(r["direction"] == "below" for r in ranked),
+            "no_earlier_forecast": no_earlier, "no_data": no_data, "alerts": ranked}
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through")
+MAP_CSV = ("community_area", "name", "month", "expected", "lower", "upper", "rank", "same_month_last_year",
+           "change_pct", "data_through", "model_version", "no_forecast_reason")
+
+
+def prediction_csv(answer: dict[str, Any]) -> str:
+    """A /predict answer as CSV: one row per month, history then forecast (a partial month has both)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in answer["history"]:
+        rows[r["month"]] = {"month": r["month"], "reported": r["count"], "partial": bool(r.get("partial"))}
+    for f in answer["forecast"]:
+        rows.setdefault(f["month"], {"month": f["month"]}).update(
+            forecast=round(f["yhat"], 2), lower=round(f["yhat_lower"], 2), upper=round(f["yhat_upper"], 2))
+    shared = {"model_version": answer["model_version"], "data_through": answer["data_through"]}
+    return comparison.to_csv(PREDICTION_CSV, ({**rows[m], **shared} for m in sorted(rows)))
+
+
+def map_csv(answer: dict[str, Any]) -> str:
+    """A /predict/map answer as CSV: every area, those without a forecast with why."""
+    rows = [{"community_area": r["community_area"], "name": r["name"], "month": answer["month"], "expected": round(r["yhat"], 2),
+             "lower": round(r["yhat_lower"], 2), "upper": round(r["yhat_upper"], 2), "rank": r["rank"],
+             "same_month_last_year": r.get("last_year"), "change_pct": r.get("change_pct"), "data_through": r["data_through"],
+             "model_version": answer["model_version"]} for r in answer["areas"]]
+    rows += [{"community_area": m["community_area"], "name": m["name"], "month": answer["month"],
+              "model_version": answer["model_version"], "no_forecast_reason": m["reason"]} for m in answer.get("missing", [])]
+    return comparison.to_csv(MAP_CSV, sorted(rows, key=lambda r: r["community_area"]))

@@ -19,7 +19,7 @@ import uuid
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFoundError
 
-KINDS = ("ingest", "retrain", "evaluate")
+KINDS = ("ingest", "retrain", "evaluate", "promote")  # promote: an admin serving a version again
 STATUSES = ("queued", "running", "succeeded", "failed")
 KEEP_DAYS = 400  # run records expire (DynamoDB TTL) after about 13 months
 INTERNAL = "internal"
