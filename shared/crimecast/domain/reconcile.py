@@ -1,0 +1,149 @@
+"""Coherent forecasts across levels: area x type cells add up to their area totals, area
+totals (plus the reports no area holds) to the city total, and city types to the city.
+
+Pure numpy: :func:`reconcile` takes the point forecasts (and optionally bands) of one
+horizon block, keyed by :class:`SeriesKey`, and returns them adjusted so that
+
+  1. city types sum to the city total (types scaled proportionally to it);
+  2. area totals sum to the city total minus the share of reports that carry no area
+     (``unplaced_share``; area 0 in the portal's data);
+  3. the area x type matrix matches both margins (iterative proportional fitting: rows to
+     the area totals, columns to the city types less their unplaced share), rows exact.
+
+The anchor is the most aggregated forecast (``anchor="top"``) or, with ``anchor="mean"``,
+the average of each parent's own forecast and the sum of its children's. Bands are scaled
+by the same factor as their point, so a band keeps its width relative to its point.
+Series missing from the input are left alone; a margin with no forecast is not enforced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from crimecast.domain.crime_types import ALL_TYPES
+from crimecast.domain.keys import SeriesKey
+
+ANCHORS = ("top", "mean")
+
+
+@dataclass(frozen=True)
+class Band:
+    """One series' forecast over the horizon block: point, lower and upper."""
+
+    yhat: np.ndarray
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+
+
+def _scaled(band: Band, target: np.ndarray) -> Band:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(band.yhat > 0, target / band.yhat, 1.0)
+    lower = None if band.lower is None else np.where(band.yhat > 0, band.lower * factor, band.lower)
+    upper = None if band.upper is None else np.where(band.yhat > 0, band.upper * factor, np.maximum(band.upper, target))
+    return Band(np.asarray(target, dtype=float), lower, upper)
+
+
+def _scale_to(values: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Rows of ``values`` (n x H) scaled so each column sums to ``total`` (H); zeros stay zero
+    unless every value is zero, when the total is shared out equally."""
+    sums = values.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(sums > 0, values * (total / sums), total / len(values))
+    return scaled
+
+
+def _anchor(own: np.ndarray, children_sum: np.ndarray, anchor: str) -> np.ndarray:
+    return own if anchor == "top" else (own + children_sum) / 2
+
+
+def ipf(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, iterations: int = 50, tol: float = 1e-6) -> np.ndarray:
+    """Iterative proportional fitting of ``cells`` (R x C x H) to row sums ``rows`` (R x H)
+    and column sums ``cols`` (C x H); columns are first rescaled to the rows' total. Ends on
+    a row step, so the rows hold exactly; the columns hold within ``tol`` when they can."""
+    x = np.array(cells, dtype=float)
+    cols = _scale_to(cols, rows.sum(axis=0)) if cols.size else cols
+    for _ in range(iterations):
+        col_sums = x.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = x * np.where(col_sums > 0, cols / col_sums, 1.0)[None, :, :]
+        row_sums = x.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = x * np.where(row_sums > 0, rows / row_sums, 1.0)[:, None, :]
+        col_sums = x.sum(axis=0)
+        if np.all(np.abs(col_sums - cols) <= tol * np.maximum(cols, 1.0)):
+            break
+    return x
+
+
+def reconcile(
+    forecasts: Mapping[SeriesKey, Band],
+    unplaced_share: float | Mapping[str, float] = 0.0,
+    anchor: str = "top",
+) -> dict[SeriesKey, Band]:
+    """Coherent copies of ``forecasts`` (one horizon block, all of one length).
+
+    ``unplaced_share``: the share of the city's reports that no area holds, one number or
+    one per type (``ALL`` for the total); e.g. its share over the last 12 months.
+    """
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
+    out = dict(forecasts)
+    if not forecasts:
+        return out
+
+    def share(type_name: str) -> float:
+        if isinstance(unplaced_share, Mapping):
+            return float(unplaced_share.get(type_name, unplaced_share.get(ALL_TYPES, 0.0)))
+        return float(unplaced_share)
+
+    city_key = SeriesKey(None, ALL_TYPES)
+    type_keys = sorted(k for k in forecasts if k.community_area is None and k.primary_type != ALL_TYPES)
+    area_keys = sorted((k for k in forecasts if k.community_area is not None and k.primary_type == ALL_TYPES),
+                       key=SeriesKey.sort_key)
+    cell_keys = [k for k in forecasts if k.community_area is not None and k.primary_type != ALL_TYPES]
+
+    # 1. city types to the city total
+    if city_key in forecasts and type_keys:
+        types = np.array([forecasts[k].yhat for k in type_keys], dtype=float)
+        total = _anchor(forecasts[city_key].yhat, types.sum(axis=0), anchor)
+        out[city_key] = _scaled(forecasts[city_key], total)
+        for k, v in zip(type_keys, _scale_to(types, total), strict=True):
+            out[k] = _scaled(forecasts[k], v)
+
+    # 2. area totals to the city total less its unplaced share
+    if city_key in out and area_keys:
+        areas = np.array([forecasts[k].yhat for k in area_keys], dtype=float)
+        placed_total = out[city_key].yhat * (1 - share(ALL_TYPES))
+        if anchor == "mean" and not type_keys:
+            placed_total = (placed_total + areas.sum(axis=0)) / 2
+            out[city_key] = _scaled(out[city_key], placed_total / (1 - share(ALL_TYPES)))
+        for k, v in zip(area_keys, _scale_to(areas, placed_total), strict=True):
+            out[k] = _scaled(forecasts[k], v)
+
+    # 3. the area x type matrix to its margins
+    if cell_keys and area_keys:
+        area_index = {k.community_area: i for i, k in enumerate(area_keys)}
+        cell_types = sorted({k.primary_type for k in cell_keys})
+        type_index = {t: j for j, t in enumerate(cell_types)}
+        horizon = len(next(iter(forecasts.values())).yhat)
+        cells = np.zeros((len(area_keys), len(cell_types), horizon))
+        placed = [k for k in cell_keys if k.community_area in area_index]
+        for k in placed:
+            cells[area_index[k.community_area], type_index[k.primary_type]] = forecasts[k].yhat
+        rows = np.array([out[k].yhat for k in area_keys], dtype=float)
+        if anchor == "mean" and city_key not in forecasts:
+            rows = (rows + cells.sum(axis=1)) / 2
+            for k, v in zip(area_keys, rows, strict=True):
+                out[k] = _scaled(forecasts[k], v)
+        cols = cells.sum(axis=0)
+        for t, j in type_index.items():
+            key = SeriesKey(None, t)
+            if key in out:
+                cols[j] = out[key].yhat * (1 - share(t))
+        fitted = ipf(cells, rows, cols)
+        for k in placed:
+            out[k] = _scaled(forecasts[k], fitted[area_index[k.community_area], type_index[k.primary_type]])
+    return out

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.reconcile import Band, ipf, reconcile
+
+CITY = SeriesKey(None, "ALL")
+
+
+def _band(*values: float) -> Band:
+    y = np.array(values, dtype=float)
+    return Band(y, y * 0.8, y * 1.25)
+
+
+def _incoherent() -> dict[SeriesKey, Band]:
+    return {
+        CITY: _band(110, 220),
+        SeriesKey(None, "THEFT"): _band(60, 100),
+        SeriesKey(None, "BATTERY"): _band(40, 100),
+        SeriesKey(1, "ALL"): _band(50, 80),
+        SeriesKey(2, "ALL"): _band(40, 100),
+        SeriesKey(1, "THEFT"): _band(30, 60),
+        SeriesKey(1, "BATTERY"): _band(30, 30),
+        SeriesKey(2, "THEFT"): _band(20, 50),
+        SeriesKey(2, "BATTERY"): _band(20, 50),
+    }
+
+
+def test_every_level_adds_up_after_reconciling() -> None:
+    out = reconcile(_incoherent(), unplaced_share=0.1)
+    city = out[CITY].yhat
+    np.testing.assert_allclose(out[SeriesKey(None, "THEFT")].yhat + out[SeriesKey(None, "BATTERY")].yhat, city)
+    np.testing.assert_allclose(out[SeriesKey(1, "ALL")].yhat + out[SeriesKey(2, "ALL")].yhat, 0.9 * city)
+    for area in (1, 2):
+        cells = out[SeriesKey(area, "THEFT")].yhat + out[SeriesKey(area, "BATTERY")].yhat
+        np.testing.assert_allclose(cells, out[SeriesKey(area, "ALL")].yhat)
+    for type_ in ("THEFT", "BATTERY"):
+        cells = out[SeriesKey(1, type_)].yhat + out[SeriesKey(2, type_)].yhat
+        np.testing.assert_allclose(cells, 0.9 * out[SeriesKey(None, type_)].yhat, rtol=1e-4)
+
+
+def test_top_anchor_keeps_the_city_total_and_mean_anchor_meets_halfway() -> None:
+    forecasts = _incoherent()
+    np.testing.assert_allclose(reconcile(forecasts)[CITY].yhat, [110, 220])
+    # types sum to 100 and 200: the mean anchor lands between them and the city's own forecast
+    np.testing.assert_allclose(reconcile(forecasts, anchor="mean")[CITY].yhat, [105, 210])
+    with pytest.raises(ValueError, match="anchor"):
+        reconcile(forecasts, anchor="bottom")
+
+
+def test_coherent_forecasts_come_back_unchanged_with_their_bands_scaled_alike() -> None:
+    coherent = {
+        CITY: _band(100), SeriesKey(None, "THEFT"): _band(60), SeriesKey(None, "BATTERY"): _band(40),
+        SeriesKey(1, "ALL"): _band(100), SeriesKey(1, "THEFT"): _band(60), SeriesKey(1, "BATTERY"): _band(40),
+    }
+    out = reconcile(coherent)
+    for key, band in coherent.items():
+        np.testing.assert_allclose(out[key].yhat, band.yhat)
+        np.testing.assert_allclose(out[key].lower, band.lower)
+    scaled = reconcile({CITY: _band(200), SeriesKey(None, "THEFT"): _band(50), SeriesKey(None, "BATTERY"): _band(50)})
+    theft = scaled[SeriesKey(None, "THEFT")]
+    np.testing.assert_allclose([theft.yhat[0], theft.lower[0], theft.upper[0]], [100, 80, 125])
+
+
+def test_series_without_a_parent_are_left_alone_and_nothing_is_negative() -> None:
+    only_cells = {SeriesKey(3, "THEFT"): _band(5, 0), SeriesKey(4, "ASSAULT"): _band(0, 2)}
+    out = reconcile(only_cells)
+    for key, band in only_cells.items():
+        np.testing.assert_allclose(out[key].yhat, band.yhat)
+    assert reconcile({}) == {}
+    full = reconcile(_incoherent(), unplaced_share={"ALL": 0.05, "THEFT": 0.1})
+    assert all((b.yhat >= 0).all() and (b.lower >= 0).all() for b in full.values())
+
+
+def test_ipf_matches_both_margins_of_a_feasible_matrix() -> None:
+    cells = np.array([[1.0, 2.0], [3.0, 4.0]])[:, :, None]
+    rows, cols = np.array([[4.0], [6.0]]), np.array([[5.0], [5.0]])
+    fitted = ipf(cells, rows, cols)
+    np.testing.assert_allclose(fitted.sum(axis=1), rows)
+    np.testing.assert_allclose(fitted.sum(axis=0), cols, rtol=1e-5)
