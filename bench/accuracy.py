@@ -3,15 +3,28 @@
 1. The seed's showcase: ASSAULT in Austin, trained to 2022-12, tested on 2023 (whose
    December is a partial month), scored on 12 and on the 11 complete months.
 2. The yearly backtest of that series, origins 2015-12..2021-12, 12 months ahead.
-3. Every other real series (77 area totals, citywide types), origins 2015-12..2023-12.
+3. Every level built from the area x type file (area x type cells, area totals, city
+   types, city total; ``bench/levels.py``), yearly origins 2012-10..2016-10, against the
+   issue's targets: mean MASE <= 0.90x the seasonal naive's, lower MAE than it on >= 65%
+   of series-origins (series with >= 5 reports a month), 80% band covering 75-88% of
+   months (also on sparse series, 0.5-5 a month); plus reconciliation (pure function
+   ``domain/reconcile.py``): coherence before/after and its effect on accuracy per level.
+4. Robustness, reported apart: the 2026 files' area totals and city types (incl. ALL) at
+   origins 2017-12..2023-12.
+5. Seconds per series of a retrain (2 backtest origins + final fit, one core).
+
+Every target is listed under ``targets`` with its value, threshold and whether it holds.
 
 Usage: python bench/accuracy.py [--quick] [--workers N]
+   --quick: two origins (2014-10, 2016-10) on the area x type levels and three (2017-12,
+   2020-12, 2023-12) on the 2026 files; a few minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import levels
 import pandas as pd
 from results import write
 
@@ -19,7 +32,7 @@ from crimecast.domain import backtest, metrics
 from crimecast.domain.keys import SeriesKey
 from crimecast.domain.model import CrimeForecaster, seasonal_naive, seed_prophet
 from crimecast.domain.parallel import StderrProgress
-from crimecast.domain.series import read_counts, read_many
+from crimecast.domain.series import read_counts
 from crimecast.tools.data import real_data_dir as data_dir
 
 AUSTIN_ASSAULT = SeriesKey(25, "ASSAULT")
@@ -60,23 +73,79 @@ def _backtest(counts, keys, origins: str, workers: int, label: str) -> dict:
     return backtest.run(tasks, workers, StderrProgress(label))["summary"]
 
 
+LEVEL_TARGETS = ("area_x_type/dense", "area_totals/dense", "city_types/dense", "city_total/dense")
+
+
+def area_type_levels(origins: list[pd.Period], workers: int | None) -> tuple[dict, list[dict]]:
+    months, types, panel = levels.area_type_panel(data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    series, unplaced = levels.series_from_panel(months, types, panel)
+    forecasts = levels.forecast_all(series, origins, workers, "area x type levels")
+    base = levels._rows(series, forecasts, origins)
+    result: dict = {"origins": [str(o) for o in origins], "groups": levels.by_group(base)}
+    targets = []
+    for group in LEVEL_TARGETS:
+        targets += levels.targets_for(group, result["groups"].get(group, {}))
+    targets += levels.targets_for("area_x_type/sparse", result["groups"].get("area_x_type/sparse", {}), coverage_only=True)
+    recon = {}
+    for anchor in ("top", "mean"):
+        adjusted, worst = levels.reconciled(series, forecasts, unplaced, origins, anchor)
+        groups = levels.by_group(levels._rows(series, adjusted, origins))
+        recon[anchor] = {"max_incoherence": worst, "groups": {
+            g: {k: groups[g].get(k) for k in ("mase_ratio", "beats_naive_share", "coverage_80", "mae_model")}
+            | {"mase_ratio_change": round(groups[g]["mase_ratio"] - result["groups"][g]["mase_ratio"], 4)}
+            for g in groups if g in result["groups"] and groups[g].get("mase_ratio") is not None}}
+    result["reconciliation"] = recon
+    worst = recon["top"]["max_incoherence"]
+    targets.append(levels.target("coherence after reconcile (max relative gap parent vs children)", worst["after"],
+                                 f"<= {levels.COHERENCE_MAX}", worst["after"] <= levels.COHERENCE_MAX))
+    result["seconds"] = levels.seconds_per_series(series)
+    limit = 0.45
+    targets.append(levels.target("retrain seconds per series (3 fits + predicts, one core)",
+                                 result["seconds"]["seconds_per_series"], f"<= {limit}",
+                                 result["seconds"]["seconds_per_series"] <= limit))
+    return result, targets
+
+
+def robustness_2026(origins: list[pd.Period], workers: int | None) -> tuple[dict, list[dict]]:
+    frames = [pd.read_csv(data_dir() / name) for name in
+              ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")]
+    tidy = pd.concat(frames)[["month", "community_area", "primary_type", "count"]]
+    tidy = tidy[pd.PeriodIndex(tidy["month"], freq="M") <= pd.Period("2026-05", "M")]
+    series = levels.series_from_tidy(tidy)
+    forecasts = levels.forecast_all(series, origins, workers, "2026 files")
+    groups = levels.by_group(levels._rows(series, forecasts, origins))
+    targets = []
+    for group in ("area_totals/dense", "city_types/dense", "city_total/dense"):
+        targets += levels.targets_for(f"2026 files {group}", groups.get(group, {}))
+    return {"origins": [str(o) for o in origins], "groups": groups}, targets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="every 4th area and three origins only")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer origins (a few minutes)")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     data = data_dir()
     austin = read_counts(data / "austin_assault_monthly_2001_2023.csv")
     yearly = ",".join(f"{y}-12" for y in range(2015, 2022))
-    others = read_many([data / "area_monthly_all_types_2001_2026.csv", data / "citywide_monthly_by_type_2001_2026.csv"])
-    areas = [k for k in others.keys() if k.community_area is not None]
-    types = [k for k in others.keys() if k.community_area is None]
-    origins = "2017-12,2020-12,2023-12" if args.quick else ",".join(f"{y}-12" for y in range(2015, 2024))
+    level_origins = [pd.Period(o, "M") for o in (("2014-10", "2016-10") if args.quick else
+                                                 [f"{y}-10" for y in range(2012, 2017)])]
+    late_origins = [pd.Period(o, "M") for o in (("2017-12", "2020-12", "2023-12") if args.quick else
+                                                [f"{y}-12" for y in range(2017, 2024)])]
+    austin_summary = _backtest(austin, [AUSTIN_ASSAULT], yearly, args.workers, "austin")
+    ratio = austin_summary["mae_ratio_model_to_seed_prophet"]
+    targets = [levels.target("Austin ASSAULT yearly 2015-12..2021-12: mean MAE model / seed_prophet", round(ratio, 4),
+                             "<= 0.70", ratio <= 0.70)]
+    level_result, level_targets = area_type_levels(level_origins, args.workers)
+    late_result, late_targets = robustness_2026(late_origins, args.workers)
     result = {
+        "targets": targets + level_targets,
+        "all_hold": all(t["holds"] for t in targets + level_targets),
+        "robustness_targets_2026_files": late_targets,
         "showcase": showcase(),
-        "austin_assault_yearly_backtest": _backtest(austin, [AUSTIN_ASSAULT], yearly, args.workers, "austin"),
-        "area_totals": _backtest(others, areas[::4] if args.quick else areas, origins, args.workers, "areas"),
-        "citywide_types": _backtest(others, types, origins, args.workers, "types"),
+        "austin_assault_yearly_backtest": austin_summary,
+        "area_type_levels": level_result,
+        "robustness_2026_files": late_result,
     }
     write("accuracy_quick" if args.quick else "accuracy", result)
 

@@ -5,6 +5,7 @@ import pytest
 from crimecast.domain import backtest
 from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import CrimeForecaster
 from crimecast.domain.series import counts_from_tidy
 from tests.conftest import seasonal_series, tidy_frame
 
@@ -24,12 +25,16 @@ def test_no_fit_ever_sees_the_test_period(mocker) -> None:
     seed_poisoned = task.seed_history.copy()
     seed_poisoned[seed_poisoned.index > task.origin] = SENTINEL
     fit = mocker.spy(Prophet, "fit")
+    model_fit = mocker.spy(CrimeForecaster, "fit")
     row = backtest.run_task(backtest.BacktestTask(task.key, task.origin, 6, poisoned, seed_poisoned, task.settings))
-    assert fit.call_count == 2  # the model and the seed reference
+    assert fit.call_count == 2  # the model's Prophet member and the seed reference
     for call in fit.call_args_list:
         frame = call.args[1]
         assert frame["ds"].max() <= task.origin.to_timestamp()
         assert frame["y"].max() < 1000
+    assert model_fit.call_count == 1
+    seen = model_fit.call_args.args[1]
+    assert seen.index.max() <= task.origin and seen.max() < 1000
     # and the scores are computed on the poisoned months, so they are huge
     assert row["model"]["mae"] > SENTINEL / 2 and row["n"] == 6
 

@@ -1,9 +1,19 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from crimecast.domain.errors import InvalidInputError
-from crimecast.domain.model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive, seasonal_profile, seed_prophet
+from crimecast.domain.model import (
+    MIN_TRAINING_MONTHS,
+    CrimeForecaster,
+    ModelSettings,
+    seasonal_index,
+    seasonal_naive,
+    seasonal_profile,
+    seed_prophet,
+)
 from tests.conftest import seasonal_series
 
 
@@ -42,7 +52,71 @@ def test_model_round_trips_through_json() -> None:
     restored = CrimeForecaster.from_json(model.to_json())
     before, after = model.predict(6), restored.predict(6)
     np.testing.assert_allclose(before["yhat"], after["yhat"])
-    assert '"format": "crimecast.forecaster/1"' in model.to_json()
+    assert '"format": "crimecast.forecaster/2"' in model.to_json()
+    assert "prophet" in json.loads(model.to_json())
+
+
+def test_without_a_prophet_member_nothing_of_prophet_is_fitted_or_saved() -> None:
+    history = seasonal_series(months=60)
+    model = CrimeForecaster(ModelSettings(prophet_weight=0.0)).fit(history)
+    assert model.prophet is None and model.timings.fits == 0
+    restored = CrimeForecaster.from_json(model.to_json())
+    assert "prophet" not in json.loads(model.to_json())
+    np.testing.assert_allclose(model.predict(6)["yhat"], restored.predict(6)["yhat"])
+
+
+def test_a_model_saved_in_the_old_format_is_refused_with_a_reason() -> None:
+    with pytest.raises(InvalidInputError, match="retrain"):
+        CrimeForecaster.from_json(json.dumps({"format": "crimecast.forecaster/1", "history": {}}))
+
+
+def test_prophet_member_is_fitted_once_without_sampling() -> None:
+    model = CrimeForecaster().fit(seasonal_series(months=60))
+    assert model.timings.fits == 1 and model.prophet.uncertainty_samples == 0
+
+
+def test_80_percent_band_covers_about_80_percent_of_a_poisson_series() -> None:
+    inside = []
+    for seed in range(40):
+        series = seasonal_series(months=108, level=60, seed=seed)
+        train, test = series.iloc[:96], series.iloc[96:].to_numpy()
+        forecast = CrimeForecaster().fit(train).predict(12)
+        inside += list((test >= forecast["yhat_lower"]) & (test <= forecast["yhat_upper"]))
+    assert 0.72 <= np.mean(inside) <= 0.95
+
+
+def test_sparse_series_gets_a_count_sized_band() -> None:
+    rng = np.random.default_rng(3)
+    history = pd.Series(rng.poisson(2.0, 96), index=pd.period_range("2010-01", periods=96, freq="M"))
+    forecast = CrimeForecaster().fit(history).predict(12)
+    assert forecast["yhat"].between(1.0, 3.5).all()
+    assert (forecast["yhat_lower"] >= 0).all() and (forecast["yhat_lower"] < 1.5).all()
+    # Poisson(2): 90% of months at or below 4; the band reaches that but not absurdly far
+    assert forecast["yhat_upper"].between(3.5, 9).all()
+
+
+def test_all_zero_history_forecasts_zero_with_a_small_band() -> None:
+    history = pd.Series(0, index=pd.period_range("2015-01", periods=48, freq="M"))
+    forecast = CrimeForecaster().fit(history).predict(12)
+    assert (forecast["yhat"] == 0).all() and (forecast["yhat_lower"] == 0).all()
+    assert (forecast["yhat_upper"] > 0).all() and (forecast["yhat_upper"] < 1).all()
+
+
+def test_wider_interval_width_gives_wider_bands_growing_with_horizon() -> None:
+    history = seasonal_series(months=96, level=80)
+    narrow = CrimeForecaster(ModelSettings(interval_width=0.8)).fit(history).predict(12)
+    wide = CrimeForecaster(ModelSettings(interval_width=0.95)).fit(history).predict(12)
+    assert ((wide["yhat_upper"] - wide["yhat_lower"]) > (narrow["yhat_upper"] - narrow["yhat_lower"])).all()
+    width = np.sqrt(narrow["yhat_upper"]) - np.sqrt(narrow["yhat_lower"])
+    assert width.iloc[-1] > width.iloc[0]
+
+
+def test_seasonal_index_of_a_sparse_series_is_shrunk_towards_flat() -> None:
+    shape = np.array([1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1, 1], dtype=float)
+    dense, _ = seasonal_index(np.tile(shape * 100, 8), years=8, prior_counts=30)
+    sparse, _ = seasonal_index(np.tile(shape * 0.5, 8), years=8, prior_counts=30)
+    assert dense[5] / dense[0] == pytest.approx(3, rel=0.05)
+    assert 1 < sparse[5] / sparse[0] < 1.5
 
 
 def test_too_short_history_is_refused() -> None:

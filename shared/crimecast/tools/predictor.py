@@ -17,7 +17,7 @@ from crimecast.domain import metrics
 from crimecast.domain.crime_types import normalise_type
 from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.keys import SeriesKey, parse_area
-from crimecast.domain.model import MIN_TRAINING_MONTHS, SEED_PROPHET_ARGS, CrimeForecaster
+from crimecast.domain.model import MIN_TRAINING_MONTHS, SEED_PROPHET_ARGS, CrimeForecaster, interval_half_width
 from crimecast.domain.series import MonthlyCounts, counts_from_frame
 from crimecast.tools.data import default_data_dir
 
@@ -93,9 +93,14 @@ class ChicagoCrimePredictor:
         if self.forecaster is not None and self.forecaster.prophet is self.model:
             future = self.forecaster.predict(self._month_pred)
             predictions = future.assign(ds=future["month"].dt.to_timestamp()).drop(columns="month")
+            # in-sample: the Prophet member's fit, with the model's one-month-ahead band
             fitted = self.model.predict(self.model.history[["ds"]])
-            in_sample = fitted[["ds", "yhat", "yhat_lower", "yhat_upper"]].copy()
-            in_sample[["yhat", "yhat_lower", "yhat_upper"]] = np.expm1(in_sample[["yhat", "yhat_lower", "yhat_upper"]])
+            yhat = np.maximum(np.expm1(fitted["yhat"].to_numpy()), 0.0)
+            history = self.forecaster.history
+            half = interval_half_width(history.to_numpy(dtype=float), 1, self.forecaster.settings)[0]
+            in_sample = pd.DataFrame({"ds": fitted["ds"], "yhat": yhat,
+                                      "yhat_lower": np.maximum(np.sqrt(yhat) - half, 0.0) ** 2,
+                                      "yhat_upper": (np.sqrt(yhat) + half) ** 2})
         else:  # a plain Prophet model assigned from outside, as the seed's tests do
             future = self.model.make_future_dataframe(periods=self._month_pred, freq="MS", include_history=True)
             in_sample = self.model.predict(future)[["ds", "yhat", "yhat_lower", "yhat_upper"]]

@@ -1,0 +1,270 @@
+"""Rolling-origin backtests at every level the service forecasts, built from one file.
+
+``area_type_monthly_2001_2018.csv.gz`` holds every area x type cell; area totals, city
+types and the city total are summed from it (the city includes area 0, reports with no
+area). Each series is forecast 12 months ahead from each origin with the model and the
+seasonal naive, both seeing only the months up to the origin. Series-origins are grouped
+by the mean monthly count of the 60 months before the origin: ``dense`` (>= 5 a month),
+``sparse`` (0.5 to 5) and, below 0.5, only used for reconciliation.
+
+Used by ``bench/accuracy.py``; light (no seed Prophet), so all ~7,000 series-origins run
+in minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crimecast.domain import metrics
+from crimecast.domain.crime_types import ALL_TYPES, normalise_type
+from crimecast.domain.keys import SeriesKey
+from crimecast.domain.model import CrimeForecaster, seasonal_naive
+from crimecast.domain.parallel import StderrProgress, map_processes
+from crimecast.domain.reconcile import Band, reconcile
+from crimecast.domain.series import AREA_COUNTS_COMPLETE_FROM
+
+DENSE = 5.0
+SPARSE = 0.5
+HORIZON = 12
+
+# The issue's targets.
+MASE_RATIO_MAX = 0.90
+WIN_SHARE_MIN = 0.65
+COVERAGE_RANGE = (0.75, 0.88)
+COHERENCE_MAX = 0.01
+
+
+@dataclass(frozen=True)
+class Series:
+    key: SeriesKey
+    start: pd.Period
+    values: np.ndarray
+
+
+def level_of(key: SeriesKey) -> str:
+    if key.community_area is None:
+        return "city_total" if key.primary_type == ALL_TYPES else "city_types"
+    return "area_totals" if key.primary_type == ALL_TYPES else "area_x_type"
+
+
+def _type_name(raw: str) -> str:
+    try:
+        return normalise_type(raw)
+    except ValueError:
+        return raw
+
+
+def area_type_panel(path: Any) -> tuple[pd.PeriodIndex, list[str], np.ndarray]:
+    """(months, types, counts[month, area 0..77, type]) with duplicate cells summed."""
+    frame = pd.read_csv(path)
+    frame["primary_type"] = frame["primary_type"].map(_type_name)
+    frame = frame.groupby(["month", "community_area", "primary_type"], as_index=False)["count"].sum()
+    months = pd.period_range(frame["month"].min(), frame["month"].max(), freq="M")
+    types = sorted(frame["primary_type"].unique())
+    month_pos = {str(m): i for i, m in enumerate(months)}
+    type_pos = {t: i for i, t in enumerate(types)}
+    panel = np.zeros((len(months), 78, len(types)))
+    np.add.at(panel, (frame["month"].map(month_pos).to_numpy(), frame["community_area"].to_numpy(),
+                      frame["primary_type"].map(type_pos).to_numpy()), frame["count"].to_numpy())
+    return months, types, panel
+
+
+def series_from_panel(months: pd.PeriodIndex, types: list[str], panel: np.ndarray, areas: Iterable[int] | None = None
+                      ) -> tuple[list[Series], dict[str, np.ndarray]]:
+    """Every level's series (area series from AREA_COUNTS_COMPLETE_FROM, as the service
+    trains them) and, per type and ALL, the city's monthly count with no area (area 0)."""
+    area_start = months.get_loc(AREA_COUNTS_COMPLETE_FROM)
+    areas = list(areas) if areas is not None else list(range(1, 78))
+    out: list[Series] = []
+    for a in areas:
+        for j, t in enumerate(types):
+            values = panel[area_start:, a, j]
+            if values.any():
+                out.append(Series(SeriesKey(a, t), AREA_COUNTS_COMPLETE_FROM, values))
+        out.append(Series(SeriesKey(a, ALL_TYPES), AREA_COUNTS_COMPLETE_FROM, panel[area_start:, a, :].sum(axis=1)))
+    for j, t in enumerate(types):
+        out.append(Series(SeriesKey(None, t), months[0], panel[:, :, j].sum(axis=1)))
+    out.append(Series(SeriesKey(None, ALL_TYPES), months[0], panel.sum(axis=(1, 2))))
+    unplaced = {t: panel[:, 0, j] for j, t in enumerate(types)} | {ALL_TYPES: panel[:, 0, :].sum(axis=1)}
+    return out, unplaced
+
+
+def series_from_tidy(frame: pd.DataFrame) -> list[Series]:
+    """Series from a tidy file of one level (e.g. the 2026 area totals or city types)."""
+    out = []
+    frame = frame.assign(month=pd.PeriodIndex(frame["month"], freq="M"))
+    for (area, type_), rows in frame.groupby(["community_area", "primary_type"], dropna=False):
+        area = None if pd.isna(area) else int(area)
+        start = AREA_COUNTS_COMPLETE_FROM if area is not None else frame["month"].min()
+        months = pd.period_range(start, frame["month"].max(), freq="M")
+        values = rows.groupby("month")["count"].sum().reindex(months, fill_value=0).to_numpy(dtype=float)
+        out.append(Series(SeriesKey(area, _type_name(str(type_))), start, values))
+    return out
+
+
+@dataclass(frozen=True)
+class Task:
+    series: Series
+    origin: pd.Period
+
+
+def _forecast(task: Task) -> dict[str, Any] | None:
+    s, origin = task.series, task.origin
+    cut = (origin - s.start).n + 1
+    if cut < 36 or cut + HORIZON > len(s.values):
+        return None
+    train = pd.Series(s.values[:cut], index=pd.period_range(s.start, periods=cut, freq="M"))
+    forecast = CrimeForecaster().fit(train).predict(HORIZON)
+    return {"yhat": forecast["yhat"].to_numpy(), "lower": forecast["yhat_lower"].to_numpy(),
+            "upper": forecast["yhat_upper"].to_numpy()}
+
+
+def forecast_all(series: Sequence[Series], origins: Sequence[pd.Period], workers: int | None, label: str
+                 ) -> dict[tuple[SeriesKey, pd.Period], dict[str, Any]]:
+    tasks = [Task(s, o) for o in origins for s in series]
+    results = map_processes(_forecast, tasks, workers, StderrProgress(label))
+    return {(t.series.key, t.origin): r for t, r in zip(tasks, results, strict=True) if r is not None}
+
+
+def _rows(series: Sequence[Series], forecasts: dict, origins: Sequence[pd.Period]) -> list[dict[str, Any]]:
+    """One scored row per series-origin: model (as given) and seasonal naive."""
+    by_key = {s.key: s for s in series}
+    rows = []
+    for (key, origin), f in forecasts.items():
+        s = by_key[key]
+        cut = (origin - s.start).n + 1
+        history, actual = s.values[:cut], s.values[cut:cut + HORIZON]
+        mean = float(history[-60:].mean())
+        density = "dense" if mean >= DENSE else "sparse" if mean >= SPARSE else "rare"
+        naive = seasonal_naive(pd.Series(history), HORIZON)
+        rows.append({
+            "level": level_of(key), "density": density, "key": key.label, "origin": str(origin),
+            "model": metrics.score(actual, f["yhat"], history, f["lower"], f["upper"]),
+            "naive": metrics.score(actual, naive, history),
+        })
+    return rows
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean MASE ratio (model / naive), share of series-origins where the model's MAE is lower,
+    80% band coverage (share of months inside), mean MAE of both."""
+    if not rows:
+        return {"series_origins": 0}
+    usable = [r for r in rows if r["model"]["mase"] is not None and math.isfinite(r["model"]["mase"])]
+    model_mase = float(np.mean([r["model"]["mase"] for r in usable])) if usable else math.nan
+    naive_mase = float(np.mean([r["naive"]["mase"] for r in usable])) if usable else math.nan
+    return {
+        "series_origins": len(rows),
+        "series": len({r["key"] for r in rows}),
+        "mase_model": round(model_mase, 4),
+        "mase_seasonal_naive": round(naive_mase, 4),
+        "mase_ratio": round(model_mase / naive_mase, 4) if naive_mase else None,
+        "beats_naive_share": round(float(np.mean([r["model"]["mae"] < r["naive"]["mae"] for r in rows])), 4),
+        "coverage_80": round(float(np.mean([r["model"]["coverage"] for r in rows])), 4),
+        "mae_model": round(float(np.mean([r["model"]["mae"] for r in rows])), 3),
+        "mae_seasonal_naive": round(float(np.mean([r["naive"]["mae"] for r in rows])), 3),
+    }
+
+
+def by_group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(f"{r['level']}/{r['density']}", []).append(r)
+    return {g: summary(v) for g, v in sorted(groups.items())}
+
+
+def unplaced_shares(series: Sequence[Series], unplaced: dict[str, np.ndarray], origin: pd.Period) -> dict[str, float]:
+    """Per type (and ALL): the share of the city's reports with no area over the 12 months
+    to the origin, the share reconciliation leaves outside the areas."""
+    shares = {}
+    for s in series:
+        if s.key.community_area is None and s.key.primary_type in unplaced:
+            cut = (origin - s.start).n + 1
+            total = s.values[:cut][-12:].sum()
+            shares[s.key.primary_type] = float(unplaced[s.key.primary_type][:cut][-12:].sum() / total) if total else 0.0
+    return shares
+
+
+def reconciled(series: Sequence[Series], forecasts: dict, unplaced: dict[str, np.ndarray],
+               origins: Sequence[pd.Period], anchor: str) -> tuple[dict, dict[str, float]]:
+    """The forecasts reconciled per origin, and the worst incoherence before and after."""
+    out, worst = {}, {"before": 0.0, "after": 0.0}
+    for origin in origins:
+        block = {k: Band(f["yhat"], f["lower"], f["upper"]) for (k, o), f in forecasts.items() if o == origin}
+        if not block:
+            continue
+        share = unplaced_shares(series, unplaced, origin)
+        result = reconcile(block, share, anchor=anchor)
+        worst["before"] = max(worst["before"], incoherence(block, share))
+        worst["after"] = max(worst["after"], incoherence(result, share))
+        for k, b in result.items():
+            out[(k, origin)] = {"yhat": b.yhat, "lower": b.lower, "upper": b.upper}
+    return out, {k: round(v, 5) for k, v in worst.items()}
+
+
+def incoherence(block: dict[SeriesKey, Band], share: dict[str, float]) -> float:
+    """Largest relative gap, over months, between a parent and the sum of its children:
+    cells vs area totals, areas (+ unplaced share) vs the city, city types vs the city."""
+    gaps = []
+    cells: dict[int, np.ndarray] = {}
+    areas = np.zeros_like(next(iter(block.values())).yhat)
+    types = np.zeros_like(areas)
+    for k, b in block.items():
+        if k.community_area is not None and k.primary_type != ALL_TYPES:
+            cells[k.community_area] = cells.get(k.community_area, 0) + b.yhat
+        elif k.community_area is not None:
+            areas = areas + b.yhat
+        elif k.primary_type != ALL_TYPES:
+            types = types + b.yhat
+    for area, total in cells.items():
+        parent = block.get(SeriesKey(area, ALL_TYPES))
+        if parent is not None:
+            gaps.append(np.max(np.abs(total - parent.yhat) / np.maximum(parent.yhat, 1.0)))
+    city = block.get(SeriesKey(None, ALL_TYPES))
+    if city is not None:
+        placed = city.yhat * (1 - share.get(ALL_TYPES, 0.0))
+        gaps.append(np.max(np.abs(areas - placed) / np.maximum(placed, 1.0)))
+        gaps.append(np.max(np.abs(types - city.yhat) / np.maximum(city.yhat, 1.0)))
+    return float(max(gaps)) if gaps else 0.0
+
+
+def seconds_per_series(series: Sequence[Series], sample: int = 40) -> dict[str, float]:
+    """What a retrain spends per series on one core: 2 yearly backtest origins + a final fit,
+    each a fit and a 12-month predict (as ``jobs/retrain.py`` does), over a sample."""
+    picked = list(series)[:: max(1, len(series) // sample)][:sample]
+    started = time.perf_counter()
+    for s in picked:
+        index = pd.period_range(s.start, periods=len(s.values), freq="M")
+        history = pd.Series(s.values, index=index)
+        for k in (2, 1):
+            train = history.iloc[: len(history) - 12 * k]
+            CrimeForecaster().fit(train).predict(12)
+        CrimeForecaster().fit(history).predict(12)
+    per = (time.perf_counter() - started) / len(picked)
+    return {"series_timed": len(picked), "seconds_per_series": round(per, 4),
+            "retrain_2300_series_minutes_on_2_cores": round(per * 2300 / 2 / 60, 2)}
+
+
+def target(name: str, value: float | None, threshold: Any, holds: bool) -> dict[str, Any]:
+    return {"target": name, "value": value, "threshold": threshold, "holds": bool(holds)}
+
+
+def targets_for(label: str, s: dict[str, Any], coverage_only: bool = False) -> list[dict[str, Any]]:
+    out = []
+    if not s.get("series_origins"):
+        return out
+    if not coverage_only:
+        out.append(target(f"{label}: mean MASE model / seasonal naive", s["mase_ratio"], f"<= {MASE_RATIO_MAX}",
+                          s["mase_ratio"] is not None and s["mase_ratio"] <= MASE_RATIO_MAX))
+        out.append(target(f"{label}: share of series-origins with lower MAE than seasonal naive", s["beats_naive_share"],
+                          f">= {WIN_SHARE_MIN}", s["beats_naive_share"] >= WIN_SHARE_MIN))
+    lo, hi = COVERAGE_RANGE
+    out.append(target(f"{label}: 80% interval coverage", s["coverage_80"], f"{lo}..{hi}", lo <= s["coverage_80"] <= hi))
+    return out
