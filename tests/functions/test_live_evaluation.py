@@ -14,7 +14,7 @@ from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import body, invoke, load_event
 
 PAST = date(2030, 1, 1)
-AREAS = {25: 80, 8: 300, 24: 150}
+AREAS = {25: 80, 8: 300, 24: 150, 32: 120, 6: 220, 28: 60, 43: 180, 71: 90}  # enough series that one noisy one is not a fifth
 
 
 def _counts(months: int, degrade: bool = False):
