@@ -92,9 +92,11 @@ def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summa
                              _doc_item(SUMMARY, version, summary), _doc_item(CATALOG, version, catalog)])
 
 
-def promote(stores: Stores, version: str, trained_at: str) -> None:
-    """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
-    stores.series.set_champion(version, trained_at)
+def promote(stores: Stores, version: str, trained_at: str, *, replaces: str | None) -> None:
+    """Serve ``version`` from now on, in place of ``replaces`` (None: the first champion):
+    one conditional write, so readers see the old or the new, never a mix, and a promotion
+    based on a champion that has since been replaced fails (ConflictError) instead of winning."""
+    stores.series.set_champion(version, trained_at, replaces)
 
 
 def champion_version(stores: Stores) -> str:

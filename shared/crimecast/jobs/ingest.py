@@ -276,7 +276,8 @@ class Lease:
             if self.stores.leases.take(LEASE_NAME, self.run_id, now + LEASE_SECONDS, now, steal_from=holder) is None:
                 return
         until = datetime.fromtimestamp(int(blocker.get("lease_until", now)), UTC).strftime("%H:%M:%SZ")
-        raise ConflictError(f"ingest run {holder} is in progress (lease until {until}): follow it at GET /runs/{holder}")
+        raise ConflictError(f"ingest run {holder} is in progress (lease until {until}): follow it at GET /runs/{holder}",
+                            run_id=holder)
 
     def release(self) -> None:
         self.stores.leases.release(LEASE_NAME, self.run_id)
