@@ -70,12 +70,15 @@ def test_the_catch_function_is_the_state_machine_s_to_call(template: dict[str, A
     assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "RetrainFailFunction"}}} in machine["Policies"]
 
 
-def test_the_ingest_worker_s_failed_async_invocations_go_to_the_queue(template: dict[str, Any]) -> None:
-    ingest = template["Resources"]["IngestFunction"]["Properties"]
-    config = ingest["EventInvokeConfig"]
+@pytest.mark.parametrize("function", ["IngestFunction", "RetrainFunction"])
+def test_failed_async_invocations_go_to_the_queue(template: dict[str, Any], function: str) -> None:
+    """The ingest worker invokes itself asynchronously, and EventBridge invokes both scheduled
+    functions asynchronously: what fails after Lambda's retries goes to the queue."""
+    properties = template["Resources"][function]["Properties"]
+    config = properties["EventInvokeConfig"]
     assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": QUEUE}
     assert config["MaximumRetryAttempts"] == 2
-    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}} in ingest["Policies"]
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}} in properties["Policies"]
 
 
 def test_every_schedule_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
@@ -152,3 +155,21 @@ def test_the_alarm_email_must_look_like_an_address(template: dict[str, Any]) -> 
     pattern = template["Parameters"]["AlarmEmail"]["AllowedPattern"]
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "ops@example.org")
     assert not re.fullmatch(pattern, "ops") and not re.fullmatch(pattern, "a b@example.org")
+
+
+def test_every_transition_names_a_state_and_every_state_is_reached(states: dict[str, dict[str, Any]]) -> None:
+    """cfn-lint does not check a SAM state machine's transitions: a misspelt Next would only
+    fail at deploy time."""
+    def targets(state: dict[str, Any]) -> list[str]:
+        found = [state[k] for k in ("Next", "Default") if k in state]
+        found += [c["Next"] for c in state.get("Catch", []) + state.get("Choices", [])]
+        return found
+
+    reached = {"Plan"}
+    for name, state in states.items():
+        for target in targets(state):
+            assert target in states, f"{name} goes to {target}, which is not a state"
+            reached.add(target)
+        terminal = state["Type"] in ("Succeed", "Fail") or state.get("End") is True
+        assert terminal or "Next" in state or state["Type"] == "Choice", f"{name} neither ends nor goes on"
+    assert reached == set(states)
