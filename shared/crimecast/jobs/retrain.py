@@ -328,7 +328,8 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
     summary = summarise(items)
     planned = manifest.get("planned", [])
-    missing = sorted(set(planned) - set(trained), key=planned.index)
+    done = set(trained)
+    missing = [label for label in planned if label not in done]  # in the plan's order
     refused = bool(planned) and len(missing) > options.missing_tolerance * len(planned)
     if refused:
         promoted, reason = False, (f"{len(missing)} of {len(planned)} planned series have no model, more than the "
