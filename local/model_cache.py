@@ -96,7 +96,8 @@ def restore(stores: Stores, key: str) -> str | None:
         list(pool.map(lambda kv: stores.blobs.put_bytes(kv[0], kv[1], "application/json"), blobs))
     stores.series.put_items(doc["items"])
     trained_at = next((i["trained_at"] for i in doc["items"] if "trained_at" in i), None)
-    forecasts.promote(stores, doc["version"], trained_at or "")
+    current = (stores.series.champion() or {}).get("model_version")  # on a fresh stack: none
+    forecasts.promote(stores, doc["version"], trained_at or "", replaces=current)
     return doc["version"]
 
 

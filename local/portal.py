@@ -9,6 +9,12 @@ It answers the part of Socrata's SODA API that crimecast's client uses:
   means), ``$limit`` (default 1000, at most 50,000) and ``$offset``. Values are strings
   except booleans, and keys with null values are left out, as the real API does.
 * ``GET /resource/igwz-8jzy.geojson``: the community area boundaries.
+* SODA 3: ``POST /api/v3/views/ijzp-q8t2/query.json`` with a JSON body ``{"query": "SELECT ...
+  WHERE ... GROUP BY ... ORDER BY ... [LIMIT n] [OFFSET n]", "page": {"pageNumber": 1,
+  "pageSize": 1000}, "includeSynthetic": false}``: the same SoQL, the same answer (a JSON
+  array of row objects). Like the real portal it refuses a request without ``X-App-Token``
+  (403). ``POST /__control/soda3`` ``{"enabled": false}`` makes it a portal without SODA 3
+  (404 on that path), as one that has not moved yet.
 
 The rows are real (``CRIMECAST_DATA_DIR``, default ``../shared/data``): the 215,551
 incidents of ``crimes_2022_jan_nov_slim.csv.gz`` (``--dataset csv``, optionally copied
@@ -86,6 +92,39 @@ def data_dir() -> Path:
 
 class SoqlError(ValueError):
     """A query outside the subset answered here, or malformed: 400, as the portal answers."""
+
+
+_CLAUSES = ("SELECT", "WHERE", "GROUP BY", "ORDER BY", "LIMIT", "OFFSET")
+_CLAUSE_PARAMS = {"SELECT": "$select", "WHERE": "$where", "GROUP BY": "$group", "ORDER BY": "$order",
+                  "LIMIT": "$limit", "OFFSET": "$offset"}
+
+
+def soql_params(query: str) -> dict[str, str]:
+    """A SODA 3 SoQL query as SODA 2.1's ``$`` parameters (keywords outside quoted literals)."""
+    found: list[tuple[int, int, str]] = []
+    quoted = False
+    i = 0
+    while i < len(query):
+        if query[i] == "'":
+            quoted = not quoted
+        elif not quoted and (i == 0 or query[i - 1].isspace()):
+            for clause in _CLAUSES:
+                pattern = r"\s+".join(clause.split())
+                match = re.match(pattern + r"(\s|$)", query[i:], re.IGNORECASE)
+                if match:
+                    found.append((i, i + len(match.group(0)), clause))
+                    i += len(match.group(0)) - 1
+                    break
+        i += 1
+    if not found or found[0][0] != 0 and query[:found[0][0]].strip():
+        raise SoqlError(f"cannot read the SoQL query {query[:80]!r}")
+    params = {}
+    for n, (_, end, clause) in enumerate(found):
+        stop = found[n + 1][0] if n + 1 < len(found) else len(query)
+        params[_CLAUSE_PARAMS[clause]] = query[end:stop].strip()
+    if params.get("$select") == "*":
+        del params["$select"]
+    return params
 
 
 @dataclass
@@ -318,6 +357,7 @@ class PortalState:
         self.now = now
         self.lag_days = lag_days
         self.faults: list[Fault] = []
+        self.soda3 = True  # serves SODA 3 too (off: a portal that has not moved yet)
         self.log: list[dict[str, Any]] = []
         self.revisions: list[dict[str, Any]] = []
         self.version = 0
@@ -408,6 +448,7 @@ class PortalState:
     def reset(self) -> None:
         with self._lock:
             self.frame, self.faults, self.revisions, self.log = self.original, [], [], []
+            self.soda3 = True
             self._changed()
 
     def _changed(self) -> None:
@@ -523,12 +564,51 @@ def make_handler(state: PortalState, quiet: bool = True) -> type[BaseHTTPRequest
             if url.path.startswith("/__control/"):
                 return self._control_get(url.path.removeprefix("/__control/"))
             params = dict(parse_qsl(url.query, keep_blank_values=True))
-            query = unquote_plus(url.query)
-            entry: dict[str, Any] = {"path": url.path, "params": params, "app_token": bool(self.headers.get("X-App-Token"))}
+            entry: dict[str, Any] = {"path": url.path, "params": params, "app_token": bool(self.headers.get("X-App-Token")),
+                                     "protocol": "soda2.1"}
+            self._log(entry)
+            self._serve(url.path, params, unquote_plus(url.query) if url.path.startswith("/resource/") else None, entry)
+
+        def _log(self, entry: dict[str, Any]) -> None:
             with state._lock:
                 state.log.append(entry)
                 del state.log[:-10_000]
-            fault = state.take_fault(query) if url.path.startswith("/resource/") else None
+
+        def _soda3(self, path: str) -> None:
+            """SODA 3's query.json: the SoQL from the body, answered as SODA 2.1 answers it."""
+            length = int(self.headers.get("Content-Length") or 0)
+            entry: dict[str, Any] = {"path": path, "params": {}, "app_token": bool(self.headers.get("X-App-Token")),
+                                     "protocol": "soda3"}
+            self._log(entry)
+            raw = self.rfile.read(length)
+            if not state.soda3:
+                entry["status"] = 404
+                return self._error(404, f"no such path {path}")
+            if not entry["app_token"]:
+                entry["status"] = 403
+                return self._send(403, json.dumps({"code": "forbidden", "error": True,
+                                                   "message": "SODA 3 requests need an app token (X-App-Token)"}).encode())
+            try:
+                body = json.loads(raw or b"{}")
+                query = str(body["query"])
+                params = soql_params(query)
+                page = body.get("page")
+                if page:
+                    size, number = int(page["pageSize"]), int(page["pageNumber"])
+                    if number < 1 or size < 1:
+                        raise SoqlError("page.pageNumber and page.pageSize start at 1")
+                    params |= {"$limit": str(size), "$offset": str((number - 1) * size)}
+            except (ValueError, KeyError, TypeError) as exc:
+                entry["status"] = 400
+                return self._error(400, f"bad SODA 3 request: {exc}")
+            entry["params"] = params
+            dataset = path.removeprefix("/api/v3/views/").removesuffix("/query.json")
+            self._serve(f"/resource/{dataset}.json", params, query, entry)
+
+        def _serve(self, path: str, params: dict[str, str], query: str | None, entry: dict[str, Any]) -> None:
+            """A query on a dataset (faults first); ``query``: the text faults match, None for none."""
+            url = urlsplit(path)
+            fault = state.take_fault(query) if query is not None else None
             entry["fault"] = fault.kind if fault else None
             if fault and fault.kind == "reset":
                 self.close_connection = True
@@ -569,12 +649,20 @@ def make_handler(state: PortalState, quiet: bool = True) -> type[BaseHTTPRequest
             self._error(404, f"no control action {action}")
 
         def do_POST(self) -> None:  # noqa: N802 - the base class's name
-            action = urlsplit(self.path).path.removeprefix("/__control/")
+            path = urlsplit(self.path).path
+            if re.fullmatch(r"/api/v3/views/[a-z0-9]{4}-[a-z0-9]{4}/query\.json", path):
+                return self._soda3(path)
+            if not path.startswith("/__control/"):
+                return self._error(405 if path.startswith("/resource/") else 404, f"no POST on {path}")
+            action = path.removeprefix("/__control/")
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if action == "fault":
-                    result: Any = asdict(state.add_fault(**body))
+                if action == "soda3":
+                    state.soda3 = bool(body.get("enabled", True))
+                    result: Any = {"soda3": state.soda3}
+                elif action == "fault":
+                    result = asdict(state.add_fault(**body))
                 elif action == "revise":
                     result = state.revise(body.get("id"), body.get("index"), body.get("primary_type"), body.get("date"))
                 elif action == "now":
@@ -656,6 +744,10 @@ class StandInPortal:
 
     def advance(self, months: int = 1) -> dict[str, Any]:
         return self.state.advance(months)
+
+    def serve_soda3(self, enabled: bool = True) -> None:
+        """Serve SODA 3 too (the city's portal today), or only SODA 2.1 (404 on SODA 3's path)."""
+        self.state.soda3 = enabled
 
 
 def advance(url: str, months: int = 1, timeout: float = 30.0) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from crimecast import settings
 from crimecast.adapters.stores import get_stores
 from crimecast.api import create_resolver
 from crimecast.api.retrain import router
+from crimecast.domain.errors import ConflictError
 from crimecast.jobs import pipeline
 
 settings.check(*settings.RETRAIN)
@@ -24,5 +25,9 @@ app = create_resolver(router)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("source") == "aws.events":  # the monthly schedule
-        return pipeline.request_retrain(get_stores(), trigger="schedule")
+        try:
+            return pipeline.request_retrain(get_stores(), trigger="schedule")
+        except ConflictError as exc:  # one is running: that one is this month's retrain (no error, no redelivery)
+            logger.info("scheduled retrain not started: one is running", extra={"run_id": exc.run_id})
+            return {"started": False, "already_running": exc.run_id}
     return app.resolve(event, context)

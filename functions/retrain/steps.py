@@ -43,3 +43,12 @@ def promote_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     outputs = (retrain.map_run_outputs(stores, event["map_results"]) if "map_results" in event
                else event.get("results", []))
     return retrain.promote(stores, event["run_id"], event["version"], outputs)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def fail_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
+    """The state machine's Catch: ``{"run_id", "error": {"Error", "Cause"}}``. Ends the run
+    failed with that error (unless it ended already) and releases the retrain lease."""
+    error = event.get("error") or {}
+    return retrain.record_failure(get_stores(), event["run_id"], str(error.get("Error", "unknown")), error.get("Cause"))

@@ -148,6 +148,14 @@ class PortalSettings:
     app_token: str | None = env("CRIMECAST_SOCRATA_APP_TOKEN", None)
     app_token_secret_arn: str | None = env("CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN", None)
     page_size: int | None = env("CRIMECAST_SOCRATA_PAGE_SIZE", None)
+    stage: str | None = env("STAGE", None)
+
+    def __post_init__(self) -> None:
+        # SODA 3 answers only requests with an app token: prod must have one (the 2.1 fallback
+        # is for a portal that has not moved yet, not for running without a token).
+        if self.stage == "prod" and not self.app_token and not self.app_token_secret_arn:
+            raise ConfigurationError("PortalSettings: prod needs a Socrata app token: set "
+                                     "CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN (template parameter SocrataAppTokenSecretArn)")
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,12 @@ class RetrainOptions:
     promotion_tolerance: float = env("CRIMECAST_PROMOTION_TOLERANCE", 0.0)  # candidate median MASE may exceed the champion's by this share
     batch_size: int = env("RETRAIN_BATCH_SIZE", 25)  # series per Distributed Map item
     reconcile: bool = env("CRIMECAST_RECONCILE", True)  # forecasts of levels ending in the same month add up
+    # Promote refuses a version missing more than this share of the series the plan listed
+    # (untrained: a batch lost, a series failing); the champion keeps serving.
+    missing_tolerance: float = env("CRIMECAST_MISSING_SERIES_TOLERANCE", 0.01)
+    # One retrain at a time: a lease held by the running run, released when it ends; if its
+    # holder died without letting go (the workflow killed, the Catch never ran) it lapses after this.
+    lease_seconds: int = env("CRIMECAST_RETRAIN_LEASE_SECONDS", 6 * 3600)
 
 
 @dataclass(frozen=True)

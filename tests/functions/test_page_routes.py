@@ -38,7 +38,7 @@ def _publish(stores, version: str, through: str, areas=(25, 8), promote=True) ->
     forecasts.write_catalog(stores, version, keys, {"series": len(keys), "mase": {"median": 0.8}},
                             [{"series": "47:THEFT", "reason": "too few reports"}])
     if promote:
-        forecasts.promote(stores, version, "2026-01-01T00:00:00Z")
+        forecasts.promote(stores, version, "2026-01-01T00:00:00Z", replaces=(stores.series.champion() or {}).get("model_version"))
 
 
 def _get(path: str, query: dict[str, str] | None = None, function: str = "predict", headers: dict | None = None) -> dict:

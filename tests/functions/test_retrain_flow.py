@@ -99,6 +99,7 @@ def test_promote_counts_the_series_of_a_batch_that_never_finished_as_failed(aws)
     finished = retrain.promote(aws, run["run_id"], planned["version"], retrain.map_run_outputs(
         aws, write_map_results(aws, outputs, failed=lost)))
     assert finished["detail"]["series_trained"] == 1 and finished["detail"]["series_failed"] == len(lost) == 2
+    assert finished["status"] == "failed" and finished["detail"]["error_code"] == "series_missing"  # 2 of 3 missing
     assert finished["detail"]["failures"] == [{"series": b["series"][0], "code": "internal",
                                                "error": retrain.UNFINISHED["error"]} for b in lost]
 

@@ -22,7 +22,7 @@ def _publish(stores, version: str, level: float, promote: bool = True) -> None:
     forecasts.publish_version(stores, version, [forecasts.series_item(KEY, version, "2026-05-01T00:00:00Z", history, forecast, {})])
     forecasts.write_catalog(stores, version, [KEY], {"series": 1, "failed": 0})
     if promote:
-        forecasts.promote(stores, version, "2026-05-01T00:00:00Z")
+        forecasts.promote(stores, version, "2026-05-01T00:00:00Z", replaces=(stores.series.champion() or {}).get("model_version"))
 
 
 def _served() -> str:

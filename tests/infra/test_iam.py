@@ -13,10 +13,11 @@ STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "IdempotencyTa
 # What each step of the retrain workflow touches (jobs/retrain plan, train_batch, promote;
 # tests/functions/test_retrain_flow.py runs each with only these stores).
 RETRAIN_STEPS = {
-    "RetrainPlanFunction": {"DataBucket", "RunsTable"},  # counts in, batches and manifest out; the run
+    "RetrainPlanFunction": {"DataBucket", "RunsTable", "SeriesTable"},  # counts in, batches and manifest out; the run; the champion
     "RetrainTrainFunction": {"DataBucket", "SeriesTable"},  # counts in, models out; the forecasts
     # the Map's and batches' results, the plan's manifest; summaries, catalogue, champion; the run
     "RetrainPromoteFunction": {"DataBucket", "SeriesTable", "RunsTable"},
+    "RetrainFailFunction": {"RunsTable"},  # the Catch: the run and the retrain lease
 }
 
 
@@ -72,3 +73,9 @@ def test_the_account_wide_api_gateway_settings_are_optional(template: dict[str, 
         assert account not in ([depends] if isinstance(depends, str) else depends), name
         if name != "ApiGatewayAccountReady":
             assert not references(resource) & {account, role}, name
+
+
+def test_the_plan_may_only_get_the_champion_pointer_of_the_series(template: dict[str, Any]) -> None:
+    on_series = [p for p in _policies(template, "RetrainPlanFunction") if "SeriesTable" in references(p)]
+    assert [list(p) for p in on_series] == [["Statement"]]
+    assert [_actions(s) for p in on_series for s in p["Statement"]] == [["dynamodb:GetItem"]]

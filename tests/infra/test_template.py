@@ -36,7 +36,7 @@ def test_short_tags_are_read_in_long_form(template: dict[str, Any]) -> None:
 
 
 def test_every_function_has_its_code_folder(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 9
+    assert len(functions) == 10
     for name, properties in functions.items():
         folder = REPO / properties["CodeUri"]
         assert folder.is_dir(), f"{name}: {folder} is missing"
@@ -114,7 +114,8 @@ def test_only_the_functions_that_need_pandas_carry_prophet(template: dict[str, A
 def test_handlers_of_the_retrain_workflow(functions: dict[str, dict[str, Any]]) -> None:
     handlers = {name: p["Handler"] for name, p in functions.items() if p["CodeUri"] == "functions/retrain/"}
     assert handlers == {"RetrainFunction": "app.lambda_handler", "RetrainPlanFunction": "steps.plan_handler",
-                        "RetrainTrainFunction": "steps.train_handler", "RetrainPromoteFunction": "steps.promote_handler"}
+                        "RetrainTrainFunction": "steps.train_handler", "RetrainPromoteFunction": "steps.promote_handler",
+                        "RetrainFailFunction": "steps.fail_handler"}
 
 
 def test_retrain_workflow_is_a_distributed_map_over_s3(template: dict[str, Any]) -> None:
@@ -125,7 +126,7 @@ def test_retrain_workflow_is_a_distributed_map_over_s3(template: dict[str, Any])
     assert train["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert train["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert train["Next"] == "Promote"
-    assert definition["States"]["Promote"]["End"] is True
+    assert definition["States"]["Promote"]["Next"] == "Outcome"
 
 
 def test_the_map_writes_its_results_to_s3_and_promote_reads_them_there(template: dict[str, Any]) -> None:

@@ -37,13 +37,34 @@ def portal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandInP
         yield portal
 
 
-@pytest.fixture
-def portal(portal_server: StandInPortal) -> Iterator[StandInPortal]:
+APP_TOKEN = "test-app-token"  # SODA 3 refuses requests without one
+PROTOCOLS = ("soda3", "soda2.1")
+
+
+@pytest.fixture(params=PROTOCOLS)
+def portal(portal_server: StandInPortal, request: pytest.FixtureRequest,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInPortal]:
+    """The stand-in as the city's portal is now (SODA 3, with SODA 2.1 beside it), and as a
+    portal without SODA 3 (404 on its path: the client falls back to 2.1); every test that
+    reads the portal runs on both. Clients carry an app token (``APP_TOKEN``, also in the
+    environment for the clients built from it)."""
+    from crimecast import settings
+
     portal_server.state.reset()
     portal_server.state.set_now(None)
+    portal_server.serve_soda3(request.param == "soda3")
+    portal_server.protocol = request.param  # type: ignore[attr-defined]
+    monkeypatch.setenv("CRIMECAST_SOCRATA_APP_TOKEN", APP_TOKEN)
+    settings.reset()
     yield portal_server
     portal_server.state.reset()
     portal_server.state.set_now(None)
+    settings.reset()
+
+
+def data_requests(portal: StandInPortal) -> list[dict[str, Any]]:
+    """The requests that were answered with rows of the crimes dataset (not the boundaries)."""
+    return [r for r in portal.requests if r.get("status") == 200 and "igwz" not in r["path"]]
 
 
 class Sleeps(list):
@@ -55,7 +76,7 @@ class Sleeps(list):
 
 def portal_source(portal: StandInPortal, as_of: date = AS_OF, sleeps: Sleeps | None = None, **options: Any) -> ingest.PortalSource:
     """A source on the stand-in with small pages and quick, recorded back-offs."""
-    settings: dict[str, Any] = {"page_size": page_size(), "timeout": (2.0, READ_TIMEOUT_S),
+    settings: dict[str, Any] = {"app_token": APP_TOKEN, "page_size": page_size(), "timeout": (2.0, READ_TIMEOUT_S),
                                 "sleep": sleeps if sleeps is not None else Sleeps(),
                                 "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)}
     settings.update(options)

@@ -49,14 +49,17 @@ def test_backfill_stores_exactly_a_recount_of_the_source_rows(aws, portal) -> No
     assert detail["pages"] >= 21 + pages(page_size()) and detail["rows"] == groups()
     assert detail["months_replaced"] == {"from": "2001-01", "to": "2022-12", "count": 264}
     assert detail["partial_month"] is None and detail["duration_s"] >= 0 and detail["retries"] == 0
+    assert detail["protocol"] == portal.protocol  # SODA 3, or 2.1 where the portal has no SODA 3
     counts = load_counts(aws)
     assert (str(counts.first_month), str(counts.last_month), counts.partial_month) == ("2022-01", "2022-11", None)
 
 
 def test_every_page_request_sets_order_limit_and_offset(aws, portal) -> None:
+    """Paged by $limit/$offset in SODA 2.1, by page number and size in SODA 3 (the stand-in logs both as offsets)."""
     run(aws, portal_source(portal), mode="backfill", first_year=2022)
     size, n = page_size(), pages(page_size())
     asked = [r["params"] for r in portal.requests if "$offset" in r["params"]]
+    assert {r["protocol"] for r in portal.requests if "$offset" in r["params"]} == {portal.protocol}
     assert n > 1 and len(asked) == n and all(p["$order"] == "month, community_area, primary_type" for p in asked)
     assert [int(p["$offset"]) for p in asked] == list(range(0, n * size, size)) and {p["$limit"] for p in asked} == {str(size)}
     assert all("count(*) AS n" in p["$select"] and p["$group"] for p in asked)

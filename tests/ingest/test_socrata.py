@@ -9,13 +9,15 @@ import pytest
 
 from crimecast import settings
 from crimecast.adapters.socrata import CRIMES_DATASET, PortalError, RetryPolicy, SocrataClient, _retry_after, app_token_from_env
-from tests.ingest.conftest import Sleeps, first_area, groups, incidents, page_size, pages
+from crimecast.domain.errors import ConfigurationError
+from tests.ingest.conftest import APP_TOKEN, Sleeps, data_requests, first_area, groups, incidents, page_size, pages
 
 YEAR = (datetime(2022, 1, 1), datetime(2023, 1, 1))
 
 
 def client(portal, **options) -> SocrataClient:
-    settings = {"page_size": page_size(2.5), "timeout": (2.0, 1.0), "sleep": Sleeps(), "retry": RetryPolicy(attempts=3, base_delay=0.01)}
+    settings = {"app_token": APP_TOKEN, "page_size": page_size(2.5), "timeout": (2.0, 1.0), "sleep": Sleeps(),
+                "retry": RetryPolicy(attempts=3, base_delay=0.01)}
     return SocrataClient(portal.url, **{**settings, **options})
 
 
@@ -49,9 +51,10 @@ def test_retries_give_up_with_the_last_problem(portal) -> None:
     sleeps = Sleeps()
     portal.add_fault("503", times=-1)
     c = client(portal, sleep=sleeps)
-    with pytest.raises(PortalError, match=r"failed 3 times for /resource/ijzp-q8t2.json; last: HTTP 503"):
+    with pytest.raises(PortalError, match=r"failed 3 times for /(resource|api/v3/views)/ijzp-q8t2[./].*; last: HTTP 503"):
         c.incident_total(*YEAR)
-    assert c.stats.requests == 3 and c.stats.retries == 2 == len(sleeps)
+    # without SODA 3, one more request: the 404 on its path that sent the client to 2.1
+    assert c.stats.requests == 3 + (portal.protocol == "soda2.1") and c.stats.retries == 2 == len(sleeps)
     assert c.stats.problems == ["HTTP 503", "HTTP 503"]
 
 
@@ -102,3 +105,117 @@ def test_probe_says_whether_a_portal_answers(portal) -> None:
 
     assert SocrataClient(portal.url).probe(timeout=2)
     assert not SocrataClient(f"http://127.0.0.1:{free_port()}").probe(timeout=1)
+
+
+# --- SODA 3 first, SODA 2.1 as the fallback -------------------------------------------------
+
+
+def test_soda3_serves_when_the_portal_has_it_and_2_1_when_it_has_not(portal) -> None:
+    c = client(portal)
+    rows = [row for page in c.monthly_counts(*YEAR) for row in page]
+    assert len(rows) == groups() and c.stats.protocol == portal.protocol
+    served = data_requests(portal)
+    assert {r["protocol"] for r in served} == {portal.protocol} and all(r["app_token"] for r in served)
+    if portal.protocol == "soda3":  # SoQL in the body; paged by page number, as many pages as 2.1 would take
+        assert [r["params"]["$offset"] for r in served[:2]] == ["0", str(page_size(2.5))]
+        assert not [r for r in portal.requests if r["protocol"] == "soda2.1"]
+    else:  # one SODA 3 attempt (404), then 2.1 for the rest of the client's life
+        tried = [r for r in portal.requests if r["protocol"] == "soda3"]
+        assert [r["status"] for r in tried] == [404]
+
+
+def test_both_protocols_answer_the_same_rows(portal_server) -> None:
+    portal_server.state.reset()
+    try:
+        portal_server.serve_soda3(True)
+        soda3 = SocrataClient(portal_server.url, APP_TOKEN, page_size=page_size(2.5))
+        soda2 = SocrataClient(portal_server.url, None, page_size=page_size(2.5))  # no token: SODA 2.1 only
+        assert [p for p in soda3.monthly_counts(*YEAR)] == [p for p in soda2.monthly_counts(*YEAR)]
+        assert (soda3.stats.protocol, soda2.stats.protocol) == ("soda3", "soda2.1")
+        assert not [r for r in portal_server.requests if r["protocol"] == "soda3" and not r["app_token"]]
+    finally:
+        portal_server.state.reset()
+
+
+def test_the_stand_in_refuses_soda3_without_an_app_token(portal_server) -> None:
+    import requests
+
+    url = f"{portal_server.url}/api/v3/views/{CRIMES_DATASET}/query.json"
+    query = {"query": "SELECT count(*) AS n", "includeSynthetic": False}
+    refused = requests.post(url, json=query, timeout=5)
+    assert refused.status_code == 403 and "app token" in refused.json()["message"]
+    answered = requests.post(url, json=query, headers={"X-App-Token": APP_TOKEN}, timeout=5)
+    assert answered.status_code == 200 and answered.json() == [{"n": str(incidents())}]
+
+
+class FakeSession:
+    """A session whose SODA 3 POST fails as told and whose 2.1 GET answers one row."""
+
+    def __init__(self, post: Exception | int) -> None:
+        self.post_outcome, self.calls = post, []
+
+    def _response(self, status: int, body: object) -> object:
+        import json
+        from types import SimpleNamespace
+
+        return SimpleNamespace(status_code=status, content=json.dumps(body).encode(), headers={},
+                               json=lambda: body, text=json.dumps(body))
+
+    def post(self, url: str, **kwargs: object) -> object:
+        self.calls.append(("POST", url))
+        if isinstance(self.post_outcome, Exception):
+            raise self.post_outcome
+        return self._response(self.post_outcome, {"message": "nope"})
+
+    def get(self, url: str, **kwargs: object) -> object:
+        self.calls.append(("GET", url))
+        return self._response(200, [{"n": "7"}])
+
+
+def _refused_connection() -> Exception:
+    import requests
+
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError as cause:
+        try:
+            raise requests.exceptions.ConnectionError("Max retries exceeded: Connection refused") from cause
+        except requests.exceptions.ConnectionError as exc:
+            return exc
+
+
+@pytest.mark.parametrize("outcome", [404, 405, 501, "refused"])
+def test_the_client_falls_back_to_2_1_when_soda3_is_unavailable(outcome) -> None:
+    session = FakeSession(_refused_connection() if outcome == "refused" else outcome)
+    c = SocrataClient("https://portal.example", APP_TOKEN, session=session, sleep=Sleeps(), retry=RetryPolicy(attempts=2))
+    assert c.incident_total(*YEAR) == 7 and c.incident_total(*YEAR) == 7
+    assert [m for m, _ in session.calls] == ["POST", "GET", "GET"]  # SODA 3 tried once, then 2.1
+    assert c.stats.protocol == "soda2.1" and c.stats.retries == 0
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+def test_other_soda3_failures_are_not_a_reason_to_fall_back(status) -> None:
+    session = FakeSession(status)
+    c = SocrataClient("https://portal.example", APP_TOKEN, session=session, sleep=Sleeps(), retry=RetryPolicy(attempts=2))
+    with pytest.raises(PortalError):
+        c.incident_total(*YEAR)
+    assert {m for m, _ in session.calls} == {"POST"}
+
+
+def test_without_an_app_token_only_soda_2_1_is_asked() -> None:
+    session = FakeSession(404)
+    assert SocrataClient("https://portal.example", None, session=session).incident_total(*YEAR) == 7
+    assert [m for m, _ in session.calls] == ["GET"]
+
+
+def test_prod_needs_an_app_token(monkeypatch) -> None:
+    monkeypatch.delenv("CRIMECAST_SOCRATA_APP_TOKEN", raising=False)
+    monkeypatch.delenv("CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN", raising=False)
+    monkeypatch.setenv("STAGE", "prod")
+    with pytest.raises(ConfigurationError, match="prod needs a Socrata app token"):
+        settings.read(settings.PortalSettings)
+    monkeypatch.setenv("CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:t")
+    assert settings.read(settings.PortalSettings).app_token_secret_arn
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.delenv("CRIMECAST_SOCRATA_APP_TOKEN_SECRET_ARN")
+    assert settings.read(settings.PortalSettings).app_token is None

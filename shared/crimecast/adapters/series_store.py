@@ -11,6 +11,7 @@ from typing import Any
 
 from crimecast.adapters import aws
 from crimecast.adapters.limits import check_item
+from crimecast.domain.errors import ConflictError
 
 CHAMPION = "__champion__"  # series key of the pointer to the serving model version
 CATALOG = "__catalog__"  # per version: the series and types it covers
@@ -92,6 +93,25 @@ class SeriesStore(aws.TableStore):
         ``max_age``: as read by this process at most that many seconds ago)."""
         return self.get(CHAMPION, CURRENT, max_age)
 
-    def set_champion(self, version: str, trained_at: str) -> None:
-        """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix."""
-        self.put_items([{"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at}])
+    def set_champion(self, version: str, trained_at: str, replaces: str | None) -> None:
+        """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix.
+
+        Conditional on the pointer still naming ``replaces`` (None: no champion yet), so a
+        promotion decided against an older champion never overwrites a newer one:
+        ConflictError when the pointer moved."""
+        from botocore.exceptions import ClientError
+
+        if replaces is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(series)"}
+        else:
+            condition = {"ConditionExpression": "model_version = :replaces",
+                         "ExpressionAttributeValues": {":replaces": replaces}}
+        item = check_item({"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at},
+                          ("series", "version"))
+        try:
+            self._table.put_item(Item=item, **condition)
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                current = (self.champion() or {}).get("model_version")
+                raise ConflictError(f"the champion is {current}, not {replaces}: a newer promotion stands") from None
+            raise

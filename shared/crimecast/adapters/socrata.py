@@ -1,5 +1,16 @@
 """Client of the City of Chicago's data portal (Socrata's SODA API).
 
+SODA 3 first, SODA 2.1 as the fallback. SODA 3 reads are ``POST /api/v3/views/<id>/query.json``
+with the SoQL in a JSON body, ``{"query": "SELECT ... WHERE ... GROUP BY ... ORDER BY ...",
+"page": {"pageNumber": n, "pageSize": m}, "includeSynthetic": false}``, and an app token in
+``X-App-Token`` (required: SODA 3 refuses anonymous requests); the answer of ``query.json``
+is a JSON array of row objects, as SODA 2.1's ``GET /resource/<id>.json`` (``$select``,
+``$where``, ``$group``, ``$order``, ``$limit``, ``$offset`` in the query string) gives.
+Without an app token the client reads SODA 2.1 only; with one it falls back to 2.1 when the
+portal has no SODA 3 (404, 405 or 501 on that path, or the connection refused) until it has
+seen SODA 3 answer, and stays on 2.1 for the rest of its life. ``stats.protocol`` says which
+one served. The boundaries (GeoJSON) are read through SODA 2.1's ``.geojson`` resource.
+
 Monthly counts per (month, community area, crime type) are aggregated by the portal
 itself (``$select ... count(*)``, ``$group``), so a year of history is a few tens of
 thousands of rows instead of about 250,000 incidents. Pages come through ``$limit`` and
@@ -34,6 +45,9 @@ DEFAULT_URL = "https://data.cityofchicago.org"
 CRIMES_DATASET = "ijzp-q8t2"  # "Crimes - 2001 to Present"
 BOUNDARIES_DATASET = "igwz-8jzy"  # "Boundaries - Community Areas (current)", with names and numbers
 MAX_PAGE_SIZE = 50_000  # the most rows Socrata returns per request
+SODA3 = "soda3"
+SODA2 = "soda2.1"
+SODA3_ABSENT = (404, 405, 501)  # what a portal without SODA 3 answers on its path
 
 MONTHLY_SELECT = "date_trunc_ym(date) AS month, community_area, primary_type, count(*) AS n"
 MONTHLY_GROUP = "month, community_area, primary_type"
@@ -74,6 +88,7 @@ class ClientStats:
     rows: int = 0
     waited_s: float = 0.0
     problems: list[str] = field(default_factory=list)  # the last few retried problems, for the run record
+    protocol: str | None = None  # SODA3 or SODA2 once a request was answered
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -92,6 +107,30 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Soda3Unavailable(Exception):
+    """The portal does not serve SODA 3 (yet): read SODA 2.1 instead."""
+
+
+def _refused(exc: Exception) -> bool:
+    """A connection refused outright (nothing listens for that path), not one cut or timed out."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        current = current.__cause__ or current.__context__ or (current.args[0] if current.args and
+                                                               isinstance(current.args[0], BaseException) else None)
+    return False
+
+
+def soql(params: dict[str, Any]) -> str:
+    """SODA 2.1's ``$`` parameters as one SoQL query (SODA 3's ``query``); paging goes apart."""
+    clauses = (("$select", "SELECT"), ("$where", "WHERE"), ("$group", "GROUP BY"), ("$order", "ORDER BY"))
+    text = " ".join(f"{keyword} {params[name]}" for name, keyword in clauses if params.get(name))
+    return text if params.get("$select") else f"SELECT * {text}".strip()
 
 
 def _soql_time(moment: datetime) -> str:
@@ -130,6 +169,9 @@ class SocrataClient:
         self._rng = rng
         self.log = log or (lambda message: None)
         self.stats = ClientStats()
+        # SODA 3 needs an app token: without one there is only SODA 2.1. None: not known yet.
+        self.protocol: str | None = None if app_token else SODA2
+        self._soda3_seen = False
 
     @classmethod
     def from_env(cls, base_url: str | None = None, **kwargs: Any) -> SocrataClient:
@@ -152,6 +194,16 @@ class SocrataClient:
     def get_json(self, path: str, params: dict[str, Any] | None = None,
                  expect: type | tuple[type, ...] = (list, dict)) -> Any:
         """GET a JSON document; retries what can pass, raises PortalError on what cannot."""
+        return self._request("GET", path, params=params, expect=expect)
+
+    def post_json(self, path: str, body: dict[str, Any], expect: type | tuple[type, ...] = (list, dict),
+                  soda3: bool = False) -> Any:
+        """POST a JSON body for a JSON document (SODA 3), retried as ``get_json``. With ``soda3``
+        and SODA 3 not yet seen answering, Soda3Unavailable when the portal has none."""
+        return self._request("POST", path, body=body, expect=expect, soda3=soda3 and not self._soda3_seen)
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                 expect: type | tuple[type, ...] = (list, dict), soda3: bool = False) -> Any:
         import requests
 
         url = f"{self.base_url}{path}"
@@ -160,8 +212,13 @@ class SocrataClient:
             self.stats.requests += 1
             wait: float | None = None
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
+                if method == "POST":
+                    response = self.session.post(url, json=body, timeout=self.timeout)
+                else:
+                    response = self.session.get(url, params=params, timeout=self.timeout)
                 status = response.status_code
+                if soda3 and status in SODA3_ABSENT:
+                    raise Soda3Unavailable(f"HTTP {status}")
                 if status == 200:
                     document = json.loads(response.content)
                     if isinstance(document, expect):
@@ -172,12 +229,14 @@ class SocrataClient:
                     wait = _retry_after(response.headers.get("Retry-After"))
                 else:
                     raise PortalError(f"the portal refused {path} (HTTP {status}): {self._message(response)}")
-            except PortalError:
+            except (PortalError, Soda3Unavailable):
                 raise
             except requests.exceptions.Timeout as exc:
                 problem = f"timeout ({type(exc).__name__})"
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:
+                if soda3 and _refused(exc):
+                    raise Soda3Unavailable(f"connection refused ({type(exc).__name__})") from None
                 problem = f"connection failed or body cut short ({type(exc).__name__}: {str(exc)[:160]})"
             except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: a truncated or garbled body
                 problem = f"invalid JSON ({str(exc)[:120]})"
@@ -204,22 +263,44 @@ class SocrataClient:
         except ValueError:
             return response.text[:300]
 
+    # --- one query, SODA 3 first ----------------------------------------------------
+
+    def query(self, dataset: str, params: dict[str, Any], page: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+        """The rows of one SoQL query (``params`` as SODA 2.1's ``$`` parameters, without
+        ``$limit``/``$offset``); ``page``: (page number from 1, page size)."""
+        if self.protocol != SODA2:
+            body: dict[str, Any] = {"query": soql(params), "includeSynthetic": False}
+            if page:
+                body["page"] = {"pageNumber": page[0], "pageSize": page[1]}
+            try:
+                rows = self.post_json(f"/api/v3/views/{dataset}/query.json", body, expect=list, soda3=True)
+            except Soda3Unavailable as exc:
+                self.protocol = SODA2
+                self.log(f"the portal has no SODA 3 ({exc}): reading SODA 2.1")
+            else:
+                self.protocol = self.stats.protocol = SODA3
+                self._soda3_seen = True
+                return rows
+        paging = {"$limit": page[1], "$offset": (page[0] - 1) * page[1]} if page else {}
+        rows = self.get_json(f"/resource/{dataset}.json", {**params, **paging}, expect=list)
+        self.stats.protocol = SODA2
+        return rows
+
     # --- paging --------------------------------------------------------------------
 
     def pages(self, dataset: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a query, ``$limit``/``$offset`` paged; ``params`` must set ``$order``."""
+        """Every page of a query, paged by the portal; ``params`` must set ``$order``."""
         if not params.get("$order"):
             raise ValueError("paging needs $order: Socrata's row order is undefined without it")
-        offset = 0
+        number = 1
         while True:
-            page = self.get_json(f"/resource/{dataset}.json", {**params, "$limit": self.page_size, "$offset": offset},
-                                 expect=list)
+            page = self.query(dataset, params, (number, self.page_size))
             self.stats.pages += 1
             self.stats.rows += len(page)
             yield page
             if len(page) < self.page_size:
                 return
-            offset += self.page_size
+            number += 1
 
     # --- the queries the ingest makes ------------------------------------------------
 
@@ -234,8 +315,7 @@ class SocrataClient:
 
     def incident_total(self, start: datetime, end: datetime) -> int:
         """How many incidents are dated in [start, end): the check that the pages added up."""
-        rows = self.get_json(f"/resource/{CRIMES_DATASET}.json",
-                             {"$select": "count(*) AS n", "$where": self._between(start, end)}, expect=list)
+        rows = self.query(CRIMES_DATASET, {"$select": "count(*) AS n", "$where": self._between(start, end)})
         try:
             return int(rows[0]["n"]) if rows else 0
         except (KeyError, TypeError, ValueError):
@@ -249,10 +329,18 @@ class SocrataClient:
         return document
 
     def probe(self, timeout: float = 3.0) -> bool:
-        """Does the portal answer a one-row query quickly? (No retries: for choosing a source.)"""
-        try:
-            response = self.session.get(f"{self.base_url}/resource/{CRIMES_DATASET}.json",
-                                        params={"$limit": 1, "$order": ":id"}, timeout=timeout)
-            return response.status_code == 200 and isinstance(response.json(), list)
-        except Exception:  # noqa: BLE001 - any failure means "no"
-            return False
+        """Does the portal answer a one-row query quickly, in SODA 3 (with an app token) or
+        2.1? (No retries: for choosing a source.)"""
+        attempts = [("GET", f"/resource/{CRIMES_DATASET}.json", {"params": {"$limit": 1, "$order": ":id"}})]
+        if self.app_token:
+            attempts.insert(0, ("POST", f"/api/v3/views/{CRIMES_DATASET}/query.json",
+                                {"json": {"query": "SELECT id ORDER BY :id", "page": {"pageNumber": 1, "pageSize": 1},
+                                          "includeSynthetic": False}}))
+        for method, path, options in attempts:
+            try:
+                response = self.session.request(method, f"{self.base_url}{path}", timeout=timeout, **options)
+                if response.status_code == 200 and isinstance(response.json(), list):
+                    return True
+            except Exception:  # noqa: BLE001 - any failure means "no"
+                continue
+        return False

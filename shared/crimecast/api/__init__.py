@@ -53,15 +53,16 @@ DOCS_PATH = "/docs"
 RouteResult = TypeVar("RouteResult")
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps({"error": {"code": code, "message": message}}))
+                    body=json.dumps({"error": {"code": code, "message": message, **extra}}))
 
 
 def _map_domain_error(exc: CrimecastError) -> Response:
     for error_type, status, code in STATUS_BY_ERROR:
         if isinstance(exc, error_type):
-            return error_response(status, code, str(exc))
+            run_id = getattr(exc, "run_id", None)  # a conflict with a run in progress names it
+            return error_response(status, code, str(exc), **({"run_id": run_id} if run_id else {}))
     if isinstance(exc, ConfigurationError):
         logger.error("misconfigured deployment", extra={"reason": str(exc)})
     else:

@@ -48,9 +48,14 @@ class OutOfRangeError(InvalidInputError):
 
 
 class ConflictError(CrimecastError):
-    """The request clashes with the current state (e.g. a run already in progress)."""
+    """The request clashes with the current state (e.g. a run already in progress);
+    ``run_id`` names the run in the way, when there is one (the 409 answer carries it)."""
 
     code = "conflict"
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class ConfigurationError(CrimecastError):

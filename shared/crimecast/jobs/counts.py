@@ -69,13 +69,23 @@ def current_manifest(stores: Stores) -> dict[str, Any] | None:
     return stores.blobs.get_json(COUNTS_KEY)
 
 
-def load_counts(stores: Stores) -> Any:
-    """The serving monthly counts (MonthlyCounts), partial month flagged."""
+def version_manifest(stores: Stores, version: str) -> dict[str, Any]:
+    """The manifest of one stored counts version (ConfigurationError if it is gone)."""
+    manifest = stores.blobs.get_json(f"{VERSIONS_PREFIX}{version}/manifest.json")
+    if manifest is None:
+        raise ConfigurationError(f"counts version {version} is not in the bucket (deleted after newer ingests?)")
+    return manifest
+
+
+def load_counts(stores: Stores, version: str | None = None) -> Any:
+    """The monthly counts (MonthlyCounts), partial month flagged: the serving version, or
+    ``version`` exactly (a retrain's batches read the version its plan pinned, whatever an
+    ingest published since)."""
     import pandas as pd
 
     from crimecast.domain.series import counts_from_frame
 
-    pointer = current_manifest(stores)
+    pointer = current_manifest(stores) if version is None else version_manifest(stores, version)
     if pointer is None:
         raise InvalidInputError(f"no monthly counts in the bucket yet ({COUNTS_KEY}): run an ingest first")
     body = stores.blobs.get_bytes(pointer["counts_key"])

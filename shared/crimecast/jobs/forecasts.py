@@ -100,14 +100,17 @@ def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summa
                              _doc_item(SUMMARY, version, summary), _doc_item(CATALOG, version, catalog)])
 
 
-def promote(stores: Stores, version: str, trained_at: str, by: str = "retrain", reason: str | None = None) -> None:
-    """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix.
+def promote(stores: Stores, version: str, trained_at: str, *, replaces: str | None, by: str = "retrain",
+            reason: str | None = None) -> None:
+    """Serve ``version`` from now on, in place of ``replaces`` (None: the first champion):
+    one conditional write, so readers see the old or the new, never a mix, and a promotion
+    based on a champion that has since been replaced fails (ConflictError) instead of winning.
 
     First recorded as promoted (when, by whom, why): the versions ever served are the ones whose
     forecasts were issued, which is what a month is judged against (``issued_bands``)."""
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     stores.series.put_items([_doc_item(PROMOTED, version, {"promoted_at": when, "by": by, "reason": reason})])
-    stores.series.set_champion(version, trained_at)
+    stores.series.set_champion(version, trained_at, replaces)
 
 
 def promoted_versions(stores: Stores) -> dict[str, dict[str, Any]]:

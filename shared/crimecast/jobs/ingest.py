@@ -132,6 +132,10 @@ class PortalSource:
     def retries(self) -> int:
         return self.client.stats.retries
 
+    def protocol(self) -> str | None:
+        """The SODA version that answered (SODA 3, or 2.1 as the fallback), once one has."""
+        return self.client.stats.protocol
+
     def fetch(self, chunk: Chunk, progress: Progress) -> tuple[pd.DataFrame, dict[str, int]]:
         """Every level of the chunk's months. The pages must add up to the portal's count of
         incidents over the same dates; if the data changed while paging, read again."""
@@ -276,7 +280,8 @@ class Lease:
             if self.stores.leases.take(LEASE_NAME, self.run_id, now + LEASE_SECONDS, now, steal_from=holder) is None:
                 return
         until = datetime.fromtimestamp(int(blocker.get("lease_until", now)), UTC).strftime("%H:%M:%SZ")
-        raise ConflictError(f"ingest run {holder} is in progress (lease until {until}): follow it at GET /runs/{holder}")
+        raise ConflictError(f"ingest run {holder} is in progress (lease until {until}): follow it at GET /runs/{holder}",
+                            run_id=holder)
 
     def release(self) -> None:
         self.stores.leases.release(LEASE_NAME, self.run_id)
@@ -424,6 +429,7 @@ def _work(stores: Stores, run: dict[str, Any], source: Source, progress: Progres
             "pages": detail["pages"] + stats["pages"], "rows": detail["rows"] + stats["rows"],
             "incidents": detail["incidents"] + stats["incidents"],
             "retries": detail["retries"] + source.retries() - retries_before,
+            **({"protocol": protocol} if (protocol := getattr(source, "protocol", lambda: None)()) else {}),
         })["detail"]
         lease.take()
         progress(f"[{index}/{len(chunks)}] {chunk.label}: {stats['rows']:,} rows in {stats['pages']} page(s), "

@@ -87,6 +87,7 @@ def promote_version(stores: Stores, version: str, reason: str, who: str) -> dict
     first = stores.series.get(catalog["series"][0], version)
     detail = {"trigger": "api", "version": version, "previous": previous, "by": who, "reason": reason[:MAX_REASON]}
     run = runs.start_run(stores, "promote", detail)
-    forecasts.promote(stores, version, str(first["trained_at"]) if first else runs.now_iso(), by=who, reason=detail["reason"])
+    forecasts.promote(stores, version, str(first["trained_at"]) if first else runs.now_iso(), replaces=previous, by=who,
+                      reason=detail["reason"])
     return runs.update_run(stores, run["run_id"], "succeeded",
                            {"promotion": {"promoted": True, "reason": f"rolled back by {who}: {detail['reason']}"}})

@@ -23,7 +23,7 @@ from typing import Any
 
 from crimecast import settings
 from crimecast.adapters.stores import Stores
-from crimecast.domain.errors import ConfigurationError, CrimecastError, NotFoundError
+from crimecast.domain.errors import ConfigurationError, ConflictError, CrimecastError, NotFoundError
 from crimecast.jobs import forecasts, ingest, live_evaluation, retrain, runs
 from crimecast.jobs.counts import load_counts
 
@@ -157,8 +157,12 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
         runs.fail_run(stores, run["run_id"], exc)
         raise
     if reason:
-        retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
-        detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
+        try:
+            retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
+        except ConflictError as exc:  # one is running already (on data at most a day older): not a second
+            detail["retrain"] = {"started": False, "reason": reason, "already_running": exc.run_id}
+        else:
+            detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
     return runs.update_run(stores, run["run_id"], "succeeded", detail)
 
 
@@ -167,13 +171,24 @@ def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> 
     machine on AWS, or, inline, a thread running the same steps."""
     target = settings.load(settings.RetrainTarget)  # a state machine or inline, or a ConfigurationError
     detail = {"trigger": trigger, **({"reason": reason} if reason else {})}
-    run = runs.start_run(stores, "retrain", detail)
+    run_id = runs.new_run_id("retrain")
+    retrain.take_lease(stores, run_id)  # ConflictError (409) naming the running retrain
+    try:
+        run = runs.start_run(stores, "retrain", detail, run_id=run_id)
+    except BaseException:
+        retrain.release_lease(stores, run_id)
+        raise
     if target.inline_retrain:
         workers = settings.load(settings.LaunchSettings).retrain_workers
-        _in_thread(_retrain_inline, stores, run["run_id"], workers, name=f"retrain-{run['run_id']}")
+        _in_thread(_retrain_inline, stores, run_id, workers, name=f"retrain-{run_id}")
         return run
-    execution = stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run["run_id"], {"run_id": run["run_id"]})
-    return runs.update_run(stores, run["run_id"], "queued", {"execution_arn": execution})
+    try:
+        execution = stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run_id, {"run_id": run_id})
+    except Exception as exc:
+        retrain.release_lease(stores, run_id)
+        runs.fail_run(stores, run_id, exc)
+        raise
+    return runs.update_run(stores, run_id, "queued", {"execution_arn": execution})
 
 
 def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
@@ -181,4 +196,8 @@ def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
         retrain.run_locally(stores, run_id, workers=workers)
     except Exception as exc:  # recorded on the run: a background thread has no caller to tell
         logger.exception("inline retrain %s failed", run_id)
-        runs.fail_run(stores, run_id, exc)
+        try:
+            if runs.get_run(stores, run_id)["status"] not in ("succeeded", "failed"):  # run_locally ends most itself
+                runs.fail_run(stores, run_id, exc)
+        finally:
+            retrain.release_lease(stores, run_id)

@@ -24,13 +24,59 @@ from typing import Any
 from crimecast import settings
 from crimecast.adapters.series_store import LIVE_SUMMARY, SUMMARY
 from crimecast.adapters.stores import Stores
-from crimecast.domain.errors import InvalidInputError, NotFoundError
+from crimecast.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts, runs
-from crimecast.jobs.counts import load_counts
+from crimecast.jobs.counts import current_manifest, load_counts
 from crimecast.settings import RetrainOptions
 
 WORST_SERIES_SHOWN = 10
+MISSING_SHOWN = 10  # missing series named on a run refused for them
+LEASE_NAME = "lease#retrain"
+LEASE_GRACE_S = 60  # a lease whose holder has no run record yet is young, not dead, for this long
+
+
+# --- one retrain at a time -------------------------------------------------------------
+
+
+def take_lease(stores: Stores, run_id: str, options: RetrainOptions | None = None) -> None:
+    """Hold the retrain lease for ``run_id`` (the run ends: ``release_lease``; its holder
+    dies: it lapses after ``lease_seconds``). ConflictError naming the running run otherwise."""
+    options = options or settings.load(RetrainOptions)
+    now = int(time.time())
+    until = now + options.lease_seconds
+    blocker = stores.leases.take(LEASE_NAME, run_id, until, now)
+    if blocker is None:
+        return
+    holder = str(blocker.get("holder"))
+    other = stores.runs.get(holder)
+    taken_at = int(blocker.get("lease_until", until)) - options.lease_seconds
+    ended = other is not None and other.get("status") in ("succeeded", "failed")
+    if (ended or (other is None and now - taken_at > LEASE_GRACE_S)) and \
+            stores.leases.take(LEASE_NAME, run_id, until, now, steal_from=holder) is None:
+        return  # its holder ended (or never recorded its run) without letting go
+    lapses = datetime.fromtimestamp(int(blocker.get("lease_until", until)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise ConflictError(f"retrain run {holder} is in progress (its lease lapses at {lapses} if it never ends): "
+                        f"follow it at GET /runs/{holder}", run_id=holder)
+
+
+def release_lease(stores: Stores, run_id: str) -> None:
+    """Let the next retrain start (a no-op unless ``run_id`` holds the lease)."""
+    stores.leases.release(LEASE_NAME, run_id)
+
+
+def record_failure(stores: Stores, run_id: str, error: str, cause: str | None = None) -> dict[str, Any]:
+    """The workflow failed (its Catch): the run ends ``failed`` with the state's error (its
+    cause, which may name resources, for admins only) unless it already ended, and the lease goes."""
+    try:
+        run = runs.get_run(stores, run_id)
+        if run["status"] in ("succeeded", "failed"):
+            return run
+        return runs.fail_run(stores, run_id, {"code": "workflow_failed",
+                                              "message": f"the retrain workflow failed ({str(error)[:100]}); the champion keeps serving",
+                                              "detail": f"{error}: {cause or ''}"[:4000]})
+    finally:
+        release_lease(stores, run_id)
 
 
 # --- plan ------------------------------------------------------------------------------
@@ -50,11 +96,21 @@ def skip_reason(history: Any, options: RetrainOptions) -> str | None:
 
 
 def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: RetrainOptions | None = None,
-         counts: Any = None) -> dict[str, Any]:
-    """List the series worth a model, in batches, with a manifest of what is skipped and why."""
+         counts: Any = None, counts_version: str | None = None) -> dict[str, Any]:
+    """List the series worth a model, in batches, with a manifest of what is skipped and why.
+
+    Pins what the run is based on: the counts version (every batch reads exactly that one,
+    whatever an ingest publishes meanwhile) and the champion (promote replaces only that one).
+    ``counts``: already loaded, of ``counts_version``."""
     options = options or settings.load(RetrainOptions)
     batch_size = batch_size or options.batch_size
-    counts = counts if counts is not None else load_counts(stores)
+    if counts is None:
+        counts_version = (current_manifest(stores) or {}).get("version")
+        counts = load_counts(stores, counts_version)  # None: "no monthly counts yet"
+    try:
+        champion: str | None = forecasts.champion_version(stores)
+    except NotFoundError:
+        champion = None
     version = f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"[:-4] + "Z"
     planned, skipped = [], []
     for key in counts.keys():
@@ -63,16 +119,18 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
             skipped.append({"series": key.label, "reason": reason})
         else:
             planned.append(key.label)
-    batches = [{"run_id": run_id, "version": version, "batch": n, "series": planned[i:i + batch_size]}
-               for n, i in enumerate(range(0, len(planned), batch_size))]
+    batches = [{"run_id": run_id, "version": version, "counts_version": counts_version, "batch": n,
+                "series": planned[i:i + batch_size]} for n, i in enumerate(range(0, len(planned), batch_size))]
     prefix = f"runs/{run_id}"
     stores.blobs.put_json(f"{prefix}/batches.json", batches)
     stores.blobs.put_json(manifest_key(run_id), {"run_id": run_id, "version": version, "settings": asdict(options),
+                                                 "counts_version": counts_version, "champion": champion,
                                                  "last_complete_month": str(counts.last_complete_month),
                                                  "unplaced_share": unplaced_shares(counts),
                                                  "planned": planned, "skipped": skipped})
     runs.update_run(stores, run_id, "running", {"version": version, "series_planned": len(planned),
-                                                 "series_skipped": len(skipped), "batches": len(batches)})
+                                                 "series_skipped": len(skipped), "batches": len(batches),
+                                                 "counts_version": counts_version, "based_on_champion": champion})
     return {"run_id": run_id, "version": version, "batches_key": f"{prefix}/batches.json",
             "manifest_key": manifest_key(run_id), "batches": len(batches)}
 
@@ -202,7 +260,8 @@ def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
     (``{"trained": [labels], "failed": [...]}``) goes to S3; the return value is a small
     reference to it, whatever the batch's size and errors (a Step Functions state holds 256 KB)."""
     options = options or settings.load(RetrainOptions)
-    counts = counts if counts is not None else load_counts(stores)
+    # The version the plan pinned, not the serving one: an ingest during the run changes nothing here.
+    counts = counts if counts is not None else load_counts(stores, batch.get("counts_version"))
     trained_at = runs.now_iso()
     items, failed = [], []
     for label in batch["series"]:
@@ -335,20 +394,52 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
     coherence = reconcile_version(stores, items, manifest.get("unplaced_share", {})) if options.reconcile else None
     summary = summarise(items)
-    promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
+    planned = manifest.get("planned", [])
+    done = set(trained)
+    missing = [label for label in planned if label not in done]  # in the plan's order
+    refused = bool(planned) and len(missing) > options.missing_tolerance * len(planned)
+    if refused:
+        promoted, reason = False, (f"{len(missing)} of {len(planned)} planned series have no model, more than the "
+                                   f"{options.missing_tolerance:.1%} tolerated: {', '.join(missing[:5])}"
+                                   f"{', ...' if len(missing) > 5 else ''}")
+    else:
+        promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
     # Kept for every version, promoted or not; with the series the plan skipped, and why.
     forecasts.write_catalog(stores, version, keys, summary, manifest.get("skipped", []))
+    superseded = None
     if promoted:
-        forecasts.promote(stores, version, runs.now_iso())
+        based_on = manifest["champion"] if "champion" in manifest else _current_champion(stores)
+        try:
+            forecasts.promote(stores, version, runs.now_iso(), replaces=based_on)
+        except ConflictError:
+            superseded = _current_champion(stores)
+            promoted, reason = False, (f"not promoted: this run was based on champion {based_on or '(none)'}, and "
+                                       f"{superseded} was promoted meanwhile; a newer promotion is not overwritten")
     shown = [{"series": f["series"], "code": f.get("code", runs.INTERNAL), "error": f.get("error", runs.INTERNAL_MESSAGE)}
              for f in failed[:20]]
     details = [{"series": f["series"], "error": f.get("detail", f.get("error"))} for f in failed[:20]]
-    detail = {"version": version, "series_trained": len(trained), "series_failed": len(failed), "failures": shown,
-              "summary": summary, "coherence": coherence, "promotion": {"promoted": promoted, "reason": reason}}
-    if not summary["series"]:
+    detail: dict[str, Any] = {"version": version, "series_trained": len(trained), "series_failed": len(failed),
+                              "failures": shown, "summary": summary, "coherence": coherence,
+                              "promotion": {"promoted": promoted, "reason": reason}}
+    if superseded:
+        detail["promotion"]["superseded_by"] = superseded
+    if missing:
+        detail.update(series_missing=len(missing), missing_series=missing[:MISSING_SHOWN])
+    if refused:
+        detail.update(error=reason, error_code="series_missing")
+    elif not summary["series"]:
         detail.update(error="no series could be trained", error_code="no_series_trained")
-    return runs.update_run(stores, run_id, "succeeded" if summary["series"] else "failed", detail,
-                           admin_only={"failure_details": details or None})
+    run = runs.update_run(stores, run_id, "failed" if refused or not summary["series"] else "succeeded", detail,
+                          admin_only={"failure_details": details or None})
+    release_lease(stores, run_id)  # the run has ended: the next retrain may start
+    return run
+
+
+def _current_champion(stores: Stores) -> str | None:
+    try:
+        return forecasts.champion_version(stores)
+    except NotFoundError:
+        return None
 
 
 # --- one machine -------------------------------------------------------------------------
@@ -362,19 +453,31 @@ def run_locally(stores: Stores, run_id: str | None = None, workers: int | None =
     from crimecast.domain.parallel import map_processes
 
     started = time.monotonic()
-    run_id = run_id or runs.start_run(stores, "retrain", {"trigger": trigger})["run_id"]
-    counts = load_counts(stores)
-    planned = plan(stores, run_id, batch_size, counts=counts)
-    batches = stores.blobs.get_json(planned["batches_key"])
-    options = settings.load(RetrainOptions)
+    if run_id is None:  # started here (the CLI): one retrain at a time, as through the API
+        run_id = runs.new_run_id("retrain")
+        take_lease(stores, run_id)
+        runs.start_run(stores, "retrain", {"trigger": trigger}, run_id=run_id)
+    try:
+        counts_version = (current_manifest(stores) or {}).get("version")
+        counts = load_counts(stores, counts_version)
+        planned = plan(stores, run_id, batch_size, counts=counts, counts_version=counts_version)
+        batches = stores.blobs.get_json(planned["batches_key"])
+        options = settings.load(RetrainOptions)
 
-    def train(batch: dict[str, Any]) -> dict[str, Any]:
-        reset_clients()  # a forked worker must not share the parent's connections
-        return train_batch(stores, batch, counts, options)
+        def train(batch: dict[str, Any]) -> dict[str, Any]:
+            reset_clients()  # a forked worker must not share the parent's connections
+            return train_batch(stores, batch, counts, options)
 
-    results = map_processes(train, batches, workers, progress)
-    manifest = stores.blobs.get_json(planned["manifest_key"])  # before promote: the run ends there
-    run = promote(stores, run_id, planned["version"], results, options)
+        results = map_processes(train, batches, workers, progress)
+        manifest = stores.blobs.get_json(planned["manifest_key"])  # before promote: the run ends there
+        run = promote(stores, run_id, planned["version"], results, options)
+    except Exception as exc:  # the state machine's Catch, on this machine: the run ends failed, the lease goes
+        try:
+            if runs.get_run(stores, run_id)["status"] not in ("succeeded", "failed"):
+                runs.fail_run(stores, run_id, exc)
+        finally:
+            release_lease(stores, run_id)
+        raise
     seconds = time.monotonic() - started
     detail = run["detail"]
     return {
