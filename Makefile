@@ -10,7 +10,7 @@ export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
 # pytest-xdist workers for the main suite: one per core (this machine and CI have 2).
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv test pytest lint unit demo accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
+.PHONY: venv test pytest lint unit demo demo-fresh accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
@@ -43,6 +43,10 @@ unit: venv
 # data from the snapshot, every series trained, API + web UI on http://127.0.0.1:$${CRIMECAST_PORT:-3000}.
 demo: venv
 	$(BIN)/python -m local.stack
+
+# The same, training every series even when an earlier start's models fit the data and code.
+demo-fresh: venv
+	$(BIN)/python -m local.stack --fresh
 
 accuracy: venv
 	$(BIN)/python bench/accuracy.py

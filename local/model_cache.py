@@ -6,8 +6,8 @@ settings are the same as at an earlier start, the champion version that start tr
 is written back (its series items and model files) instead of training again.
 
 The cache key is a fingerprint of exactly what training reads: the stored counts file
-and the series' early ends, the retrain options, and the source of the domain package
-and of the retrain job. Any change to one of them trains anew.
+and the series' own starts and ends, the retrain options, and the source of the domain
+package, of the retrain job and of this module. Any change to one of them trains anew.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import tarfile
 from typing import Any
 
 from crimecast import settings
-from crimecast.adapters.series_store import CATALOG, SUMMARY
+from crimecast.adapters.series_store import CATALOG, SKIPPED, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.jobs import counts, forecasts
 
@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE_ENV = "CRIMECAST_MODEL_CACHE"
 KEEP = 2  # fingerprints kept; older ones are deleted
 _CODE = [*sorted((REPO / "shared" / "crimecast" / "domain").glob("*.py")),
-         REPO / "shared" / "crimecast" / "jobs" / "retrain.py", REPO / "shared" / "crimecast" / "jobs" / "forecasts.py"]
+         REPO / "shared" / "crimecast" / "jobs" / "retrain.py", REPO / "shared" / "crimecast" / "jobs" / "forecasts.py",
+         Path(__file__)]  # what is cached, too
 
 
 def cache_dir() -> Path:
@@ -48,7 +49,8 @@ def fingerprint(stores: Stores) -> str:
         raise ValueError("no counts stored yet: nothing to fingerprint")
     digest = hashlib.sha256()
     digest.update(stores.blobs.get_bytes(pointer["counts_key"]) or b"")
-    digest.update(json.dumps([pointer.get("partial_month"), pointer.get("series_ends")], sort_keys=True).encode())
+    digest.update(json.dumps([pointer.get("partial_month"), pointer.get("series_starts"), pointer.get("series_ends")],
+                             sort_keys=True).encode())
     digest.update(json.dumps(asdict(settings.load(settings.RetrainOptions)), sort_keys=True).encode())
     for path in _CODE:
         digest.update(path.read_bytes())
@@ -66,6 +68,7 @@ def save(stores: Stores, key: str, version: str) -> Path:
     catalog = forecasts.version_catalog(stores, version)
     items = [i for t in catalog["types"] for i in stores.series.query_type_version(f"{t}#{version}")]
     items += [i for name in (CATALOG, SUMMARY) if (i := stores.series.get(name, version))]
+    items += [i for i in stores.series.versions(SKIPPED) if str(i["version"]).startswith(f"{version}#")]
     target = cache_dir() / key
     partial = target.with_suffix(".partial")
     shutil.rmtree(partial, ignore_errors=True)
