@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-import json
 import os
 from pathlib import Path
 import subprocess
 import sys
 import time
 from typing import NamedTuple
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
+from local.replay import call
 from local.stack import SNAPSHOT_FILES, free_port
 from tests.conftest import REPO, seasonal_series, tidy_frame
 
@@ -27,18 +24,7 @@ PASSWORD = "integration-admin-password"
 def request(url: str, data: dict | None = None, token: str | None = None, method: str | None = None,
             json_body: dict | None = None) -> tuple[int, dict]:
     """One HTTP request; a form body from ``data``, a JSON body from ``json_body``."""
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    request = urllib.request.Request(url, data=body, method=method)
-    if json_body is not None:
-        request.data = json.dumps(json_body).encode()
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    return call(url, token, form=data, body=json_body, method=method, timeout=30)
 
 
 class Stack(NamedTuple):

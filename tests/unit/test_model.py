@@ -11,7 +11,6 @@ from crimecast.domain.model import (
     ModelSettings,
     seasonal_index,
     seasonal_naive,
-    seasonal_profile,
     seed_prophet,
 )
 from tests.conftest import seasonal_series
@@ -20,15 +19,6 @@ from tests.conftest import seasonal_series
 def test_seasonal_naive_repeats_last_year() -> None:
     history = pd.Series(range(24), index=pd.period_range("2020-01", periods=24, freq="M"))
     assert seasonal_naive(history, 14).tolist() == [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 12, 13]
-
-
-def test_seasonal_profile_follows_level_and_shape() -> None:
-    shape = np.array([1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1], dtype=float)
-    history = pd.Series(np.concatenate([shape * 10, shape * 10, shape * 20]), index=pd.period_range("2019-01", periods=36, freq="M"))
-    forecast = seasonal_profile(history, 12, years=3)
-    # level = last year's mean (20 * 14 / 12); June and July twice the other months
-    assert forecast[5] == pytest.approx(2 * forecast[0])
-    assert forecast.mean() == pytest.approx(20 * 14 / 12)
 
 
 def test_forecast_is_non_negative_with_an_interval_around_it() -> None:

@@ -128,27 +128,6 @@ def seasonal_naive(history: pd.Series, horizon: int) -> np.ndarray:
     return np.array([last_year[i % SEASON] for i in range(horizon)])
 
 
-def seasonal_profile(history: pd.Series, horizon: int, years: int = 5) -> np.ndarray:
-    """Mean of the last 12 months x the average monthly index of the last ``years`` years.
-
-    The index divides each month by the mean of its own 12-month block, so a trend
-    across years does not leak into the seasonal shape.
-    """
-    values = history.to_numpy(dtype=float)
-    usable = (min(len(values), SEASON * years) // SEASON) * SEASON
-    blocks = values[len(values) - usable:].reshape(-1, SEASON)
-    means = blocks.mean(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(means > 0, blocks / means, np.nan)
-    index = np.nanmean(ratios, axis=0) if np.isfinite(ratios).any() else np.ones(SEASON)
-    index = np.where(np.isfinite(index), index, 1.0)
-    index = index / index.mean()
-    first_block_month = history.index[len(values) - usable].month
-    months = future_months(history, horizon).month
-    level = values[-SEASON:].mean()
-    return np.array([level * index[(m - first_block_month) % SEASON] for m in months])
-
-
 def _frame(ds: pd.DatetimeIndex | pd.Series, values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"ds": pd.DatetimeIndex(ds), "y": values})
 
