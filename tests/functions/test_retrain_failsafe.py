@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -108,11 +109,14 @@ def test_the_schedule_records_that_one_is_running(aws) -> None:
 
 
 def test_the_lease_lapses_when_its_holder_died(aws, monkeypatch) -> None:
-    monkeypatch.setenv("CRIMECAST_RETRAIN_LEASE_SECONDS", "1")
+    monkeypatch.setenv("CRIMECAST_RETRAIN_LEASE_SECONDS", "60")
     settings.reset()
+    clock = [1_800_000_000.0]  # the lease's clock, moved by hand: a loaded machine must not lapse it early
+    monkeypatch.setattr(retrain, "time", SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic, sleep=time.sleep))
     first = _start(aws)  # its workflow dies without a Catch: the run stays queued
+    clock[0] += 59
     assert _start(aws)["http"] == 409
-    time.sleep(2.1)
+    clock[0] += 2
     assert _start(aws)["http"] == 202
     assert runs.get_run(aws, first["run_id"])["status"] == "queued"
 
