@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 
@@ -178,3 +179,12 @@ def test_more_failed_batches_than_tolerated_fail_the_map_and_the_run(aws, monkey
     assert run["status"] == "failed" and "States.ExceedToleratedFailureThreshold" in run["detail"]["error"]
     assert aws.series.champion() is None  # nothing was promoted
 
+
+def test_a_lease_whose_execution_ended_unrecorded_is_taken_over(aws) -> None:
+    first = body(invoke("retrain", load_event("retrain-api")))  # recorded, not run: its execution stays RUNNING
+    assert invoke("retrain", load_event("retrain-api"))["statusCode"] == 409  # a live execution holds the lease
+    boto3.client("stepfunctions").stop_execution(executionArn=first["detail"]["execution_arn"])  # e.g. aborted by hand
+    assert invoke("retrain", load_event("retrain-api"))["statusCode"] == 202
+    stale = runs.get_run(aws, first["run_id"], admin=True)
+    assert stale["status"] == "failed" and stale["detail"]["error_code"] == "workflow_failed"
+    assert "ABORTED" in stale["error_detail"]

@@ -20,6 +20,8 @@ class Launcher(Protocol):
 
     def workflow_history(self, execution_arn: str) -> dict[str, Any]: ...
 
+    def workflow_status(self, execution_arn: str) -> str | None: ...
+
 
 class AwsLauncher:
     """Lambda and Step Functions through boto3."""
@@ -35,6 +37,14 @@ class AwsLauncher:
         response = aws.client("stepfunctions").start_execution(stateMachineArn=state_machine_arn, name=name,
                                                               input=json.dumps(payload))
         return str(response["executionArn"])
+
+    def workflow_status(self, execution_arn: str) -> str | None:
+        """An execution's status (``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``), None if there is none."""
+        sfn = aws.client("stepfunctions")
+        try:
+            return str(sfn.describe_execution(executionArn=execution_arn)["status"])
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return None
 
     def workflow_history(self, execution_arn: str) -> dict[str, Any]:
         """An execution's status and each state it entered, with its outcome: ``{"status", "states":
