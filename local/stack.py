@@ -42,7 +42,7 @@ from crimecast import settings
 from crimecast.adapters import limits
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE
-from local import workflow
+from local import faults, workflow
 from local.template import (
     ApiRoute,
     Authorizer,
@@ -678,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         moto = start_moto()
         say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
+        if injected := faults.from_environment():
+            say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
         os.environ.update(provision(template))
         # Their own container pool: a retrain's batches and an ingest worker, one at a time, do not
         # hold up the API's handlers (they use no API resolver, whose state the API's share).
