@@ -38,9 +38,11 @@ def _predict(base: str, token: str) -> dict:
     return prediction
 
 
-def test_killed_in_the_middle_of_a_retrain_then_started_again(tmp_path) -> None:
-    env = {"CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache")}
+@pytest.mark.parametrize("faults", ["", "dynamodb:0.05,s3:0.05,lambda:0.05"], ids=["clean", "with-faults"])
+def test_killed_in_the_middle_of_a_retrain_then_started_again(tmp_path, faults: str) -> None:
+    env = {"CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache"), "CRIMECAST_FAULTS": faults, "CRIMECAST_FAULTS_SEED": "3"}
     with running_stack(tmp_path, env) as stack:
+        assert ("fault injection (CRIMECAST_FAULTS)" in stack.log.read_text()) is bool(faults)
         token = _token(stack.base)
         champion = _predict(stack.base, token)["model_version"]
         status, started = request(f"{stack.base}/retrain", token=token, method="POST", json_body={})
