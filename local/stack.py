@@ -42,6 +42,7 @@ from crimecast import settings
 from crimecast.adapters import limits
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE
+from local import faults, workflow
 from local.template import (
     ApiRoute,
     Authorizer,
@@ -76,6 +77,12 @@ class LocalContext:
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def _context(codeuri: str, name: str | None) -> LocalContext:
+    if name is None:
+        return LocalContext(function_name=Path(codeuri).name)
+    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}")
 
 
 def say(message: str) -> None:
@@ -124,6 +131,15 @@ def provision(template: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def start_workflows(template: dict[str, Any], functions: Functions) -> dict[str, str]:
+    """The template's functions on the embedded Lambda service (each invoke runs its handler here,
+    an asynchronous one on a thread) and its retrain state machine, run by moto's Step Functions
+    interpreter; the environment that points the functions at it."""
+    workflow.enable_execution(os.environ["AWS_ENDPOINT_URL"])
+    arns = workflow.register_functions(template, functions)
+    return {"RETRAIN_STATE_MACHINE_ARN": workflow.create_state_machine(template, arns, dict(os.environ))}
+
+
 # --- the functions -------------------------------------------------------------------
 
 
@@ -166,10 +182,11 @@ class Functions:
         return getattr(self._modules[key], function_name)
 
     def invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
-               give_up_at: float | None = None) -> Any:
+               give_up_at: float | None = None, name: str | None = None) -> Any:
         """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
-        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first."""
-        context = LocalContext(function_name=Path(codeuri).name)
+        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first.
+        ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
+        context = _context(codeuri, name)
         if timeout is None and give_up_at is None:
             with self._lock:
                 return self.handler(codeuri, handler)(event, context)
@@ -208,7 +225,7 @@ class Functions:
         return box["result"]
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
-                     on_failure: Any = None) -> threading.Thread:
+                     on_failure: Any = None, name: str | None = None) -> threading.Thread:
         """An asynchronous invocation (InvocationType Event): PayloadTooLargeError over 256 KB, as
         Lambda refuses it; else the handler runs on a thread, and a failure (its exception, or
         Lambda's timeout error) goes to ``on_failure(error_document)`` as Lambda hands it to an
@@ -217,7 +234,7 @@ class Functions:
 
         def run() -> None:
             try:
-                self.invoke(codeuri, handler, event, timeout)
+                self.invoke(codeuri, handler, event, timeout, name=name)
             except FunctionTimeout as exc:
                 failure = {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
             except Exception as exc:  # noqa: BLE001 - recorded as Lambda records it
@@ -400,7 +417,7 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 if body is not None and limits.json_bytes(event) > limits.LAMBDA_REQUEST_BYTES:
                     return self._json(413, {"message": "Request Entity Too Large"})  # Lambda's 6 MB for a request
                 response = gateway.functions.invoke(route.codeuri, route.handler, event, gateway.timeouts.get(route.function),
-                                                    give_up_at)
+                                                    give_up_at, name=workflow.function_name(route.function))
             except IntegrationTimeout:
                 say(f"{route.method} {route.path}: no answer within {gateway.integration_timeout:.0f} s")
                 return self._json(504, {"message": "Endpoint request timed out"})
@@ -639,8 +656,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
-    os.environ.setdefault("CRIMECAST_INLINE_RETRAIN", "1")  # POST /retrain runs here: no Step Functions locally
-    os.environ.setdefault("CRIMECAST_INLINE_INGEST", "1")  # POST /ingest's worker is a thread here: no Lambda service
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
     template = load_template(TEMPLATE)
     try:
@@ -663,7 +678,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         moto = start_moto()
         say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
+        if injected := faults.from_environment():
+            say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
         os.environ.update(provision(template))
+        # Their own container pool: a retrain's batches and an ingest worker, one at a time, do not
+        # hold up the API's handlers (they use no API resolver, whose state the API's share).
+        os.environ.update(start_workflows(template, Functions()))
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
         state["step"] = "loading data"

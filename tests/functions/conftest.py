@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 import pytest
 
 from crimecast import settings
@@ -18,6 +19,8 @@ from crimecast.adapters.aws import reset_clients
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import get_stores, use_stores
 from crimecast.jobs import pipeline
+from local import workflow
+from local.stack import Functions
 from local.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
@@ -99,7 +102,11 @@ def write_map_results(stores: Any, outputs: list[Any], failed: list[Any] = (), p
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
+def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    executing = request.node.get_closest_marker("workflow") is not None
+    if executing:  # the Retry waits of the definition, a hundredth as long
+        monkeypatch.setattr(retrier_decl, "time", retrier_decl.time)
+        workflow.set_retry_time_scale(0.01)
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "crimecast", "POWERTOOLS_METRICS_NAMESPACE": "Crimecast",
@@ -108,28 +115,45 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     ASYNC_INVOCATIONS.clear()
-    with mock_aws():
-        reset_clients()
-        settings.reset()
-        use_stores(None)
-        boto3.client("s3").create_bucket(Bucket="crimecast-test-data")
-        dynamodb = boto3.client("dynamodb")
-        for logical_id, spec in dynamodb_table_specs(load_template(REPO / "template.yaml")).items():
-            name = f"crimecast-test-{logical_id}"
-            dynamodb.create_table(TableName=name, **spec)
-            monkeypatch.setenv(TABLE_ENV[logical_id], name)
-        machine = boto3.client("stepfunctions").create_state_machine(
-            name="crimecast-retrain", roleArn="arn:aws:iam::123456789012:role/test",
-            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        )
-        monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine["stateMachineArn"])
-        secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
-        monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
-        settings.reset()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": executing}}):
+        machine = provision(monkeypatch)
         yield use_stores(get_stores().with_launcher(RecordingLauncher()))
-        # No inline job (an ingest worker or retrain thread) may outlive its test: it would call
-        # AWS after the mock is gone, or cache a client for the next test.
+        # No inline job (an ingest worker or retrain thread) nor execution may outlive its test: it
+        # would call AWS after the mock is gone, or cache a client for the next test.
         assert pipeline.wait_for_inline_jobs(120), "an inline job was still running at the end of the test"
+        if executing:
+            wait_for_executions(machine)
+        workflow.unregister_all()
         reset_clients()
         settings.reset()
         use_stores(None)
+
+
+def provision(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The template's bucket, tables, secret, functions and retrain state machine on moto; the
+    machine's ARN. Executions are recorded (moto's default) or, in a test marked ``workflow``,
+    run by moto's interpreter, whose Lambda tasks call the real handlers in this process."""
+    reset_clients()
+    settings.reset()
+    use_stores(None)
+    boto3.client("s3").create_bucket(Bucket="crimecast-test-data")
+    dynamodb = boto3.client("dynamodb")
+    template = load_template(REPO / "template.yaml")
+    for logical_id, spec in dynamodb_table_specs(template).items():
+        name = f"crimecast-test-{logical_id}"
+        dynamodb.create_table(TableName=name, **spec)
+        monkeypatch.setenv(TABLE_ENV[logical_id], name)
+    secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
+    monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
+    arns = workflow.register_functions(template, Functions())
+    machine = workflow.create_state_machine(template, arns, {"DATA_BUCKET": "crimecast-test-data"},
+                                            name="crimecast-retrain-test")
+    monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine)
+    settings.reset()
+    return machine
+
+
+def wait_for_executions(machine: str, timeout: float = 120) -> None:
+    sfn = boto3.client("stepfunctions")
+    for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+        workflow.wait_for_execution(execution["executionArn"], timeout=timeout)

@@ -8,14 +8,16 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 
 from crimecast.adapters.stores import Stores, use_stores
 from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.series import counts_from_tidy
-from crimecast.jobs import retrain
+from crimecast.jobs import pipeline, retrain, runs
 from crimecast.jobs.counts import store_counts
+from local import workflow
 from local.template import granted_resources, load_template
 from tests.conftest import REPO, seasonal_series, tidy_frame
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function, write_map_results
@@ -108,3 +110,81 @@ def test_training_without_counts_is_a_clear_error(aws) -> None:
     run = body(invoke("retrain", load_event("retrain-api")))
     with pytest.raises(InvalidInputError, match="no monthly counts in the bucket yet"):
         retrain.plan(aws, run["run_id"])
+
+
+# --- the template's own state machine, run by moto's interpreter ------------------------------
+
+
+def _two_series(aws) -> None:
+    store_counts(aws, counts_from_tidy(pd.concat([
+        tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
+        tidy_frame(seasonal_series("2018-01", 72, level=90, seed=2), 8, "THEFT")]), as_of=date(2030, 1, 1)))
+
+
+def _retrain_to_the_end(aws) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /retrain, then the execution's end and the run as GET /runs/<id> shows it."""
+    started = body(invoke("retrain", load_event("retrain-api")))
+    described = workflow.wait_for_execution(started["detail"]["execution_arn"])
+    return described, pipeline.run_with_workflow(aws, runs.get_run(aws, started["run_id"], admin=True))
+
+
+def _outcomes(run: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(s["state"], s["outcome"]) for s in run["detail"]["workflow"]["states"]]
+
+
+@pytest.mark.workflow
+def test_post_retrain_runs_the_template_s_state_machine_to_a_served_version(aws, monkeypatch) -> None:
+    monkeypatch.setenv("RETRAIN_BATCH_SIZE", "1")  # three Map items: two areas and the city
+    _two_series(aws)
+    described, run = _retrain_to_the_end(aws)
+    assert described["status"] == "SUCCEEDED", described
+    assert run["status"] == "succeeded" and run["detail"]["series_trained"] == run["detail"]["series_planned"] == 3, run
+    assert run["detail"]["workflow"]["status"] == "SUCCEEDED"
+    assert _outcomes(run) == [("Plan", "succeeded"), ("Train", "succeeded"), ("Promote", "succeeded"),
+                              ("Outcome", "succeeded"), ("Done", "succeeded")]
+    event = load_event("predict-predict")
+    event["queryStringParameters"] = {"community_area": "Austin", "crime_type": "THEFT", "months": "12"}
+    event["multiValueQueryStringParameters"] = None
+    assert body(invoke("predict", event))["model_version"] == run["detail"]["version"]
+
+
+@pytest.mark.workflow
+def test_a_failing_step_is_caught_the_run_ends_failed_and_the_lease_goes(aws) -> None:
+    described, run = _retrain_to_the_end(aws)  # no counts: Plan fails
+    assert described["status"] == "FAILED" and described["error"] == "RetrainFailed"
+    assert run["status"] == "failed" and run["detail"]["error_code"] == "workflow_failed"
+    assert "InvalidInputError" in run["error_detail"]
+    assert _outcomes(run) == [("Plan", "failed"), ("RecordFailure", "succeeded"), ("RunFailed", "failed")]
+    assert run["detail"]["workflow"]["states"][0]["error"] == "InvalidInputError"
+    assert invoke("retrain", load_event("retrain-api"))["statusCode"] == 202  # the lease went with the run
+
+
+@pytest.mark.workflow
+def test_more_failed_batches_than_tolerated_fail_the_map_and_the_run(aws, monkeypatch) -> None:
+    monkeypatch.setenv("RETRAIN_BATCH_SIZE", "1")
+    _two_series(aws)
+    train_batch = retrain.train_batch
+
+    def flaky(stores: Stores, batch: dict[str, Any]) -> dict[str, Any]:
+        if batch["series"] == ["8:THEFT"]:
+            raise RuntimeError("the batch's Lambda crashed")
+        return train_batch(stores, batch)
+
+    monkeypatch.setattr(retrain, "train_batch", flaky)
+    described, run = _retrain_to_the_end(aws)
+    assert described["status"] == "FAILED"
+    assert _outcomes(run) == [("Plan", "succeeded"), ("Train", "failed"), ("RecordFailure", "succeeded"),
+                              ("RunFailed", "failed")]
+    assert run["detail"]["workflow"]["states"][1]["error"] == "States.ExceedToleratedFailureThreshold"
+    assert run["status"] == "failed" and "States.ExceedToleratedFailureThreshold" in run["detail"]["error"]
+    assert aws.series.champion() is None  # nothing was promoted
+
+
+def test_a_lease_whose_execution_ended_unrecorded_is_taken_over(aws) -> None:
+    first = body(invoke("retrain", load_event("retrain-api")))  # recorded, not run: its execution stays RUNNING
+    assert invoke("retrain", load_event("retrain-api"))["statusCode"] == 409  # a live execution holds the lease
+    boto3.client("stepfunctions").stop_execution(executionArn=first["detail"]["execution_arn"])  # e.g. aborted by hand
+    assert invoke("retrain", load_event("retrain-api"))["statusCode"] == 202
+    stale = runs.get_run(aws, first["run_id"], admin=True)
+    assert stale["status"] == "failed" and stale["detail"]["error_code"] == "workflow_failed"
+    assert "ABORTED" in stale["error_detail"]

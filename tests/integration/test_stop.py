@@ -1,6 +1,7 @@
 """`make demo`'s stack stopped by a real SIGTERM at each moment that used to hang or leak:
 during its start-up training (the main thread in the training loop, workers running), in the
-middle of a retrain started by POST /retrain (a thread of the stack and its workers), and
+middle of a retrain started by POST /retrain (a Step Functions execution on the embedded AWS,
+its Lambda tasks running in the stack's threads), and
 right after one. Each time it must exit within 10 s and leave no process behind: nothing of
 its process group (it runs in a session of its own) and none of the processes it had started.
 
@@ -116,8 +117,13 @@ def test_sigterm_in_the_middle_of_a_retrain(tmp_path: Path) -> None:
     with _stack(tmp_path) as (process, base, log):
         _until(lambda: _ready(base), 240, "ready", log)
         assert not _workers(process)
-        _retrain(base)
-        _until(lambda: len(_workers(process)) >= 2, 60, "the retrain's workers", log)
+        token = _retrain(base)
+
+        def running() -> bool:  # the execution has planned: its Map is training batches
+            status, runs = request(f"{base}/runs?kind=retrain", token=token)
+            return status == 200 and runs["runs"][0]["status"] == "running"
+
+        _until(running, 60, "the retrain running", log)
         _stop(process, log)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from crimecast.adapters.stores import get_stores
 from crimecast.api import has_role, require_role
-from crimecast.jobs import forecasts, models, runs
+from crimecast.jobs import forecasts, models, pipeline, runs
 
 router = Router()
 
@@ -39,7 +39,8 @@ def recent_runs(kind: Annotated[str, Query(pattern="^(ingest|retrain|evaluate|pr
 
 @router.get("/runs/<run_id>", summary="Status of an ingest, retrain or evaluation run (an admin also gets its error detail)")
 def run_status(run_id: Annotated[str, Path(max_length=80, pattern=r"^[A-Za-z0-9T_-]+$")]) -> dict[str, Any]:
-    return runs.get_run(get_stores(), run_id, admin=has_role(router, "admin"))
+    stores = get_stores()
+    return pipeline.run_with_workflow(stores, runs.get_run(stores, run_id, admin=has_role(router, "admin")))
 
 
 VERSION_PATTERN = r"^v[0-9TZ]+$"

@@ -2,8 +2,9 @@
 
 ingest -> live evaluation after every published ingest -> retrain when accuracy fell
 past the threshold. On AWS each step starts elsewhere (the ingest Lambda invoking itself
-asynchronously, the retrain state machine); with CRIMECAST_INLINE_INGEST /
-CRIMECAST_INLINE_RETRAIN (the local stack, tests) it is a thread of this process. The
+asynchronously, the retrain state machine), and so on the local stack, whose embedded
+AWS runs them; with CRIMECAST_INLINE_INGEST / CRIMECAST_INLINE_RETRAIN (a CLI without AWS,
+some tests) it is a thread of this process. The
 steps themselves are in :mod:`~crimecast.jobs.ingest`, :mod:`~crimecast.jobs.live_evaluation`
 and :mod:`~crimecast.jobs.retrain`, which know nothing of each other.
 
@@ -170,8 +171,10 @@ def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> 
     """Record a retrain run and start the retrain workflow for it: the Step Functions state
     machine on AWS, or, inline, a thread running the same steps."""
     target = settings.load(settings.RetrainTarget)  # a state machine or inline, or a ConfigurationError
-    detail = {"trigger": trigger, **({"reason": reason} if reason else {})}
+    detail: dict[str, Any] = {"trigger": trigger, **({"reason": reason} if reason else {})}
     run_id = runs.new_run_id("retrain")
+    if not target.inline_retrain:  # recorded before the start: the execution may move the run on at once
+        detail["execution_arn"] = execution_arn(str(target.retrain_state_machine_arn), run_id)
     retrain.take_lease(stores, run_id)  # ConflictError (409) naming the running retrain
     try:
         run = runs.start_run(stores, "retrain", detail, run_id=run_id)
@@ -183,12 +186,31 @@ def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> 
         _in_thread(_retrain_inline, stores, run_id, workers, name=f"retrain-{run_id}")
         return run
     try:
-        execution = stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run_id, {"run_id": run_id})
+        stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run_id, {"run_id": run_id})
     except Exception as exc:
         retrain.release_lease(stores, run_id)
         runs.fail_run(stores, run_id, exc)
         raise
-    return runs.update_run(stores, run_id, "queued", {"execution_arn": execution})
+    return run
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN Step Functions gives the execution of ``state_machine_arn`` named ``name``."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+def run_with_workflow(stores: Stores, run: dict[str, Any]) -> dict[str, Any]:
+    """A retrain run's view with its execution's status and each state's outcome (from the execution
+    history) under ``detail.workflow``; unchanged when it has no execution or it cannot be read."""
+    arn = run.get("detail", {}).get("execution_arn")
+    if run.get("kind") != "retrain" or not arn:
+        return run
+    try:
+        workflow = stores.launcher.workflow_history(arn)
+    except Exception as exc:  # noqa: BLE001 - the run record stands without it
+        logger.warning("execution history of %s not read: %s", arn, exc)
+        return run
+    return {**run, "detail": {**run["detail"], "workflow": workflow}}
 
 
 def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:

@@ -52,12 +52,33 @@ def take_lease(stores: Stores, run_id: str, options: RetrainOptions | None = Non
     other = stores.runs.get(holder)
     taken_at = int(blocker.get("lease_until", until)) - options.lease_seconds
     ended = other is not None and other.get("status") in ("succeeded", "failed")
-    if (ended or (other is None and now - taken_at > LEASE_GRACE_S)) and \
+    dead = other is not None and not ended and _execution_over(stores, other, now)
+    if (ended or dead or (other is None and now - taken_at > LEASE_GRACE_S)) and \
             stores.leases.take(LEASE_NAME, run_id, until, now, steal_from=holder) is None:
+        if dead:  # its workflow ended without recording it (its Catch never ran): the run ends now
+            runs.fail_run(stores, holder, {"code": "workflow_failed", "message": "the retrain workflow ended without "
+                                           "recording its end; the champion keeps serving",
+                                           "detail": f"execution {dead}"})
         return  # its holder ended (or never recorded its run) without letting go
     lapses = datetime.fromtimestamp(int(blocker.get("lease_until", until)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     raise ConflictError(f"retrain run {holder} is in progress (its lease lapses at {lapses} if it never ends): "
                         f"follow it at GET /runs/{holder}", run_id=holder)
+
+
+def _execution_over(stores: Stores, run: dict[str, Any], now: int) -> str | None:
+    """How the execution of a run that has not ended ended (e.g. ``ABORTED``, or ``missing``
+    past the grace period), or None while it runs or cannot be told."""
+    arn = json.loads(run.get("detail") or "{}").get("execution_arn")
+    if not arn:
+        return None
+    try:
+        status = stores.launcher.workflow_status(arn)
+    except Exception:  # noqa: BLE001 - cannot tell: the lease stands until it lapses
+        return None
+    if status is None:  # recorded before its start: young, or its start never happened
+        started = datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        return "missing" if now - started > LEASE_GRACE_S else None
+    return None if status == "RUNNING" else f"{arn} {status}"
 
 
 def release_lease(stores: Stores, run_id: str) -> None:

@@ -1,0 +1,363 @@
+"""Lambda and Step Functions on the embedded AWS, as the template defines them.
+
+The template's functions are created in moto's Lambda service, and an Invoke of one of them
+runs its real handler in this process (moto itself would start a Docker container): a
+``RequestResponse`` invoke answers with the handler's result, or with Lambda's error document
+and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers 202 and runs the handler
+on a thread. The template's retrain state machine is created from its own definition (the
+``DefinitionSubstitutions`` resolved) and run by moto's Step Functions interpreter, whose
+Lambda tasks call those functions. The same code serves the local stack (moto's server in
+this process) and the tests (``mock_aws``).
+
+Where moto's interpreter (5.2) differs from Step Functions, this module makes it behave as
+AWS does for this definition:
+
+- moto's grammar refuses an integer ``ToleratedFailurePercentage`` (``5``): the definition
+  given to it says ``5.0``, the same value;
+
+- the Distributed Map's ``ResultWriter`` writes only an empty manifest in moto: here it
+  writes the result files too (``SUCCEEDED_0.json``, ``FAILED_0.json``: one entry per child
+  execution, its ``Output`` as JSON text), as Step Functions does;
+- moto does not enforce ``ToleratedFailurePercentage`` / ``ToleratedFailureCount`` (a Map run
+  succeeds whatever its children did): here a Map run with more failed children than
+  tolerated fails with ``States.ExceedToleratedFailureThreshold`` (``MapRunFailed``, then the
+  state's Catch); its results are then not written (Step Functions writes them).
+
+Child executions of the Distributed Map do not appear in the execution's history (moto keeps
+no separate child executions or Map Run history); their outcomes are in the result files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import io
+import json
+import logging
+import threading
+from typing import Any, Protocol
+import zipfile
+
+logger = logging.getLogger(__name__)
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+STATE_MACHINE = "AWS::Serverless::StateMachine"
+ROLE_NAME = "crimecast-local-lambda"
+
+
+class Runner(Protocol):
+    """What runs a handler: ``local.stack.Functions``."""
+
+    def invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+               give_up_at: float | None = None, name: str | None = None) -> Any: ...
+
+    def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+                     on_failure: Any = None, name: str | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LocalFunction:
+    logical_id: str
+    codeuri: str
+    handler: str
+    timeout: float
+
+
+_registry: dict[str, tuple[LocalFunction, Runner]] = {}  # function name -> its code and what runs it
+_installed = threading.Lock()
+_patched = False
+_async_failures: list[dict[str, Any]] = []  # what Lambda would hand an OnFailure destination
+
+
+def function_name(logical_id: str) -> str:
+    """The name a template function has on the embedded AWS (its logical id)."""
+    return logical_id
+
+
+# --- Lambda: invoke runs the handler here -----------------------------------------------------
+
+
+def _header(headers: Any, name: str, default: str) -> str:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return default
+
+
+def _error_document(exc: BaseException) -> dict[str, Any]:
+    from local.stack import FunctionTimeout
+
+    if isinstance(exc, FunctionTimeout):
+        return {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+
+def _patch_lambda() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.invoke
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> Any:
+        registered = _registry.get(self.function_name)
+        if registered is None:
+            return original(self, body, request_headers, response_headers)
+        spec, runner = registered
+        event = json.loads(body) if body else {}
+        if _header(request_headers, "x-amz-invocation-type", "RequestResponse") == "Event":
+            runner.invoke_async(spec.codeuri, spec.handler, event, spec.timeout, on_failure=_async_failures.append,
+                                name=self.function_name)
+            return b""
+        try:
+            result = runner.invoke(spec.codeuri, spec.handler, event, spec.timeout, name=self.function_name)
+        except Exception as exc:  # noqa: BLE001 - Lambda's answer for a function error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(_error_document(exc)).encode()
+        return json.dumps(result).encode()
+
+    LambdaFunction.invoke = invoke
+
+
+# --- Step Functions: what moto's interpreter lacks ---------------------------------------------
+
+
+def _patch_result_writer() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+        resource_eval_s3,
+    )
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    def put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters = env.stack.pop()
+        outputs = env.stack.pop()  # the children's outputs, None for a child that failed
+        s3 = boto_client_for(service="s3", region=resource_runtime_part.region, state_credentials=state_credentials)
+        record = env.map_run_record_pool_manager.get_all()[-1]
+        run_arn = record.map_run_arn
+        prefix = parameters.get("Prefix", "")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        folder = f"{prefix}{run_arn.split(':')[-1]}/"
+        execution = run_arn.replace(":mapRun:", ":execution:")
+        entries: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": []}
+        for index, output in enumerate(outputs or []):
+            entry = {"ExecutionArn": f"{execution}:{index}", "Name": str(index), "StateMachineArn": record.map_state_machine_arn}
+            if output is None:
+                entries["FAILED"].append({**entry, "Status": "FAILED", "Error": "States.TaskFailed",
+                                          "Cause": "the child execution failed"})
+            else:
+                entries["SUCCEEDED"].append({**entry, "Status": "SUCCEEDED", "Output": json.dumps(output),
+                                             "OutputDetails": {"Included": True}})
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        for status, chunk in entries.items():
+            if chunk:
+                key = f"{folder}{status}_0.json"
+                data = json.dumps(chunk).encode()
+                s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=data)
+                files[status].append({"Key": key, "Size": len(data)})
+        manifest = f"{folder}manifest.json"
+        s3.put_object(Bucket=parameters["Bucket"], Key=manifest, Body=json.dumps(
+            {"DestinationBucket": parameters["Bucket"], "MapRunArn": run_arn, "ResultFiles": files}).encode())
+        env.stack.append({"MapRunArn": run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": manifest}})
+
+    resource_eval_s3.ResourceEvalS3._handle_put_object = staticmethod(put_object)
+
+
+def _patch_tolerance() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as distributed,
+    )
+
+    original = distributed.DistributedIterationComponent._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        record = eval_input.map_run_record
+        items = record.item_counter
+        _check_tolerance(env, record, items.total.get(), items.failed.get() + items.timed_out.get())
+
+    distributed.DistributedIterationComponent._map_run = map_run
+
+
+def _check_tolerance(env: Any, record: Any, total: int, failed: int) -> None:
+    """States.ExceedToleratedFailureThreshold when more children failed than the Map tolerates."""
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    if not failed:
+        return
+    percentage = float(record.tolerated_failure_percentage or 0)
+    count = int(record.tolerated_failure_count or 0)
+    if failed <= count or 100.0 * failed / max(total, 1) <= percentage:
+        return
+    kind = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+    cause = (f"The specified tolerated failure threshold was exceeded: {failed} of {total} child executions failed "
+             f"(tolerated: {percentage:g}% or {count})")
+    raise FailureEventException(failure_event=FailureEvent(
+        env=env, error_name=StatesErrorName(typ=kind), event_type=HistoryEventType.MapRunFailed,
+        event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(error=kind.to_name(), cause=cause))))
+
+
+def set_retry_time_scale(scale: float) -> None:
+    """Scale the waits of the state machine's Retry (tests: 0.01 makes 2 s 20 ms); 1 is AWS's."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retrier_decl.time = SimpleNamespace(sleep=lambda seconds: real_time.sleep(seconds * scale))
+
+
+def install() -> None:
+    """Patch moto once per process (Lambda's invoke, the Map's ResultWriter and tolerance)."""
+    global _patched
+    with _installed:
+        if not _patched:
+            _patch_lambda()
+            _patch_result_writer()
+            _patch_tolerance()
+            _patched = True
+
+
+# --- the template's functions and state machine ----------------------------------------------
+
+
+def _property(template: dict[str, Any], properties: dict[str, Any], name: str, default: Any = None) -> Any:
+    if name in properties:
+        return properties[name]
+    return template.get("Globals", {}).get("Function", {}).get(name, default)
+
+
+def local_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:
+    found = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != SERVERLESS_FUNCTION:
+            continue
+        properties = resource.get("Properties", {})
+        found[logical_id] = LocalFunction(logical_id, str(_property(template, properties, "CodeUri")),
+                                          str(_property(template, properties, "Handler")),
+                                          float(_property(template, properties, "Timeout", 3)))
+    return found
+
+
+def register_functions(template: dict[str, Any], runner: Runner) -> dict[str, str]:
+    """Create every function of the template on the embedded AWS, run by ``runner``; their ARNs."""
+    import boto3
+
+    install()
+    iam = boto3.client("iam")
+    try:
+        role = iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "lambda.amazonaws.com"}}]}
+        role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("README.txt", "run in-process by local/workflow.py")
+    client = boto3.client("lambda")
+    arns = {}
+    for logical_id, spec in local_functions(template).items():
+        name = function_name(logical_id)
+        module = spec.handler.rsplit(".", 1)[0]
+        arns[logical_id] = client.create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler, Timeout=int(spec.timeout),
+            Code={"ZipFile": code.getvalue()}, Description=f"{spec.codeuri}{module}.py")["FunctionArn"]
+        _registry[name] = (spec, runner)
+    return arns
+
+
+def unregister_all() -> None:
+    _registry.clear()
+
+
+def async_failures() -> list[dict[str, Any]]:
+    """The failed asynchronous invocations so far (what an OnFailure destination would receive)."""
+    return list(_async_failures)
+
+
+def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str], env: dict[str, str]) -> str:
+    if isinstance(value, str):
+        return value
+    if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
+        return arns[value["Fn::GetAtt"][0]]
+    if "Ref" in value:
+        name = value["Ref"]
+        if name in template.get("Parameters", {}):
+            return str(template["Parameters"][name]["Default"])
+        if name == "DataBucket":
+            return env["DATA_BUCKET"]
+    raise ValueError(f"cannot resolve {value!r} locally")
+
+
+def _percentages_as_floats(node: Any) -> Any:
+    """moto's ASL grammar takes ``ToleratedFailurePercentage`` only as a decimal number (5.0, not
+    5: "no viable alternative"); the same value to Step Functions."""
+    if isinstance(node, dict):
+        return {k: float(v) if k == "ToleratedFailurePercentage" and isinstance(v, int) else _percentages_as_floats(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_percentages_as_floats(v) for v in node]
+    return node
+
+
+def definition(template: dict[str, Any], logical_id: str, arns: dict[str, str], env: dict[str, str]) -> str:
+    """The state machine's definition as CloudFormation hands it to Step Functions."""
+    properties = template["Resources"][logical_id]["Properties"]
+    text = json.dumps(_percentages_as_floats(properties["Definition"]))
+    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + name + "}", _resolve(value, template, arns, env))
+    return text
+
+
+def create_state_machine(template: dict[str, Any], arns: dict[str, str], env: dict[str, str],
+                         logical_id: str = "RetrainStateMachine", name: str = "crimecast-retrain-local") -> str:
+    """The template's state machine on the embedded AWS (execution must be on, see ``enable_execution``)."""
+    import boto3
+
+    role = boto3.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name=name, roleArn=role, type="STANDARD", definition=definition(template, logical_id, arns, env))
+    return str(machine["stateMachineArn"])
+
+
+def enable_execution(endpoint: str) -> None:
+    """moto's server runs state machines from now on (POST /moto-api/config); its interpreter's own
+    AWS calls go to that server (MOTO_PORT)."""
+    import os
+    from urllib.parse import urlsplit
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
+                                     data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the embedded server
+        answer.read()
+    os.environ["MOTO_PORT"] = str(urlsplit(endpoint).port)
+
+
+# --- waiting for an execution ------------------------------------------------------------------
+
+
+def wait_for_execution(arn: str, timeout: float = 120.0, poll: float = 0.1,
+                       client_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """DescribeExecution once the execution has ended (TimeoutError if it has not by then)."""
+    import time
+
+    import boto3
+
+    client = (client_factory or (lambda: boto3.client("stepfunctions")))()
+    deadline = time.monotonic() + timeout
+    while True:
+        described = client.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {arn} still running after {timeout:.0f} s")
+        time.sleep(poll)
