@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+
+@cache
+def _provider(client: Any) -> Any:
+    """Powertools' secrets provider (and its cache) over this process's client: one on AWS; one
+    per role where functions share a process (the local stack, tests: crimecast.adapters.aws)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.SecretsProvider(boto3_client=client)
+
 
 def get_secret(arn: str, max_age: int = 300, force_fetch: bool = False) -> str:
     """The secret's string, fetched at most once per ``max_age`` seconds (now, with ``force_fetch``)."""
-    from aws_lambda_powertools.utilities import parameters
+    from crimecast.adapters.aws import client
 
-    return str(parameters.get_secret(arn, max_age=max_age, force_fetch=force_fetch))
+    return str(_provider(client("secretsmanager")).get(arn, max_age=max_age, force_fetch=force_fetch))
 
 
 def put_secret(arn: str, value: str) -> None:
@@ -23,4 +35,5 @@ def clear_cache() -> None:
     """Fetch again on next use (tests; after a rotation)."""
     from aws_lambda_powertools.utilities import parameters
 
+    _provider.cache_clear()  # the providers, and the values they cache
     parameters.clear_caches()
