@@ -167,6 +167,9 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
             retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
         except ConflictError as exc:  # one is running already (on data at most a day older): not a second
             detail["retrain"] = {"started": False, "reason": reason, "already_running": exc.run_id}
+        except Exception as exc:  # the retrain it calls for did not start (e.g. AccessDenied): not left queued
+            runs.fail_run(stores, run["run_id"], exc)
+            raise
         else:
             detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
     return runs.update_run(stores, run["run_id"], "succeeded", detail)
