@@ -45,6 +45,11 @@ def use_credentials(credentials: Credentials | None) -> Iterator[None]:
         _credentials.reset(token)
 
 
+def current_credentials() -> Credentials | None:
+    """The credentials ``use_credentials`` set for this context; None: the default chain (on AWS)."""
+    return _credentials.get()
+
+
 def _session(credentials: Credentials | None) -> Any:
     import boto3
 
