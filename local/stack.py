@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import uuid
 
 from crimecast import settings
-from crimecast.adapters import limits
+from crimecast.adapters import aws, limits
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE
 from local import faults, workflow
@@ -49,6 +49,7 @@ from local.template import (
     api_routes,
     default_authorizer,
     dynamodb_table_specs,
+    entry_points,
     function_timeout,
     load_template,
     resources_of_type,
@@ -140,6 +141,23 @@ def start_workflows(template: dict[str, Any], functions: Functions) -> dict[str,
     return {"RETRAIN_STATE_MACHINE_ARN": workflow.create_state_machine(template, arns, dict(os.environ))}
 
 
+def secure(template: dict[str, Any], env: dict[str, str], functions: Functions) -> None:
+    """IAM as the template grants it: a role per function (its policies from the SAM translator),
+    each invocation signed with its function's session; the process's own keys ("local": the
+    set-up, start-up training, the CLI) an admin user's; then moto's enforcement on."""
+    import boto3
+
+    from local import iam
+
+    physical = iam.physical_names(template, env)
+    policies = iam.function_policies(template, physical)
+    iam_client, sts = boto3.client("iam"), boto3.client("sts")
+    sessions = iam.create_roles(iam_client, sts, policies)
+    iam.create_admin(iam_client, aws.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
+    functions.sessions = {entry: sessions[name] for name, entry in entry_points(template).items() if name in sessions}
+    iam.enforce_from_now()
+
+
 # --- the functions -------------------------------------------------------------------
 
 
@@ -155,6 +173,11 @@ class IntegrationTimeout(Exception):
     """API Gateway stopped waiting for the integration (29 s, or what was left of them)."""
 
 
+class AuthorizerFailure(Exception):
+    """The authorizer failed otherwise than by saying "Unauthorized" (it crashed, e.g. AccessDenied
+    reading the signing key): API Gateway answers 500 (AUTHORIZER_FAILURE), not 401."""
+
+
 class Functions:
     """Handler modules loaded once each, as warm Lambda containers keep them.
 
@@ -167,6 +190,13 @@ class Functions:
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
         self._swap = threading.Lock()
+        # Per (CodeUri, Handler), the session of the function's role its calls are signed with
+        # (``secure``); none: the process's own credentials.
+        self.sessions: dict[tuple[str, str], aws.Credentials] = {}
+
+    def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
+        with aws.use_credentials(self.sessions.get((codeuri, handler))):
+            return self.handler(codeuri, handler)(event, context)
 
     def handler(self, codeuri: str, handler: str) -> Any:
         folder = REPO / codeuri
@@ -189,7 +219,7 @@ class Functions:
         context = _context(codeuri, name)
         if timeout is None and give_up_at is None:
             with self._lock:
-                return self.handler(codeuri, handler)(event, context)
+                return self._call(codeuri, handler, event, context)
         lock = self._lock
         started, finished = threading.Event(), threading.Event()
         box: dict[str, Any] = {}
@@ -201,7 +231,7 @@ class Functions:
                 box["started"] = time.monotonic()
                 started.set()
                 try:
-                    box["result"] = self.handler(codeuri, handler)(event, context)
+                    box["result"] = self._call(codeuri, handler, event, context)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     box["error"] = exc
                 finally:
@@ -332,8 +362,10 @@ class Gateway:
             policy = self.functions.invoke(*self.authorizer, event, timeout, give_up_at)
         except IntegrationTimeout:
             raise
-        except Exception:  # the authorizer's way to say 401
-            return None
+        except Exception as exc:
+            if str(exc) == "Unauthorized":  # the authorizer's way to say 401
+                return None
+            raise AuthorizerFailure(f"{type(exc).__name__}: {exc}") from exc  # any other error: a 500
         context = {"principalId": policy["principalId"], **policy.get("context", {})}
         if ttl > 0:
             with self._auth_lock:
@@ -418,6 +450,9 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     return self._json(413, {"message": "Request Entity Too Large"})  # Lambda's 6 MB for a request
                 response = gateway.functions.invoke(route.codeuri, route.handler, event, gateway.timeouts.get(route.function),
                                                     give_up_at, name=workflow.function_name(route.function))
+            except AuthorizerFailure as exc:
+                say(f"{route.method} {route.path}: the authorizer failed: {exc}")
+                return self._json(500, {"message": None})
             except IntegrationTimeout:
                 say(f"{route.method} {route.path}: no answer within {gateway.integration_timeout:.0f} s")
                 return self._json(504, {"message": "Endpoint request timed out"})
@@ -659,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
     template = load_template(TEMPLATE)
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Gateway.from_template(template, state)))
+        gateway = Gateway.from_template(template, state)
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(gateway))
     except OSError as exc:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
@@ -680,10 +716,17 @@ def main(argv: list[str] | None = None) -> int:
         say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
         if injected := faults.from_environment():
             say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
-        os.environ.update(provision(template))
+        provisioned = provision(template)
+        os.environ.update(provisioned)
         # Their own container pool: a retrain's batches and an ingest worker, one at a time, do not
         # hold up the API's handlers (they use no API resolver, whose state the API's share).
-        os.environ.update(start_workflows(template, Functions()))
+        lambda_service = Functions()
+        os.environ.update(start_workflows(template, lambda_service))
+        if os.environ.get("CRIMECAST_LOCAL_IAM", "1") != "0":  # 0: no IAM checks (as moto by default)
+            secure(template, provisioned, gateway.functions)
+            lambda_service.sessions = gateway.functions.sessions
+            say("IAM enforced: each function's calls are signed with its own role's session, allowed what "
+                "template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
         state["step"] = "loading data"

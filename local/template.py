@@ -118,6 +118,16 @@ def default_authorizer(template: dict[str, Any]) -> Authorizer:
     raise ValueError("template.yaml has no default Lambda authorizer")
 
 
+def entry_points(template: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per function (logical id), its ``(CodeUri, Handler)``: what the local stack invokes."""
+    found = {}
+    for logical_id, resource in resources_of_type(template, SERVERLESS_FUNCTION).items():
+        properties = resource.get("Properties", {})
+        found[logical_id] = (str(_function_property(template, properties, "CodeUri")),
+                             str(_function_property(template, properties, "Handler")))
+    return found
+
+
 def api_routes(template: dict[str, Any]) -> list[ApiRoute]:
     """Every ``Type: Api`` event of every function, in template order."""
     routes = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import importlib.util
 import json
+import os
+from pathlib import Path
 import sys
 from types import ModuleType
 from typing import Any
@@ -15,13 +17,13 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 import pytest
 
 from crimecast import settings
-from crimecast.adapters.aws import reset_clients
+from crimecast.adapters.aws import Credentials, reset_clients, use_credentials
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import get_stores, use_stores
 from crimecast.jobs import pipeline
 from local import workflow
 from local.stack import Functions
-from local.template import dynamodb_table_specs, load_template
+from local.template import dynamodb_table_specs, entry_points, load_template
 from tests.conftest import REPO
 
 EVENTS = REPO / "events"
@@ -157,3 +159,52 @@ def wait_for_executions(machine: str, timeout: float = 120) -> None:
     sfn = boto3.client("stepfunctions")
     for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
         workflow.wait_for_execution(execution["executionArn"], timeout=timeout)
+
+
+@dataclass
+class Roles:
+    """Each function's role on moto, as template.yaml grants it (the SAM translator's policies),
+    with moto's IAM enforcement on: ``as_function`` signs the calls of a block with a function's
+    session, ``invoke`` runs a function's handler so (its own role, as Lambda runs it)."""
+
+    sessions: dict[str, Credentials]
+    template: dict[str, Any]
+
+    def as_function(self, function: str) -> Any:
+        return use_credentials(self.sessions[function])
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        codeuri, handler = entry_points(self.template)[function]
+        module, name = handler.rsplit(".", 1)
+        loaded = load_function(Path(codeuri).name, module)
+        with self.as_function(function):
+            return getattr(loaded, name)(event, FakeContext(function_name=function))
+
+
+@pytest.fixture
+def iam_roles(aws, monkeypatch: pytest.MonkeyPatch):
+    """``grant(template=None)``: roles for the template (a copy with a statement removed, say),
+    each function's session, moto enforcing IAM from then on; the test's own calls (outside
+    ``Roles.as_function``) are an admin's. The state machine is named as the template names it."""
+    from local import iam
+
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="crimecast-retrain-dev", roleArn="arn:aws:iam::123456789012:role/test",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
+    monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine["stateMachineArn"])
+    settings.reset()
+    # The test's own keys (mock_aws puts its fake ones in the environment) are an admin's.
+    iam.create_admin(boto3.client("iam"), Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
+    env = {name: value for name, value in os.environ.items() if name.isupper()}
+    made = [0]
+
+    def grant(template: dict[str, Any] | None = None) -> Roles:
+        template = template if template is not None else load_template(REPO / "template.yaml")
+        policies = iam.function_policies(template, iam.physical_names(template, env))
+        made[0] += 1
+        with iam.paused():
+            sessions = iam.create_roles(boto3.client("iam"), boto3.client("sts"), policies, prefix=f"test{made[0]}")
+        return Roles(sessions, template)
+
+    with iam.enforce():
+        yield grant

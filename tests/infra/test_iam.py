@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -79,3 +80,31 @@ def test_the_plan_may_only_get_the_champion_pointer_of_the_series(template: dict
     on_series = [p for p in _policies(template, "RetrainPlanFunction") if "SeriesTable" in references(p)]
     assert [list(p) for p in on_series] == [["Statement"]]
     assert [_actions(s) for p in on_series for s in p["Statement"]] == [["dynamodb:GetItem"]]
+
+
+# IAM actions whose boto3 operation is named otherwise; and the actions AWS itself uses with a
+# function's role rather than its code (Lambda sends a failed asynchronous invocation's record
+# to the OnFailure destination with the execution role).
+OPERATION_OF_ACTION = {"lambda:InvokeFunction": "invoke"}
+USED_BY_AWS = {"sqs:SendMessage"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_every_action_a_function_is_granted_by_statement_is_called_by_the_code(template: dict[str, Any]) -> None:
+    """A statement written out (not a SAM policy template) names actions the code makes: a grant
+    no code uses (states:DescribeExecution on the evaluate and retrain functions was one) goes."""
+    code = "\n".join(path.read_text() for folder in ("shared/crimecast", "functions")
+                     for path in (REPO / folder).rglob("*.py"))
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"].get("Policies") or []:
+            for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+                for action in _actions(statement):
+                    if action in USED_BY_AWS:
+                        continue
+                    operation = OPERATION_OF_ACTION.get(action, _snake(action.split(":", 1)[1]))
+                    assert re.search(rf"\b{operation}\(", code), f"{name} is granted {action}, which no code calls"

@@ -37,6 +37,8 @@ def handler(event, context):
 
 def authorizer(event, context):
     CALLS["authorizer"] += 1
+    if event["authorizationToken"] == "Bearer crash":  # e.g. AccessDenied reading its signing key
+        raise RuntimeError("AccessDeniedException: not authorized to perform: secretsmanager:GetSecretValue")
     if not event["authorizationToken"].startswith("Bearer good"):
         raise Exception("Unauthorized")
     return {"principalId": event["authorizationToken"][7:],
@@ -181,6 +183,13 @@ def test_the_authorizer_result_is_cached_per_token_for_the_templates_ttl(gateway
     time.sleep(TTL_S + 0.1)
     later = _call(port, "GET", "/me", headers={"Authorization": "Bearer good-1"})
     assert later[2]["authorizer"]["calls"] > other[2]["authorizer"]["calls"]  # the TTL has lapsed: asked again
+
+
+def test_an_authorizer_that_fails_is_a_500_not_a_401(gateway) -> None:
+    """Only "Unauthorized" is a 401: any other error of the authorizer is API Gateway's 500
+    (AUTHORIZER_FAILURE), which says nothing of the error."""
+    status, _, answer = _call(gateway[1], "GET", "/me", headers={"Authorization": "Bearer crash"})
+    assert (status, answer) == (500, {"message": None})
 
 
 def test_an_async_invocation_over_256_kb_is_refused(gateway, monkeypatch) -> None:

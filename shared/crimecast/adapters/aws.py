@@ -3,44 +3,94 @@
 The same code runs on moto in tests, on the local stack and on AWS: boto3 picks up
 ``AWS_ENDPOINT_URL`` by itself. Importing this module costs nothing and needs no
 credentials: boto3 itself is imported on first use.
+
+On AWS every client signs with the function's role (Lambda puts its credentials in the
+environment). The local stack and the tests run several functions in one process: there
+``use_credentials`` makes the calls of one invocation (its thread, and the threads it
+starts with its context) sign with that function's own role, so that IAM is enforced
+per function as on AWS. Outside it, nothing changes: the default credential chain.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from crimecast.adapters.limits import check_item
 from crimecast.domain.errors import ConflictError
 
 
+class Credentials(NamedTuple):
+    """Keys of one role's session (STS AssumeRole's answer)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+_credentials: ContextVar[Credentials | None] = ContextVar("crimecast_aws_credentials", default=None)
+
+
+@contextmanager
+def use_credentials(credentials: Credentials | None) -> Iterator[None]:
+    """Sign the AWS calls made in this context with ``credentials`` (None: the default chain)."""
+    token = _credentials.set(credentials)
+    try:
+        yield
+    finally:
+        _credentials.reset(token)
+
+
+def current_credentials() -> Credentials | None:
+    """The credentials ``use_credentials`` set for this context; None: the default chain (on AWS)."""
+    return _credentials.get()
+
+
+def _session(credentials: Credentials | None) -> Any:
+    import boto3
+
+    if credentials is None:
+        return boto3.session.Session()
+    return boto3.session.Session(aws_access_key_id=credentials.access_key_id,
+                                 aws_secret_access_key=credentials.secret_access_key,
+                                 aws_session_token=credentials.session_token)
+
+
 @cache
+def _client(service: str, credentials: Credentials | None) -> Any:
+    return _session(credentials).client(service)
+
+
+@cache
+def _resource(service: str, credentials: Credentials | None) -> Any:
+    return _session(credentials).resource(service)
+
+
+@cache
+def _table(name: str, credentials: Credentials | None) -> Any:
+    return _resource("dynamodb", credentials).Table(name)
+
+
 def client(service: str) -> Any:
-    import boto3
-
-    return boto3.session.Session().client(service)
-
-
-@cache
-def _resource(service: str) -> Any:
-    import boto3
-
-    return boto3.session.Session().resource(service)
+    """The boto3 client of ``service``, made once per process (and per role, see use_credentials)."""
+    return _client(service, _credentials.get())
 
 
-@cache
 def table(name: str) -> Any:
     """A DynamoDB Table resource (building one costs milliseconds: once per name)."""
-    return _resource("dynamodb").Table(name)
+    return _table(name, _credentials.get())
 
 
 def reset_clients() -> None:
     """Forget cached clients: a test pointed boto3 elsewhere, or a forked worker must not
     share its parent's connections."""
-    client.cache_clear()
+    _client.cache_clear()
     _resource.cache_clear()
-    table.cache_clear()
+    _table.cache_clear()
 
 
 def condition_failed(exc: Exception) -> bool:

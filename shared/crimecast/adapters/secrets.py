@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+
+@cache
+def _provider(client: Any) -> Any:
+    """A secrets provider (and its cache) over a role's client, where functions share a process
+    (the local stack, tests: ``crimecast.adapters.aws.use_credentials``)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.SecretsProvider(boto3_client=client)
+
 
 def get_secret(arn: str, max_age: int = 300, force_fetch: bool = False) -> str:
     """The secret's string, fetched at most once per ``max_age`` seconds (now, with ``force_fetch``)."""
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_secret(arn, max_age=max_age, force_fetch=force_fetch))
+    from crimecast.adapters import aws
+
+    if aws.current_credentials() is None:  # on AWS: Powertools' own provider, the role's keys from the environment
+        return str(parameters.get_secret(arn, max_age=max_age, force_fetch=force_fetch))
+    return str(_provider(aws.client("secretsmanager")).get(arn, max_age=max_age, force_fetch=force_fetch))
 
 
 def put_secret(arn: str, value: str) -> None:
@@ -23,4 +39,5 @@ def clear_cache() -> None:
     """Fetch again on next use (tests; after a rotation)."""
     from aws_lambda_powertools.utilities import parameters
 
+    _provider.cache_clear()  # the roles' providers, and the values they cache
     parameters.clear_caches()

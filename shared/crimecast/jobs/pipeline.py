@@ -17,6 +17,8 @@ Entry points: ``request_ingest`` (API and schedule: queue a run, start its worke
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextvars
+import functools
 import logging
 import threading
 import time
@@ -34,7 +36,11 @@ WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest functi
 _inline_threads: list[threading.Thread] = []
 
 
-def _in_thread(target: Callable[..., Any], *args: Any, name: str) -> None:
+def _in_thread(target: Callable[..., Any], *args: Any, name: str, same_function: bool = False) -> None:
+    """Run ``target`` on a thread; ``same_function``: as an invocation of the calling function (its
+    role's credentials, crimecast.adapters.aws.use_credentials), else with the process's own."""
+    if same_function:
+        target = functools.partial(contextvars.copy_context().run, target)
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
     _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]  # a long-lived stack keeps only the running
     _inline_threads.append(thread)
@@ -84,7 +90,7 @@ def start_ingest_worker(stores: Stores, run_id: str, function_name: str | None =
     or, inline, a thread of this process."""
     launch = settings.load(settings.LaunchSettings)
     if launch.inline_ingest:
-        _in_thread(ingest_worker, stores, run_id, name=f"ingest-{run_id}")
+        _in_thread(ingest_worker, stores, run_id, name=f"ingest-{run_id}", same_function=True)
         return
     name = function_name or launch.function_name
     if not name:
@@ -162,6 +168,9 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
             retrain_run = request_retrain(stores, trigger="evaluate", reason=reason)
         except ConflictError as exc:  # one is running already (on data at most a day older): not a second
             detail["retrain"] = {"started": False, "reason": reason, "already_running": exc.run_id}
+        except Exception as exc:  # the retrain it calls for did not start (e.g. AccessDenied): not left queued
+            runs.fail_run(stores, run["run_id"], exc)
+            raise
         else:
             detail["retrain"] = {"started": True, "reason": reason, "run_id": retrain_run["run_id"]}
     return runs.update_run(stores, run["run_id"], "succeeded", detail)

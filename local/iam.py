@@ -1,0 +1,373 @@
+"""IAM as template.yaml grants it, enforced on the embedded AWS (moto).
+
+``function_policies`` runs the SAM translator over the template (it expands policy templates
+such as ``DynamoDBCrudPolicy`` into the statements CloudFormation gets) and resolves the
+statements' ``Ref``/``GetAtt``/``Sub`` to the names and ARNs of the resources the local
+stack (or a test) provisioned. ``create_roles`` makes one IAM role per function with those
+policies and returns a session of each (STS AssumeRole): a function's calls signed with its
+session are allowed what its role allows, and nothing else, once ``enforce`` is on.
+
+What moto checks (moto 5, ``moto.core.authorization``): every request's signature, then its
+action against the caller's policies (Allow/Deny, wildcards). The resource it checks is the
+request's own only for S3, SQS, IAM and STS; for every other service it checks ``*``, which
+no statement scoped to an ARN matches. ``enforce`` therefore gives DynamoDB, Step Functions,
+Secrets Manager and Lambda requests their resource's ARN (the table or index, the state
+machine or execution, the secret, the function), so that the statements' ``Resource`` counts
+as on AWS. Conditions in identity policies, permission boundaries, resource policies (but
+S3's bucket policies), KMS and CloudWatch/X-Ray writes are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+import copy
+import json
+import logging
+import re
+from typing import Any
+
+from crimecast.adapters.aws import Credentials
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+PARTITION = "aws"
+LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+class _NoManagedPolicies:
+    """The translator asks IAM for managed policy ARNs only when a function names one by name."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def translate(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The template as CloudFormation gets it after ``Transform: AWS::Serverless-2016-10-31``."""
+    from samtranslator.translator.transform import transform
+
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle warnings
+
+    values = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
+              "AWS::StackName": "crimecast-local", **(parameters or {})}
+    template = copy.deepcopy(template)
+    # The translator takes S3 locations only (sam build and package put the code there): any will do.
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://crimecast-local-code/{key}.zip"
+    if isinstance(template.get("Globals", {}).get("Function", {}).get("CodeUri"), str):
+        template["Globals"]["Function"]["CodeUri"] = "s3://crimecast-local-code/CodeUri.zip"
+    return transform(template, values, _NoManagedPolicies())  # type: ignore[arg-type]
+
+
+# --- resolving the intrinsic functions of policies ----------------------------------------
+
+
+class Resolver:
+    """CloudFormation's intrinsic functions, for the values a stack's IAM policies use.
+
+    ``physical``: per logical id, what ``Ref`` gives (a name or an ARN) and its attributes
+    (``Arn``, ``Name``, ``QueueName`` ...); parameters and pseudo parameters are ``Ref`` too."""
+
+    def __init__(self, template: dict[str, Any], physical: dict[str, dict[str, str]],
+                 parameters: dict[str, str] | None = None) -> None:
+        self.template = template
+        self.physical = physical
+        defaults = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+        self.parameters = {**defaults, **(parameters or {}), "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                           "AWS::Partition": PARTITION, "AWS::StackName": "crimecast-local",
+                           "AWS::URLSuffix": "amazonaws.com"}
+
+    def ref(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.physical:
+            return self.physical[name]["Ref"]
+        raise KeyError(f"no value for Ref {name}")
+
+    def get_att(self, name: str, attribute: str) -> str:
+        try:
+            return self.physical[name][attribute]
+        except KeyError:
+            raise KeyError(f"no value for GetAtt {name}.{attribute}") from None
+
+    def condition(self, name: str) -> bool:
+        return bool(self.value(self.template["Conditions"][name]))
+
+    def _sub(self, text: str, variables: dict[str, Any]) -> str:
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key.startswith("!"):
+                return "${" + key[1:] + "}"
+            if key in variables:
+                return str(self.value(variables[key]))
+            if "." in key and not key.startswith("AWS::"):
+                return self.get_att(*key.split(".", 1))
+            return self.ref(key)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def value(self, node: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic function
+        """``node`` with every intrinsic function resolved (``AWS::NoValue`` entries dropped)."""
+        if isinstance(node, list):
+            return [v for v in (self.value(n) for n in node) if v is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return _NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
+            if key == "Fn::GetAtt":
+                name, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(name, attribute)
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                return self._sub(text, variables)
+            if key == "Fn::Join":
+                return str(self.value(arg[0])).join(str(v) for v in self.value(arg[1]))
+            if key == "Fn::If":
+                return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return self.value(arg[0]) == self.value(arg[1])
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Fn::And":
+                return all(self.value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.value(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key.startswith("Fn::"):
+                raise ValueError(f"{key} is not resolved here")
+        return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not _NO_VALUE}
+
+
+_NO_VALUE = object()
+
+
+def function_policies(template: dict[str, Any], physical: dict[str, dict[str, str]],
+                      parameters: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per function (logical id of the SAM template), its role's inline policies
+    (``{"PolicyName", "PolicyDocument"}``), resolved to the stack's names and ARNs."""
+    translated = translate(template, parameters)
+    resolver = Resolver(translated, physical, parameters)
+    resources = translated["Resources"]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        role = resource["Properties"].get("Role", {}).get("Fn::GetAtt", [None])[0]
+        if role is None or role not in resources:
+            continue
+        policies = resolver.value(resources[role]["Properties"].get("Policies") or [])
+        found[logical_id] = [p for p in policies if isinstance(p, dict) and "PolicyDocument" in p]
+    return found
+
+
+def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "dev") -> dict[str, dict[str, str]]:
+    """What ``Ref`` and ``GetAtt`` give for the template's resources on the embedded AWS: the
+    names the stack provisioned (``env``: DATA_BUCKET, SERIES_TABLE, JWT_SECRET_ARN,
+    RETRAIN_STATE_MACHINE_ARN ...), else a name of the same form for the rest."""
+    names: dict[str, dict[str, str]] = {}
+    arn = f"arn:{PARTITION}:{{service}}:{REGION}:{ACCOUNT}:{{rest}}"
+    for logical_id, resource in template["Resources"].items():
+        kind = resource["Type"]
+        props = resource.get("Properties") or {}
+        env_name = re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).upper()
+        if kind == "AWS::S3::Bucket":
+            name = env.get(env_name, f"crimecast-local-{logical_id.lower()}")
+            names[logical_id] = {"Ref": name, "Arn": f"arn:{PARTITION}:s3:::{name}"}
+        elif kind == "AWS::DynamoDB::Table":
+            name = env.get(env_name, f"crimecast-local-{logical_id}")
+            names[logical_id] = {"Ref": name, "Arn": arn.format(service="dynamodb", rest=f"table/{name}")}
+        elif kind == "AWS::SecretsManager::Secret":
+            secret = env.get("JWT_SECRET_ARN") if logical_id == "JwtSigningKey" else None
+            secret = secret or arn.format(service="secretsmanager", rest=f"secret:crimecast-local-{logical_id}")
+            names[logical_id] = {"Ref": secret, "Arn": secret}
+        elif kind == "AWS::Serverless::StateMachine":
+            machine = env.get("RETRAIN_STATE_MACHINE_ARN") or arn.format(
+                service="states", rest=f"stateMachine:crimecast-retrain-{stage}")
+            names[logical_id] = {"Ref": machine, "Arn": machine, "Name": machine.rsplit(":", 1)[-1]}
+        elif kind == "AWS::SQS::Queue":
+            name = str(props.get("QueueName", {}).get("Fn::Sub", logical_id)).replace("${Stage}", stage)
+            names[logical_id] = {"Ref": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}", "QueueName": name,
+                                 "Arn": arn.format(service="sqs", rest=name)}
+        elif kind == "AWS::Serverless::Function":
+            given = props.get("FunctionName")
+            name = (given["Fn::Sub"].replace("${Stage}", stage) if isinstance(given, dict) and "Fn::Sub" in given
+                    else f"crimecast-local-{logical_id}")
+            names[logical_id] = {"Ref": name, "Arn": arn.format(service="lambda", rest=f"function:{name}")}
+        else:
+            names[logical_id] = {"Ref": f"crimecast-local-{logical_id}",
+                                 "Arn": arn.format(service="local", rest=logical_id)}
+    return names
+
+
+# --- roles and sessions on the embedded AWS ---------------------------------------------
+
+
+def create_roles(iam: Any, sts: Any, policies: dict[str, list[dict[str, Any]]],
+                 prefix: str = "crimecast-local") -> dict[str, Credentials]:
+    """One role per function with its policies; a session of each (made before ``enforce``:
+    moto would check the caller may assume it, and the trust policy names Lambda)."""
+    sessions = {}
+    for function, documents in policies.items():
+        role = f"{prefix}-{function}"[:64]
+        arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+        for document in documents:
+            # SAM writes no Version (IAM then takes 2008-10-17, which moto refuses): the same statements.
+            policy = {"Version": "2012-10-17", **document["PolicyDocument"]}
+            iam.put_role_policy(RoleName=role, PolicyName=document["PolicyName"], PolicyDocument=json.dumps(policy))
+        keys = sts.assume_role(RoleArn=arn, RoleSessionName=function[:64])["Credentials"]
+        sessions[function] = Credentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
+    return sessions
+
+
+def create_admin(iam: Any, credentials: Credentials, name: str = "crimecast-local-admin") -> None:
+    """A user allowed everything, whose keys are ``credentials`` (the ones the process, its tools
+    and the CLI already use: "local" on the stack): the set-up, start-up training and tools keep
+    working once ``enforce`` is on; a function's calls are signed with its role's session instead.
+    IAM picks a user's keys itself: they are set in moto's backend (this process's)."""
+    from moto.iam.models import iam_backends
+
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="everything", PolicyDocument=json.dumps(ADMIN_POLICY))
+    created = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    backend = iam_backends[ACCOUNT][PARTITION]
+    key = backend.access_keys.pop(created)
+    key.access_key_id, key.secret_access_key = credentials.access_key_id, credentials.secret_access_key
+    backend.access_keys[key.access_key_id] = key
+
+
+# --- moto's enforcement, with each request's resource -----------------------------------
+
+
+def _json_body(handler: Any) -> dict[str, Any]:
+    raw = getattr(handler, "raw_body", None) or getattr(handler, "body", None) or b"{}"
+    try:
+        doc = json.loads(raw if isinstance(raw, (str, bytes)) else "{}")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _dynamodb_resource(handler: Any) -> str:
+    body = _json_body(handler)
+    table = body.get("TableName")
+    if table is None:  # BatchGetItem, BatchWriteItem: moto checks one resource; the first table
+        table = next(iter(body.get("RequestItems") or {}), None)
+    if table is None:
+        items = body.get("TransactItems") or []
+        for item in items:
+            for operation in item.values():
+                table = table or operation.get("TableName")
+    if table is None:
+        return "*"
+    resource = f"arn:{PARTITION}:dynamodb:{handler.region}:{handler.current_account}:table/{table}"
+    return f"{resource}/index/{body['IndexName']}" if body.get("IndexName") else resource
+
+
+def _stepfunctions_resource(handler: Any) -> str:
+    body = _json_body(handler)
+    return str(body.get("stateMachineArn") or body.get("executionArn") or "*")
+
+
+def _secretsmanager_resource(handler: Any) -> str:
+    secret_id = _json_body(handler).get("SecretId")
+    if not secret_id:
+        return "*"
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    try:
+        return str(secretsmanager_backends[handler.current_account][handler.region].describe_secret(secret_id).arn)
+    except Exception:  # noqa: BLE001 - an unknown secret: moto answers ResourceNotFound after the check
+        return "*"
+
+
+def _lambda_resource(handler: Any) -> str:
+    found = re.search(r"/functions/([^/]+)", getattr(handler, "path", "") or "")
+    if not found:
+        return "*"
+    name = found.group(1).split(":")[-1] if found.group(1).startswith("arn:") else found.group(1)
+    return f"arn:{PARTITION}:lambda:{handler.region}:{handler.current_account}:function:{name}"
+
+
+# What these JSON services answer where moto renders IAM's XML errors (botocore then sees code
+# "403"): DynamoDB, Step Functions, Secrets Manager and Lambda answer JSON, in these words.
+JSON_ERRORS = {"AccessDenied": "AccessDeniedException", "InvalidClientTokenId": "UnrecognizedClientException",
+               "SignatureDoesNotMatch": "InvalidSignatureException"}
+
+
+def _json_errors(check: Any) -> Any:
+    def checked(self: Any, resource: str = "*") -> None:
+        from moto.core.exceptions import JsonRESTError
+
+        try:
+            check(self, resource)
+        except Exception as exc:
+            error_type = getattr(exc, "error_type", None)
+            if error_type not in JSON_ERRORS:
+                raise
+            message = str(getattr(exc, "message", "")) + (f" on resource: {resource}" if error_type == "AccessDenied" else "")
+            error = JsonRESTError(JSON_ERRORS[error_type], message)
+            error.code = 403 if self.service_name == "lambda" or error_type != "AccessDenied" else 400
+            raise error from None
+
+    checked.crimecast_json_errors = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _install_resources() -> None:
+    from moto.awslambda.responses import LambdaResponse
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.secretsmanager.responses import SecretsManagerResponse
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    for cls, find in ((DynamoHandler, _dynamodb_resource), (StepFunctionResponse, _stepfunctions_resource),
+                      (SecretsManagerResponse, _secretsmanager_resource), (LambdaResponse, _lambda_resource)):
+        cls._determine_resource = find  # type: ignore[attr-defined]
+        check = cls._authenticate_and_authorize_normal_action
+        if not getattr(check, "crimecast_json_errors", False):
+            cls._authenticate_and_authorize_normal_action = _json_errors(check)  # type: ignore[method-assign]
+
+
+def _set_enforcement(no_auth_count: float, request_count: int = 0) -> tuple[float, int]:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    before = settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = no_auth_count
+    ActionAuthenticatorMixin.request_count = request_count
+    return before
+
+
+def enforce_from_now() -> None:
+    """moto checks every request's signature and permission from now on, in this process (the
+    in-process server, or ``mock_aws``): moto's INITIAL_NO_AUTH_ACTION_COUNT set to 0."""
+    _install_resources()
+    _set_enforcement(0)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No checks until the end of the block (creating roles and assuming them as the admin)."""
+    before = _set_enforcement(float("inf"))
+    try:
+        yield
+    finally:
+        _set_enforcement(*before)
+
+
+@contextmanager
+def enforce() -> Iterator[None]:
+    """``enforce_from_now`` until the end of the block."""
+    _install_resources()
+    before = _set_enforcement(0)
+    try:
+        yield
+    finally:
+        _set_enforcement(*before)
