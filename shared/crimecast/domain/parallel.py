@@ -17,7 +17,8 @@ No worker outlives its job, nor its parent:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 import ctypes
 import multiprocessing
 from multiprocessing.connection import Connection, wait
@@ -46,10 +47,25 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+_BLOCKED_AT_FORK = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT held back across a fork: a worker signalled before it has reset the
+    parent's handlers gets them afterwards, with the default action, instead of the parent's."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_AT_FORK)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _become_worker(parent_pid: int) -> None:
     """In a forked worker, first thing: the default SIGTERM, no SIGINT, and an end with the parent."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (a server's may only set a flag)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED_AT_FORK)  # a SIGTERM sent meanwhile is delivered now
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -178,7 +194,7 @@ def map_processes(
         for w in range(workers):
             parent, child = context.Pipe(duplex=False)
             process = context.Process(target=_work, args=(func, indexed[w::workers], child, os.getpid()), daemon=True)
-            with _live_lock:
+            with _live_lock, _signals_held():
                 process.start()
                 _live.add(process)
                 processes.append(process)
