@@ -217,12 +217,20 @@ test('on the real stack: rolling back makes the previous version serve', async (
     const { token } = JSON.parse(sessionStorage.getItem('crimecast.session'));
     return (await fetch('/retrain', { method: 'POST', headers: { Authorization: `Bearer ${token}` } })).json();
   });
-  for (let i = 0; i < 240; i += 1) {
-    const status = (await apiGet(page, `/runs/${run.run_id}`)).status;
-    if (status === 'succeeded' || status === 'failed') break;
-    await new Promise((done) => setTimeout(done, 1000));
+  let ended;
+  for (let i = 0; i < 600 && !ended; i += 1) {
+    const found = await apiGet(page, `/runs/${run.run_id}`);
+    if (found.status === 'succeeded' || found.status === 'failed') ended = found;
+    else await new Promise((done) => setTimeout(done, 1000));
   }
-  const second = (await apiGet(page, '/catalog')).model_version;
+  assert.equal(ended?.status, 'succeeded', JSON.stringify(ended?.detail ?? 'the retrain did not end in 600 s'));
+  assert.equal(ended.detail.promotion.promoted, true, ended.detail.promotion.reason);
+  // The read routes keep the champion pointer 30 s per warm container (as on AWS): wait for it.
+  let second = first;
+  for (let i = 0; i < 45 && second === first; i += 1) {
+    await new Promise((done) => setTimeout(done, 1000));
+    second = (await apiGet(page, '/catalog')).model_version;
+  }
   assert.notEqual(second, first, 'the retrain served a new version');
   await page.goto(`${stack.url}/#/admin`);
   await page.getByRole('button', { name: `Serve ${first} again` }).click();
