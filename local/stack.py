@@ -721,9 +721,10 @@ def main(argv: list[str] | None = None) -> int:
         # Their own container pool: a retrain's batches and an ingest worker, one at a time, do not
         # hold up the API's handlers (they use no API resolver, whose state the API's share).
         lambda_service = Functions()
-        os.environ.update(start_workflows(template, lambda_service))
+        workflows = start_workflows(template, lambda_service)
+        os.environ.update(workflows)
         if os.environ.get("CRIMECAST_LOCAL_IAM", "1") != "0":  # 0: no IAM checks (as moto by default)
-            secure(template, provisioned, gateway.functions)
+            secure(template, {**provisioned, **workflows}, gateway.functions)  # the grants name the real machine
             lambda_service.sessions = gateway.functions.sessions
             say("IAM enforced: each function's calls are signed with its own role's session, allowed what "
                 "template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
