@@ -1,23 +1,29 @@
 # One entry point for people and CI: `make demo` runs the app, `make test` runs the tests.
 # Both create .venv and install what they need on a fresh machine.
 
-# Prefer python3.12 (the Lambda runtime), also where pyenv has it but does not expose it.
-PYTHON ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 python3; do \
-	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
+# python3.12 (the Lambda runtime, and the Python the lock files are resolved for), also where
+# pyenv has it but does not expose it.
+PYTHON ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
 # pytest-xdist workers for the main suite: one per core (this machine and CI have 2).
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv test pytest lint unit demo demo-fresh accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
+.PHONY: lock upgrade venv test pytest lint unit demo demo-fresh accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Every install comes from a lock file with hashes (requirements/*.lock, made by `make lock`):
+# a fresh clone gets exactly what the last green run tested. pip-sync semantics: --no-deps,
+# so nothing outside the lock slips in.
+PIP_LOCKED = python -m pip install --quiet --require-hashes --no-deps --only-binary=:all:
+
+$(BIN)/.installed: requirements/dev.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.12 not found (the Lambda runtime; the lock files are for it)"; exit 1; }
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/$(PIP_LOCKED) -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(BIN)/.installed
@@ -66,10 +72,9 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east
 PY312 := $(shell $(PYTHON) -c 'import sys; print(sys.executable if sys.version_info[:2] == (3, 12) else "")' 2>/dev/null)
 LAYER_DIR := out/layer/prophet
 
-$(SAM_BIN)/.installed:
+$(SAM_BIN)/.installed: requirements/sam.lock
 	test -x $(SAM_BIN)/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_BIN)/python -m pip install -qq --upgrade pip
-	$(SAM_BIN)/python -m pip install -qq aws-sam-cli cfn-lint
+	$(SAM_BIN)/$(PIP_LOCKED) -r requirements/sam.lock
 	touch $@
 
 sam-tools: $(SAM_BIN)/.installed
@@ -118,3 +123,31 @@ e2e:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	cd $(E2E_DIR) && npm ci --no-audit --no-fund
 	PYTHON=$$(test -x $(BIN)/python && echo $(abspath $(BIN)/python) || echo python3) node --test $(E2E_DIR)/
+
+# --- Lock files: requirements*.txt, requirements/*.in and the layers' requirements.in, resolved with hashes ---
+# uv resolves (pinned here, in its own virtualenv); pip installs. `make lock` keeps every pin
+# that still satisfies the .in files; `make upgrade` moves each to its newest release and runs
+# the tests, so an upgrade is a change of its own, reviewed with its test run.
+UV_VERSION := 0.13.8
+TOOLS_BIN := .venv-tools/bin
+UV := $(TOOLS_BIN)/uv
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --no-header --python-version 3.12 $(UV_FLAGS)
+LAYER_PLATFORM := x86_64-manylinux_2_28
+
+$(UV):
+	test -x $(TOOLS_BIN)/python || $(PYTHON) -m venv .venv-tools
+	$(TOOLS_BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV_COMPILE) --universal requirements-dev.txt -o requirements/dev.lock
+	$(UV_COMPILE) --universal requirements/sam.in -o requirements/sam.lock
+# The layers run on Lambda (Linux x86_64, Python 3.12), with the versions the tests ran.
+	$(UV_COMPILE) --python-platform $(LAYER_PLATFORM) -c requirements/dev.lock \
+		layers/prophet/requirements.in -o layers/prophet/requirements.txt
+	$(UV_COMPILE) --python-platform $(LAYER_PLATFORM) -c requirements/dev.lock \
+		shared/requirements.in -o shared/requirements.txt
+
+upgrade:
+	rm -f requirements/*.lock
+	$(MAKE) --no-print-directory lock UV_FLAGS=--upgrade
+	$(MAKE) --no-print-directory test

@@ -14,7 +14,8 @@ no statement scoped to an ARN matches. ``enforce`` therefore gives DynamoDB, Ste
 Secrets Manager and Lambda requests their resource's ARN (the table or index, the state
 machine or execution, the secret, the function), so that the statements' ``Resource`` counts
 as on AWS. Conditions in identity policies, permission boundaries, resource policies (but
-S3's bucket policies), KMS and CloudWatch/X-Ray writes are not checked.
+S3's bucket policies), KMS and CloudWatch/X-Ray writes are not checked. S3 requests are
+checked against their IAM action (``s3:ListBucket`` for ListObjectsV2), as AWS does.
 """
 
 from __future__ import annotations
@@ -321,6 +322,24 @@ def _json_errors(check: Any) -> Any:
     return checked
 
 
+def _s3_iam_actions() -> None:
+    """S3 requests are checked against their IAM action, as on AWS: ``s3:ListBucket`` for
+    ListObjectsV2, ``s3:GetObject`` for HeadObject. moto 5.2.6 checks the API operation's name
+    instead (``s3:ListObjectsV2``, an action no policy can grant); moto's S3 still records the
+    IAM action in ``data["Action"]`` (its ACTION_MAP), which is what 5.2.5 and earlier checked."""
+    from moto.iam.access_control import S3IAMRequest
+
+    init = S3IAMRequest.__init__
+    if getattr(init, "crimecast_iam_action", False):
+        return
+
+    def with_iam_action(self: Any, *args: Any, data: dict[str, str], action: str, **kwargs: Any) -> None:
+        init(self, *args, data=data, action=data.get("Action") or action, **kwargs)
+
+    with_iam_action.crimecast_iam_action = True  # type: ignore[attr-defined]
+    S3IAMRequest.__init__ = with_iam_action  # type: ignore[method-assign]
+
+
 def _install_resources() -> None:
     from moto.awslambda.responses import LambdaResponse
     from moto.dynamodb.responses import DynamoHandler
@@ -333,6 +352,7 @@ def _install_resources() -> None:
         check = cls._authenticate_and_authorize_normal_action
         if not getattr(check, "crimecast_json_errors", False):
             cls._authenticate_and_authorize_normal_action = _json_errors(check)  # type: ignore[method-assign]
+    _s3_iam_actions()
 
 
 def _set_enforcement(no_auth_count: float, request_count: int = 0) -> tuple[float, int]:
