@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.steps):
             step = replay.step()
             steps.append(step)
-            print(f"{step['month']}: live median MASE {step['median_live_mase']}, {step['share_degraded']:.0%} degraded, "
+            print(f"{step['month']}: live median MASE {step['median_live_mase']}, alarm {step['alarm']}, "
                   f"retrain {'started' if step['retrain_started'] else 'not started'} ({step['retrain_reason']}), "
                   f"{step['step_s']} s", file=sys.stderr)
     finally:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_retrain_s": round(sum(s["retrain"]["duration_s"] for s in retrains) / len(retrains), 1) if retrains else None,
         "months": [{
             "month": s["month"], "champion": s["champion"], "series_evaluated": s["series_evaluated"],
-            "live_median_mase": s["median_live_mase"], "share_degraded": s["share_degraded"],
+            "live_median_mase": s["median_live_mase"], "alarm": s["alarm"], "evidence": s["drift"],
             "retrain_started": s["retrain_started"], "reason": s["retrain_reason"],
             "retrain": s["retrain"], "ingest_s": s["ingest_s"], "step_s": s["step_s"],
         } for s in steps],

@@ -101,7 +101,8 @@ class Replay:
             "month": month, "stored_last_month": ingested["detail"]["stored"]["last_month"],
             "ingest_run": ingested["run_id"], "evaluation_run": note.get("run_id"), "evaluation_note": note,
             "champion": evaluation.get("version"), "series_evaluated": evaluation.get("series_evaluated"),
-            "median_live_mase": evaluation.get("median_live_mase"), "share_degraded": evaluation.get("share_degraded"),
+            "median_live_mase": evaluation.get("median_live_mase"), "alarm": evaluation.get("alarm"),
+            "drift": evaluation.get("drift"),
             "retrain_started": bool(retrain.get("started")), "retrain_reason": retrain.get("reason"),
             "retrain": retrained, "ingest_s": round(ingest_s, 1), "step_s": round(time.monotonic() - started, 1),
         }

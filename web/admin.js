@@ -92,6 +92,9 @@ export function detailFacts(run) {
   add('series_failed', 'Series failed', formatCount(d.series_failed));
   add('duration_s', 'Time taken', isNumber(d.duration_s) ? formatSeconds(d.duration_s) : null);
   add('source', 'Source');
+  // The drift alarm's decision, in its own words ("THEFT rose above their bands in 41 of 77 areas ...").
+  add('alarm', 'Drift alarm', d.alarm === true ? 'sounded' : d.alarm === false ? 'quiet' : null);
+  add('drift', 'What moved', d.drift && typeof d.drift === 'object' && d.drift.summary ? String(d.drift.summary) : null);
   for (const [key, value] of Object.entries(d)) {
     if (used.has(key) || value === null || value === undefined) continue;
     const label = key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
@@ -116,6 +119,9 @@ function keyFigures(run) {
   } else if (run.kind === 'promote') {
     if (d.version) bits.push(`served ${d.version} again${d.previous ? ` instead of ${d.previous}` : ''}`);
     if (d.by) bits.push(`by ${d.by}: ${d.reason || 'no reason given'}`);
+  } else if (run.kind === 'evaluate') {
+    if (d.series_evaluated != null) bits.push(`${formatCount(d.series_evaluated)} series scored`);
+    if (d.drift?.summary) bits.push(`${d.alarm ? 'drift alarm: ' : ''}${d.drift.summary}`);
   } else if (run.kind === 'ingest') {
     if (d.mode) bits.push(MODES[d.mode] || d.mode);
     if (d.rows != null) bits.push(`${formatCount(d.rows)} rows read`);

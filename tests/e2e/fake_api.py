@@ -314,7 +314,7 @@ class State:
                                                "share_beating_seasonal_naive": 0.71}, "live": None},
             "v20260502T030000Z": {"backtest": {"series": 897, "median_mase": 0.84, "median_mae": 11.9, "coverage": 0.79,
                                                "share_beating_seasonal_naive": 0.66},
-                                  "live": {"series_evaluated": 897, "series_degraded": 40, "share_degraded": 0.0446,
+                                  "live": {"series_evaluated": 897, "series_moved": 0, "alarm": False,
                                            "median_live_mase": 0.88}},
             "v20260402T030000Z": {"backtest": None, "live": None, "problem": "it is incomplete: 310 of its 900 series are stored"},
         }
@@ -335,6 +335,14 @@ def _seed_runs(current: str) -> list[dict[str, Any]]:
          "detail": {"trigger": "schedule", "version": current, "series_planned": series, "batches": math.ceil(series / 25),
                     "series_trained": series, "series_failed": 0, "failures": [],
                     "promotion": {"promoted": True, "reason": "the candidate's mean MASE 0.79 beats the champion's 0.81"}}},
+        {"run_id": "evaluate-20260601T020700Z-3e5f0a19", "kind": "evaluate", "status": "succeeded",
+         "started_at": "2026-06-01T02:07:00Z", "finished_at": "2026-06-01T02:07:09Z",
+         "detail": {"trigger": "ingest", "version": "v20260502T030000Z", "series_evaluated": series, "median_live_mase": 1.42,
+                    "alarm": True, "drift": {"series_tested": series, "series_moved": 42, "newest_month": "2026-05",
+                                             "summary": "THEFT in 41 of 77 areas rose above their bands for 2 months running; "
+                                                        "THEFT citywide rose above its band for 2 months running (42 of 97 series moved)."},
+                    "retrain": {"started": True, "run_id": "retrain-20260602T030000Z-5c1d9e02",
+                                "reason": "drift alarm: THEFT in 41 of 77 areas rose above their bands for 2 months running"}}},
         {"run_id": "ingest-20260601T020000Z-a41f07bb", "kind": "ingest", "status": "succeeded",
          "started_at": "2026-06-01T02:00:00Z", "finished_at": "2026-06-01T02:06:31Z",
          "detail": _ingest_detail("schedule", "incremental", "2026-06-01", done=True)},

@@ -249,6 +249,11 @@ test('an admin starts a retrain and watches it succeed', async () => {
 
   await page.locator('#history-kind').selectOption('ingest');
   await page.waitForFunction(() => [...document.querySelectorAll('#history-table tbody tr')].every((r) => r.textContent.includes('Ingest')));
+
+  // The drift alarm's decision, in its own words.
+  await page.locator('#history-kind').selectOption('evaluate');
+  await page.waitForFunction(() => [...document.querySelectorAll('#history-table tbody tr')].every((r) => r.textContent.includes('Evaluation')));
+  assert.match(await visibleText('#history-table'), /drift alarm: THEFT in 41 of 77 areas rose above their bands for 2 months running/);
 });
 
 test('an admin starts an ingest and sees what it fetched', async () => {

@@ -56,8 +56,12 @@ def test_degraded_months_trigger_a_retrain_and_say_why(aws, champion) -> None:
     store_counts(aws, _counts(78, degrade=True))
     run = _post_evaluate()
     retrain_info = run["detail"]["retrain"]
-    assert retrain_info["started"] is True and "live MASE above 1.25x the backtest" in retrain_info["reason"]
-    assert run["detail"]["share_degraded"] > 0.2
+    assert run["detail"]["alarm"] is True and run["detail"]["drift"]["series_moved"] == len(AREAS) + 1  # and the city
+    assert retrain_info["started"] is True
+    assert retrain_info["reason"] == ("drift alarm: THEFT in 8 of 8 areas rose above their bands for 3 months running; "
+                                      "THEFT citywide rose above its band for 3 months running (9 of 9 series moved).")
+    for moved in run["detail"]["drift"]["moved"]:
+        assert moved["direction"] == "above" and moved["months"][-1] == "2024-06" and moved["mean_z"] > 3
     status = body(invoke("evaluate", {**load_event("evaluate-run"), "path": f"/runs/{retrain_info['run_id']}",
                                       "pathParameters": {"run_id": retrain_info["run_id"]}}))
     assert status["kind"] == "retrain" and status["detail"]["trigger"] == "evaluate"

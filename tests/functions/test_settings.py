@@ -39,7 +39,7 @@ def test_values_are_typed_and_defaults_apply() -> None:
     launch = settings.read(settings.LaunchSettings, {"CRIMECAST_INLINE_INGEST": "1", "CRIMECAST_RETRAIN_WORKERS": "2"})
     assert launch.inline_ingest is True and launch.retrain_workers == 2
     assert settings.read(settings.RetrainTarget, {"RETRAIN_STATE_MACHINE_ARN": "arn"}).inline_retrain is False
-    assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(1.25, 0.2)
+    assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(0.01, 1)
     assert settings.read(settings.UserSettings, {"USERS_TABLE": "u", "JWT_SECRET_ARN": "arn"}).token_minutes == 30.0
 
 
@@ -61,3 +61,9 @@ def test_new_settings_rebuild_the_stores(aws, monkeypatch) -> None:
     assert get_stores().blobs.bucket == "crimecast-test-data"  # read once per process
     settings.reset()  # a new container
     assert get_stores().blobs.bucket == "another-bucket"
+
+
+def test_the_drift_alarm_refuses_a_rate_outside_0_1() -> None:
+    with pytest.raises(ConfigurationError, match="CRIMECAST_DRIFT_FDR=1.5 must be in"):
+        settings.read(settings.LiveThreshold, {"CRIMECAST_DRIFT_FDR": "1.5"})
+    assert settings.read(settings.LiveThreshold, {"CRIMECAST_DRIFT_FDR": "0.05"}).rule().q == 0.05

@@ -17,6 +17,9 @@ CHAMPION = "__champion__"  # series key of the pointer to the serving model vers
 CATALOG = "__catalog__"  # per version: the series and types it covers
 SUMMARY = "__summary__"  # per version: accuracy over every series
 LIVE_SUMMARY = "__live_summary__"  # per version: its latest live accuracy over every series scored
+# One item: every series' standardised errors of its newest months, kept across evaluations
+# and models, which the drift alarm judges (crimecast.jobs.live_evaluation).
+DRIFT_ERRORS = "__drift_errors__"
 PROMOTED = "__promoted__"  # per version once served: when, by whom and why (a retrain, or an admin's rollback)
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"

@@ -78,8 +78,14 @@ def series_test(errors: Mapping[str, float]) -> dict[str, Any] | None:
         if best is None or p < best["p_window"]:
             best = {"p_window": p, "months": window, "mean_z": sum(zs) / width}
     assert best is not None
-    return {**best, "p": min(1.0, best["p_window"] * len(WINDOWS)),
-            "direction": "above" if best["mean_z"] > 0 else "below"}
+    sign = 1.0 if best["mean_z"] > 0 else -1.0
+    running = 0
+    for month in reversed(months):
+        if sign * errors[month] <= BAND_Z or (running and not _consecutive([month, months[-running]])):
+            break
+        running += 1
+    return {**best, "p": min(1.0, best["p_window"] * len(WINDOWS)), "running": running,
+            "direction": "above" if sign > 0 else "below"}
 
 
 def _consecutive(months: Sequence[str]) -> bool:
@@ -127,23 +133,31 @@ def summarise(moved: Sequence[str], tests: Mapping[str, dict[str, Any]]) -> str:
     "THEFT rose above its band in 41 of 77 areas for 2 months running"."""
     if not moved:
         return f"No series moved beyond its band more than chance allows ({len(tests)} series tested)."
-    groups: dict[tuple[str, str, int], list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     for label in moved:
-        test = tests[label]
-        groups.setdefault((_kind(label), test["direction"], len(test["months"])), []).append(label)
+        groups.setdefault((_kind(label), tests[label]["direction"]), []).append(label)
     totals: dict[str, int] = {}
     for label in tests:
         totals[_kind(label)] = totals.get(_kind(label), 0) + 1
     parts = []
-    for (kind, direction, months), labels in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:4]:
+    for (kind, direction), labels in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:4]:
         verb = "rose above" if direction == "above" else "fell below"
-        span = "in the newest month" if months == 1 else f"for {months} months running"
         where = kind if kind.endswith("citywide") else f"{kind} in {len(labels)} of {totals[kind]} areas"
         band = "its band" if kind.endswith("citywide") or len(labels) == 1 else "their bands"
-        parts.append(f"{where} {verb} {band} {span}")
+        parts.append(f"{where} {verb} {band} {_span(labels, tests)}")
     rest = len(groups) - 4
     more = f"; and {rest} more group{'s' if rest > 1 else ''}" if rest > 0 else ""
     return "; ".join(parts) + more + f" ({len(moved)} of {len(tests)} series moved)."
+
+
+def _span(labels: Sequence[str], tests: Mapping[str, dict[str, Any]]) -> str:
+    """How long a group has been outside: the months running that every one of them was."""
+    running = min(tests[label]["running"] for label in labels)
+    if running >= 2:
+        return f"for {running} months running"
+    if running == 1:
+        return "in the newest month"
+    return f"over its last {max(len(tests[label]['months']) for label in labels)} months"
 
 
 def _kind(label: str) -> str:

@@ -2,8 +2,9 @@
 
 Run after each ingest (and on demand) by :mod:`crimecast.jobs.pipeline`. Only complete
 months count. The result is recorded per series (an item ``<version>#live`` beside the
-forecast) and per run. When too many series do clearly worse live than in their
-backtest, the result says so and why; the pipeline then starts a retrain.
+forecast) and per run. When the drift alarm (:mod:`crimecast.domain.drift`) finds series
+whose newest months moved beyond their bands more than chance allows, the result says which
+and how far, in plain words; the pipeline then starts a retrain.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import statistics
 from typing import Any
 
-from crimecast.adapters.series_store import LIVE_SUMMARY
+from crimecast.adapters.series_store import DRIFT_ERRORS, LIVE_SUMMARY
 from crimecast.adapters.stores import Stores
-from crimecast.domain import metrics
+from crimecast.domain import drift, metrics
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts
 from crimecast.settings import LiveThreshold
@@ -39,40 +40,54 @@ def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | No
 
 def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThreshold,
                    run_id: str) -> tuple[dict[str, Any], str | None]:
-    """Score model ``version`` (the champion) on the months in ``counts`` since it was trained
-    and record it per series; the run's detail, and why to retrain when it degraded past
-    ``threshold`` (None otherwise)."""
+    """Score model ``version`` (the champion) on the months in ``counts`` since it was trained,
+    record it per series, and let the drift alarm judge every series' newest months; the run's
+    detail (with the alarm's evidence), and why to retrain when the alarm sounds (None otherwise)."""
     catalog = forecasts.version_catalog(stores, version)
     known = set(counts.keys())
-    results, records = {}, []
+    results, records, errors = {}, [], {}
     for crime_type in catalog["types"]:
         for item in stores.series.query_type_version(f"{crime_type}#{version}"):
             key = SeriesKey.parse(item["series"])
             if key not in known:
                 continue
-            live = live_accuracy(json.loads(item["payload"]), counts.series(key))
+            payload = json.loads(item["payload"])
+            observed = counts.series(key)
+            live = live_accuracy(payload, observed)
             if live is None:
                 continue
+            errors[key.label] = drift.band_errors(payload["forecast"], {str(m): float(v) for m, v in observed.items()})
             results[key.label] = live
             records.append({"series": key.label, "version": version + forecasts.LIVE_SUFFIX, "run_id": run_id,
                             "payload": json.dumps(live)})
     stores.series.put_items(records)
-    degraded = [s for s, r in results.items()
-                if r["mase"] is not None and r["backtest_mase"] and r["mase"] > threshold.mase_ratio * r["backtest_mase"]]
-    share = len(degraded) / len(results) if results else 0.0
+    kept = _remember_errors(stores, errors, run_id)
+    newest = max((max(e) for e in errors.values() if e), default=None)
+    decision = drift.decide({label: e for label, e in kept.items() if e and max(e) == newest}, threshold.rule())
     live_mases = [r["mase"] for r in results.values() if r["mase"] is not None]
+    evidence = decision["evidence"]
     detail: dict[str, Any] = {
-        "version": version, "series_evaluated": len(results), "series_degraded": len(degraded),
-        "share_degraded": round(share, 4), "median_live_mase": round(statistics.median(live_mases), 4) if live_mases else None,
-        "degraded_examples": degraded[:10], "threshold": {"mase_ratio": threshold.mase_ratio, "share": threshold.share},
+        "version": version, "series_evaluated": len(results),
+        "median_live_mase": round(statistics.median(live_mases), 4) if live_mases else None,
+        "alarm": decision["alarm"], "drift": evidence,
     }
     if results:
-        stores.series.put_items([{"series": LIVE_SUMMARY, "version": version, "run_id": run_id,
-                                  "payload": json.dumps({k: detail[k] for k in ("series_evaluated", "series_degraded",
-                                                                               "share_degraded", "median_live_mase")})}])
-    if results and share > threshold.share:
-        return detail, (f"live MASE above {threshold.mase_ratio:g}x the backtest on {share:.0%} of series "
-                        f"(more than {threshold.share:.0%})")
-    detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else
-                         f"{share:.0%} of series degraded, threshold {threshold.share:.0%}"}
+        stores.series.put_items([{"series": LIVE_SUMMARY, "version": version, "run_id": run_id, "payload": json.dumps({
+            "series_evaluated": len(results), "median_live_mase": detail["median_live_mase"], "alarm": decision["alarm"],
+            "newest_month": newest, "summary": evidence["summary"], "series_moved": evidence["series_moved"],
+            "unusual": sorted(drift.unusual(kept, threshold.rule()))})}])
+    if decision["alarm"]:
+        return detail, f"drift alarm: {evidence['summary']}"
+    detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else evidence["summary"]}
     return detail, None
+
+
+def _remember_errors(stores: Stores, errors: dict[str, dict[str, float]], run_id: str) -> dict[str, dict[str, float]]:
+    """Every series' standardised errors of its newest months, kept across evaluations and
+    models: a month keeps the error of the forecast published before it (see drift.merge_errors)."""
+    item = stores.series.get(DRIFT_ERRORS, DRIFT_ERRORS)
+    kept = drift.merge_errors(json.loads(item["payload"]) if item else {}, errors)
+    rounded = {label: {m: round(z, 4) for m, z in e.items()} for label, e in kept.items()}
+    stores.series.put_items([{"series": DRIFT_ERRORS, "version": DRIFT_ERRORS, "run_id": run_id,
+                              "payload": json.dumps(rounded, separators=(",", ":"))}])
+    return kept
