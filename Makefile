@@ -148,6 +148,5 @@ lock: $(UV)
 		shared/requirements.in -o shared/requirements.txt
 
 upgrade:
-	rm -f requirements/*.lock
 	$(MAKE) --no-print-directory lock UV_FLAGS=--upgrade
 	$(MAKE) --no-print-directory test

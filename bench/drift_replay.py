@@ -15,8 +15,8 @@ The service's policy is the schedule plus the alarm's notice: an alarm adds no f
 its own, so its live error is the schedule's.
 
 Per month it records the alarm and its evidence, the live error of each policy (mean
-absolute error scaled by the series' seasonal-naive error before ``--as-of``: a month's
-MASE), the share of months inside the 80% band, and the alarms the rule would have raised at
+absolute error scaled by the series' in-sample seasonal-naive error up to ``--as-of``, as
+the live evaluation scales it: a month's MASE), the share of months inside the 80% band, and the alarms the rule would have raised at
 other false-discovery rates (``--rates``), so the rate is chosen by replay, not by taste.
 
 Writes bench/results/<name>.json (figures.months: one record per month).
@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from results import write  # noqa: E402
 
-from crimecast.domain import drift  # noqa: E402
+from crimecast.domain import drift, metrics  # noqa: E402
 from crimecast.domain.model import CrimeForecaster, quiet_stan_logging  # noqa: E402
 from crimecast.domain.parallel import StderrProgress, map_processes  # noqa: E402
 from crimecast.domain.series import read_many  # noqa: E402
@@ -72,9 +72,8 @@ def replay_series(task: SeriesTask) -> dict[str, Any]:
     """The never and schedule policies' forecasts of one series for every replayed month."""
     quiet_stan_logging()
     history = task.history
-    before = history.loc[:task.as_of].to_numpy(dtype=float)
-    diffs = np.abs(before[-96:][12:] - before[-96:][:-12])
-    scale = float(diffs.mean()) if len(diffs) and diffs.mean() > 0 else 1.0
+    scale = metrics.seasonal_naive_scale(history.loc[:task.as_of].to_numpy(dtype=float))  # as the live MASE's
+    scale = scale if scale > 0 else 1.0  # nan (too short) or a flat history: plain absolute errors
     never = _band(CrimeForecaster().fit(history.loc[:task.as_of]), len(task.months))
     out: dict[str, Any] = {"label": task.label, "scale": scale, "months": {}}
     for month in task.months:
@@ -150,7 +149,6 @@ def replay(tasks: list[SeriesTask], rule: drift.DriftRule, rates: list[float], w
         records.append({
             "month": month, "alarm": decision["alarm"], "evidence": decision["evidence"],
             "retrains": ["schedule"] + (["alarm"] if decision["alarm"] else []),
-            "promoted": True,  # the scheduled retrain's model serves the next month
             "live": {p: month_scores(month, results, by_policy[p]) for p in POLICIES},
             "alarm_at_rates": other_rates, "alarm_policy_alarm": alarm_policy["alarm"],
             "step_s": round(time.monotonic() - step_started + fit_s / len(months), 2),

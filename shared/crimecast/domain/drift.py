@@ -24,8 +24,9 @@ independent series), the alarm sounds in at most ``q`` of the evaluations, whate
 number of series; the replay (``bench/drift_replay.py``) measures what it does on the
 city's real months, where neither holds exactly.
 
-The same test, on the newest month alone, is what the page and ``/alerts`` call unusual
-(:func:`unusual`): a month outside its band whose series the alarm's test finds.
+The same test on the newest month alone gives :func:`unusual`: a month outside its band whose
+series the alarm's test finds (recorded in the champion's live summary; the page and
+``/alerts`` still list every month outside its band).
 """
 
 from __future__ import annotations
@@ -183,8 +184,7 @@ def unusual(errors: Mapping[str, Mapping[str, float]], rule: DriftRule = DriftRu
     alarm's test on that month alone, across the same series."""
     newest = {label: e[max(e)] for label, e in errors.items() if e}
     p_values = {label: _two_sided(z) for label, z in newest.items() if abs(z) > BAND_Z}
-    found = benjamini_hochberg({**p_values, **{label: 1.0 for label in newest if label not in p_values}}, rule.q)
-    return found
+    return benjamini_hochberg({**p_values, **{label: 1.0 for label in newest if label not in p_values}}, rule.q)
 
 
 def band_errors(rows: Iterable[Mapping[str, Any]], observed: Mapping[str, float]) -> dict[str, float]:

@@ -21,14 +21,15 @@ from crimecast.jobs import forecasts
 from crimecast.settings import LiveThreshold
 
 
-def live_accuracy(payload: dict[str, Any], observed: Any) -> dict[str, Any] | None:
-    """Scores of one series' forecast on the complete months observed since; None before any arrived."""
+def live_accuracy(payload: dict[str, Any], observed: dict[str, float]) -> dict[str, Any] | None:
+    """Scores of one series' forecast on the complete months observed since (month -> count);
+    None before any arrived."""
     forecast = {f["month"]: f for f in payload["forecast"]}
-    arrived = [(str(m), float(v)) for m, v in observed.items() if str(m) in forecast]
+    arrived = [(m, v) for m, v in observed.items() if m in forecast]
     if not arrived:
         return None
     first = min(forecast)
-    history = [float(v) for m, v in observed.items() if str(m) < first]
+    history = [v for m, v in observed.items() if m < first]
     actual = [v for _, v in arrived]
     rows = [forecast[m] for m, _ in arrived]
     scores = metrics.score(actual, [r["yhat"] for r in rows], history,
@@ -52,18 +53,20 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
             if key not in known:
                 continue
             payload = json.loads(item["payload"])
-            observed = counts.series(key)
+            observed = {str(m): float(v) for m, v in counts.series(key).items()}
             live = live_accuracy(payload, observed)
             if live is None:
                 continue
-            errors[key.label] = drift.band_errors(payload["forecast"], {str(m): float(v) for m, v in observed.items()})
+            errors[key.label] = drift.band_errors(payload["forecast"], observed)
             results[key.label] = live
             records.append({"series": key.label, "version": version + forecasts.LIVE_SUFFIX, "run_id": run_id,
                             "payload": json.dumps(live)})
     stores.series.put_items(records)
     kept = _remember_errors(stores, errors, run_id)
     newest = max((max(e) for e in errors.values() if e), default=None)
-    decision = drift.decide({label: e for label, e in kept.items() if e and max(e) == newest}, threshold.rule())
+    # Only the series this evaluation scored anew: one whose data ended earlier is not judged on its old months.
+    current = {label: e for label, e in kept.items() if e and max(e) == newest}
+    decision = drift.decide(current, threshold.rule())
     live_mases = [r["mase"] for r in results.values() if r["mase"] is not None]
     evidence = decision["evidence"]
     detail: dict[str, Any] = {
@@ -75,7 +78,7 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
         stores.series.put_items([{"series": LIVE_SUMMARY, "version": version, "run_id": run_id, "payload": json.dumps({
             "series_evaluated": len(results), "median_live_mase": detail["median_live_mase"], "alarm": decision["alarm"],
             "newest_month": newest, "summary": evidence["summary"], "series_moved": evidence["series_moved"],
-            "unusual": sorted(drift.unusual(kept, threshold.rule()))})}])
+            "unusual": sorted(drift.unusual(current, threshold.rule()))})}])
     if decision["alarm"]:
         return detail, f"drift alarm: {evidence['summary']}"
     detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else evidence["summary"]}
