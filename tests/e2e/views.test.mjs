@@ -116,7 +116,9 @@ test('the map switches to the change from last year, lists unusual months, and s
     assert.match(await page.locator('.map-tooltip').innerText(), /Why:/);
   }
   await page.goto(`${api.url}/#/map?type=THEFT`);
-  await page.waitForFunction(() => !document.querySelector('#alerts-card').hidden);
+  // The card is still shown from STALKING: wait for THEFT's own alerts, not just a visible card.
+  await page.waitForFunction(() => !document.querySelector('#alerts-card').hidden
+    && /^Theft/.test(document.querySelector('#alerts-summary').textContent));
   await page.getByLabel('Change from last year').check();
   await page.waitForFunction(() => location.hash.includes('show=change'));
   await page.waitForFunction(() => document.querySelector('#map-legend').dataset.mode === 'change');

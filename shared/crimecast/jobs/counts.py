@@ -61,7 +61,10 @@ def _read_part(stores: Stores, key: str) -> pd.DataFrame:
 
 
 def new_version() -> str:
-    return f"v{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    """A counts version whose name sorts in the order versions were made, to the microsecond:
+    drop_old_versions keeps the newest by name (with seconds only, two ingests in one second
+    sorted by their random suffix, and the newest could be the one deleted)."""
+    return f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
 def current_manifest(stores: Stores) -> dict[str, Any] | None:
