@@ -621,6 +621,7 @@ class Stopping(BaseException):
 
 
 _stop_requested = threading.Event()
+STOP_POLL_S = 0.2  # how often the idle main thread wakes to run a pending signal handler
 
 
 def install_stop_signals() -> None:
@@ -741,8 +742,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"ready: http://127.0.0.1:{args.port}/  (user {ADMIN}"
             + (f", password {password} - printed once)" if password else ", password from CRIMECAST_ADMIN_PASSWORD)"))
         say("press Ctrl-C to stop")
-        while True:
-            time.sleep(3600)  # until SIGINT or SIGTERM raises Stopping here
+        while True:  # until SIGINT or SIGTERM raises Stopping here
+            # Short sleeps: the kernel may deliver the signal to another thread, and Python runs
+            # its handler only when the main thread next wakes (a CI run waited out 10 s).
+            time.sleep(STOP_POLL_S)
     except (KeyboardInterrupt, Stopping):
         pass
     finally:

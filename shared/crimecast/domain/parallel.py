@@ -202,7 +202,8 @@ def map_processes(
             pipes.append(parent)
         open_pipes = list(pipes)
         while open_pipes:
-            for conn in wait(open_pipes):
+            # A timeout, so a signal delivered to another thread is handled here within it.
+            for conn in wait(open_pipes, timeout=PARENT_POLL_S):
                 try:
                     status, position, payload = conn.recv()  # type: ignore[union-attr]
                 except EOFError:
