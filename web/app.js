@@ -406,9 +406,10 @@ function renderComparison(c) {
 
 function renderUnusualNote(unusual) {
   $('unusual-note').textContent = unusual.length
-    ? `${unusual.length} of the months shown fell outside the range forecast for them beforehand (ringed). ` +
-      'By chance alone about 1 month in 5 does.'
-    : 'No month shown fell outside a range forecast for it beforehand (months with no earlier forecast are not judged).';
+    ? `${unusual.length} of the months shown ${unusual.length === 1 ? 'was' : 'were'} unusual (ringed): further outside the range ` +
+      'forecast for them beforehand than chance explains across the city\'s series. By chance alone about 1 month in 5 falls outside its range.'
+    : 'No month shown was unusual. Each month is judged when its data arrive, against the range forecast for it beforehand; ' +
+      'by chance alone about 1 month in 5 falls outside its range.';
 }
 
 async function download(path, query, fallbackName, resultId) {
@@ -628,9 +629,12 @@ async function loadAlerts(type, ticket) {
   const city = alerts.find((a) => a.community_area == null);
   if (city) parts.push(`${city.direction === 'above' ? 'higher' : 'lower'} than expected citywide`);
   let summary = parts.length ? `${typeLabel(type)}${month}: ${parts.join('; ')}.`
-    : data.series_checked ? `${typeLabel(type)}${month}: every area was inside its likely range.`
+    : data.series_checked ? `${typeLabel(type)}${month}: no area was unusual.`
       : `${typeLabel(type)}: no month can be judged yet, because no forecast was issued before the latest month with data.`;
-  if (data.series_checked) summary += ` ${formatCount(data.series_checked)} series checked; about ${roughCount(data.expected_by_chance)} would fall outside by chance.`;
+  if (data.series_checked) {
+    summary += ` ${formatCount(data.series_checked)} series checked: ${formatCount(data.outside_band ?? 0)} fell outside their likely range, ` +
+      `about ${roughCount(data.expected_by_chance)} would by chance; only those further out than chance explains are listed.`;
+  }
   $('alerts-summary').textContent = summary;
   $('alerts-list').replaceChildren(...alerts.slice(0, 10).map((a) => h('li', {},
     h('a', { href: `#/forecast?area=${a.community_area ?? 'city'}&type=${encodeURIComponent(a.crime_type)}&months=${state.months}`,

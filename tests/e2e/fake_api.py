@@ -712,8 +712,9 @@ class Handler(BaseHTTPRequestHandler):
         judged = comparison.rank_unusual([c for c in checked if isinstance(c, dict)])
         months = sorted({a["month"] for a in judged}) or [raw_data()[0][-2]]
         self._json(200, {"crime_type": crime_type, "month": query.get("month"), "model_version": STATE.model_version,
-                         "months": months, "band_level": comparison.BAND_LEVEL, "note": comparison.CHANCE_NOTE,
+                         "months": months, "band_level": comparison.BAND_LEVEL, "note": comparison.UNUSUAL_NOTE,
                          "series_checked": len(checked), "expected_by_chance": round(len(checked) * 0.2, 1),
+                         "outside_band": len(judged), "false_discovery_rate": 0.01,
                          "above": sum(a["direction"] == "above" for a in judged),
                          "below": sum(a["direction"] == "below" for a in judged),
                          "no_earlier_forecast": 0, "no_data": 0, "alerts": judged})

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 import csv
+from datetime import date
 import io
 import json
 from typing import Any
 
+import pandas as pd
+
 from crimecast.domain import comparison
 from crimecast.domain.keys import SeriesKey
 from crimecast.domain.months import add_months, month_range
-from crimecast.jobs import forecasts, runs
+from crimecast.domain.series import counts_from_tidy
+from crimecast.jobs import forecasts, live_evaluation, runs
+from crimecast.settings import LiveThreshold
 from tests.functions.conftest import body, invoke, load_event
 
 OLD, NEW = "v20260401T000000Z", "v20260601T000000Z"
@@ -108,20 +113,41 @@ def test_map_lists_every_area_and_the_change_from_last_year(aws) -> None:
     assert rows[46]["no_forecast_reason"] == "too few reports" and rows[24]["expected"] == "150.0"
 
 
-def test_alerts_judge_a_month_by_the_band_issued_before_it(aws) -> None:
-    _publish(aws, OLD, "2026-03")  # forecast 2026-04 at 140..160
-    _publish(aws, NEW, "2026-04")  # trained on 2026-04: its own forecast starts after it
+JUDGED_AREAS = (25, 8, 24, 32, 6, 28, 43, 71, 1, 2, 3, 4)
+
+
+def _judge_april(stores, april: dict[int, int]) -> None:
+    """OLD (data through 2026-03, 2026-04 forecast at 150, band 140..160) is the champion when
+    2026-04 arrives: the live evaluation judges it, then NEW is trained on it."""
+    _publish(stores, OLD, "2026-03", areas=JUDGED_AREAS)
+    rows = [{"month": m, "community_area": a, "primary_type": "THEFT", "count": april.get(a, 150) if m == "2026-04" else 150}
+            for a in JUDGED_AREAS for m in month_range("2023-01", "2026-04")]
+    counts = counts_from_tidy(pd.DataFrame(rows), as_of=date(2030, 1, 1))
+    detail, _ = live_evaluation.score_champion(stores, OLD, counts, LiveThreshold(), "run-test")
+    assert detail["series_evaluated"] == len(JUDGED_AREAS)
+    _publish(stores, NEW, "2026-04", areas=JUDGED_AREAS)
+
+
+def test_alerts_list_the_months_the_loop_found_unusual_not_every_month_outside_its_band(aws) -> None:
+    # Area 25 reported 400 (far above 140..160); area 8 165: outside its band, as 1 month in 5 is by chance.
+    _judge_april(aws, {25: 400, 8: 165})
     answer = body(_get("/alerts", {"crime_type": "THEFT"}))
-    # 2026-04 counts: area 25 reported 165 (above 140..160), area 8 148 (inside).
-    assert answer["series_checked"] == 2 and answer["above"] == 1 and answer["below"] == 0
+    assert answer["series_checked"] == len(JUDGED_AREAS) and answer["outside_band"] == 2
+    assert answer["above"] == 1 and answer["below"] == 0 and answer["false_discovery_rate"] == LiveThreshold().q
     assert answer["no_earlier_forecast"] == 0 and len(answer["alerts"]) == 1
     first = answer["alerts"][0]
     assert first["issued_by"] == OLD and first["month"] == "2026-04" and first["direction"] == "above"
-    assert first["series"] == "25:THEFT" and first["rank"] == 1 and first["count"] == _count(25, "2026-04")
-    assert "1 month in 5" in answer["note"]
+    assert first["series"] == "25:THEFT" and first["rank"] == 1 and first["z"] > 10
+    assert "1 month in 5" in answer["note"] and "retraining alarm" in answer["note"]
     unusual = body(_get("/predict", {"community_area": "25", "crime_type": "THEFT"}))["unusual"]
     assert [(u["month"], u["direction"]) for u in unusual] == [("2026-04", "above")]
     assert body(_get("/predict", {"community_area": "8", "crime_type": "THEFT"}))["unusual"] == []
+
+
+def test_a_calm_month_has_no_unusual_series(aws) -> None:
+    _judge_april(aws, {8: 165})
+    answer = body(_get("/alerts", {}))
+    assert answer["series_checked"] == len(JUDGED_AREAS) and answer["outside_band"] == 1 and answer["alerts"] == []
 
 
 def test_alerts_without_an_earlier_forecast_judge_nothing(aws) -> None:

@@ -20,6 +20,9 @@ LIVE_SUMMARY = "__live_summary__"  # per version: its latest live accuracy over 
 # One item: every series' standardised errors of its newest months, kept across evaluations
 # and models, which the drift alarm judges (crimecast.jobs.live_evaluation).
 DRIFT_ERRORS = "__drift_errors__"
+# Per judged month ("YYYY-MM" as its version): the series the live evaluation found unusual
+# that month (crimecast.domain.drift.unusual_in_month), which the page and /alerts show.
+UNUSUAL = "__unusual__"
 PROMOTED = "__promoted__"  # per version once served: when, by whom and why (a retrain, or an admin's rollback)
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"

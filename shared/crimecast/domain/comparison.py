@@ -17,8 +17,9 @@ from typing import Any
 from crimecast.domain.months import add_months
 
 BAND_LEVEL = 0.8  # the forecasts' interval: 80% of months are meant to fall inside
-CHANCE_NOTE = ("The likely range holds 8 months in 10: by chance alone, about 1 month in 5 falls outside it, "
-               "so one unusual month is a prompt to look, not proof of a change.")
+UNUSUAL_NOTE = ("The likely range holds 8 months in 10: by chance alone, about 1 month in 5 falls outside it. "
+                "A month is called unusual only when it is further outside than chance explains across every "
+                "series checked that month: the same test that sounds the retraining alarm.")
 
 
 def change(now: float | None, before: float | None) -> dict[str, Any]:

@@ -24,9 +24,10 @@ independent series), the alarm sounds in at most ``q`` of the evaluations, whate
 number of series; the replay (``bench/drift_replay.py``) measures what it does on the
 city's real months, where neither holds exactly.
 
-The same test on the newest month alone gives :func:`unusual`: a month outside its band whose
-series the alarm's test finds (recorded in the champion's live summary; the page and
-``/alerts`` still list every month outside its band).
+The same test on the newest month alone gives :func:`unusual_in_month`: a month outside its
+band whose series the alarm's test finds. The live evaluation records each month it judges
+that way, and the page and ``/alerts`` show those records: what they call unusual is what the
+loop acts on.
 """
 
 from __future__ import annotations
@@ -180,11 +181,18 @@ def merge_errors(before: Mapping[str, Mapping[str, float]], new: Mapping[str, Ma
 
 
 def unusual(errors: Mapping[str, Mapping[str, float]], rule: DriftRule = DriftRule()) -> set[str]:
-    """The series whose newest month is unusual: outside its 80% band and found by the
-    alarm's test on that month alone, across the same series."""
-    newest = {label: e[max(e)] for label, e in errors.items() if e}
-    p_values = {label: _two_sided(z) for label, z in newest.items() if abs(z) > BAND_Z}
-    return benjamini_hochberg({**p_values, **{label: 1.0 for label in newest if label not in p_values}}, rule.q)
+    """The series whose newest month is unusual (see :func:`unusual_in_month`)."""
+    return unusual_in_month({label: e[max(e)] for label, e in errors.items() if e}, rule)
+
+
+def unusual_in_month(z_by_series: Mapping[str, float], rule: DriftRule = DriftRule()) -> set[str]:
+    """The series whose month was unusual: outside its 80% band and found by the alarm's test
+    on that month alone (two-sided p, Benjamini-Hochberg at ``q`` across every series judged
+    that month). One month in five falls outside its band by chance; of the months this flags,
+    at most a share ``q`` are expected to be chance, so the page and ``/alerts`` call unusual
+    only what the loop would act on."""
+    p_values = {label: _two_sided(z) if abs(z) > BAND_Z else 1.0 for label, z in z_by_series.items()}
+    return benjamini_hochberg(p_values, rule.q)
 
 
 def band_errors(rows: Iterable[Mapping[str, Any]], observed: Mapping[str, float]) -> dict[str, float]:

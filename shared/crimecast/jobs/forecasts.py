@@ -15,9 +15,9 @@ import re
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
-from crimecast.adapters.series_store import CATALOG, PROMOTED, SKIPPED, SUMMARY
+from crimecast.adapters.series_store import CATALOG, PROMOTED, SKIPPED, SUMMARY, UNUSUAL
 from crimecast.adapters.stores import Stores
-from crimecast.domain import comparison
+from crimecast.domain import comparison, drift
 from crimecast.domain.areas import AREAS, area_name
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
@@ -318,38 +318,57 @@ def _verdict(count: float, band: dict[str, Any], version: str) -> dict[str, Any]
             "distance": round(comparison.band_distance(count, lower, upper), 4), "issued_by": version}
 
 
+def judged_months(stores: Stores) -> dict[str, dict[str, Any]]:
+    """month -> the live evaluation's verdict on it: every series judged (``z``) and the unusual
+    ones (``unusual``, by :func:`crimecast.domain.drift.unusual_in_month`)."""
+    return {item["version"]: json.loads(item["payload"]) for item in stores.series.versions(UNUSUAL)}
+
+
+def _band_issued_before(stores: Stores, label: str, month: str, served: list[str],
+                        current: tuple[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The newest served version's forecast row for ``month`` issued before it, and that version."""
+    for older in served:
+        if current is not None and older == current[0]:
+            payload = current[1]
+        else:
+            item = stores.series.get(label, older)
+            if item is None:
+                continue
+            payload = json.loads(item["payload"])
+        band = _issued_before(payload, month)
+        if band is not None:
+            return older, band
+    return None
+
+
 def unusual_months(stores: Stores, key: SeriesKey, version: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The complete months of the chart (the last 36) whose count fell outside the 80% band the
-    newest served version forecast for them before they happened; months no served version
-    forecast beforehand are not judged."""
+    """The complete months of the chart (the last 36) the live evaluation found unusual for this
+    series: outside the 80% band forecast before them, by more than chance across the city's
+    series explains (the drift alarm's test). Months it has not judged are not marked."""
+    judged = judged_months(stores)
     history = [r for r in payload["history"] if not r.get("partial")][-UNUSUAL_MONTHS_SHOWN:]
-    waiting = {r["month"]: float(r["count"]) for r in history}
+    served = _served_versions(stores, version)
     found: list[dict[str, Any]] = []
-    for served in _served_versions(stores, version):
-        if not waiting:
-            break
-        item = payload if served == version else stores.series.get(key.label, served)
-        if item is None:
+    for row in history:
+        verdict = judged.get(row["month"], {})
+        if key.label not in verdict.get("unusual", ()):
             continue
-        older = item if served == version else json.loads(item["payload"])
-        for month in sorted(waiting):
-            band = _issued_before(older, month)
-            if band is not None:
-                verdict = _verdict(waiting.pop(month), band, served)
-                if verdict["direction"]:
-                    found.append({"month": month, **verdict})
-    return sorted(found, key=lambda r: r["month"])
+        issued = _band_issued_before(stores, key.label, row["month"], served, (version, payload))
+        if issued is not None:
+            found.append({"month": row["month"], "z": verdict["z"].get(key.label),
+                          **_verdict(float(row["count"]), issued[1], issued[0])})
+    return found
 
 
 def alerts(stores: Stores, crime_type: str | None = None, month: str | None = None) -> dict[str, Any]:
-    """For every series of ``crime_type`` (every series when None): whether its latest complete
-    month (or ``month``) fell outside the 80% band forecast for it before it happened, the
-    series outside ranked furthest first.
+    """For every series of ``crime_type`` (every series when None): whether the live evaluation
+    found its latest complete month (or ``month``) unusual, the unusual ones ranked furthest first.
 
-    The band is the forecast row for that month of the newest served (promoted) version whose
-    data ended before the month: what the service showed while the month was under way. A
-    series no served version forecast beforehand (e.g. the only model was trained on that
-    month) is counted in ``no_earlier_forecast``, not judged.
+    Unusual is the drift alarm's test on that month (:func:`crimecast.domain.drift.unusual_in_month`):
+    outside the 80% band forecast before the month, by more than chance across every series judged
+    explains. The band shown is that forecast's: the newest served version whose data ended before
+    the month. A series the live evaluation has not judged in that month (no forecast was issued
+    before it, or no evaluation has run since it arrived) is counted in ``no_earlier_forecast``.
     """
     if month is not None and not MONTH_PATTERN.match(month):
         raise OutOfRangeError(f"month must be YYYY-MM, got {month!r}")
@@ -357,10 +376,11 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
     found = _serving_catalog(stores, version)
     types = [_resolve_type(crime_type, found)] if crime_type else list(found["types"])
     served = _served_versions(stores, version)
-    checked: list[dict[str, Any]] = []
-    no_data = no_earlier = 0
+    judged = judged_months(stores)
+    unusual: list[dict[str, Any]] = []
+    months: set[str] = set()
+    checked = outside = no_data = no_earlier = 0
     for name in types:
-        waiting: dict[str, tuple[str, float, dict[str, Any]]] = {}
         for item in stores.series.query_type_version(f"{name}#{version}"):
             payload = json.loads(item["payload"])
             wanted = month or data_through(payload)
@@ -368,29 +388,30 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
             if wanted is None or count is None:
                 no_data += 1
                 continue
-            waiting[item["series"]] = (wanted, count, item)
-        for older in served:
-            if not waiting:
-                break
-            items = {i["series"]: i for i in stores.series.query_type_version(f"{name}#{older}")}
-            for label in list(waiting):
-                if label not in items:
-                    continue
-                wanted, count, item = waiting[label]
-                band = _issued_before(json.loads(items[label]["payload"]), wanted)
-                if band is None:
-                    continue
-                del waiting[label]
-                key = SeriesKey.parse(label)
-                checked.append({"series": label, "community_area": key.community_area,
-                                "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
-                                "crime_type": key.primary_type, "month": wanted, **_verdict(count, band, older)})
-        no_earlier += len(waiting)
-    ranked = comparison.rank_unusual(checked)
+            label = item["series"]
+            verdict = judged.get(wanted, {})
+            if label not in verdict.get("z", {}):
+                no_earlier += 1
+                continue
+            checked += 1
+            months.add(wanted)
+            outside += abs(verdict["z"][label]) > drift.BAND_Z
+            if label not in verdict["unusual"]:
+                continue
+            issued = _band_issued_before(stores, label, wanted, served, (version, payload))
+            if issued is None:
+                continue
+            key = SeriesKey.parse(label)
+            unusual.append({"series": label, "community_area": key.community_area,
+                            "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
+                            "crime_type": key.primary_type, "month": wanted, "z": verdict["z"][label],
+                            **_verdict(count, issued[1], issued[0])})
+    ranked = comparison.rank_unusual(unusual)
+    q = max((judged[m].get("false_discovery_rate", 0.0) for m in months), default=None)
     return {"crime_type": types[0] if crime_type else None, "month": month, "model_version": version,
-            "months": sorted({r["month"] for r in checked}), "band_level": comparison.BAND_LEVEL,
-            "note": comparison.CHANCE_NOTE, "series_checked": len(checked),
-            "expected_by_chance": round(len(checked) * (1 - comparison.BAND_LEVEL), 1),
+            "months": sorted(months), "band_level": comparison.BAND_LEVEL, "note": comparison.UNUSUAL_NOTE,
+            "series_checked": checked, "outside_band": outside,
+            "expected_by_chance": round(checked * (1 - comparison.BAND_LEVEL), 1), "false_discovery_rate": q,
             "above": sum(r["direction"] == "above" for r in ranked), "below": sum(r["direction"] == "below" for r in ranked),
             "no_earlier_forecast": no_earlier, "no_data": no_data, "alerts": ranked}
 

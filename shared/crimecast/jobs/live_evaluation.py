@@ -13,7 +13,7 @@ import json
 import statistics
 from typing import Any
 
-from crimecast.adapters.series_store import DRIFT_ERRORS, LIVE_SUMMARY
+from crimecast.adapters.series_store import DRIFT_ERRORS, LIVE_SUMMARY, UNUSUAL
 from crimecast.adapters.stores import Stores
 from crimecast.domain import drift, metrics
 from crimecast.domain.keys import SeriesKey
@@ -79,10 +79,24 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
             "series_evaluated": len(results), "median_live_mase": detail["median_live_mase"], "alarm": decision["alarm"],
             "newest_month": newest, "summary": evidence["summary"], "series_moved": evidence["series_moved"],
             "unusual": sorted(drift.unusual(current, threshold.rule()))})}])
+    if newest is not None:
+        _record_unusual(stores, newest, current, version, threshold.rule(), run_id)
     if decision["alarm"]:
         return detail, f"drift alarm: {evidence['summary']}"
     detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else evidence["summary"]}
     return detail, None
+
+
+def _record_unusual(stores: Stores, month: str, current: dict[str, dict[str, float]], version: str,
+                    rule: drift.DriftRule, run_id: str) -> None:
+    """The month's verdict for every series judged: the unusual ones with their z, for the page and /alerts.
+    A later evaluation of the same month judges the same first-published errors, so rewriting it changes nothing."""
+    z = {label: e[month] for label, e in current.items() if month in e}
+    found = drift.unusual_in_month(z, rule)
+    stores.series.put_items([{"series": UNUSUAL, "version": month, "run_id": run_id, "payload": json.dumps({
+        "month": month, "judged_with": version, "false_discovery_rate": rule.q,
+        "z": {label: round(value, 2) for label, value in sorted(z.items())}, "unusual": sorted(found)},
+        separators=(",", ":"))}])
 
 
 def _remember_errors(stores: Stores, errors: dict[str, dict[str, float]], run_id: str) -> dict[str, dict[str, float]]:
