@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 import uuid
+import warnings
 
 from crimecast import settings
 from crimecast.adapters import aws, limits
@@ -615,6 +616,16 @@ def serve_models(workers: int | None, state: dict[str, Any], fresh: bool = False
         model_cache.save(stores, key, summary["version"])
 
 
+class GatewayServer(ThreadingHTTPServer):
+    """The gateway's HTTP server: a client that hangs up mid-answer (a health probe with a short
+    timeout) is routine, not a traceback on the console."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class Stopping(BaseException):
     """Raised in the main thread by SIGTERM (and SIGINT): whatever it is doing (starting up,
     training every series, serving) ends and the stack shuts down."""
@@ -692,11 +703,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("WEB_ORIGIN", f"http://127.0.0.1:{args.port}")
+    # Metrics are off here (no CloudWatch): Powertools' "no application metrics" on every flush is noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
     template = load_template(TEMPLATE)
     try:
         gateway = Gateway.from_template(template, state)
-        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(gateway))
+        server = GatewayServer(("127.0.0.1", args.port), make_handler(gateway))
     except OSError as exc:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1

@@ -92,7 +92,9 @@ def _stop(process: subprocess.Popen, log: Path) -> None:
         pytest.fail(f"still running {STOP_WITHIN_S:.0f} s after SIGTERM: {log.read_text()[-2000:]}")
     took = time.monotonic() - sent
     assert code == 0, log.read_text()[-2000:]
-    assert "stopping" in log.read_text()
+    said = log.read_text()
+    assert "stopping" in said
+    assert "Traceback" not in said and "No application metrics" not in said, said[-2000:]  # nothing a user reads as a failure
     left = wait_gone(started_by_it | group(process.pid), timeout=0.5)
     assert not left, f"left alive after the stack exited ({took:.1f} s): {sorted(left)}"
 
