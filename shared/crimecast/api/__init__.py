@@ -9,20 +9,26 @@ This module and ``predict`` never import pydantic: the predict function answers 
 public read path, and Powertools' request validation (pydantic) alone would double its
 cold start (bench/cold_import.py). Its routes bind their query parameters with
 ``query_parameters`` instead; the other functions validate through Powertools.
+
+A request body is read as JSON only (``json_body``): another media type is a 415, malformed
+JSON a 400, whichever route reads it.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from functools import wraps
 import inspect
 import json
+import re
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from crimecast import security_headers, settings
 from crimecast.domain.errors import (
@@ -51,6 +57,43 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 
 RouteResult = TypeVar("RouteResult")
+# application/json, or a type with the +json suffix (RFC 6839), such as application/merge-patch+json
+JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.-]+\+)?json")
+MAX_ECHOED_MEDIA_TYPE = 80  # the longest Content-Type a 415 repeats back
+
+
+class UnsupportedMediaTypeError(Exception):
+    """A request body in a media type other than JSON, on a route that reads JSON (a 415)."""
+
+
+def json_body(event: BaseProxyEvent) -> Any:
+    """The request body parsed as JSON; None when there is none (an empty body).
+
+    A body must say it is JSON: ``Content-Type: application/json`` (or a ``+json`` type; a
+    charset parameter is ignored, since JSON is UTF-8). Any other type is a 415, and so is a
+    body with no Content-Type at all: it is not guessed at, as ``curl -d`` sends a form, which
+    would otherwise reach the route as a puzzling field error. A body that does not parse
+    (bad syntax, not UTF-8, nested or a number too deep for the parser) is a 400.
+    """
+    raw = event.body
+    if not raw:
+        return None
+    declared = event.headers.get("content-type")
+    if not JSON_MEDIA_TYPE.fullmatch((declared or "").split(";", 1)[0].strip().lower()):
+        got = f"Content-Type {declared[:MAX_ECHOED_MEDIA_TYPE]!r}" if declared else "no Content-Type"
+        raise UnsupportedMediaTypeError(f"the body must be JSON, sent with Content-Type: application/json; got {got}")
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.is_base64_encoded else raw
+    except UnicodeDecodeError:
+        raise InvalidInputError("the body is not valid JSON: it is not UTF-8") from None
+    except ValueError:
+        raise InvalidInputError("the body is not valid JSON: its base64 encoding is broken") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError):  # an integer over Python's 4300 digits, nesting past the parser's depth
+        raise InvalidInputError("the body is not valid JSON: a number too long or nesting too deep to read") from None
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -77,6 +120,10 @@ def _map_validation_error(exc: RequestValidationError) -> Response:
     return error_response(422, "validation_error", problems or "the request is not valid")
 
 
+def _map_unsupported_media_type(exc: UnsupportedMediaTypeError) -> Response:
+    return error_response(415, "unsupported_media_type", str(exc))
+
+
 def _route_not_found(exc: Exception) -> Response:
     return error_response(404, "not_found", "no such route")
 
@@ -92,7 +139,17 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"  # a JSON answer loads
 class SecureRestResolver(APIGatewayRestResolver):
     """The REST resolver whose every answer, errors included (they bypass Powertools'
     middlewares), carries the security headers; an answer that set its own CSP keeps it
-    (Swagger UI at /docs)."""
+    (Swagger UI at /docs). With validation on, a route's body is read by ``json_body``."""
+
+    def __init__(self, *, enable_validation: bool, cors: CORSConfig | None) -> None:
+        super().__init__(enable_validation=enable_validation, cors=cors)
+        if enable_validation:
+            # Powertools' own validation would read a form as the body's fields and answer any
+            # other type with a 500; this one reads every body with json_body. Imported here:
+            # it loads pydantic, which the predict function (no validation) does without.
+            from crimecast.api.validation import JsonBodyValidation
+
+            self._request_validation_middleware = JsonBodyValidation()
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         result = super().resolve(event, context)
@@ -103,17 +160,19 @@ class SecureRestResolver(APIGatewayRestResolver):
         return result
 
 
-def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRestResolver:
-    """A REST resolver with CORS for the web origin and one error format.
+def create_resolver(*routers: Router, validation: bool = True,
+                    resolver: type[SecureRestResolver] = SecureRestResolver) -> APIGatewayRestResolver:
+    """A REST resolver (``resolver``) with CORS for the web origin and one error format.
 
     ``validation`` turns on Powertools' pydantic request validation; routers bound with
     ``query_parameters`` do without it.
     """
     origin = settings.load(settings.ApiSettings).web_origin
     cors = CORSConfig(allow_origin=origin, allow_headers=["Authorization", "Content-Type"]) if origin else None
-    app = SecureRestResolver(enable_validation=validation, cors=cors)
+    app = resolver(enable_validation=validation, cors=cors)
     app.exception_handler(CrimecastError)(_map_domain_error)
     app.exception_handler(RequestValidationError)(_map_validation_error)
+    app.exception_handler(UnsupportedMediaTypeError)(_map_unsupported_media_type)
     app.not_found(_route_not_found)
     app.exception_handler(Exception)(_map_unexpected)
     for router in routers:
