@@ -137,7 +137,8 @@ def test_alerts_without_an_earlier_forecast_judge_nothing(aws) -> None:
     _publish(aws, NEW, "2026-04")
     answer = body(_get("/alerts", {}))
     assert answer["alerts"] == [] and answer["no_earlier_forecast"] == 2 and answer["series_checked"] == 0
-    assert _get("/alerts", {"month": "2026-13"})["statusCode"] == 422
+    malformed = _get("/alerts", {"month": "2026-13"})  # malformed: a 400, as on /predict/map (was a 422)
+    assert malformed["statusCode"] == 400 and "YYYY-MM" in body(malformed)["error"]["message"]
 
 
 def test_rollback_serves_the_previous_version_and_is_recorded(aws) -> None:
