@@ -1,4 +1,4 @@
-"""crimecast.api.json_body: which bodies are JSON, read without a handler or AWS."""
+"""crimecast.api.bodies.json_body: which bodies are JSON, read without a handler or AWS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 import pytest
 
-from crimecast.api import UnsupportedMediaTypeError, json_body
+from crimecast.api.bodies import UnsupportedMediaTypeError, json_body
 from crimecast.domain.errors import InvalidInputError
 
 

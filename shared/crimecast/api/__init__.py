@@ -10,27 +10,25 @@ public read path, and Powertools' request validation (pydantic) alone would doub
 cold start (bench/cold_import.py). Its routes bind their query parameters with
 ``query_parameters`` instead; the other functions validate through Powertools.
 
-A request body is read as JSON only (``json_body``): another media type is a 415, malformed
+A request body is read as JSON only (``bodies.json_body``): another media type is a 415, malformed
 JSON a 400, whichever route reads it.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from functools import wraps
 import inspect
 import json
-import re
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from crimecast import security_headers, settings
+from crimecast.api.bodies import UnsupportedMediaTypeError
 from crimecast.domain.errors import (
     ConfigurationError,
     ConflictError,
@@ -57,43 +55,6 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 
 RouteResult = TypeVar("RouteResult")
-# application/json, or a type with the +json suffix (RFC 6839), such as application/merge-patch+json
-JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.-]+\+)?json")
-MAX_ECHOED_MEDIA_TYPE = 80  # the longest Content-Type a 415 repeats back
-
-
-class UnsupportedMediaTypeError(Exception):
-    """A request body in a media type other than JSON, on a route that reads JSON (a 415)."""
-
-
-def json_body(event: BaseProxyEvent) -> Any:
-    """The request body parsed as JSON; None when there is none (an empty body).
-
-    A body must say it is JSON: ``Content-Type: application/json`` (or a ``+json`` type; a
-    charset parameter is ignored, since JSON is UTF-8). Any other type is a 415, and so is a
-    body with no Content-Type at all: it is not guessed at, as ``curl -d`` sends a form, which
-    would otherwise reach the route as a puzzling field error. A body that does not parse
-    (bad syntax, not UTF-8, nested or a number too deep for the parser) is a 400.
-    """
-    raw = event.body
-    if not raw:
-        return None
-    declared = event.headers.get("content-type")
-    if not JSON_MEDIA_TYPE.fullmatch((declared or "").split(";", 1)[0].strip().lower()):
-        got = f"Content-Type {declared[:MAX_ECHOED_MEDIA_TYPE]!r}" if declared else "no Content-Type"
-        raise UnsupportedMediaTypeError(f"the body must be JSON, sent with Content-Type: application/json; got {got}")
-    try:
-        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.is_base64_encoded else raw
-    except UnicodeDecodeError:
-        raise InvalidInputError("the body is not valid JSON: it is not UTF-8") from None
-    except ValueError:
-        raise InvalidInputError("the body is not valid JSON: its base64 encoding is broken") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-    except (ValueError, RecursionError):  # an integer over Python's 4300 digits, nesting past the parser's depth
-        raise InvalidInputError("the body is not valid JSON: a number too long or nesting too deep to read") from None
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -139,7 +100,7 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"  # a JSON answer loads
 class SecureRestResolver(APIGatewayRestResolver):
     """The REST resolver whose every answer, errors included (they bypass Powertools'
     middlewares), carries the security headers; an answer that set its own CSP keeps it
-    (Swagger UI at /docs). With validation on, a route's body is read by ``json_body``."""
+    (Swagger UI at /docs). With validation on, a route's body is read by ``bodies.json_body``."""
 
     def __init__(self, *, enable_validation: bool, cors: CORSConfig | None) -> None:
         super().__init__(enable_validation=enable_validation, cors=cors)

@@ -44,7 +44,7 @@ ROUTERS = (auth.router, predict.router, evaluate.router, ingest.router, retrain.
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
-# What crimecast.api.json_body answers on every route that reads a body.
+# What crimecast.api.bodies.json_body answers on every route that reads a body.
 BODY_ERRORS = {400: "invalid_request: the body is not valid JSON",
                415: "unsupported_media_type: the body is not sent as application/json"}
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

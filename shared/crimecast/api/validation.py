@@ -1,4 +1,4 @@
-"""Powertools' request validation, reading a route's body with :func:`crimecast.api.json_body`.
+"""Powertools' request validation, reading a route's body with :func:`crimecast.api.bodies.json_body`.
 
 Powertools reads a body by its Content-Type: JSON, a form (whose pairs then fail the route's
 model with a puzzling field error) or multipart, and raises on anything else, which reached
@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 
-from crimecast.api import json_body
+from crimecast.api.bodies import json_body
 
 
 class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
