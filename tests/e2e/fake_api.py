@@ -51,7 +51,7 @@ from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is fo
 from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
 from crimecast.domain.errors import InvalidInputError  # noqa: E402
 from crimecast.domain.keys import parse_area as domain_parse_area  # noqa: E402
-from crimecast.domain.months import add_months, month_range  # noqa: E402
+from crimecast.domain.months import add_months, month_range, parse_month  # noqa: E402
 from crimecast.security_headers import security_headers  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
@@ -747,8 +747,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _map(self, query: dict[str, str]) -> None:
         crime_type, month = parse_type(query.get("crime_type")), query.get("month")
-        if month is not None and not re.fullmatch(r"\d{4}-\d{2}", month):
-            raise ApiError(422, "validation_error", "month: String should match pattern '^\\d{4}-\\d{2}$'")
+        try:
+            month = parse_month(month) if month is not None else None
+        except InvalidInputError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
         rows = []
         for area in range(1, 78):
             payload = series_payload(area, crime_type)

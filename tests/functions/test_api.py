@@ -25,10 +25,11 @@ FORECAST_MONTHS = [f"2026-{m:02d}" for m in range(6, 13)] + [f"2027-{m:02d}" for
 SKIPPED = {"series": "47:ASSAULT", "reason": "only 20 months with any report in the last five years; 24 needed"}
 
 
-def _publish(stores, level_by_area: dict[int | None, float], crime_type: str = "ASSAULT") -> None:
+def _publish(stores, level_by_area: dict[int | None, float], crime_type: str = "ASSAULT", city_only: tuple[str, ...] = ()) -> None:
+    """One version serving ``crime_type`` at these levels, and each type of ``city_only`` citywide only."""
     items, keys = [], []
-    for area, level in level_by_area.items():
-        key = SeriesKey(area, crime_type)
+    for key, level in [*((SeriesKey(a, crime_type), v) for a, v in level_by_area.items()),
+                       *((SeriesKey(None, t), 900.0) for t in city_only)]:
         history = [{"month": "2026-04", "count": int(level), "partial": False}, {"month": "2026-05", "count": 7, "partial": True}]
         forecast = [{"month": m, "yhat": level + i, "yhat_lower": level - 5, "yhat_upper": level + 5 + i}
                     for i, m in enumerate(FORECAST_MONTHS)]
@@ -107,10 +108,38 @@ def test_map_ranks_every_area(aws) -> None:
     assert later["month"] == "2027-01" and later["areas"][0]["yhat"] == 150.0 + 7
 
 
-@pytest.mark.parametrize(("month", "status"), [("2031-01", 422), ("Jan", 422)])
-def test_map_month_out_of_range_or_malformed(aws, month: str, status: int) -> None:
+def test_map_month_not_forecast_is_a_422(aws) -> None:
     _publish(aws, {25: 100.0})
-    assert _get("/predict/map", {"crime_type": "ASSAULT", "month": month})["statusCode"] == status
+    response = _get("/predict/map", {"crime_type": "ASSAULT", "month": "2031-01"})
+    assert response["statusCode"] == 422 and "forecast months run 2026-06..2028-05" in body(response)["error"]["message"]
+
+
+MALFORMED_MONTHS = ["Jan", "2026-13", "2026-00", "0000-01", "2026-1", "202-01", "2026/01", "2026-01-01", "2026-01\n",
+                    " 2026-01", "\uff12\uff10\uff12\uff16-\uff10\uff11", '2026-01"; filename="evil.exe', "2026-01\r\nSet-Cookie: a=b", ""]
+
+
+@pytest.mark.parametrize("month", MALFORMED_MONTHS)
+def test_map_month_that_is_not_a_real_yyyy_mm_is_a_400_and_never_reaches_a_header(aws, month: str) -> None:
+    _publish(aws, {25: 100.0, None: 900.0}, city_only=("THEFT",))  # THEFT's map has no row to take the month from
+    for crime_type in ("ASSAULT", "THEFT"):
+        for csv_format in ("csv", "json"):
+            response = _get("/predict/map", {"crime_type": crime_type, "month": month, "format": csv_format})
+            assert response["statusCode"] == 400, (month, response["body"])
+            message = body(response)["error"]["message"]
+            assert message.startswith("month must be a month written YYYY-MM"), message
+            assert "Content-Disposition" not in str(response.get("multiValueHeaders")) + str(response.get("headers"))
+
+
+def test_map_csv_is_named_after_the_validated_month_in_header_safe_characters(aws) -> None:
+    from crimecast.api.predict import download_name
+
+    _publish(aws, {25: 100.0, None: 900.0})
+    response = _get("/predict/map", {"crime_type": "ASSAULT", "month": "2027-01", "format": "csv"})
+    assert response["statusCode"] == 200
+    assert response["multiValueHeaders"]["Content-Disposition"] == ['attachment; filename="crimecast-map-ASSAULT-2027-01.csv"']
+    assert download_name("map", "CRIM SEXUAL ASSAULT", "2027-01") == "crimecast-map-CRIM_SEXUAL_ASSAULT-2027-01.csv"
+    assert download_name("map", "NON-CRIMINAL (SUBJECT SPECIFIED)", None) == "crimecast-map-NON-CRIMINAL_(SUBJECT_SPECIFIED)-None.csv"
+    assert download_name('a"; b\r\nX: y', "caf\u00e9") == "crimecast-a___b__X__y-caf_.csv"
 
 
 def test_evaluate_series_and_summary(aws) -> None:

@@ -83,6 +83,15 @@ def test_csv_quotes_formulas_and_leaves_none_empty() -> None:
     assert text.splitlines() == ["a,b,c", "'=cmd(),,-3"]
 
 
+def test_csv_neutralises_every_formula_start_owasp_lists_and_keeps_signed_numbers() -> None:
+    """OWASP's CSV injection list: = + - @ TAB CR. A TAB or CR before a number is not a number's
+    start (Python's float() would skip it), so it is neutralised too."""
+    risky = ["=1+1", "+cmd|' /C calc'!A0", "-2+3+cmd()", "@SUM(1+1)", "\t=1+1", "\r=1+1", "\t-1", "\r+1", "\t", "-", "+"]
+    kept = ["-3", "+4.5", "-1e3", "plain", " =1+1", "a=1", ""]
+    rows = list(csv.reader(io.StringIO(comparison.to_csv(["v"], [{"v": v} for v in risky + kept]))))[1:]
+    assert [r[0] for r in rows] == ["'" + v for v in risky] + kept
+
+
 def test_predict_serves_the_comparison_and_csv(aws) -> None:
     _publish(aws, NEW, "2026-04")
     answer = body(_get("/predict", {"community_area": "25", "crime_type": "THEFT"}))
@@ -154,7 +163,8 @@ def test_alerts_without_an_earlier_forecast_judge_nothing(aws) -> None:
     _publish(aws, NEW, "2026-04")
     answer = body(_get("/alerts", {}))
     assert answer["alerts"] == [] and answer["no_earlier_forecast"] == 2 and answer["series_checked"] == 0
-    assert _get("/alerts", {"month": "2026-13"})["statusCode"] == 422
+    malformed = _get("/alerts", {"month": "2026-13"})  # malformed: a 400, as on /predict/map (was a 422)
+    assert malformed["statusCode"] == 400 and "YYYY-MM" in body(malformed)["error"]["message"]
 
 
 def test_rollback_serves_the_previous_version_and_is_recorded(aws) -> None:

@@ -4,10 +4,17 @@ wrong types, missing fields, unicode, out-of-range numbers). No answer may be a 
 every error has the API's one shape, ``{"error": {"code", "message"}}`` (RFC 6749's
 ``{"error", "error_description"}`` on ``/auth/token``).
 
+Every valid case of a route that reads a JSON body is sent again as another media type
+(text/plain, a form, multipart, XML, or no Content-Type, in turn), which must be a 415:
+schemathesis sends only the media types the document declares, so a 500 on text/plain went
+unseen here until a run of the schemathesis CLI found it.
+
 Bounded for CI: ``CRIMECAST_FUZZ_EXAMPLES`` examples per route, role and mode (default 20),
 derandomized so every run sends the same requests. Routes that start long jobs are sent
 only what cannot start one: ``POST /retrain`` (no parameters) goes as a viewer only (403),
-``POST /ingest`` as an admin only with invalid bodies.
+``POST /ingest`` as an admin only with invalid bodies (or as another media type). Routes
+that end the session (``/auth/logout``) are never fuzzed: they would revoke the fuzzer's own
+token and hide every later answer behind a 401.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import pytest
 import requests
 import schemathesis
 from schemathesis import GenerationMode
+from schemathesis.core import NOT_SET
 
 from tests.integration.conftest import PASSWORD, Stack, request, running_stack
 
@@ -36,6 +44,9 @@ VIEWER = "fuzz-viewer"
 SESSION_ENDING = re.compile(r"logout|revoke|rotate", re.I)
 STATS: Counter[str] = Counter()
 ROUTES: Counter[str] = Counter()
+# Sent in turn, with each valid case of a route that reads JSON: each must be a 415 (None: no Content-Type).
+FOREIGN_MEDIA_TYPES: tuple[str | None, ...] = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                               "application/xml", "text/plain; charset=utf-8", None)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +107,9 @@ def _skip(role: str, mode: GenerationMode, operation: Any, case: Any, ingest_sch
 
 def _operations(schema: Any) -> list[Any]:
     found = [result.ok() for result in schema.get_all_operations()]
-    return [op for op in found if not SESSION_ENDING.search(op.path)]
+    kept = [op for op in found if not SESSION_ENDING.search(op.path)]
+    assert ("POST", "/auth/logout") in {(op.method.upper(), op.path) for op in found} - {(op.method.upper(), op.path) for op in kept}
+    return kept
 
 
 def _ingest_schema(schema: Any) -> dict | None:
@@ -146,6 +159,26 @@ def _send(role: str, mode: GenerationMode, operation: Any, case: Any, ingest_sch
                  f"{case.path_parameters!r} {case.query!r} {case.media_type} {case.body!r}")
     if role == "viewer" and operation.path.startswith("/runs") and response.status_code == 200:
         assert "error_detail" not in response.text and "failure_details" not in response.text  # admins only
+    if mode is GenerationMode.POSITIVE and [b for b in operation.body if b.media_type == "application/json"]:
+        _send_as_another_media_type(operation, case, base, session, headers)
+
+
+def _send_as_another_media_type(operation: Any, case: Any, base: str, session: requests.Session,
+                                headers: dict[str, str]) -> None:
+    """The valid case again, its body as JSON text but labelled another media type (or none): a 415.
+    Only valid cases: an invalid path parameter could make a 404 the right answer."""
+    media_type = FOREIGN_MEDIA_TYPES[STATS["foreign media types"] % len(FOREIGN_MEDIA_TYPES)]
+    request = case.as_transport_kwargs(base_url=base, headers=headers)
+    request.pop("json", None)
+    request.pop("data", None)
+    request["headers"] = {k: v for k, v in request["headers"].items() if k.lower() != "content-type"}
+    if media_type is not None:
+        request["headers"]["Content-Type"] = media_type
+    request["data"] = json.dumps(case.body if case.body is not NOT_SET and case.body is not None else {}).encode()
+    response = session.request(**request, timeout=30)
+    STATS["foreign media types"] += 1
+    check_answer(operation.method.upper(), operation.path, response, f"as {media_type}: {request['data'][:200]!r}")
+    assert response.status_code == 415, (operation.path, media_type, response.status_code, response.text[:300])
 
 
 TOKEN_FORMS: list[tuple[str, str | None]] = [

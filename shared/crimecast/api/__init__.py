@@ -9,6 +9,9 @@ This module and ``predict`` never import pydantic: the predict function answers 
 public read path, and Powertools' request validation (pydantic) alone would double its
 cold start (bench/cold_import.py). Its routes bind their query parameters with
 ``query_parameters`` instead; the other functions validate through Powertools.
+
+A request body is read as JSON only (``bodies.json_body``): another media type is a 415, malformed
+JSON a 400, whichever route reads it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from crimecast import security_headers, settings
+from crimecast.api.bodies import UnsupportedMediaTypeError
 from crimecast.domain.errors import (
     ConfigurationError,
     ConflictError,
@@ -77,6 +81,10 @@ def _map_validation_error(exc: RequestValidationError) -> Response:
     return error_response(422, "validation_error", problems or "the request is not valid")
 
 
+def _map_unsupported_media_type(exc: UnsupportedMediaTypeError) -> Response:
+    return error_response(415, "unsupported_media_type", str(exc))
+
+
 def _route_not_found(exc: Exception) -> Response:
     return error_response(404, "not_found", "no such route")
 
@@ -92,7 +100,17 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"  # a JSON answer loads
 class SecureRestResolver(APIGatewayRestResolver):
     """The REST resolver whose every answer, errors included (they bypass Powertools'
     middlewares), carries the security headers; an answer that set its own CSP keeps it
-    (Swagger UI at /docs)."""
+    (Swagger UI at /docs). With validation on, a route's body is read by ``bodies.json_body``."""
+
+    def __init__(self, *, enable_validation: bool, cors: CORSConfig | None) -> None:
+        super().__init__(enable_validation=enable_validation, cors=cors)
+        if enable_validation:
+            # Powertools' own validation would read a form as the body's fields and answer any
+            # other type with a 500; this one reads every body with json_body. Imported here:
+            # it loads pydantic, which the predict function (no validation) does without.
+            from crimecast.api.validation import JsonBodyValidation
+
+            self._request_validation_middleware = JsonBodyValidation()
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         result = super().resolve(event, context)
@@ -103,17 +121,19 @@ class SecureRestResolver(APIGatewayRestResolver):
         return result
 
 
-def create_resolver(*routers: Router, validation: bool = True) -> APIGatewayRestResolver:
-    """A REST resolver with CORS for the web origin and one error format.
+def create_resolver(*routers: Router, validation: bool = True,
+                    resolver: type[SecureRestResolver] = SecureRestResolver) -> APIGatewayRestResolver:
+    """A REST resolver (``resolver``) with CORS for the web origin and one error format.
 
     ``validation`` turns on Powertools' pydantic request validation; routers bound with
     ``query_parameters`` do without it.
     """
     origin = settings.load(settings.ApiSettings).web_origin
     cors = CORSConfig(allow_origin=origin, allow_headers=["Authorization", "Content-Type"]) if origin else None
-    app = SecureRestResolver(enable_validation=validation, cors=cors)
+    app = resolver(enable_validation=validation, cors=cors)
     app.exception_handler(CrimecastError)(_map_domain_error)
     app.exception_handler(RequestValidationError)(_map_validation_error)
+    app.exception_handler(UnsupportedMediaTypeError)(_map_unsupported_media_type)
     app.not_found(_route_not_found)
     app.exception_handler(Exception)(_map_unexpected)
     for router in routers:

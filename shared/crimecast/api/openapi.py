@@ -15,19 +15,58 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.models import OAuth2, OAuthFlowPassword, OAuthFlows
+from aws_lambda_powertools.event_handler.openapi.models import OAuth2, OAuthFlowPassword, OAuthFlows, OpenAPI
+from aws_lambda_powertools.event_handler.openapi.models import Response as ResponseObject
 
 from crimecast import security_headers
-from crimecast.api import DOCS_PATH, OPENAPI_PATH, auth, create_resolver, evaluate, ingest, predict, retrain
+from crimecast.api import (
+    DOCS_PATH,
+    OPENAPI_PATH,
+    SecureRestResolver,
+    auth,
+    create_resolver,
+    evaluate,
+    ingest,
+    predict,
+    retrain,
+)
 
 API_TITLE = "crimecast API"
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "Monthly crime forecasts per Chicago community area and crime type. Sign in with Authorize "
     "(OAuth2 password flow). Every error, 422 included, has the body "
-    '`{"error": {"code": "...", "message": "..."}}`; the 422 schema shown per route is the generic one.'
+    '`{"error": {"code": "...", "message": "..."}}`; the 422 schema shown per route is the generic one. '
+    "A request body is JSON, sent with `Content-Type: application/json`: any other type, or none, is a 415, "
+    "and JSON that does not parse a 400."
 )
 ROUTERS = (auth.router, predict.router, evaluate.router, ingest.router, retrain.router)
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
+# What crimecast.api.bodies.json_body answers on every route that reads a body.
+BODY_ERRORS = {400: "invalid_request: the body is not valid JSON",
+               415: "unsupported_media_type: the body is not sent as application/json"}
+OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+class DocumentedResolver(SecureRestResolver):
+    """The resolver whose document lists, on every route that reads a JSON body, the 400 and
+    415 its body answers (they come from the shared body reader, not from any one route)."""
+
+    def get_openapi_schema(self, **options: Any) -> OpenAPI:
+        document = super().get_openapi_schema(**options)
+        for item in (document.paths or {}).values():
+            for operation in filter(None, (getattr(item, method, None) for method in OPERATIONS)):
+                if operation.requestBody is None:
+                    continue
+                responses = operation.responses if operation.responses is not None else {}
+                for status, description in BODY_ERRORS.items():
+                    if status not in responses and str(status) not in responses:
+                        responses[status] = ResponseObject.model_validate(
+                            {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}})
+                operation.responses = responses
+        return document
 
 
 def _document_options() -> dict[str, Any]:
@@ -50,7 +89,7 @@ def _docs_headers(app: APIGatewayRestResolver, next_middleware: NextMiddleware) 
 @cache
 def documentation() -> APIGatewayRestResolver:
     """A resolver holding every route, used only to describe them (and serve ``/docs``)."""
-    app = create_resolver(*ROUTERS)
+    app = create_resolver(*ROUTERS, resolver=DocumentedResolver)
     app.enable_swagger(path=DOCS_PATH, persist_authorization=False, middlewares=[_docs_headers], **_document_options())
 
     @app.get(OPENAPI_PATH, include_in_schema=False)

@@ -6,6 +6,7 @@ ranges. Annotations are evaluated eagerly (no ``from __future__ import annotatio
 the OpenAPI document reads real types from the signatures.
 """
 
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -18,6 +19,14 @@ from crimecast.jobs import forecasts
 
 router = Router()
 CSV = "text/csv"
+# A download's name goes between quotes in a header (Content-Disposition): anything but these
+# (a quote, a semicolon, CR or LF, a non-ASCII letter) becomes "_".
+UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._()-]")
+
+
+def download_name(*parts: object) -> str:
+    """``crimecast-<part>-<part>....csv``, each part made safe for the Content-Disposition header."""
+    return "-".join(UNSAFE_IN_FILENAME.sub("_", str(part)) for part in ("crimecast", *parts)) + ".csv"
 
 
 def _wants_csv(format: str | None) -> bool:  # noqa: A002 - the query parameter's name
@@ -52,7 +61,7 @@ def predict(community_area: str = "city", crime_type: str = "ALL", months: int =
             format: str | None = None) -> Any:  # noqa: A002 - the query parameter's name
     as_csv = _wants_csv(format)
     doc = forecasts.prediction(get_stores(), community_area, crime_type, months)
-    name = f"crimecast-{doc['community_area'] or 'city'}-{doc['crime_type']}-{doc['model_version']}.csv".replace(" ", "_")
+    name = download_name(doc["community_area"] or "city", doc["crime_type"], doc["model_version"])
     return _answer(doc, as_csv, forecasts.prediction_csv, name)
 
 
@@ -67,14 +76,14 @@ def boundaries() -> Response[str]:
 
 
 @router.get("/predict/map", summary="Every area's forecast for one month, ranked",
-            description="crime_type: a crime type or ALL. month: YYYY-MM; default: the first forecast month. "
-                        "format=csv (or Accept: text/csv): every area as CSV.")
+            description="crime_type: a crime type or ALL. month: YYYY-MM (400 when malformed, 422 when not "
+                        "forecast); default: the first forecast month. format=csv (or Accept: text/csv): every area as CSV.")
 @query_parameters(router)
 def predict_map(crime_type: str = "ALL", month: str | None = None,
                 format: str | None = None) -> Any:  # noqa: A002 - the query parameter's name
     as_csv = _wants_csv(format)
     doc = forecasts.area_map(get_stores(), crime_type, month)
-    return _answer(doc, as_csv, forecasts.map_csv, f"crimecast-map-{doc['crime_type']}-{doc['month']}.csv".replace(" ", "_"))
+    return _answer(doc, as_csv, forecasts.map_csv, download_name("map", doc["crime_type"], doc["month"]))
 
 
 @router.get("/alerts", summary="Series whose latest complete month fell outside the 80% band forecast for it",

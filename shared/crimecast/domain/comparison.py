@@ -96,9 +96,16 @@ def rank_unusual(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "rank": n} for n, r in enumerate(ranked, 1)]
 
 
+# What a spreadsheet may read as the start of a formula (OWASP, "CSV Injection"): a text cell
+# starting so gets a leading apostrophe. TAB and CR count: some spreadsheets skip them first.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SIGNS = ("+", "-")  # also the start of a number, which is left as it is
+
+
 def to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    """RFC 4180 CSV (CRLF line ends) with a header row; None is an empty cell; a leading
-    = + - @ on a text cell is quoted with an apostrophe, so a spreadsheet never runs it."""
+    """RFC 4180 CSV (CRLF line ends) with a header row; None is an empty cell; a text cell
+    starting with = + - @ TAB or CR (``FORMULA_STARTS``), unless it is a signed number, is
+    quoted with an apostrophe, so a spreadsheet never runs it."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
@@ -112,7 +119,7 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _numeric(value):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not (value[:1] in SIGNS and _numeric(value)):
         return "'" + value
     return value
 

@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+import re
+
+from crimecast.domain.errors import InvalidInputError
+
+MONTH_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}")  # ASCII digits only (\d would take any script's)
+MAX_ECHOED = 20  # the most of a bad value a message repeats
+
+
+def parse_month(text: str, name: str = "month") -> str:
+    """``text`` when it is a real month written ``YYYY-MM`` (year 0001-9999, month 01-12);
+    otherwise an InvalidInputError (a 400) naming ``name`` and showing a bounded part of it."""
+    if not MONTH_FORMAT.fullmatch(text) or int(text[:4]) < 1 or not 1 <= int(text[5:]) <= 12:
+        raise InvalidInputError(f"{name} must be a month written YYYY-MM, such as 2026-05; got {text[:MAX_ECHOED]!r}")
+    return text
 
 
 def month_of(moment: date) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 import json
-import re
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
@@ -22,6 +21,7 @@ from crimecast.domain.areas import AREAS, area_name
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
 from crimecast.domain.keys import CITY, SeriesKey, parse_area
+from crimecast.domain.months import parse_month
 
 MAX_MONTHS = 24
 HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
@@ -220,7 +220,9 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
 
 
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
-    """Every area's forecast for one month, highest first (rank 1)."""
+    """Every area's forecast for one month (a malformed month is a 400, one not forecast a
+    422), highest first (rank 1)."""
+    month = parse_month(month) if month is not None else None
     version = serving_version(stores)
     found = _serving_catalog(stores, version)
     name = _resolve_type(crime_type, found)
@@ -292,7 +294,6 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
 
 # --- months outside their band ------------------------------------------------------------
 
-MONTH_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 UNUSUAL_MONTHS_SHOWN = 36  # the months of history the chart marks
 VERSIONS_LOOKED_BACK = 24  # served versions searched for the forecast issued before a month
 
@@ -370,8 +371,7 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
     the month. A series the live evaluation has not judged in that month (no forecast was issued
     before it, or no evaluation has run since it arrived) is counted in ``no_earlier_forecast``.
     """
-    if month is not None and not MONTH_PATTERN.match(month):
-        raise OutOfRangeError(f"month must be YYYY-MM, got {month!r}")
+    month = parse_month(month) if month is not None else None
     version = serving_version(stores)
     found = _serving_catalog(stores, version)
     types = [_resolve_type(crime_type, found)] if crime_type else list(found["types"])
