@@ -90,4 +90,4 @@ def promote_version(stores: Stores, version: str, reason: str, who: str) -> dict
     forecasts.promote(stores, version, str(first["trained_at"]) if first else runs.now_iso(), replaces=previous, by=who,
                       reason=detail["reason"])
     return runs.update_run(stores, run["run_id"], "succeeded",
-                           {"promotion": {"promoted": True, "reason": f"rolled back by {who}: {detail['reason']}"}})
+                           {"promotion": {"promoted": True, "reason": f"rolled back by an admin: {detail['reason']}"}})
