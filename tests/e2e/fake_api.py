@@ -387,6 +387,14 @@ def _ingest_detail(trigger: str, mode: str, as_of: str, *, window_months: int = 
 STATE = State()
 
 
+def for_reader(view: dict[str, Any], who: dict[str, Any]) -> dict[str, Any]:
+    """As the service (crimecast.jobs.runs.for_reader): a viewer reads no execution ARN and no admin's username."""
+    if "admin" in who["roles"]:
+        return view
+    hidden = ("execution_arn", "by")
+    return {**view, "detail": {k: v for k, v in view["detail"].items() if k not in hidden}}
+
+
 def run_view(run: dict[str, Any]) -> dict[str, Any]:
     """Move a fake run on by the time elapsed: queued, running, then finished."""
     if run["status"] in ("succeeded", "failed") or "_t0" not in run:
@@ -599,7 +607,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate|promote)$'")
             limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
             with STATE.lock:
-                views = [run_view(r) for r in STATE.runs.values() if r["kind"] == kind]
+                views = [for_reader(run_view(r), who) for r in STATE.runs.values() if r["kind"] == kind]
             views.sort(key=lambda r: r["started_at"], reverse=True)
             return self._json(200, {"runs": views[:limit]})
         if method == "GET" and path.startswith("/runs/"):
@@ -608,7 +616,7 @@ class Handler(BaseHTTPRequestHandler):
                 run = STATE.runs.get(run_id)
                 if not run:
                     raise ApiError(404, "not_found", f"no run {run_id!r}")
-                return self._json(200, run_view(run))
+                return self._json(200, for_reader(run_view(run), who))
         raise ApiError(404, "not_found", "no such route")
 
     def _token(self) -> None:
@@ -739,7 +747,7 @@ class Handler(BaseHTTPRequestHandler):
             run = {"run_id": run_id, "kind": "promote", "status": "succeeded", "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "finished_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "detail": {"trigger": "api", "version": version, "previous": STATE.model_version, "by": who, "reason": reason,
-                              "promotion": {"promoted": True, "reason": f"rolled back by {who}: {reason}"}}}
+                              "promotion": {"promoted": True, "reason": f"rolled back by an admin: {reason}"}}}
             STATE.runs[run_id] = run
             STATE.model_version = version
             STATE.promoted[version] = {"promoted_at": run["started_at"], "by": who, "reason": reason}

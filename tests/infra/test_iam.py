@@ -18,7 +18,7 @@ RETRAIN_STEPS = {
     "RetrainTrainFunction": {"DataBucket", "SeriesTable"},  # counts in, models out; the forecasts
     # the Map's and batches' results, the plan's manifest; summaries, catalogue, champion; the run
     "RetrainPromoteFunction": {"DataBucket", "SeriesTable", "RunsTable"},
-    "RetrainFailFunction": {"RunsTable"},  # the Catch: the run and the retrain lease
+    "RetrainFailFunction": {"RunsTable", "SeriesTable"},  # the Catch: the run and the retrain lease; was it promoted?
 }
 
 
@@ -76,8 +76,9 @@ def test_the_account_wide_api_gateway_settings_are_optional(template: dict[str, 
             assert not references(resource) & {account, role}, name
 
 
-def test_the_plan_may_only_get_the_champion_pointer_of_the_series(template: dict[str, Any]) -> None:
-    on_series = [p for p in _policies(template, "RetrainPlanFunction") if "SeriesTable" in references(p)]
+@pytest.mark.parametrize("function", ["RetrainPlanFunction", "RetrainFailFunction"])
+def test_the_plan_and_the_catch_may_only_get_items_of_the_series(template: dict[str, Any], function: str) -> None:
+    on_series = [p for p in _policies(template, function) if "SeriesTable" in references(p)]
     assert [list(p) for p in on_series] == [["Statement"]]
     assert [_actions(s) for p in on_series for s in p["Statement"]] == [["dynamodb:GetItem"]]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crimecast.adapters import aws
+from crimecast.adapters.limits import check_item
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,29 @@ class RunStore(aws.TableStore):
         """Write a run record; with ``only_if_new``, ConflictError if its id exists."""
         self._put(run, "run_id" if only_if_new else None)
 
+    def replace(self, run: dict[str, Any], revision: int | None) -> bool:
+        """Write ``run`` over its stored record if that is still at ``revision`` (None: a record
+        written before revisions were kept); the record written carries the next revision.
+        False when another writer changed it first: read it again and redo the change, so
+        that no writer's change is lost (optimistic concurrency)."""
+        from botocore.exceptions import ClientError
+
+        names = {"#revision": "revision"}
+        if revision is None:
+            expected: dict[str, Any] = {"ConditionExpression": "attribute_exists(run_id) AND attribute_not_exists(#revision)"}
+        else:
+            expected = {"ConditionExpression": "#revision = :revision", "ExpressionAttributeValues": {":revision": revision}}
+        item = check_item({**run, "revision": (revision or 0) + 1}, ("run_id",))
+        try:
+            self._table.put_item(Item=item, ExpressionAttributeNames=names, **expected)
+        except ClientError as exc:
+            if aws.condition_failed(exc):
+                return False
+            raise
+        return True
+
     def get(self, run_id: str) -> dict[str, Any] | None:
-        return self._table.get_item(Key={"run_id": run_id}).get("Item")
+        return self._table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item")
 
     def newest(self, kind: str, limit: int) -> list[dict[str, Any]]:
         """The newest runs of one kind (the ByKind index)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+import json
 import threading
 import time
 from typing import Any
@@ -99,12 +100,15 @@ class SeriesStore(aws.TableStore):
         ``max_age``: as read by this process at most that many seconds ago)."""
         return self.get(CHAMPION, CURRENT, max_age)
 
-    def set_champion(self, version: str, trained_at: str, replaces: str | None) -> None:
+    def set_champion(self, version: str, trained_at: str, replaces: str | None,
+                     promotion: dict[str, Any] | None = None) -> None:
         """Serve ``version`` from now on: one write, so readers see the old or the new, never a mix.
 
         Conditional on the pointer still naming ``replaces`` (None: no champion yet), so a
         promotion decided against an older champion never overwrites a newer one:
-        ConflictError when the pointer moved."""
+        ConflictError when the pointer moved. ``promotion``: the record of this promotion
+        (when, by whom, why, by which run), carried by the pointer itself, so that it exists
+        exactly when the switch does."""
         from botocore.exceptions import ClientError
 
         if replaces is None:
@@ -112,8 +116,8 @@ class SeriesStore(aws.TableStore):
         else:
             condition = {"ConditionExpression": "model_version = :replaces",
                          "ExpressionAttributeValues": {":replaces": replaces}}
-        item = check_item({"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at},
-                          ("series", "version"))
+        item = check_item({"series": CHAMPION, "version": CURRENT, "model_version": version, "trained_at": trained_at,
+                           **({"promotion": json.dumps(promotion)} if promotion else {})}, ("series", "version"))
         try:
             self._table.put_item(Item=item, **condition)
         except ClientError as exc:

@@ -9,9 +9,11 @@ Layout in ``DATA_BUCKET``::
     counts/staging/<run_id>/<chunk>.csv.gz     fetched chunks of an unfinished run: its checkpoint
     boundaries/community_areas.geojson         the community areas, for the map
 
-A version is written completely, then the pointer flips in one PUT: a run that fails at
-any point leaves the serving counts as they were. Ingest writes through here; training,
-live evaluation and the local stack read through here.
+A version is written completely, then the pointer flips in one conditional PUT: a run that
+fails at any point leaves the serving counts as they were, and two publishes at once never
+lose one's months to the other's stale copy. Old versions are dropped, except those a
+running retrain pinned. Ingest writes through here; training, live evaluation and the
+local stack read through here.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 import gzip
 import io
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 import uuid
 
 from crimecast.adapters.stores import Stores
-from crimecast.domain.errors import ConfigurationError, InvalidInputError
+from crimecast.domain.errors import ConfigurationError, ConflictError, InvalidInputError
 from crimecast.domain.months import add_months
 from crimecast.jobs import runs
 
@@ -40,6 +43,7 @@ VERSIONS_PREFIX = "counts/versions/"
 STAGING_PREFIX = "counts/staging/"
 COUNTS_FILE = "monthly_counts.csv.gz"
 KEEP_VERSIONS = 5  # older versions are deleted after a publish (the bucket's versioning keeps them 30 days more)
+PUBLISH_ATTEMPTS = 3  # builds of a version on a pointer another publish keeps moving, before giving up
 
 PART_COLUMNS = ["month", "community_area", "primary_type", "count"]
 HEADER = (",".join(PART_COLUMNS) + "\n").encode()
@@ -146,17 +150,42 @@ def _changes(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, int]:
 
 
 def publish(stores: Stores, version: str, staged: dict[int, list[str]], window: tuple[str, str] | None,
-             partial_of: Callable[[str], str | None], meta: dict[str, Any]) -> dict[str, Any]:
-    """Write version ``version`` and point the service at it.
+            partial_of: Callable[[str], str | None], meta: dict[str, Any]) -> dict[str, Any]:
+    """Write version ``version`` and point the service at it; its manifest.
 
     ``staged``: per year, the keys of rows fetched for the months of ``window`` (None: a
     backfill, which replaces every stored month). Old rows of the window's months are
     dropped even where the new data has none (no incident is a zero, not a gap); other
     years are copied from the serving version.
+
+    The flip is conditional on the pointer the version was built on (S3's If-Match): when
+    another publish flipped it meanwhile, this one is built again on top of that one (as a
+    new version, which the manifest names) instead of overwriting it with stale years.
     """
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        body, tag = stores.blobs.get_tagged(COUNTS_KEY)
+        pointer = None if body is None else json.loads(body)
+        manifest = _write_version(stores, version, pointer, staged, window, partial_of, meta)
+        try:
+            stores.blobs.put_json(COUNTS_KEY, manifest, if_match=tag, if_absent=tag is None)  # the flip: one PUT
+            return manifest
+        except ConflictError:
+            if (current_manifest(stores) or {}).get("version") == version:  # flipped by this call; the answer was lost
+                return manifest
+            logger.warning("counts version %s was built on %s, and another publish flipped the pointer meanwhile "
+                           "(attempt %d of %d)", version, (pointer or {}).get("version"), attempt, PUBLISH_ATTEMPTS)
+            stores.blobs.delete_keys(stores.blobs.list_keys(f"{VERSIONS_PREFIX}{version}/"))  # never served
+            version = new_version()
+    raise ConflictError(f"the serving counts changed under each of {PUBLISH_ATTEMPTS} attempts to publish: "
+                        "nothing of this run was published (its fetched data is kept; run it again)")
+
+
+def _write_version(stores: Stores, version: str, pointer: dict[str, Any] | None, staged: dict[int, list[str]],
+                   window: tuple[str, str] | None, partial_of: Callable[[str], str | None],
+                   meta: dict[str, Any]) -> dict[str, Any]:
+    """Every object of version ``version``, built on the serving version ``pointer``; its manifest."""
     import pandas as pd
 
-    pointer = current_manifest(stores)
     old_parts = {} if window is None or pointer is None else {int(y): p for y, p in pointer["parts"].items()}
     prefix = f"{VERSIONS_PREFIX}{version}/"
     parts: dict[int, dict[str, Any]] = {}
@@ -214,19 +243,26 @@ def publish(stores: Stores, version: str, staged: dict[int, list[str]], window: 
         "parts": {str(year): parts[year] for year in sorted(parts)},
     }
     stores.blobs.put_json(f"{prefix}manifest.json", manifest)
-    stores.blobs.put_json(COUNTS_KEY, manifest)  # the flip: one PUT
     return manifest
 
 
+def pinned_versions(stores: Stores) -> set[str]:
+    """The counts versions that retrains which have not ended read: each one's plan pinned one."""
+    return {str(version) for run in runs.unfinished(stores, "retrain") if (version := run["detail"].get("counts_version"))}
+
+
 def drop_old_versions(stores: Stores, keep: int | None = None) -> int:
-    """Delete all but the newest ``keep`` versions (never the serving one). Best effort."""
+    """Delete all but the newest ``keep`` versions, never the serving one nor one a retrain that
+    has not ended pinned (its batches read it for hours). Best effort: nothing is deleted when
+    the pins cannot be read."""
     keep = keep or KEEP_VERSIONS
     try:
         serving = (current_manifest(stores) or {}).get("version")
+        pinned = pinned_versions(stores)
         by_version: dict[str, list[str]] = {}
         for key in stores.blobs.list_keys(VERSIONS_PREFIX):
             by_version.setdefault(key[len(VERSIONS_PREFIX):].split("/", 1)[0], []).append(key)
-        old = [v for v in sorted(by_version)[:-keep] if v != serving]
+        old = [v for v in sorted(by_version)[:-keep] if v != serving and v not in pinned]
         stores.blobs.delete_keys(k for v in old for k in by_version[v])
         return len(old)
     except Exception:  # noqa: BLE001 - housekeeping must not fail a published run

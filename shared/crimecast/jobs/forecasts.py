@@ -101,21 +101,71 @@ def write_catalog(stores: Stores, version: str, keys: Iterable[SeriesKey], summa
 
 
 def promote(stores: Stores, version: str, trained_at: str, *, replaces: str | None, by: str = "retrain",
-            reason: str | None = None) -> None:
+            reason: str | None = None, run_id: str | None = None) -> None:
     """Serve ``version`` from now on, in place of ``replaces`` (None: the first champion):
     one conditional write, so readers see the old or the new, never a mix, and a promotion
     based on a champion that has since been replaced fails (ConflictError) instead of winning.
 
-    First recorded as promoted (when, by whom, why): the versions ever served are the ones whose
-    forecasts were issued, which is what a month is judged against (``issued_bands``)."""
-    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    stores.series.put_items([_doc_item(PROMOTED, version, {"promoted_at": when, "by": by, "reason": reason})])
-    stores.series.set_champion(version, trained_at, replaces)
+    The versions ever served are the ones whose forecasts were issued, which is what a month is
+    judged against (``issued_bands``): each keeps a record of its promotion (when, by whom, why,
+    by which run). The switch carries it on the pointer, so a version is recorded as served
+    exactly when it is; it is then written beside the version's items, where it stays once the
+    pointer moves on. A crash between the two leaves it on the pointer alone, until the run's
+    retry writes it (``write_promotion_record``) or, at the latest, the next promotion does.
+    """
+    record = {"promoted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "by": by, "reason": reason,
+              **({"run_id": run_id} if run_id else {})}
+    before = stores.series.champion() if replaces is not None else None
+    stores.series.set_champion(version, trained_at, replaces, record)
+    stores.series.put_items([_doc_item(PROMOTED, version, record)])
+    if before is not None and before.get("model_version") == replaces:
+        _keep_record(stores, replaces, before)
+
+
+def _pointer_record(pointer: dict[str, Any] | None) -> dict[str, Any] | None:
+    return json.loads(pointer["promotion"]) if pointer and pointer.get("promotion") else None
+
+
+def _keep_record(stores: Stores, version: str, pointer: dict[str, Any]) -> None:
+    """The promotion record ``pointer`` carried for ``version``, written if its run never wrote it."""
+    record = _pointer_record(pointer)
+    stored = stores.series.get(PROMOTED, version)
+    if record is not None and (stored is None or json.loads(stored["payload"]) != record):
+        stores.series.put_items([_doc_item(PROMOTED, version, record)])
+
+
+def write_promotion_record(stores: Stores, version: str) -> None:
+    """Write the record of ``version``'s promotion the pointer carries, if its run died before
+    writing it (the run's retry, or its workflow's Catch, calls this)."""
+    pointer = stores.series.champion()
+    if pointer is not None and pointer.get("model_version") == version:
+        _keep_record(stores, version, pointer)
+
+
+def promotion_record(stores: Stores, version: str) -> dict[str, Any] | None:
+    """When, by whom, why and by which run ``version`` was last promoted (None: never): the
+    pointer's record while it serves, else the one written beside it."""
+    pointer = stores.series.champion()
+    if pointer is not None and pointer.get("model_version") == version and pointer.get("promotion"):
+        return _pointer_record(pointer)
+    item = stores.series.get(PROMOTED, version)
+    return json.loads(item["payload"]) if item else None
+
+
+def promoted_by_run(stores: Stores, version: str, run_id: str) -> bool:
+    """Whether run ``run_id`` has already made ``version`` the champion (a step or request retried
+    after its switch): the version's latest promotion record names the run."""
+    return (promotion_record(stores, version) or {}).get("run_id") == run_id
 
 
 def promoted_versions(stores: Stores) -> dict[str, dict[str, Any]]:
     """Every version ever served, newest version first: when, by whom and why it was last promoted."""
-    return {str(item["version"]): json.loads(item["payload"]) for item in stores.series.versions(PROMOTED)}
+    found = {str(item["version"]): json.loads(item["payload"]) for item in stores.series.versions(PROMOTED)}
+    pointer = stores.series.champion()
+    serving = _pointer_record(pointer)
+    if pointer is not None and serving is not None:  # the latest, written beside it or not yet
+        found[str(pointer["model_version"])] = serving
+    return dict(sorted(found.items(), reverse=True))
 
 
 def champion_version(stores: Stores, max_age: float = 0.0) -> str:

@@ -68,8 +68,10 @@ def list_versions(stores: Stores) -> dict[str, Any]:
 def promote_version(stores: Stores, version: str, reason: str, who: str) -> dict[str, Any]:
     """Serve ``version`` again (an admin's rollback), recorded as a ``promote`` run with who and why.
 
-    404 for a version never trained; 409 for one that cannot be served (incomplete, no series)
-    or that is already serving; 400 without a reason.
+    404 for a version never trained; 409 for one that cannot be served (incomplete, no series),
+    that is already serving, or that lost the race to another promotion (its run ends failed,
+    saying so); 400 without a reason. Retried after its switch (the first request died before
+    recording it), the first request's run is recorded as promoted and returned: one run.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -78,16 +80,49 @@ def promote_version(stores: Stores, version: str, reason: str, who: str) -> dict
     if item is None:
         raise NotFoundError(f"no model version {version!r}")
     catalog = json.loads(item["payload"])
-    previous = (stores.series.champion() or {}).get("model_version")
+    pointer = stores.series.champion() or {}
+    previous = pointer.get("model_version")
     if previous == version:
-        raise ConflictError(f"{version} is already serving")
+        unrecorded = _unrecorded_promotion(stores, pointer)
+        if unrecorded is not None:
+            return _record_promoted(stores, unrecorded["run_id"], version, unrecorded["detail"])
+        raise ConflictError(f"{version} is already serving",
+                            run_id=(forecasts.promotion_record(stores, version) or {}).get("run_id"))
     problem = _problem(stores, version, catalog, _doc(stores, SUMMARY, version), count_items=True)
     if problem:
         raise ConflictError(f"{version} cannot be served: {problem}")
     first = stores.series.get(catalog["series"][0], version)
     detail = {"trigger": "api", "version": version, "previous": previous, "by": who, "reason": reason[:MAX_REASON]}
-    run = runs.start_run(stores, "promote", detail)
-    forecasts.promote(stores, version, str(first["trained_at"]) if first else runs.now_iso(), replaces=previous, by=who,
-                      reason=detail["reason"])
-    return runs.update_run(stores, run["run_id"], "succeeded",
-                           {"promotion": {"promoted": True, "reason": f"rolled back by {who}: {detail['reason']}"}})
+    run_id = runs.start_run(stores, "promote", detail)["run_id"]
+    try:
+        forecasts.promote(stores, version, str(first["trained_at"]) if first else runs.now_iso(), replaces=previous, by=who,
+                          reason=detail["reason"], run_id=run_id)
+    except ConflictError:
+        winner = (stores.series.champion() or {}).get("model_version")
+        message = (f"not promoted: {winner or 'another version'} was promoted while this request ran "
+                   f"(it was based on {previous or 'no champion'}); a newer promotion is not overwritten")
+        runs.fail_run(stores, run_id, {"code": "superseded", "message": message})
+        raise ConflictError(message, run_id=run_id) from None
+    except Exception as exc:
+        if not forecasts.promoted_by_run(stores, version, run_id):  # the switch did not happen: the run ends failed
+            runs.fail_run(stores, run_id, exc)
+            raise
+        # it did: what failed is its record, written below
+    return _record_promoted(stores, run_id, version, detail)
+
+
+def _unrecorded_promotion(stores: Stores, pointer: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``promote`` run that switched ``pointer`` and never ended (its request died between
+    the switch and its record; this is a retry), or None."""
+    run_id = (forecasts.promotion_record(stores, str(pointer["model_version"])) or {}).get("run_id")
+    item = stores.runs.get(str(run_id)) if run_id else None
+    if not item or item.get("kind") != "promote" or item.get("status") in runs.ENDED:
+        return None
+    return runs.view(item)
+
+
+def _record_promoted(stores: Stores, run_id: str, version: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """Run ``run_id`` switched the champion to ``version``: record the promotion and end the run."""
+    forecasts.write_promotion_record(stores, version)
+    return runs.update_run(stores, run_id, "succeeded",
+                           {"promotion": {"promoted": True, "reason": f"rolled back by an admin: {detail.get('reason')}"}})

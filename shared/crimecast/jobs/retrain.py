@@ -91,13 +91,32 @@ def record_failure(stores: Stores, run_id: str, error: str, cause: str | None = 
     cause, which may name resources, for admins only) unless it already ended, and the lease goes."""
     try:
         run = runs.get_run(stores, run_id)
-        if run["status"] in ("succeeded", "failed"):
+        if run["status"] in runs.ENDED:
             return run
+        promoted = _end_promoted_if_switched(stores, run, f"{error}: {cause or ''}")
+        if promoted is not None:
+            return promoted
         return runs.fail_run(stores, run_id, {"code": "workflow_failed",
                                               "message": f"the retrain workflow failed ({str(error)[:100]}); the champion keeps serving",
                                               "detail": f"{error}: {cause or ''}"[:4000]})
     finally:
         release_lease(stores, run_id)
+
+
+def _end_promoted_if_switched(stores: Stores, run: dict[str, Any], failure: str) -> dict[str, Any] | None:
+    """A run whose promote step failed after switching the champion (writing the promotion's
+    record or the run's own) did promote: it ends ``succeeded`` and promoted, saying what was
+    not recorded. None (nothing written) when the run's version was not switched by it. (The
+    record the pointer carries is written beside the version by the next promotion.)"""
+    version = run["detail"].get("version")
+    record = forecasts.promotion_record(stores, version) if version else None  # reads the series table, no more
+    if (record or {}).get("run_id") != run["run_id"]:
+        return None
+    reason = (record or {}).get("reason") or ALREADY_PROMOTED
+    return runs.update_run(stores, run["run_id"], "succeeded", {
+        "promotion": {"promoted": True, "reason": reason},
+        "note": "the promote step failed after the switch: this version serves, but its summary was not recorded"},
+        admin_only={"error_detail": failure[:4000]})
 
 
 # --- plan ------------------------------------------------------------------------------
@@ -384,11 +403,10 @@ def promotion_decision(candidate: dict[str, Any], champion: dict[str, Any] | Non
     return False, f"median MASE {new:.3f} is worse than the champion's {old:.3f} ({which}; limit {limit:.3f})"
 
 
-def _champion_summary(stores: Stores) -> dict[str, Any] | None:
-    """The champion's backtest summary, with its latest live accuracy under ``live`` when scored."""
-    try:
-        version = forecasts.champion_version(stores)
-    except NotFoundError:
+def _champion_summary(stores: Stores, version: str | None) -> dict[str, Any] | None:
+    """Champion ``version``'s backtest summary, with its latest live accuracy under ``live`` when
+    scored (None: no champion, or no summary)."""
+    if version is None:
         return None
     item = stores.series.get(SUMMARY, version)
     if not item:
@@ -400,11 +418,22 @@ def _champion_summary(stores: Stores) -> dict[str, Any] | None:
 UNFINISHED = {"code": runs.INTERNAL, "error": "its training batch did not finish (the workflow gave up on it)"}
 
 
+ALREADY_PROMOTED = "promoted by an earlier attempt of this step"
+
+
 def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
             options: RetrainOptions | None = None) -> dict[str, Any]:
     """Summarise the candidate, compare it with the champion, and switch if it is not worse.
-    ``outputs``: what the train steps returned (references to their results in S3)."""
+    ``outputs``: what the train steps returned (references to their results in S3).
+
+    Idempotent, as a retried step needs: a run that has ended is returned as it is, and a run
+    whose earlier attempt switched the champion (then died, or its answer was lost) is
+    recorded as promoted, not compared again with the version it now is."""
     options = options or settings.load(RetrainOptions)
+    run = runs.get_run(stores, run_id)
+    if run["status"] in runs.ENDED:
+        release_lease(stores, run_id)
+        return run
     results = batch_results(stores, outputs)  # a batch the Map tolerated as failed has no result
     trained = [label for r in results for label in r.get("trained", [])]
     failed = [f for r in results for f in r.get("failed", [])]
@@ -418,20 +447,26 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     planned = manifest.get("planned", [])
     done = set(trained)
     missing = [label for label in planned if label not in done]  # in the plan's order
-    refused = bool(planned) and len(missing) > options.missing_tolerance * len(planned)
-    if refused:
+    # The champion this run was based on (its plan pinned it): the one it is compared with and replaces.
+    based_on = manifest["champion"] if "champion" in manifest else _current_champion(stores)
+    switched = forecasts.promoted_by_run(stores, version, run_id)
+    refused = not switched and bool(planned) and len(missing) > options.missing_tolerance * len(planned)
+    if switched:  # an earlier attempt switched: its decision stands, as the switch recorded it
+        promoted, reason = True, (forecasts.promotion_record(stores, version) or {}).get("reason") or ALREADY_PROMOTED
+    elif refused:
         promoted, reason = False, (f"{len(missing)} of {len(planned)} planned series have no model, more than the "
                                    f"{options.missing_tolerance:.1%} tolerated: {', '.join(missing[:5])}"
                                    f"{', ...' if len(missing) > 5 else ''}")
     else:
-        promoted, reason = promotion_decision(summary, _champion_summary(stores), options.promotion_tolerance)
+        promoted, reason = promotion_decision(summary, _champion_summary(stores, based_on), options.promotion_tolerance)
     # Kept for every version, promoted or not; with the series the plan skipped, and why.
     forecasts.write_catalog(stores, version, keys, summary, manifest.get("skipped", []))
     superseded = None
-    if promoted:
-        based_on = manifest["champion"] if "champion" in manifest else _current_champion(stores)
+    if switched:  # the switch is done; its record may not be written beside the version yet
+        forecasts.write_promotion_record(stores, version)
+    elif promoted:
         try:
-            forecasts.promote(stores, version, runs.now_iso(), replaces=based_on)
+            forecasts.promote(stores, version, runs.now_iso(), replaces=based_on, reason=reason, run_id=run_id)
         except ConflictError:
             superseded = _current_champion(stores)
             promoted, reason = False, (f"not promoted: this run was based on champion {based_on or '(none)'}, and "
@@ -494,7 +529,9 @@ def run_locally(stores: Stores, run_id: str | None = None, workers: int | None =
         run = promote(stores, run_id, planned["version"], results, options)
     except Exception as exc:  # the state machine's Catch, on this machine: the run ends failed, the lease goes
         try:
-            if runs.get_run(stores, run_id)["status"] not in ("succeeded", "failed"):
+            current = runs.get_run(stores, run_id)
+            if current["status"] not in runs.ENDED and \
+                    _end_promoted_if_switched(stores, current, runs.describe_error(exc)["detail"]) is None:
                 runs.fail_run(stores, run_id, exc)
         finally:
             release_lease(stores, run_id)
