@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 """
 # The variables the template gives the functions, checked at import (crimecast.settings); never used here.
 FUNCTION_ENV = {"DATA_BUCKET": "bench", "SERIES_TABLE": "bench-series", "RUNS_TABLE": "bench-runs", "USERS_TABLE": "bench-users",
+                "LOGIN_ATTEMPTS_TABLE": "bench-login-attempts",
                 "JWT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:bench", "IDEMPOTENCY_TABLE": "bench-idempotency",
                 "RETRAIN_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:000000000000:stateMachine:bench"}
 # Alone, in a fresh interpreter: the cost of each library the predict handler leaves out.

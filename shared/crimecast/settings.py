@@ -17,6 +17,7 @@ from typing import Any, TypeVar, get_args, get_type_hints
 
 from crimecast.domain.drift import DriftRule
 from crimecast.domain.errors import ConfigurationError
+from crimecast.domain.login_throttle import ThrottleRule
 
 _REQUIRED: Any = object()  # a field without default: its variable must be set
 Group = TypeVar("Group")
@@ -95,6 +96,7 @@ class StoreSettings:
     series_table: str = env("SERIES_TABLE")
     runs_table: str = env("RUNS_TABLE")
     users_table: str | None = env("USERS_TABLE", None)
+    login_attempts_table: str | None = env("LOGIN_ATTEMPTS_TABLE", None)
     idempotency_table: str | None = env("IDEMPOTENCY_TABLE", None)
 
 
@@ -105,8 +107,29 @@ class UserSettings:
     users_table: str = env("USERS_TABLE")
     jwt_secret_arn: str = env("JWT_SECRET_ARN")
     token_minutes: float = env("CRIMECAST_TOKEN_MINUTES", 30.0)
-    lockout_attempts: int = env("CRIMECAST_LOCKOUT_ATTEMPTS", 5)
-    lockout_seconds: int = env("CRIMECAST_LOCKOUT_SECONDS", 900)
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    """The sign-in throttle (crimecast.domain.login_throttle): per client address and account,
+    and a bound per account on the attempts from addresses it has not signed in from."""
+
+    login_attempts_table: str = env("LOGIN_ATTEMPTS_TABLE")
+    free_attempts: int = env("CRIMECAST_LOCKOUT_ATTEMPTS", 5)
+    first_hold_seconds: int = env("CRIMECAST_LOCKOUT_FIRST_SECONDS", 30)
+    max_hold_seconds: int = env("CRIMECAST_LOCKOUT_SECONDS", 900)
+    new_address_attempts_per_hour: int = env("CRIMECAST_NEW_ADDRESS_ATTEMPTS_PER_HOUR", 100)
+
+    def __post_init__(self) -> None:
+        if min(self.free_attempts, self.first_hold_seconds, self.max_hold_seconds,
+               self.new_address_attempts_per_hour) < 1 or self.first_hold_seconds > self.max_hold_seconds:
+            raise ConfigurationError("LoginSettings: the lockout attempts, seconds and attempts per hour must be "
+                                     "1 or more, and CRIMECAST_LOCKOUT_FIRST_SECONDS at most CRIMECAST_LOCKOUT_SECONDS")
+
+    def rule(self) -> ThrottleRule:
+        return ThrottleRule(free_attempts=self.free_attempts, first_hold_seconds=self.first_hold_seconds,
+                            max_hold_seconds=self.max_hold_seconds,
+                            new_address_attempts_per_hour=self.new_address_attempts_per_hour)
 
 
 @dataclass(frozen=True)
@@ -199,7 +222,18 @@ class LiveThreshold:
 
 @dataclass(frozen=True)
 class PasswordSettings:
-    bcrypt_rounds: int = env("CRIMECAST_BCRYPT_ROUNDS", 12)  # about 0.25 s a hash here; tests lower it
+    """bcrypt's cost: new hashes use ``bcrypt_rounds``, and a sign-in rehashes a hash of a lower
+    cost. ``bcrypt_rounds`` may not be set below ``bcrypt_min_rounds`` (10, OWASP's floor for
+    bcrypt); the tests lower both to 4, bcrypt's own floor, for speed."""
+
+    bcrypt_rounds: int = env("CRIMECAST_BCRYPT_ROUNDS", 12)  # about 0.25 s a hash here
+    bcrypt_min_rounds: int = env("CRIMECAST_BCRYPT_MIN_ROUNDS", 10)
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.bcrypt_min_rounds <= self.bcrypt_rounds <= 31:
+            raise ConfigurationError(f"PasswordSettings: CRIMECAST_BCRYPT_ROUNDS={self.bcrypt_rounds} must be at least "
+                                     f"CRIMECAST_BCRYPT_MIN_ROUNDS={self.bcrypt_min_rounds}, itself 4 or more, "
+                                     "and at most 31")
 
 
 # What each function checks at cold start.
@@ -209,4 +243,4 @@ INGEST = (StoreSettings, IdempotencySettings, ApiSettings, LaunchSettings, Retra
           RetrainOptions)
 RETRAIN = (StoreSettings, ApiSettings, LaunchSettings, RetrainTarget, RetrainOptions)
 RETRAIN_STEPS = (StoreSettings, RetrainOptions)  # functions/retrain/steps.py: the state machine's steps
-AUTH = (StoreSettings, UserSettings, ApiSettings, PasswordSettings)
+AUTH = (StoreSettings, UserSettings, LoginSettings, ApiSettings, PasswordSettings)

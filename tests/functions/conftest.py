@@ -28,6 +28,7 @@ from tests.conftest import REPO
 
 EVENTS = REPO / "events"
 TABLE_ENV = {"SeriesTable": "SERIES_TABLE", "RunsTable": "RUNS_TABLE", "UsersTable": "USERS_TABLE",
+             "LoginAttemptsTable": "LOGIN_ATTEMPTS_TABLE",
              "IdempotencyTable": "IDEMPOTENCY_TABLE"}
 # moto runs no Lambda code without Docker: asynchronous invocations (the ingest worker) are
 # recorded here instead, and a test runs one by calling the handler with its payload.
@@ -112,7 +113,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "crimecast", "POWERTOOLS_METRICS_NAMESPACE": "Crimecast",
-        "DATA_BUCKET": "crimecast-test-data", "CRIMECAST_BCRYPT_ROUNDS": "4",
+        "DATA_BUCKET": "crimecast-test-data", "CRIMECAST_BCRYPT_ROUNDS": "4", "CRIMECAST_BCRYPT_MIN_ROUNDS": "4",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -25,12 +25,14 @@ def users(aws):
     parameters.clear_caches()
 
 
-def _login(username: str, password: str, grant_type: str = "password") -> dict:
+def _login(username: str, password: str, grant_type: str = "password", source_ip: str = "127.0.0.1") -> dict:
+    """POST /auth/token as API Gateway passes it, from the client address ``source_ip``."""
     event = copy.deepcopy(load_event("ingest-api"))
     event.update(path="/auth/token", resource="/auth/token", httpMethod="POST",
                  body=urlencode({"grant_type": grant_type, "username": username, "password": password}))
     event["headers"] = {"Content-Type": "application/x-www-form-urlencoded"}
     event["requestContext"].pop("authorizer")
+    event["requestContext"]["identity"]["sourceIp"] = source_ip
     return invoke("auth", event)
 
 

@@ -100,21 +100,74 @@ def test_brute_force_locks_the_account_until_reset(users, monkeypatch) -> None:
     assert _login("alice", "a-brand-new-password")["statusCode"] == 200
 
 
-def test_lock_expires_after_its_period() -> None:
-    user = {"username": "bob", "password_hash": auth.hash_password("correct-horse", rounds=4), "roles": ["viewer"]}
-    policy = auth.LockoutPolicy(attempts=2, seconds=60)
-    assert not auth.locks_now(1, policy) and auth.locks_now(2, policy)
-    user["locked_until"] = auth.lock_end(policy, now=1000)  # what the store sets on the second failure
-    with pytest.raises(auth.AuthError):
-        auth.authenticate(user, "correct-horse", now=1030)
-    assert auth.authenticate(user, "correct-horse", now=1061).username == "bob"
-
-
 def test_unknown_user_and_wrong_password_do_the_same_work(users, mocker) -> None:
     checks = mocker.spy(bcrypt, "checkpw")
     unknown, wrong = _login("nobody", "wonderland"), _login("alice", "not-it")
     assert body(unknown) == body(wrong) and unknown["statusCode"] == wrong["statusCode"] == 401
     assert checks.call_count == 2  # one bcrypt check each: no shortcut for unknown names
+
+
+def test_unknown_and_disabled_users_are_checked_against_a_dummy_hash_of_the_same_cost(users, mocker, monkeypatch) -> None:
+    monkeypatch.setenv("CRIMECAST_BCRYPT_ROUNDS", "5")  # not the cost of any hash in the table: the dummy's own
+    users.users.put({"username": "dan", "password_hash": auth.hash_password("wonderland", rounds=5), "roles": ["viewer"],
+                     "disabled": True})
+    users.users.put({"username": "carl", "password_hash": auth.hash_password("wonderland", rounds=5), "roles": ["viewer"]})
+    checks = mocker.spy(bcrypt, "checkpw")
+    for name in ("nobody", "dan", "carl"):
+        assert _login(name, "not-it")["statusCode"] == 401
+    checked = [call.args[1].decode() for call in checks.call_args_list]
+    assert len(checked) == 3 and [auth.hash_cost(h) for h in checked] == [5, 5, 5]  # the same work for each
+    assert checked[0] == checked[1] != checked[2]  # the unknown and the disabled: the dummy, not dan's hash
+
+
+def test_the_authorizer_never_reads_a_password_hash(users) -> None:
+    import boto3
+
+    from crimecast.adapters import aws
+
+    token = body(_login("alice", "wonderland"))["access_token"]
+    requests: list[tuple[str, dict]] = []
+    answers: list[dict] = []
+    events = aws.table(users.user_table).meta.client.meta.events
+    record = lambda params, model, **_: requests.append((model.name, dict(params)))  # noqa: E731
+    keep = lambda http_response, parsed, model, **_: answers.append(parsed)  # noqa: E731
+    events.register("provide-client-params.dynamodb", record)
+    events.register("after-call.dynamodb.GetItem", keep)
+    try:
+        assert _authorize(f"Bearer {token}")["principalId"] == "alice"
+    finally:
+        events.unregister("provide-client-params.dynamodb", record)
+        events.unregister("after-call.dynamodb.GetItem", keep)
+    (name, params), = requests  # one request: a GetItem of the user, by key
+    projected = {params["ExpressionAttributeNames"][n.strip()] for n in params["ProjectionExpression"].split(",")}
+    assert name == "GetItem" and projected == {"username", "token_version", "roles", "disabled"}
+    assert answers and all("password_hash" not in answer.get("Item", {}) for answer in answers)
+    assert "password_hash" in boto3.resource("dynamodb").Table(users.user_table).get_item(Key={"username": "alice"})["Item"]
+
+
+def _token_request(body_text: str, content_type: str, base64_encoded: bool = False) -> dict:
+    event = copy.deepcopy(load_event("ingest-api"))
+    event.update(path="/auth/token", resource="/auth/token", httpMethod="POST", body=body_text,
+                 isBase64Encoded=base64_encoded)
+    event["headers"] = {"Content-Type": content_type}
+    event["requestContext"].pop("authorizer")
+    return invoke("auth", event)
+
+
+@pytest.mark.parametrize(("body_text", "content_type", "base64_encoded"), [
+    ('{"grant_type": "password", "username": "\\ud800alice", "password": "wonderland"}', "application/json", False),
+    (base64.b64encode(b"grant_type=password&username=\xff\xfealice&password=wonderland").decode(),
+     "application/x-www-form-urlencoded", True),
+    ("grant_type=password&username=%FF%FEalice&password=wonderland", "application/x-www-form-urlencoded", False),
+    ('{"grant_type": "password", "username": "alice", "password": "\\udfffwonderland"}', "application/json", False),
+    ("not base64 at all!", "application/x-www-form-urlencoded", True),
+], ids=["json lone surrogate", "base64 body not UTF-8", "form invalid percent-escapes", "password lone surrogate",
+        "base64 body not base64"])
+def test_a_username_or_body_that_is_not_utf8_is_a_4xx(users, body_text: str, content_type: str,
+                                                      base64_encoded: bool) -> None:
+    response = _token_request(body_text, content_type, base64_encoded)
+    assert response["statusCode"] in (400, 401) and body(response)["error"] in ("invalid_request", "invalid_grant")
+    assert "access_token" not in body(response)
 
 
 def test_a_viewer_cannot_retrain(users) -> None:

@@ -103,12 +103,42 @@ def test_the_cli_refuses_with_an_error(users, monkeypatch, capsys, command: list
 
 
 def test_the_cli_resets_to_a_good_password_and_unlocks(users, monkeypatch) -> None:
+    monkeypatch.setenv("CRIMECAST_LOCKOUT_ATTEMPTS", "1")
+    monkeypatch.setenv("CRIMECAST_LOCKOUT_FIRST_SECONDS", "900")
     accounts.add_user(users, "eve", GOOD)
-    user = users.users.get("eve")
-    assert users.users.record_failure("eve", user["password_hash"], attempts=1, lock_until=2**40, now=0) == "locked"
+    assert _login("eve", "not-her-password")["statusCode"] == 401
+    assert _login("eve", GOOD)["statusCode"] == 401  # this address is held for 15 minutes
     monkeypatch.setattr("sys.stdin", io.StringIO("another-good-one-77\n"))
     assert main(["users", "reset-password", "eve"]) == 0
     assert _login("eve", "another-good-one-77")["statusCode"] == 200
     with pytest.raises(InvalidInputError, match="no user"):
         accounts.reset_password(users, "nobody", "another-good-one-77")  # not created by a reset
     assert users.users.get("nobody") is None
+
+
+def test_the_bcrypt_cost_may_not_be_set_below_the_minimum() -> None:
+    from crimecast import settings
+    from crimecast.domain.errors import ConfigurationError
+
+    assert settings.read(settings.PasswordSettings, {}) == settings.PasswordSettings(12, 10)
+    with pytest.raises(ConfigurationError, match="CRIMECAST_BCRYPT_ROUNDS=8 must be at least CRIMECAST_BCRYPT_MIN_ROUNDS=10"):
+        settings.read(settings.PasswordSettings, {"CRIMECAST_BCRYPT_ROUNDS": "8"})
+    with pytest.raises(ConfigurationError, match="itself 4 or more"):
+        settings.read(settings.PasswordSettings, {"CRIMECAST_BCRYPT_ROUNDS": "4", "CRIMECAST_BCRYPT_MIN_ROUNDS": "3"})
+
+
+def test_a_sign_in_rehashes_a_hash_below_the_current_cost(users, monkeypatch) -> None:
+    from tests.functions.test_auth import _authorize
+
+    users.users.put({"username": "old", "password_hash": auth.hash_password(GOOD, rounds=4), "roles": ["viewer"],
+                     "token_version": "v1"})
+    monkeypatch.setenv("CRIMECAST_BCRYPT_ROUNDS", "5")
+    assert _login("old", "not-the-password")["statusCode"] == 401
+    assert auth.hash_cost(users.users.get("old")["password_hash"]) == 4  # a wrong password changes nothing
+    token = body(_login("old", GOOD))["access_token"]
+    user = users.users.get("old")
+    assert auth.hash_cost(user["password_hash"]) == 5 and auth.verify_password(GOOD, user["password_hash"])
+    assert user["token_version"] == "v1" and _authorize(f"Bearer {token}")["principalId"] == "old"  # nobody logged out
+    assert _login("old", GOOD)["statusCode"] == 200
+    accounts.add_user(users, "new", GOOD)
+    assert auth.hash_cost(users.users.get("new")["password_hash"]) == 5  # new hashes at the configured cost

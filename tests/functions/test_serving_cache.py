@@ -55,3 +55,19 @@ def test_a_promotion_in_this_process_is_served_at_once(aws) -> None:
     assert _served() == "v1"
     _publish(aws, "v2", 20)
     assert _served() == "v2"
+
+
+def test_the_reads_kept_per_container_are_bounded_whatever_versions_callers_ask_for(aws, monkeypatch) -> None:
+    from crimecast.adapters import series_store
+
+    monkeypatch.setattr(series_store, "MAX_CACHED_READS", 8)
+    _publish(aws, "v1", 10)
+    assert _served() == "v1"
+    for n in range(30):  # a caller trying version after version, none of them real
+        event = load_event("evaluate-series")
+        event["queryStringParameters"] = {"community_area": "25", "crime_type": "ASSAULT", "version": f"v{n}T"}
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in event["queryStringParameters"].items()}
+        assert invoke("evaluate", event)["statusCode"] in (404, 422)
+        assert aws.series.cached_reads() <= 8
+    assert aws.series.cached_reads() == 8
+    assert _served() == "v1"  # the serving reads still work, read again when evicted

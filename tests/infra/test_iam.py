@@ -10,7 +10,7 @@ import pytest
 from local.template import granted_resources, load_template, references
 from tests.conftest import REPO
 
-STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "IdempotencyTable"}
+STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "LoginAttemptsTable", "IdempotencyTable"}
 # What each step of the retrain workflow touches (jobs/retrain plan, train_batch, promote;
 # tests/functions/test_retrain_flow.py runs each with only these stores).
 RETRAIN_STEPS = {
@@ -54,6 +54,14 @@ def test_the_authorizer_may_only_get_a_user_by_key(template: dict[str, Any]) -> 
     assert not any(a.startswith("dynamodb:") and a != "dynamodb:GetItem" for a in granted)
     assert not any(name.startswith("DynamoDB") for p in policies for name in p)
     assert granted_resources(template, "AuthorizerFunction") & STORES == {"UsersTable"}
+
+
+def test_only_the_auth_function_touches_the_sign_in_throttle_and_only_by_key(template: dict[str, Any]) -> None:
+    functions = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    assert [f for f in functions if "LoginAttemptsTable" in granted_resources(template, f)] == ["AuthFunction"]
+    (policy,) = [p for p in _policies(template, "AuthFunction") if "LoginAttemptsTable" in references(p)]
+    (statement,) = policy["Statement"]
+    assert sorted(_actions(statement)) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 
 
 def test_the_account_wide_api_gateway_settings_are_optional(template: dict[str, Any]) -> None:

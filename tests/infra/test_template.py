@@ -52,7 +52,7 @@ def test_runtime_is_python312_everywhere(template: dict[str, Any], functions: di
 
 def test_tables_have_the_keys_the_code_uses(template: dict[str, Any]) -> None:
     specs = dynamodb_table_specs(template)
-    assert set(specs) == {"SeriesTable", "RunsTable", "UsersTable", "IdempotencyTable"}
+    assert set(specs) == {"SeriesTable", "RunsTable", "UsersTable", "LoginAttemptsTable", "IdempotencyTable"}
     assert all(spec["BillingMode"] == "PAY_PER_REQUEST" for spec in specs.values())
 
     series = specs["SeriesTable"]
@@ -73,6 +73,11 @@ def test_tables_have_the_keys_the_code_uses(template: dict[str, Any]) -> None:
     users = specs["UsersTable"]
     assert keys(users["KeySchema"]) == [("username", "HASH")]
     assert "GlobalSecondaryIndexes" not in users
+
+    attempts = specs["LoginAttemptsTable"]  # the sign-in throttle: per account and client address, expiring
+    assert keys(attempts["KeySchema"]) == [("username", "HASH"), ("address", "RANGE")]
+    ttl = template["Resources"]["LoginAttemptsTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
 
     idempotency = specs["IdempotencyTable"]  # Powertools' default attribute names
     assert keys(idempotency["KeySchema"]) == [("id", "HASH")]

@@ -201,7 +201,7 @@ TOKEN_FORMS: list[tuple[str, str | None]] = [
 
 def test_the_token_route_answers_malformed_forms_in_the_oauth_shape(stack) -> None:
     """/auth/token takes a form the OpenAPI document does not describe: these cases by hand
-    (never the admin's name, so no lockout is ever reached)."""
+    (never the admin's name, so the admin's sign-in from this address is never held)."""
     base = stack[0]
     for form, content_type in TOKEN_FORMS:
         headers = {"Content-Type": content_type} if content_type else {}

@@ -26,7 +26,7 @@ MAX_STEPS = 3
 def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
     portal_port = free_port()
     env = {"CRIMECAST_AS_OF": AS_OF, "CRIMECAST_DATA_DIR": str(FIXTURES), "CRIMECAST_REPLAY_PORT": str(portal_port),
-           "CRIMECAST_BCRYPT_ROUNDS": "4"}
+           "CRIMECAST_BCRYPT_ROUNDS": "4", "CRIMECAST_BCRYPT_MIN_ROUNDS": "4"}
     with running_stack(tmp_path_factory.mktemp("replay"), env, ready_s=300) as stack:
         assert f"shows the city as of the end of {AS_OF}" in stack.log.read_text()
         yield Replay(stack.base, f"http://127.0.0.1:{portal_port}", PASSWORD)

@@ -37,7 +37,8 @@ def stack(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
         assert endpoint, started.log.read_text()
         cli_env = {**os.environ, "AWS_ENDPOINT_URL": endpoint[1], "AWS_DEFAULT_REGION": "us-east-1",
                    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "PYTHONPATH": f"{REPO / 'shared'}:{REPO}",
-                   "USERS_TABLE": "crimecast-local-UsersTable", "JWT_SECRET_ARN": "crimecast-local-JwtSigningKey",
+                   "USERS_TABLE": "crimecast-local-UsersTable", "LOGIN_ATTEMPTS_TABLE": "crimecast-local-LoginAttemptsTable",
+                   "JWT_SECRET_ARN": "crimecast-local-JwtSigningKey",
                    "DATA_BUCKET": "crimecast-local-data", "SERIES_TABLE": "crimecast-local-SeriesTable",
                    "RUNS_TABLE": "crimecast-local-RunsTable"}
         yield started.base, cli_env

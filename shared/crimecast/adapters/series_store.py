@@ -3,6 +3,7 @@ plus per version a catalog and a summary item, and the champion pointer."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 import json
@@ -29,9 +30,13 @@ SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series wit
 CURRENT = "current"
 
 # Items read through ``get(..., max_age=...)``, per store object (its id, with the object itself
-# kept so the id is not reused): {id: (store, {(series, version): (read_at, item)})}.
-_read_cache: dict[int, tuple[Any, dict[tuple[str, str], tuple[float, dict[str, Any] | None]]]] = {}
+# kept so the id is not reused): {id: (store, {(series, version): (read_at, item)})}. Each
+# store's reads are kept least recently used first, at most MAX_CACHED_READS of them: the
+# version is the caller's (``GET /evaluate?version=``), and every new one, found or not,
+# would otherwise stay in a warm container's memory for good.
+_read_cache: dict[int, tuple[Any, OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]]]] = {}
 _read_cache_lock = threading.Lock()
+MAX_CACHED_READS = 256  # a catalog item is at most ~400 KB, but a serving container reads one or two
 
 
 @dataclass(frozen=True)
@@ -48,19 +53,29 @@ class SeriesStore(aws.TableStore):
         if max_age <= 0:
             return self._table.get_item(Key={"series": series, "version": version}).get("Item")
         now = time.monotonic()
+        key = (series, version)
         with _read_cache_lock:
             entry = _read_cache.get(id(self))
-            reads = entry[1] if entry and entry[0] is self else {}
-            cached = reads.get((series, version))
-        if cached and now - cached[0] < max_age:
-            return cached[1]
+            cached = entry[1].get(key) if entry and entry[0] is self else None
+            if cached and now - cached[0] < max_age:
+                entry[1].move_to_end(key)  # type: ignore[index]
+                return cached[1]
         item = self._table.get_item(Key={"series": series, "version": version}).get("Item")
         with _read_cache_lock:
             entry = _read_cache.get(id(self))
             if not entry or entry[0] is not self:
-                entry = _read_cache[id(self)] = (self, {})
-            entry[1][(series, version)] = (now, item)
+                entry = _read_cache[id(self)] = (self, OrderedDict())
+            entry[1][key] = (now, item)
+            entry[1].move_to_end(key)
+            while len(entry[1]) > MAX_CACHED_READS:
+                entry[1].popitem(last=False)  # the least recently used
         return item
+
+    def cached_reads(self) -> int:
+        """How many reads ``get(..., max_age=...)`` keeps for this store now."""
+        with _read_cache_lock:
+            entry = _read_cache.get(id(self))
+            return len(entry[1]) if entry and entry[0] is self else 0
 
     def forget_reads(self) -> None:
         """Drop what ``get(..., max_age=...)`` kept for this store."""

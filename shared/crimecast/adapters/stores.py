@@ -13,6 +13,7 @@ from typing import Any
 from crimecast import settings
 from crimecast.adapters.blobs import BlobStore
 from crimecast.adapters.launcher import AwsLauncher, Launcher
+from crimecast.adapters.login_attempt_store import LoginAttemptStore
 from crimecast.adapters.run_store import LeaseStore, RunStore
 from crimecast.adapters.series_store import SeriesStore
 from crimecast.adapters.user_store import UserStore
@@ -26,6 +27,7 @@ class Stores:
     runs: RunStore
     leases: LeaseStore
     user_table: str | None = None
+    login_attempts_table: str | None = None
     idempotency_table: str | None = None
     launcher: Launcher = field(default_factory=AwsLauncher)
 
@@ -33,7 +35,8 @@ class Stores:
     def from_settings(cls, config: settings.StoreSettings, launcher: Launcher | None = None) -> Stores:
         return cls(blobs=BlobStore(config.data_bucket), series=SeriesStore(config.series_table),
                    runs=RunStore(config.runs_table), leases=LeaseStore(config.runs_table),
-                   user_table=config.users_table, idempotency_table=config.idempotency_table,
+                   user_table=config.users_table,
+                   login_attempts_table=config.login_attempts_table, idempotency_table=config.idempotency_table,
                    launcher=launcher or AwsLauncher())
 
     @property
@@ -41,6 +44,12 @@ class Stores:
         if not self.user_table:
             raise ConfigurationError("environment variable USERS_TABLE is not set")
         return UserStore(self.user_table)
+
+    @property
+    def login_attempts(self) -> LoginAttemptStore:
+        if not self.login_attempts_table:
+            raise ConfigurationError("environment variable LOGIN_ATTEMPTS_TABLE is not set")
+        return LoginAttemptStore(self.login_attempts_table)
 
     def with_launcher(self, launcher: Launcher) -> Stores:
         return replace(self, launcher=launcher)

@@ -1,5 +1,7 @@
 """The users table: staff accounts with bcrypt hashes. A table of its own, so that only
-the auth function's role can read password hashes."""
+the auth function's role can read password hashes; the authorizer, which may read the
+table too, reads only the attributes it checks (``get_identity``). The sign-in throttle's
+records are elsewhere (:mod:`crimecast.adapters.login_attempt_store`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from crimecast.adapters import aws
 from crimecast.domain.errors import NotFoundError
 
-_NOT_LOCKED = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
+IDENTITY_ATTRIBUTES = ("username", "token_version", "roles", "disabled")
 # The user the login checked: still there, enabled, with the hash it checked.
 _SAME_USER = ("attribute_exists(username) AND password_hash = :hash"
               " AND (attribute_not_exists(disabled) OR disabled <> :true)")
@@ -18,7 +20,15 @@ _SAME_USER = ("attribute_exists(username) AND password_hash = :hash"
 @dataclass(frozen=True)
 class UserStore(aws.TableStore):
     def get(self, username: str) -> dict[str, Any] | None:
+        """The whole record, password hash included (the login's read)."""
         return self._table.get_item(Key={"username": username}).get("Item")
+
+    def get_identity(self, username: str) -> dict[str, Any] | None:
+        """The record without its password hash: only what the authorizer checks (a
+        projection, so the hash never leaves DynamoDB on this path)."""
+        names = {f"#a{i}": name for i, name in enumerate(IDENTITY_ATTRIBUTES)}  # "roles" is a reserved word
+        return self._table.get_item(Key={"username": username}, ProjectionExpression=", ".join(names),
+                                    ExpressionAttributeNames=names).get("Item")
 
     def put(self, user: dict[str, Any], only_if_new: bool = False) -> None:
         """Write a user; with ``only_if_new``, ConflictError if the name is taken."""
@@ -50,41 +60,25 @@ class UserStore(aws.TableStore):
             raise
         return response.get("Attributes", {})
 
-    def record_failure(self, username: str, password_hash: str, *, attempts: int, lock_until: int,
-                       now: int) -> str:
-        """Count one failed login, atomically (``ADD``), and lock the account when the count
-        reaches ``attempts``: locked_until set, counter back to 0. Only the counters are
-        written, and only while the user still has the ``password_hash`` the login just
-        checked, is enabled and is not locked; so a concurrent delete, disable or password reset is never
-        undone, and failures during a lock neither count nor extend it.
-
-        Returns "counted", "locked" (this failure set the lock) or "skipped" (nothing written:
-        the user is gone, disabled, has another password, or is locked)."""
-        values = {":one": 1, ":hash": password_hash, ":now": now, ":true": True}
-        counted = self._update(username, "ADD failed_attempts :one", f"{_SAME_USER} AND {_NOT_LOCKED}",
-                               values, returns="UPDATED_NEW")
-        if counted is None:
-            return "skipped"
-        if int(counted["failed_attempts"]) < attempts:
-            return "counted"
-        # Exactly one of the failures that reached the limit sets the lock (it zeroes the
-        # counter, so the others' conditions fail); a success in between cleared the counter.
-        locked = self._update(username, "SET locked_until = :until, failed_attempts = :zero",
-                              f"{_SAME_USER} AND {_NOT_LOCKED} AND failed_attempts >= :attempts",
-                              {":hash": password_hash, ":now": now, ":true": True, ":until": lock_until, ":zero": 0,
-                               ":attempts": attempts})
-        return "counted" if locked is None else "locked"
-
-    def clear_failures(self, username: str, password_hash: str, *, now: int) -> bool:
-        """After a right password: the counters removed, while the user still has that
-        password, is enabled and unlocked. False (nothing written) when the user changed
-        since the login read it."""
-        return self._update(username, "REMOVE failed_attempts, locked_until", f"{_SAME_USER} AND {_NOT_LOCKED}",
-                            {":hash": password_hash, ":now": now, ":true": True}) is not None
+    def confirm_sign_in(self, username: str, password_hash: str, token_version: str | None, *,
+                        new_hash: str | None = None) -> bool:
+        """After a right password: True while the user is still the one the login checked
+        (there, enabled, with that hash and ``token_version``; None: a record from before token
+        versions), so no token is issued for a user deleted, disabled, reset or re-roled
+        meanwhile. Removes the counters of the former lock per account, and with
+        ``new_hash`` (the password at the current bcrypt cost) stores it in the same write."""
+        version_condition = "attribute_not_exists(token_version)" if token_version is None else "token_version = :ver"
+        values: dict[str, Any] = {":hash": password_hash, ":true": True}
+        if token_version is not None:
+            values[":ver"] = token_version
+        if new_hash:
+            values[":new"] = new_hash
+        return self._update(username, ("SET password_hash = :new " if new_hash else "") + "REMOVE failed_attempts, locked_until",
+                            f"{_SAME_USER} AND {version_condition}", values) is not None
 
     def set_password(self, username: str, password_hash: str, token_version: str) -> None:
-        """A new hash and token version, and the lockout counters cleared; NotFoundError when
-        there is no such user."""
+        """A new hash and token version (and the counters of the former lock per account
+        removed); NotFoundError when there is no such user."""
         if self._update(username, "SET password_hash = :hash, token_version = :ver REMOVE failed_attempts, locked_until",
                         "attribute_exists(username)", {":hash": password_hash, ":ver": token_version}) is None:
             raise NotFoundError(f"no user {username!r}")

@@ -4,6 +4,7 @@ the user's tokens (see :mod:`crimecast.jobs.accounts`)."""
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
@@ -44,16 +45,38 @@ def _form(raw: str | None, content_type: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(raw).items()}
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string UTF-8 cannot encode: a lone surrogate, as JSON's "\\ud800" or a
+    form's invalid percent-escapes decoded with ``surrogateescape`` give; DynamoDB would
+    refuse it as a key."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _source_ip(event: dict[str, Any]) -> str | None:
+    """The client's address as API Gateway saw it (``requestContext.identity.sourceIp``; the
+    local stack sets it from the socket); None when the event has none."""
+    address = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    return address if isinstance(address, str) else None
+
+
 @router.post("/auth/token", summary="Sign in: OAuth2 password grant, a bearer token for the other routes",
              responses={200: {"description": "a bearer token (access_token, token_type, expires_in, scope)"},
                         400: {"description": "RFC 6749 invalid_request or unsupported_grant_type"},
-                        401: {"description": "RFC 6749 invalid_grant: wrong name or password, or a locked account"}})
+                        401: {"description": "RFC 6749 invalid_grant: wrong name or password, or an address the sign-in throttle holds"}})
 def token() -> Response[dict[str, Any]]:
     """Form-encoded (``application/x-www-form-urlencoded``) or JSON body:
     ``grant_type=password&username=..&password=..``. Errors follow RFC 6749."""
     event = router.current_event
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    form = _form(event.decoded_body, headers.get("content-type", "application/x-www-form-urlencoded"))
+    try:
+        raw = event.decoded_body
+    except (ValueError, binascii.Error):  # a base64 body that is not base64, or not UTF-8 once decoded
+        return _oauth_error(400, "invalid_request", "the body must be UTF-8 text")
+    form = _form(raw, headers.get("content-type", "application/x-www-form-urlencoded"))
     if form.get("grant_type") != "password":
         if not form.get("grant_type"):
             return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
@@ -61,8 +84,10 @@ def token() -> Response[dict[str, Any]]:
     username, password = form.get("username", ""), form.get("password", "")
     if not username or not password or len(username) > auth.MAX_FIELD_LENGTH:
         return _oauth_error(400, "invalid_request", "grant_type, username and password are required")
+    if not _is_unicode(username):
+        return _oauth_error(400, "invalid_request", "the username must be valid Unicode text")
     try:
-        issued = accounts.login(get_stores(), username, password)
+        issued = accounts.login(get_stores(), username, password, _source_ip(event.raw_event))
     except auth.AuthError:
         logger.info("login refused")
         metrics.add_metric(name="LoginRefused", unit="Count", value=1)

@@ -14,8 +14,12 @@ roles from the record too, never from the token, so a demotion takes effect on t
 (uncached) check.
 
 Keys: a :class:`KeyRing` holds the current key (which signs) and the previous one (which
-still verifies), each named by a ``kid``. Rotation makes a new current key and keeps the old
-one as previous, so tokens signed before it keep working until they expire.
+still verifies), each named by a ``kid``. A rotation makes a new current key and keeps the
+old one as previous, so tokens signed before it keep working until they expire; a rotation
+after a leak keeps no old key at all (``rotated(keep_current=False)``).
+
+Sign-in throttling (per client address and account, not a lock per account) is in
+:mod:`crimecast.domain.login_throttle`.
 """
 
 from __future__ import annotations
@@ -111,13 +115,15 @@ class KeyRing:
             keys[self.previous.kid] = self.previous.key
         return keys
 
-    def rotated(self, new: SigningKey | None = None) -> KeyRing:
+    def rotated(self, new: SigningKey | None = None, keep_current: bool = True) -> KeyRing:
         """A ring whose current key is ``new`` (a fresh random one by default) and whose
-        previous key is this ring's current one; this ring's previous key is dropped."""
+        previous key is this ring's current one; this ring's previous key is dropped. With
+        ``keep_current`` False (after a leak) the ring holds ``new`` alone: no token signed
+        before verifies."""
         new = new or new_signing_key()
         if new.kid in self.by_kid():
             raise ConfigurationError("the new key's kid is already in use")
-        return KeyRing(new, self.current)
+        return KeyRing(new, self.current if keep_current else None)
 
     def to_json(self) -> str:
         return json.dumps({"current": self.current.as_dict(),
@@ -157,11 +163,29 @@ def hash_password(plain: str, rounds: int = DEFAULT_ROUNDS) -> str:
 
 
 def verify_password(plain: str, hashed: str) -> bool:
-    """True when ``plain`` matches the bcrypt ``hashed`` (constant-time inside bcrypt)."""
+    """True when ``plain`` matches the bcrypt ``hashed`` (constant-time inside bcrypt). A
+    password that is not valid Unicode (a lone surrogate, from JSON's "\\ud800") is checked
+    as its raw code points: it matches no password that could be set, after the same work."""
     try:
-        return bcrypt.checkpw(plain.encode(), hashed.encode())
-    except ValueError:  # not a bcrypt hash
+        return bcrypt.checkpw(plain.encode("utf-8", "surrogatepass"), hashed.encode())
+    except ValueError:  # not a bcrypt hash, or a password over bcrypt's 72 bytes
         return False
+
+
+def hash_cost(hashed: str) -> int | None:
+    """The cost (log2 rounds) a bcrypt hash was made with (``$2b$12$...``: 12); None when
+    ``hashed`` is not a bcrypt hash."""
+    parts = hashed.split("$")
+    if len(parts) != 4 or parts[1] not in ("2a", "2b", "2y") or not parts[2].isdigit():
+        return None
+    return int(parts[2])
+
+
+def needs_rehash(hashed: str, rounds: int) -> bool:
+    """True when a hash was made with a lower cost than ``rounds`` (the configured one, never
+    below the minimum the settings allow): a sign-in with the right password replaces it."""
+    cost = hash_cost(hashed)
+    return cost is not None and cost < rounds
 
 
 def _ring(key: str | SigningKey | KeyRing) -> KeyRing:
@@ -228,44 +252,17 @@ def check_against_record(claims: TokenClaims, user: dict[str, Any] | None) -> Id
     return Identity(claims.username, tuple(r for r in (str(x) for x in user.get("roles", [])) if r in ROLES))  # type: ignore[union-attr]
 
 
-@dataclass(frozen=True)
-class LockoutPolicy:
-    """After ``attempts`` failures in a row an account is locked for ``seconds``."""
-
-    attempts: int = 5
-    seconds: int = 900
-
-
 def usable(user: dict[str, Any] | None) -> bool:
     return bool(user) and not user.get("disabled")  # type: ignore[union-attr]
 
 
-def is_locked(user: dict[str, Any] | None, now: float) -> bool:
-    """True while the user's lock runs (``locked_until`` in epoch seconds, after ``now``)."""
-    return bool(user) and float(user.get("locked_until", 0)) > now  # type: ignore[union-attr]
-
-
-def locks_now(failures: int, policy: LockoutPolicy) -> bool:
-    """True when ``failures`` in a row (counted atomically by the store) reach the limit."""
-    return failures >= policy.attempts
-
-
-def lock_end(policy: LockoutPolicy, now: float) -> int:
-    """When a lock set at ``now`` ends (whole epoch seconds, as stored)."""
-    return int(now + policy.seconds)
-
-
-def authenticate(user: dict[str, Any] | None, password: str, now: float | None = None,
-                 rounds: int = DEFAULT_ROUNDS) -> Identity:
-    """Check a password against a user record. An unknown user, a disabled or locked one and
-    a wrong password all get the same answer, after the same bcrypt work."""
-    now = time.time() if now is None else now
+def authenticate(user: dict[str, Any] | None, password: str, rounds: int = DEFAULT_ROUNDS) -> Identity:
+    """Check a password against a user record. An unknown user, a disabled one and a wrong
+    password all get the same answer after the same bcrypt work: a user the check cannot use
+    is checked against a dummy hash of the configured cost ``rounds``."""
     if len(password) > MAX_FIELD_LENGTH:
         raise AuthError("invalid username or password")
-    hashed = str(user["password_hash"]) if usable(user) else _dummy_hash(rounds)
-    matches = verify_password(password, hashed)
-    if not matches or not usable(user) or is_locked(user, now):
+    hashed = str(user["password_hash"]) if usable(user) else _dummy_hash(rounds)  # type: ignore[index]
+    if not verify_password(password, hashed) or not usable(user):
         raise AuthError("invalid username or password")
     return Identity(str(user["username"]), tuple(str(r) for r in user.get("roles", ["viewer"])))  # type: ignore[index, union-attr]
-
-

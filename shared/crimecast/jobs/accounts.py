@@ -2,8 +2,9 @@
 management, logout and key rotation, over the users store and the signing keys in Secrets
 Manager.
 
-The rules themselves (bcrypt, JWT claims, token versions, key rings, lockout) are pure, in
-:mod:`crimecast.domain.auth`.
+The rules themselves are pure: bcrypt, JWT claims, token versions and key rings in
+:mod:`crimecast.domain.auth`, the sign-in throttle (per client address and account, with a
+bound per account on new addresses) in :mod:`crimecast.domain.login_throttle`.
 
 Revocation: each user record holds a ``token_version`` that every token of the user
 carries; :func:`verify_bearer` (the authorizer) refuses a token whose version is not the
@@ -29,9 +30,10 @@ from typing import Any
 
 from crimecast import settings
 from crimecast.adapters.secrets import get_secret, put_secret
-from crimecast.adapters.stores import Stores
-from crimecast.domain import auth, passwords
+from crimecast.adapters.stores import Stores, get_stores
+from crimecast.domain import auth, login_throttle, passwords
 from crimecast.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from crimecast.domain.login_throttle import ThrottleRule
 
 
 @dataclass(frozen=True)
@@ -74,20 +76,32 @@ def _keys_for(token: str) -> auth.KeyRing:
     return signing_keys(force_fetch=True)
 
 
-def rotate_keys(force: bool = False, now: float | None = None) -> auth.KeyRing:
-    """Make a new current signing key and keep the current one as previous (the one before
-    is dropped). Logs nobody out: tokens signed with the old key verify until they expire,
-    as long as there is no second rotation within a token's lifetime plus the 5-minute key
-    cache; a rotation sooner than that is refused (ConflictError) unless ``force`` (after a
-    leak: then tokens signed with the dropped key stop working). Returns the new ring."""
+def rotate_keys(force: bool = False, now: float | None = None, stores: Stores | None = None) -> auth.KeyRing:
+    """Make a new current signing key. Returns the new ring.
+
+    Without ``force``: the current key is kept as previous (the one before is dropped) and
+    logs nobody out: tokens signed with it verify until they expire. A second rotation
+    within a token's lifetime plus the 5-minute key cache would drop a key such tokens may
+    still use, so it is refused (ConflictError).
+
+    With ``force`` (after a leak): the ring keeps no old key, and every user's token version
+    is replaced (``stores``, default ``get_stores()``), so every token issued before stops
+    working at its next check (API Gateway's 60-second authorizer cache aside), even in a
+    container whose key cache still holds the leaked key: the authorizer reads the user's
+    version on every check. New tokens are signed with the key fetched afresh (see
+    ``issue_token``), so no container goes on signing with the leaked one."""
     ring = signing_keys(force_fetch=True)
     now = time.time() if now is None else now
     wait = int(settings.load(settings.UserSettings).token_minutes * 60) + KEY_CACHE_SECONDS
     if not force and ring.previous and now - ring.current.created < wait:
         raise ConflictError(f"the current key {ring.current.kid} is younger than {wait} s: tokens signed with the "
                             f"previous key {ring.previous.kid} may still be in use; rotate later, or with --force")
-    ring = ring.rotated(auth.new_signing_key(now))
+    ring = ring.rotated(auth.new_signing_key(now), keep_current=not force)
     put_secret(settings.load(settings.UserSettings).jwt_secret_arn, ring.to_json())
+    if force:
+        stores = stores or get_stores()
+        for user in stores.users.list():
+            stores.users.update(str(user["username"]), token_version=auth.new_token_version())
     return ring
 
 
@@ -99,39 +113,77 @@ def issue_token(identity: auth.Identity, version: str | None = None) -> Token:
     """A token for ``identity`` carrying the user's token ``version`` (the record's
     ``token_version``); signed with the current key, named in its ``kid``."""
     lifetime = int(settings.load(settings.UserSettings).token_minutes * 60)
-    token = auth.generate_token(identity.username, identity.roles, key=signing_keys(), lifetime_seconds=lifetime,
-                                version=version)
+    # The keys fetched afresh: one Secrets Manager call per sign-in (beside a bcrypt check), so
+    # that no container signs with a key a forced rotation dropped while its cache still has it.
+    token = auth.generate_token(identity.username, identity.roles, key=signing_keys(force_fetch=True),
+                                lifetime_seconds=lifetime, version=version)
     return Token(token, lifetime, identity.roles)
 
 
-def _policy() -> auth.LockoutPolicy:
-    config = settings.load(settings.UserSettings)
-    return auth.LockoutPolicy(config.lockout_attempts, config.lockout_seconds)
+def _now() -> int:
+    """The throttle's clock: epoch seconds."""
+    return int(time.time())
 
 
-def login(stores: Stores, username: str, password: str) -> Token:
-    """A token for the right password; AuthError (the same for every cause) otherwise, with
-    the failure counted towards the account's lockout.
+def _rule() -> ThrottleRule:
+    return settings.load(settings.LoginSettings).rule()
 
-    The user is read once; afterwards only the counters are written, by conditional
-    updates that hold only while the user still has the password hash just checked (see
-    ``UserStore.record_failure``): never a write-back of the record, so a delete, disable
-    or password reset made meanwhile stands. An unknown or disabled user costs the same
-    bcrypt check and writes nothing."""
-    now = time.time()
+
+ADMISSION_TRIES = 5  # conditional writes lost to parallel attempts before this one is refused
+
+
+def _admit(stores: Stores, username: str, address: str, now: int, rule: ThrottleRule) -> bool:
+    """Admit one attempt of ``address`` at ``username``, counted in advance as a failure: True
+    when the throttle's conditional writes let it through (see
+    :mod:`crimecast.domain.login_throttle`). A read only proposes; the write decides."""
+    attempts = stores.login_attempts
+    for _ in range(ADMISSION_TRIES):
+        record = attempts.get(username, address)
+        admitted = login_throttle.admit(record, now, rule)
+        if admitted is None:
+            return False  # held
+        if attempts.replace(username, address, admitted, read_seq=record.seq if record else 0, rule=rule):
+            break
+    else:
+        return False  # a burst from this address kept winning the record: refused, as a held one
+    return admitted.trusted(now) or attempts.count_new_address_attempt(
+        username, login_throttle.hour_window(now), rule.new_address_attempts_per_hour)
+
+
+def login(stores: Stores, username: str, password: str, source_ip: str | None = None) -> Token:
+    """A token for the right password; AuthError (the same for every cause) otherwise.
+
+    ``source_ip`` is the client's address (API Gateway's ``requestContext.identity.sourceIp``):
+    the throttle admits the attempt first, counting it as a failure of that address at that
+    account (:mod:`crimecast.domain.login_throttle`), so a held address gets no bcrypt check
+    and no verdict, whatever its password, and a stranger's failures never hold the user's
+    own address. An admitted attempt reads the user and checks the password (an unknown or
+    disabled user against a dummy hash of the same cost); a right one is confirmed by a
+    conditional write that holds only while the user is still the one checked (so a delete,
+    disable, reset or role change made meanwhile is not answered with a token), which also
+    stores the password at the current bcrypt cost when its hash was made with a lower one.
+    Then the address's failures are cleared and the address is trusted."""
+    now = _now()
+    rule = _rule()
+    address = login_throttle.address_key(source_ip)
+    if not _admit(stores, username, address, now, rule):
+        raise auth.AuthError("invalid username or password")
     user = stores.users.get(username)
-    try:
-        identity = auth.authenticate(user, password, now=now, rounds=_rounds())
-    except auth.AuthError:
-        if auth.usable(user):
-            policy = _policy()
-            stores.users.record_failure(username, str(user["password_hash"]), attempts=policy.attempts,  # type: ignore[index]
-                                        lock_until=auth.lock_end(policy, now), now=int(now))
-        raise
-    if ("failed_attempts" in user or "locked_until" in user) and not stores.users.clear_failures(  # type: ignore[operator]
-            username, str(user["password_hash"]), now=int(now)):  # type: ignore[index]
-        raise auth.AuthError("invalid username or password")  # changed since read: deleted, disabled, reset or locked
+    rounds = _rounds()
+    identity = auth.authenticate(user, password, rounds=rounds)  # a failure was counted on admission
+    hashed = str(user["password_hash"])  # type: ignore[index]
+    new_hash = auth.hash_password(password, rounds) if auth.needs_rehash(hashed, rounds) else None
+    version = str(user["token_version"]) if "token_version" in user else None  # type: ignore[operator, index]
+    if not stores.users.confirm_sign_in(username, hashed, version, new_hash=new_hash):
+        raise auth.AuthError("invalid username or password")  # changed since read: deleted, disabled, reset, re-roled
+    stores.login_attempts.record_sign_in(username, address, now, rule)
     return issue_token(identity, auth.token_version(user or {}))
+
+
+def unlock(stores: Stores, username: str) -> int:
+    """Forget every throttle record of the account: its addresses' failures and holds, its
+    new-address count this hour, and which addresses it trusts. How many records there were."""
+    return stores.login_attempts.forget(username)
 
 
 def verify_bearer(stores: Stores, token: str) -> auth.Identity:
@@ -139,7 +191,7 @@ def verify_bearer(stores: Stores, token: str) -> auth.Identity:
     signed by the current or previous key (by its kid), and its user must still exist, be
     enabled and hold the token's version; the roles are the record's. AuthError otherwise."""
     claims = auth.read_token(token, key=_keys_for(token))
-    return auth.check_against_record(claims, stores.users.get(claims.username))
+    return auth.check_against_record(claims, stores.users.get_identity(claims.username))
 
 
 def revoke_tokens(stores: Stores, username: str) -> None:
@@ -191,10 +243,11 @@ def disable_user(stores: Stores, username: str) -> None:
 
 
 def reset_password(stores: Stores, username: str, password: str) -> None:
-    """A new password, the lockout counters cleared and every token of the user revoked, in
-    one conditional update (a user deleted meanwhile is not re-created)."""
+    """A new password and every token of the user revoked, in one conditional update (a user
+    deleted meanwhile is not re-created); then the user is unlocked (:func:`unlock`)."""
     passwords.check(password)
     stores.users.set_password(username, auth.hash_password(password, _rounds()), auth.new_token_version())
+    unlock(stores, username)
 
 
 def list_users(stores: Stores) -> list[dict[str, Any]]:

@@ -90,6 +90,15 @@ def _users_reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users_unlock(args: argparse.Namespace) -> int:
+    from crimecast.adapters.stores import get_stores
+    from crimecast.jobs import accounts
+
+    forgotten = accounts.unlock(get_stores(), args.name)
+    print(f"{args.name}: {forgotten} sign-in throttle records forgotten (holds, counts and trusted addresses)")
+    return 0
+
+
 def _users_set_role(args: argparse.Namespace) -> int:
     from crimecast.adapters.stores import get_stores
     from crimecast.jobs import accounts
@@ -112,8 +121,12 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     from crimecast.jobs import accounts
 
     ring = accounts.rotate_keys(force=args.force)
-    previous = ring.previous.kid if ring.previous else "none"
-    print(f"new signing key {ring.current.kid}; the previous key {previous} still verifies tokens until they expire")
+    if args.force:
+        print(f"new signing key {ring.current.kid}, alone: no earlier key verifies tokens any more, and every "
+              "user's tokens are revoked (everyone signs in again)")
+    else:
+        previous = ring.previous.kid if ring.previous else "none"
+        print(f"new signing key {ring.current.kid}; the previous key {previous} still verifies tokens until they expire")
     return 0
 
 
@@ -196,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the portal's today (default: today); to replay a snapshot or a stand-in")
     ig.add_argument("--page-size", type=int, metavar="ROWS", help="rows per request (default and most: 50000)")
     ig.set_defaults(handler=_ingest)
-    users = commands.add_parser("users", help="manage API users (USERS_TABLE and AWS credentials from the environment)")
+    users = commands.add_parser("users", help="manage API users (USERS_TABLE, LOGIN_ATTEMPTS_TABLE for reset-password "
+                                              "and unlock, and AWS credentials from the environment)")
     user_commands = users.add_subparsers(dest="users_command", required=True)
     add = user_commands.add_parser("add", help="add a user; the password is read from a prompt or stdin, never argv")
     add.add_argument("name", help="user name")
@@ -206,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     for command, handler, text in (("disable", _users_disable, "disable a user: logins and existing tokens stop working"),
                                    ("reset-password", _users_reset_password,
                                     "set a new password (prompt or stdin) and unlock; existing tokens stop working"),
+                                   ("unlock", _users_unlock, "forget the user's sign-in throttle records: every "
+                                                             "address may try again at once"),
                                    ("revoke", _users_revoke, "end every token of a user (sign the user out everywhere)")):
         sub = user_commands.add_parser(command, help=text)
         sub.add_argument("name", help="user name")
@@ -219,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = key_commands.add_parser("rotate", help="make a new signing key and keep the current one as previous: "
                                                     "tokens signed before keep working until they expire")
     rotate.add_argument("--force", action="store_true",
-                        help="rotate even if the current key is younger than a token's lifetime plus 5 minutes "
-                             "(after a leak: tokens signed with the dropped key stop working)")
+                        help="after a leak: keep no earlier key and revoke every user's tokens, so every token "
+                             "issued before stops working at once (also when the current key is young)")
     rotate.set_defaults(handler=_keys_rotate)
     return parser
 
