@@ -44,7 +44,7 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 def load_template(path: str | Path) -> dict[str, Any]:
     """The template as a dict, short tags turned into their long form."""
     with open(path, encoding="utf-8") as stream:
-        template = yaml.load(stream, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        template = yaml.load(stream, Loader=_CfnLoader)  # noqa: S506  # nosec B506  # a SafeLoader subclass
     if not isinstance(template, dict) or "Resources" not in template:
         raise ValueError(f"{path} is not a CloudFormation template (no Resources)")
     return template
