@@ -11,7 +11,7 @@ export CRIMECAST_DATA_DIR ?= $(abspath ../shared/data)
 # pytest-xdist workers for the main suite: one per core (this machine and CI have 2).
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: lock upgrade venv test pytest lint unit demo demo-fresh accuracy bench clean sam-tools validate build layer layer-test sam-layer-test
+.PHONY: lock upgrade venv test pytest lint unit demo demo-fresh accuracy bench clean sam-tools validate build layer layer-test sam-layer-test scan-tools scan
 
 # Every install comes from a lock file with hashes (requirements/*.lock, made by `make lock`):
 # a fresh clone gets exactly what the last green run tested. pip-sync semantics: --no-deps,
@@ -35,7 +35,7 @@ lint: venv
 # Template checks, sam build, the layer tests and the browser tests first; the main suite
 # last, so its summary is the closing line.
 # The steps, in order, are TEST_STEPS (bench/test_suite.py times each).
-TEST_STEPS := lint validate build layer-test sam-layer-test e2e pytest
+TEST_STEPS := lint scan validate build layer-test sam-layer-test e2e pytest
 test:
 	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || exit 1; done
 
@@ -112,6 +112,55 @@ sam-layer-test: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
+# --- Scanners: known vulnerabilities in every lock, the template's checks, the code's ---
+# pip-audit, checkov and bandit, from requirements/scan.lock, in their own virtualenv (.venv-scan):
+# checkov pins many packages (boto3, pydantic ...) that must not move the app's or SAM's.
+# Quiet when all is well: one line per scanner. Every exception is explained where it is made:
+# checkov's in template.yaml (Metadata checkov skip, with its reason), bandit's on the line
+# (`# nosec BXXX - reason`), pip-audit's in AUDIT_IGNORE below (one `--ignore-vuln ID` a line,
+# with its reason in a comment above it).
+SCAN_VENV := .venv-scan
+SCAN_BIN := $(SCAN_VENV)/bin
+LOCK_FILES := requirements/dev.lock requirements/sam.lock requirements/scan.lock \
+	layers/prophet/requirements.txt shared/requirements.txt
+# ecdsa (scan.lock only, a dependency of checkov): CVE-2024-23342, a Minerva timing side channel
+# on P-256 signing that its maintainers will not fix. The scanners' venv signs nothing; neither
+# the app nor a Lambda layer has ecdsa.
+AUDIT_IGNORE := --ignore-vuln CVE-2024-23342
+# pip-audit's PyPI service reads https://pypi.org/pypi/<name>/<version>/json; where that does not
+# answer (a registry mirror that serves only the project pages) nothing can be audited: the step
+# says so and goes on, unless CRIMECAST_REQUIRE_AUDIT=1 (GitHub's CI), where it fails.
+AUDIT_PROBE := https://pypi.org/pypi/pip/24.0/json
+
+$(SCAN_BIN)/.installed: requirements/scan.lock
+	test -x $(SCAN_BIN)/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_BIN)/$(PIP_LOCKED) -r requirements/scan.lock
+	touch $@
+
+scan-tools: $(SCAN_BIN)/.installed
+
+scan: scan-tools
+	@if $(SCAN_BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
+		$(AUDIT_PROBE) 2>/dev/null; then \
+		for lock in $(LOCK_FILES); do \
+			$(SCAN_BIN)/pip-audit --require-hashes --disable-pip --strict --vulnerability-service pypi \
+				--progress-spinner off $(AUDIT_IGNORE) -r $$lock >/tmp/crimecast-pip-audit.$$$$ 2>&1 \
+				|| { cat /tmp/crimecast-pip-audit.$$$$; rm -f /tmp/crimecast-pip-audit.$$$$; echo "pip-audit failed on $$lock"; exit 1; }; \
+		done; rm -f /tmp/crimecast-pip-audit.$$$$; \
+		echo "pip-audit: no known vulnerability in $(words $(LOCK_FILES)) lock files"; \
+	elif [ "$$CRIMECAST_REQUIRE_AUDIT" = 1 ]; then \
+		echo "pip-audit: $(AUDIT_PROBE) does not answer: the locks cannot be audited"; exit 1; \
+	else \
+		echo "pip-audit: NOT RUN - PyPI's per-version JSON API ($(AUDIT_PROBE)) does not answer here; the locks were not audited"; \
+	fi
+	@$(SCAN_BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml \
+		>/tmp/crimecast-checkov.$$$$ 2>&1 \
+		&& { echo "checkov: $$(grep -m1 -o 'Passed checks.*' /tmp/crimecast-checkov.$$$$)"; rm -f /tmp/crimecast-checkov.$$$$; } \
+		|| { cat /tmp/crimecast-checkov.$$$$; rm -f /tmp/crimecast-checkov.$$$$; exit 1; }
+	@$(SCAN_BIN)/bandit --recursive --quiet --severity-level medium --confidence-level low \
+		--format custom --msg-template '{relpath}:{line}: {test_id} [{severity}/{confidence}] {msg}' \
+		shared functions local && echo "bandit: no medium or high issue unexplained (shared functions local)"
+
 # --- Browser tests of the web page (web/) against a fake API (tests/e2e/fake_api.py) ---
 # Debian's chromium, installed if missing, driven by the npm package playwright-core: no browser
 # download. The fake API needs only the standard library: the venv's python if there is one.
@@ -141,6 +190,7 @@ $(UV):
 lock: $(UV)
 	$(UV_COMPILE) --universal requirements-dev.txt -o requirements/dev.lock
 	$(UV_COMPILE) --universal requirements/sam.in -o requirements/sam.lock
+	$(UV_COMPILE) --universal requirements/scan.in -o requirements/scan.lock
 # The layers run on Lambda (Linux x86_64, Python 3.12), with the versions the tests ran.
 	$(UV_COMPILE) --python-platform $(LAYER_PLATFORM) -c requirements/dev.lock \
 		layers/prophet/requirements.in -o layers/prophet/requirements.txt

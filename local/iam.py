@@ -8,25 +8,40 @@ policies and returns a session of each (STS AssumeRole): a function's calls sign
 session are allowed what its role allows, and nothing else, once ``enforce`` is on.
 
 What moto checks (moto 5, ``moto.core.authorization``): every request's signature, then its
-action against the caller's policies (Allow/Deny, wildcards). The resource it checks is the
-request's own only for S3, SQS, IAM and STS; for every other service it checks ``*``, which
-no statement scoped to an ARN matches. ``enforce`` therefore gives DynamoDB, Step Functions,
-Secrets Manager and Lambda requests their resource's ARN (the table or index, the state
-machine or execution, the secret, the function), so that the statements' ``Resource`` counts
-as on AWS. Conditions in identity policies, permission boundaries, resource policies (but
-S3's bucket policies), KMS and CloudWatch/X-Ray writes are not checked. S3 requests are
-checked against their IAM action (``s3:ListBucket`` for ListObjectsV2), as AWS does.
+action against the caller's policies. The resource it checks is the request's own only for
+S3, SQS, IAM and STS; for every other service it checks ``*``, which no statement scoped to
+an ARN matches. ``enforce`` therefore gives DynamoDB, Step Functions, Secrets Manager and
+Lambda requests their resource's ARN (the table or index, the state machine or execution,
+the secret, the function), so that the statements' ``Resource`` counts as on AWS.
+
+The decision itself is :func:`decide`'s, IAM's evaluation logic (an explicit Deny wins, else
+an Allow, else denied), with the conditions of the statements: moto ignores the operators
+it does not know (``StringLike``: an ``s3:prefix`` condition would allow every listing) and
+denies on a failed condition (one unmatched Allow would deny what another allows). The
+request context has what the template's conditions read: ``s3:prefix`` of a listing.
+S3 is held to AWS's rules where moto is lenient: a request is checked against its IAM
+action (``s3:ListBucket`` for ListObjectsV2); a CopyObject needs ``s3:GetObject`` on its
+source too; DeleteObjects is decided key by key (moto deleted every key when any was
+refused); and a missing key is ``AccessDenied``, not ``NoSuchKey``, to a caller who may not
+list the bucket (a listing granted only for some prefixes does not count: the GetObject's
+request has no ``s3:prefix``).
+
+Not checked: permission boundaries, resource policies (but S3's bucket policies, by moto),
+KMS and CloudWatch/X-Ray writes. :func:`decide` also evaluates a resource policy for a
+principal (tests of the template's bucket and secret policies).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 import copy
 import json
 import logging
 import re
-from typing import Any
+import threading
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from crimecast.adapters.aws import Credentials
 
@@ -244,6 +259,121 @@ def create_admin(iam: Any, credentials: Credentials, name: str = "crimecast-loca
     backend.access_keys[key.access_key_id] = key
 
 
+# --- IAM's evaluation of a policy --------------------------------------------------------
+
+Decision = Literal["Allow", "Deny", "None"]  # an explicit Allow, an explicit Deny, no statement applies
+Context = Mapping[str, str | list[str]]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _text(value: Any) -> str:
+    """A policy value as IAM compares it (YAML's ``false`` is the string ``"false"``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _like(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM's wildcard match: ``*`` any run of characters (none too), ``?`` one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    """ArnLike: each of the six colon-separated parts matched on its own."""
+    wanted, given = pattern.split(":", 5), value.split(":", 5)
+    return len(wanted) == len(given) == 6 and all(_like(w, g) for w, g in zip(wanted, given, strict=True))
+
+
+# Per operator: how one expected value matches one value of the request, and whether it is a
+# negation (true when no expected value matches; also when the key is absent from the request).
+_OPERATORS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
+    "StringEquals": (lambda e, v: e == v, False),
+    "StringNotEquals": (lambda e, v: e == v, True),
+    "StringEqualsIgnoreCase": (lambda e, v: e.lower() == v.lower(), False),
+    "StringNotEqualsIgnoreCase": (lambda e, v: e.lower() == v.lower(), True),
+    "StringLike": (_like, False),
+    "StringNotLike": (_like, True),
+    "ArnEquals": (lambda e, v: e == v, False),
+    "ArnNotEquals": (lambda e, v: e == v, True),
+    "ArnLike": (_arn_like, False),
+    "ArnNotLike": (_arn_like, True),
+    "Bool": (lambda e, v: e.lower() == v.lower(), False),
+}
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: Context) -> bool:
+    """One operator on one key, as IAM evaluates it: any expected value may match (OR); a key the
+    request lacks fails it, but for a negated operator, ``...IfExists`` and ``Null``."""
+    expected = [_text(e) for e in _listed(expected)]
+    present = key in context
+    if operator == "Null":
+        return (not present) == (expected[0] == "true")
+    if_exists = operator.endswith("IfExists")
+    base = operator.removesuffix("IfExists")
+    if base not in _OPERATORS:  # not guessed at: a statement local IAM cannot judge is an error
+        raise ValueError(f"condition operator {operator} is not evaluated by local/iam.py")
+    match, negated = _OPERATORS[base]
+    if not present:
+        return if_exists or negated
+    found = any(match(e, _text(v)) for e in expected for v in _listed(context[key]))
+    return not found if negated else found
+
+
+def _principal_matches(statement: dict[str, Any], principal: str | None) -> bool:
+    """A resource policy's ``Principal`` (``*``, or AWS account roots or ARNs) against the caller's ARN."""
+    if "NotPrincipal" in statement:
+        raise ValueError("NotPrincipal is not evaluated by local/iam.py")
+    named = statement.get("Principal")
+    if named is None:  # an identity policy: its statement is the caller's own
+        return True
+    if named == "*":
+        return True
+    if principal is None:
+        return False
+    account = principal.split(":")[4] if principal.count(":") >= 5 else None
+    for arn in _listed(named.get("AWS", [])):
+        arn = _text(arn)
+        if arn in ("*", principal) or (account and arn in (account, f"arn:{PARTITION}:iam::{account}:root")):
+            return True
+    return principal in [_text(s) for s in _listed(named.get("Service", []))]
+
+
+def statement_applies(statement: dict[str, Any], action: str, resource: str, context: Context | None = None,
+                      principal: str | None = None) -> bool:
+    """Whether ``statement`` speaks of this request: its action, resource, principal and every condition."""
+    context = context or {}
+    if "Action" in statement:
+        if not any(_like(_text(a), action, ignore_case=True) for a in _listed(statement["Action"])):
+            return False
+    elif any(_like(_text(a), action, ignore_case=True) for a in _listed(statement.get("NotAction", []))):
+        return False
+    if "Resource" in statement:
+        if not any(_like(_text(r), resource) for r in _listed(statement["Resource"])):
+            return False
+    elif "NotResource" in statement and any(_like(_text(r), resource) for r in _listed(statement["NotResource"])):
+        return False
+    if not _principal_matches(statement, principal):
+        return False
+    return all(_condition_holds(operator, key, expected, context)
+               for operator, block in (statement.get("Condition") or {}).items() for key, expected in block.items())
+
+
+def decide(documents: Iterable[dict[str, Any]], action: str, resource: str, context: Context | None = None,
+           principal: str | None = None) -> Decision:
+    """IAM's decision over policy documents: ``Deny`` if any statement that applies denies, else
+    ``Allow`` if one allows, else ``None`` (denied: nothing allows it)."""
+    allowed = False
+    for document in documents:
+        for statement in _listed(document.get("Statement", [])):
+            if statement_applies(statement, action, resource, context, principal):
+                if statement["Effect"] == "Deny":
+                    return "Deny"
+                allowed = True
+    return "Allow" if allowed else "None"
+
+
 # --- moto's enforcement, with each request's resource -----------------------------------
 
 
@@ -340,6 +470,128 @@ def _s3_iam_actions() -> None:
     S3IAMRequest.__init__ = with_iam_action  # type: ignore[method-assign]
 
 
+def _caller_decision(request: Any, action: str, resource: str, context: Context | None = None) -> Decision:
+    """:func:`decide` over the policies of the caller of a moto request (its user's or role's)."""
+    from moto.iam.access_control import IAMPolicy
+
+    documents = [IAMPolicy(policy)._policy_json for policy in request._access_key.collect_policies()]
+    return decide(documents, action, resource, context)
+
+
+def _request_context(request: Any) -> dict[str, str]:
+    """The condition keys of a request that the template's policies read: ``s3:prefix`` of a
+    listing (absent when the listing names no prefix)."""
+    context = {}
+    if request._action.lower() in ("s3:listbucket", "s3:listbucketversions"):
+        query = parse_qs(urlsplit(request._path).query, keep_blank_values=True)
+        if "prefix" in query:
+            context["s3:prefix"] = query["prefix"][0]
+    return context
+
+
+def _header(request: Any, name: str) -> str | None:
+    return next((value for key, value in request._headers.items() if key.lower() == name), None)
+
+
+def _is_delete_objects(request: Any, resource: str) -> bool:
+    return request._action == "s3:DeleteObject" and "/" not in resource.split(":::", 1)[-1] and \
+        "delete" in parse_qs(urlsplit(request._path).query, keep_blank_values=True)
+
+
+def _object_exists(account: str, bucket_name: str, key: str) -> bool:
+    from moto.s3.models import FakeKey, s3_backends
+
+    bucket = s3_backends[account][PARTITION].buckets.get(bucket_name)
+    if bucket is None:  # NoSuchBucket answers, as it would
+        return True
+    return key in bucket.keys and isinstance(bucket.keys[key], FakeKey)
+
+
+def _check_s3_rules(request: Any, resource: str) -> None:
+    """What AWS checks of an S3 request beyond its own action on its own resource."""
+    path = resource.split(":::", 1)[-1]
+    if request._action == "s3:PutObject" and (source := _header(request, "x-amz-copy-source")):
+        copied, _, query = unquote(source).lstrip("/").partition("?")
+        action = "s3:GetObjectVersion" if "versionId=" in query else "s3:GetObject"
+        if _caller_decision(request, action, f"arn:{PARTITION}:s3:::{copied}") != "Allow":
+            request._raise_access_denied()  # CopyObject reads its source with the caller's rights
+    elif request._action == "s3:GetObject" and "/" in path and "versionId" not in urlsplit(request._path).query:
+        bucket_name, key = path.split("/", 1)
+        if not _object_exists(request.account_id, bucket_name, key) and \
+                _caller_decision(request, "s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket_name}") != "Allow":
+            request._raise_access_denied()  # S3 says NoSuchKey only to who may list the bucket
+
+
+def _check_action_permitted(self: Any, resource: str) -> None:
+    """moto's ``IAMRequestBase.check_action_permitted``, decided by :func:`decide` (conditions
+    included) and held to S3's rules; moto's check of the role's trust policy is kept."""
+    from moto.iam.access_control import S3IAMRequest
+
+    if self._action == "sts:GetCallerIdentity":  # always allowed, as moto and AWS do
+        return
+    s3 = isinstance(self, S3IAMRequest)
+    if s3 and _is_delete_objects(self, resource):
+        return  # DeleteObjects is decided key by key (_delete_objects_key_by_key)
+    permitted = _caller_decision(self, self._action, resource, _request_context(self)) == "Allow"
+    if permitted and self._is_assuming_role_operation(resource):
+        permitted = self._check_role_trust_relationship(resource)
+    if not permitted:
+        self._raise_access_denied()
+    if s3:
+        _check_s3_rules(self, resource)
+
+
+def _decide_with_conditions() -> None:
+    from moto.iam.access_control import IAMRequestBase
+
+    IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
+
+
+_deleting = threading.local()  # the caller's decision per key, during one DeleteObjects request
+
+
+def _enforcing() -> bool:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    return ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+
+def _delete_objects_key_by_key() -> None:
+    """DeleteObjects as on AWS: each key needs ``s3:DeleteObject`` on it, a refused key is an
+    ``AccessDenied`` entry of the answer's Errors, the others are deleted. (moto checked the
+    action on the bucket's ARN and, refused, deleted every key the bucket policy allowed.)"""
+    from moto.iam.access_control import PermissionResult, S3IAMRequest
+    from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
+
+    delete_keys = S3Response._bucket_response_delete_keys
+    if getattr(delete_keys, "crimecast_key_by_key", False):
+        return
+    bucket_permission = FakeBucket.get_permission
+
+    def permission(self: Any, action: str, resource: str) -> Any:
+        allowed = getattr(_deleting, "allowed", None)
+        if allowed is not None and action == "s3:DeleteObject" and not allowed(resource):
+            return PermissionResult.DENIED
+        return bucket_permission(self, action, resource)
+
+    def key_by_key(self: Any, bucket_name: str, authenticated: bool = True) -> Any:
+        if not _enforcing():
+            return delete_keys(self, bucket_name, authenticated)
+        caller = S3IAMRequest(account_id=self.current_account, method=self.method, path=self.raw_path, data=self.data,
+                              body=self.raw_body, headers=self.headers, action="DeleteObject")
+        _deleting.allowed = lambda arn: authenticated and _caller_decision(caller, "s3:DeleteObject", arn) == "Allow"
+        try:
+            return delete_keys(self, bucket_name, True)
+        finally:
+            _deleting.allowed = None
+
+    key_by_key.crimecast_key_by_key = True  # type: ignore[attr-defined]
+    S3Response._bucket_response_delete_keys = key_by_key  # type: ignore[method-assign]
+    FakeBucket.get_permission = permission  # type: ignore[method-assign]
+
+
 def _install_resources() -> None:
     from moto.awslambda.responses import LambdaResponse
     from moto.dynamodb.responses import DynamoHandler
@@ -353,6 +605,8 @@ def _install_resources() -> None:
         if not getattr(check, "crimecast_json_errors", False):
             cls._authenticate_and_authorize_normal_action = _json_errors(check)  # type: ignore[method-assign]
     _s3_iam_actions()
+    _decide_with_conditions()
+    _delete_objects_key_by_key()
 
 
 def _set_enforcement(no_auth_count: float, request_count: int = 0) -> tuple[float, int]:

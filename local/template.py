@@ -8,6 +8,7 @@ CloudFormation sees it; nothing here resolves them.
 from __future__ import annotations
 
 from pathlib import Path
+import re
 from typing import Any, NamedTuple
 
 import yaml
@@ -44,7 +45,7 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 def load_template(path: str | Path) -> dict[str, Any]:
     """The template as a dict, short tags turned into their long form."""
     with open(path, encoding="utf-8") as stream:
-        template = yaml.load(stream, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        template = yaml.load(stream, Loader=_CfnLoader)  # noqa: S506  # nosec B506  # a SafeLoader subclass
     if not isinstance(template, dict) or "Resources" not in template:
         raise ValueError(f"{path} is not a CloudFormation template (no Resources)")
     return template
@@ -149,8 +150,16 @@ def api_routes(template: dict[str, Any]) -> list[ApiRoute]:
     return routes
 
 
+def _sub_references(argument: Any) -> set[str]:
+    """The logical ids (and parameters) a ``Fn::Sub`` names: ``${Name}``, ``${Name.Attribute}``;
+    not pseudo parameters, ``${!Literal}`` or the Sub's own variables."""
+    text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
+    names = {m.group(1).split(".", 1)[0] for m in re.finditer(r"\$\{([^}!][^}]*)\}", str(text))}
+    return {n for n in names if not n.startswith("AWS::") and n not in variables} | references(variables)
+
+
 def references(node: Any) -> set[str]:
-    """Every logical id ``node`` refers to (``Ref``, ``Fn::GetAtt``), at any depth."""
+    """Every logical id ``node`` refers to (``Ref``, ``Fn::GetAtt``, ``Fn::Sub``), at any depth."""
     found: set[str] = set()
     if isinstance(node, dict):
         for key, value in node.items():
@@ -158,6 +167,8 @@ def references(node: Any) -> set[str]:
                 found.add(value)
             elif key == "Fn::GetAtt" and isinstance(value, list) and value:
                 found.add(str(value[0]))
+            elif key == "Fn::Sub":
+                found |= _sub_references(value)
             else:
                 found |= references(value)
     elif isinstance(node, list):

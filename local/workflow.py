@@ -337,7 +337,7 @@ def enable_execution(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
                                      data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the embedded server
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310  # nosec B310  # the embedded moto server
         answer.read()
     os.environ["MOTO_PORT"] = str(urlsplit(endpoint).port)
 

@@ -13,8 +13,10 @@ import boto3
 from botocore.exceptions import ClientError
 import pytest
 
+from crimecast.adapters.aws import client
+from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.jobs import accounts, ingest, pipeline, retrain, runs
-from local.template import load_template
+from local.template import load_template, references
 from tests.conftest import REPO
 from tests.functions.conftest import body, load_event
 from tests.functions.test_api import _publish
@@ -22,11 +24,12 @@ from tests.functions.test_ingest_then_evaluate import _write
 
 
 def _without(template: dict[str, Any], function: str, policy_template: str, resource: str) -> dict[str, Any]:
-    """A copy of the template without one of a function's policies (a SAM policy template on a resource)."""
+    """A copy of the template without one of a function's policies on a resource: a SAM policy
+    template, or (``policy_template="Statement"``) the written-out statements that name it."""
     changed = copy.deepcopy(template)
     policies = changed["Resources"][function]["Properties"]["Policies"]
     kept = [p for p in policies if not (isinstance(p, dict) and policy_template in p
-                                        and resource in json.dumps(p[policy_template]))]
+                                        and resource in references(p[policy_template]))]
     assert len(kept) == len(policies) - 1, f"{function} has no {policy_template} on {resource}"
     changed["Resources"][function]["Properties"]["Policies"] = kept
     return changed
@@ -70,7 +73,7 @@ def test_predict_serves_with_its_grants(iam_roles, aws) -> None:
 
 def test_without_its_read_grant_on_the_series_table_predict_fails_with_an_internal_error(iam_roles, aws) -> None:
     _publish(aws, {25: 80.0, None: 900.0})
-    template = _without(load_template(REPO / "template.yaml"), "PredictFunction", "DynamoDBReadPolicy", "SeriesTable")
+    template = _without(load_template(REPO / "template.yaml"), "PredictFunction", "Statement", "SeriesTable")
     roles = iam_roles(template)
     answer = roles.invoke("PredictFunction", _get("/predict", {"community_area": "Austin", "crime_type": "ASSAULT"}))
     assert answer["statusCode"] == 500  # API Gateway passes the function's 500 on
@@ -163,3 +166,145 @@ def test_post_retrain_and_the_workflow_steps_run_with_their_grants(iam_roles, aw
     watched["path"], watched["pathParameters"] = f"/runs/{run_id}", {"run_id": run_id}
     answer = roles.invoke("EvaluateFunction", watched)
     assert answer["statusCode"] == 200 and body(answer)["status"] == "succeeded"
+
+
+# --- the data bucket, prefix by prefix --------------------------------------------------------
+
+MODEL_KEY = "models/v20260101T000000Z/25:THEFT.json"
+
+
+def _denied(call: Any) -> str:
+    with pytest.raises(ClientError) as denied:
+        call()
+    return denied.value.response["Error"]["Code"]
+
+
+def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws) -> None:
+    aws.blobs.put_bytes(MODEL_KEY, b"{}")
+    aws.blobs.put_bytes("counts/staging/ingest-1/2024-01.csv.gz", b"staged")
+    roles = iam_roles()
+    with roles.as_function("IngestFunction"):
+        # DeleteObjects decides key by key, as S3 does
+        refused = aws.blobs.delete_keys([MODEL_KEY, "counts/staging/ingest-1/2024-01.csv.gz"])
+        assert _denied(lambda: aws.blobs.put_bytes(MODEL_KEY, b"overwritten")) == "AccessDenied"
+        assert _denied(lambda: aws.blobs.get_bytes(MODEL_KEY)) == "AccessDenied"
+        assert _denied(lambda: aws.blobs.list_keys("models/")) == "AccessDenied"
+        assert _denied(lambda: aws.blobs.put_json("runs/retrain-1/manifest.json", {})) == "AccessDenied"
+        # a copy reads its source with the caller's rights: no model smuggled into the counts
+        assert _denied(lambda: aws.blobs.copy(MODEL_KEY, "counts/staging/ingest-1/copied")) == "AccessDenied"
+        assert _denied(lambda: client("s3").put_bucket_lifecycle_configuration(
+            Bucket=aws.blobs.bucket, LifecycleConfiguration={"Rules": []})) == "AccessDenied"
+    assert [(e["Key"], e["Code"]) for e in refused] == [(MODEL_KEY, "AccessDenied")]
+    assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"  # untouched
+    assert aws.blobs.list_keys("counts/staging/") == []  # its own staged chunk did go
+
+
+def test_train_writes_models_and_its_result_and_cannot_change_the_counts(iam_roles, aws) -> None:
+    aws.blobs.put_json("counts/current.json", {"version": "v1"})
+    roles = iam_roles()
+    with roles.as_function("RetrainTrainFunction"):
+        aws.blobs.put_bytes(MODEL_KEY, b"{}")
+        aws.blobs.put_json("runs/retrain-1/results/00000.json", {"trained": [], "failed": []})
+        assert _denied(lambda: aws.blobs.put_json("counts/current.json", {"version": "forged"})) == "AccessDenied"
+        assert _denied(lambda: aws.blobs.put_json("runs/retrain-1/manifest.json", {})) == "AccessDenied"
+        assert [e["Code"] for e in aws.blobs.delete_keys([MODEL_KEY])] == ["AccessDenied"]
+        assert _denied(lambda: client("s3").put_object_acl(Bucket=aws.blobs.bucket, Key=MODEL_KEY,
+                                                           ACL="public-read")) == "AccessDenied"
+    assert aws.blobs.get_json("counts/current.json") == {"version": "v1"}
+    assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"
+
+
+def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix(iam_roles, aws) -> None:
+    """S3 answers AccessDenied for a missing key to a caller who may not list it: predict may list
+    the boundaries' prefix, so a map before the first portal ingest is "not there yet"; the train
+    function may not, so the same read stays refused (a refusal is never taken for absence)."""
+    roles = iam_roles()
+    with roles.as_function("PredictFunction"):
+        assert aws.blobs.get_bytes(BOUNDARIES_KEY) is None
+    with roles.as_function("RetrainTrainFunction"):
+        assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
+        assert aws.blobs.get_json("counts/versions/v-gone/manifest.json") is None  # its own prefix: absent
+    aws.blobs.put_bytes(BOUNDARIES_KEY, b"{}")
+    with roles.as_function("RetrainTrainFunction"):
+        assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
+
+
+def test_predict_serves_every_read_route_with_its_grants(iam_roles, aws) -> None:
+    _publish(aws, {25: 80.0, None: 900.0})
+    roles = iam_roles()
+    assert roles.invoke("PredictFunction", _get("/boundaries"))["statusCode"] == 404  # not stored yet: not a 500
+    aws.blobs.put_bytes(BOUNDARIES_KEY, b'{"type": "FeatureCollection", "features": []}')
+    for path, query in (("/boundaries", None), ("/catalog", None), ("/alerts", None),
+                        ("/predict/map", {"crime_type": "ASSAULT"})):
+        answer = roles.invoke("PredictFunction", _get(path, query))
+        assert answer["statusCode"] == 200, (path, answer["body"])
+
+
+def test_post_evaluate_reads_the_counts_with_its_grants(iam_roles, aws, tmp_path) -> None:
+    first = tmp_path / "first.csv"
+    _write(first, 72, degrade=False)
+    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
+    assert retrain.run_locally(aws, workers=1)["promoted"]
+    roles = iam_roles()
+    event = load_event("retrain-api")
+    event.update(path="/evaluate", resource="/evaluate")
+    answer = roles.invoke("EvaluateFunction", event)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert body(answer)["status"] == "succeeded"
+
+
+def _recent(path, first_month: str, months: int) -> None:
+    """A file of the last months only (the three areas of ``_write``)."""
+    import pandas as pd
+
+    from tests.conftest import seasonal_series, tidy_frame
+
+    frames = [tidy_frame(seasonal_series(first_month, months, level=level, seed=area), area, "THEFT")
+              for area, level in {25: 80, 8: 300, 24: 150}.items()]
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+
+
+def test_an_incremental_ingest_copies_the_years_it_does_not_fetch_as_the_ingest_function(iam_roles, aws,
+                                                                                         tmp_path) -> None:
+    first, recent = tmp_path / "first.csv", tmp_path / "recent.csv"
+    _write(first, 72, degrade=False)  # 2018-01 .. 2023-12
+    _recent(recent, "2023-07", 8)  # 2023-07 .. 2024-02
+    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
+    roles = iam_roles()
+    with roles.as_function("IngestFunction"):
+        queued = ingest.open_run(aws, "test", mode="incremental", source_label="file:recent.csv")
+        view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(recent))
+    assert view["status"] == "succeeded", view
+    manifest = aws.blobs.get_json("counts/current.json")
+    version = view["detail"]["version"]
+    assert manifest["version"] == version and manifest["last_month"] == "2024-02"
+    assert all(part["key"].startswith(f"counts/versions/{version}/") for part in manifest["parts"].values())
+    assert set(manifest["parts"]) == {str(y) for y in range(2018, 2025)}  # 2018-2022 copied server-side
+
+
+def test_a_first_ingest_into_an_empty_bucket_runs_as_the_ingest_function(iam_roles, aws, tmp_path) -> None:
+    """The serving pointer is not there yet: the ingest's listing of counts/ tells it so (S3 would
+    answer AccessDenied to its GetObject), and the incremental run turns into a backfill."""
+    first = tmp_path / "first.csv"
+    _write(first, 24, degrade=False)
+    roles = iam_roles()
+    with roles.as_function("IngestFunction"):
+        queued = ingest.open_run(aws, "test", mode="incremental", source_label="file:first.csv")
+        view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(first))
+    assert view["status"] == "succeeded", view
+    assert view["detail"]["mode"] == "backfill" and "no counts stored yet" in view["detail"]["note"]
+
+
+def test_without_its_listing_grant_a_first_ingest_fails_rather_than_guess(iam_roles, aws, tmp_path) -> None:
+    """Local IAM is as strict as S3: the missing pointer is AccessDenied, and the run says it failed."""
+    first = tmp_path / "first.csv"
+    _write(first, 24, degrade=False)
+    template = load_template(REPO / "template.yaml")
+    (bucket,) = [p for p in template["Resources"]["IngestFunction"]["Properties"]["Policies"]
+                 if isinstance(p, dict) and "DataBucket" in references(p.get("Statement", []))]
+    bucket["Statement"] = [s for s in bucket["Statement"] if s["Action"] != "s3:ListBucket"]
+    roles = iam_roles(template)
+    with roles.as_function("IngestFunction"):
+        queued = ingest.open_run(aws, "test", mode="incremental", source_label="file:first.csv")
+        view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(first))
+    assert view["status"] == "failed" and aws.blobs.get_json("counts/current.json") is None

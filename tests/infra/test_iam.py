@@ -94,7 +94,8 @@ def test_the_plan_and_the_catch_may_only_get_items_of_the_series(template: dict[
 # IAM actions whose boto3 operation is named otherwise; and the actions AWS itself uses with a
 # function's role rather than its code (Lambda sends a failed asynchronous invocation's record
 # to the OnFailure destination with the execution role).
-OPERATION_OF_ACTION = {"lambda:InvokeFunction": "invoke"}
+OPERATION_OF_ACTION = {"lambda:InvokeFunction": "invoke", "s3:ListBucket": "list_objects_v2",
+                       "s3:DeleteObject": "delete_objects", "dynamodb:BatchWriteItem": "batch_writer"}
 USED_BY_AWS = {"sqs:SendMessage"}
 
 

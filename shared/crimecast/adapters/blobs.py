@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 import json
+import logging
 from typing import Any
 
 from crimecast.adapters import aws
 from crimecast.domain.errors import ConflictError
+
+logger = logging.getLogger(__name__)
 
 BOUNDARIES_KEY = "boundaries/community_areas.geojson"  # the 77 areas' GeoJSON: stored by ingest, served for the map
 
@@ -38,14 +41,36 @@ class BlobStore:
             raise
 
     def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such key."""
         return self.get_tagged(key)[0]
 
+    def _absent(self, key: str) -> bool:
+        """Listed and not there (False when the listing is refused too: the refusal stands). The
+        key sorts first among the keys it begins, so one listed key tells."""
+        from botocore.exceptions import ClientError
+
+        try:
+            page = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        except ClientError:
+            return False
+        return not any(item["Key"] == key for item in page.get("Contents", []))
+
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
-        """An object's bytes and its ETag (for a conditional write over it); (None, None) if absent."""
+        """An object's bytes and its ETag (for a conditional write over it); (None, None) if absent.
+
+        S3 answers AccessDenied, not NoSuchKey, for a missing key to a caller who may not list the
+        whole bucket, and each function may list only its own prefixes (template.yaml): a listing
+        of the key itself then tells a missing key from a refused one."""
+        from botocore.exceptions import ClientError
+
         try:
             found = self._s3.get_object(Bucket=self.bucket, Key=key)
         except self._s3.exceptions.NoSuchKey:
             return None, None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "AccessDenied" and self._absent(key):
+                return None, None
+            raise
         return found["Body"].read(), found.get("ETag")
 
     def put_json(self, key: str, doc: Any, *, if_match: str | None = None, if_absent: bool = False) -> None:
@@ -66,8 +91,17 @@ class BlobStore:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
 
-    def delete_keys(self, keys: Iterable[str]) -> None:
+    def delete_keys(self, keys: Iterable[str]) -> list[dict[str, str]]:
+        """Delete the keys; the ones S3 refused, each ``{"Key", "Code", "Message"}`` (DeleteObjects
+        answers 200 and lists a refused key among its Errors, AccessDenied for one outside the
+        caller's grants). Logged: callers delete what is no longer needed, a leftover is no failure."""
         batch = list(keys)
+        refused: list[dict[str, str]] = []
         for start in range(0, len(batch), 1000):  # DeleteObjects takes up to 1000 keys
-            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch[start:start + 1000]],
-                                                               "Quiet": True})
+            answer = self._s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in batch[start:start + 1000]], "Quiet": True})
+            refused += answer.get("Errors", [])
+        if refused:
+            logger.warning("%d of %d objects not deleted: %s", len(refused), len(batch),
+                           ", ".join(f"{e.get('Key')} ({e.get('Code')})" for e in refused[:5]))
+        return refused

@@ -102,7 +102,7 @@ def update_run(stores: Stores, run_id: str, status: str, detail: dict[str, Any] 
             item["finished_at"] = now_iso()
         if stores.runs.replace(item, None if revision is None else int(revision)):
             return view(item)
-        time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))  # nosec B311 - jitter, not a secret
+        time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))  # nosec B311  # jitter, not a secret
     raise ConflictError(f"run {run_id} kept changing: {WRITE_ATTEMPTS} writes in a row found it changed by another writer")
 
 
