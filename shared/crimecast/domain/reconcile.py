@@ -14,6 +14,9 @@ The anchor is the most aggregated forecast (``anchor="top"``) or, with ``anchor=
 the average of each parent's own forecast and the sum of its children's. Bands are scaled
 by the same factor as their point, so a band keeps its width relative to its point.
 Series missing from the input are left alone; a margin with no forecast is not enforced.
+Only forecasts that start in the same month add up: bands with a ``start`` are
+reconciled within the group of that start, never against a forecast of other months
+(an area x type series whose data end in 2024-12 beside area totals that run to 2026).
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ class Band:
     yhat: np.ndarray
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    start: str | None = None  # the first forecast month (YYYY-MM); None: taken to start with the others
+
+
+def by_start(forecasts: Mapping[SeriesKey, Band]) -> dict[str | None, dict[SeriesKey, Band]]:
+    """The forecasts grouped by the month they start (bands without a ``start`` together)."""
+    groups: dict[str | None, dict[SeriesKey, Band]] = {}
+    for key, band in forecasts.items():
+        groups.setdefault(band.start, {})[key] = band
+    return groups
 
 
 def _scaled(band: Band, target: np.ndarray) -> Band:
@@ -43,7 +55,7 @@ def _scaled(band: Band, target: np.ndarray) -> Band:
         factor = np.where(band.yhat > 0, target / band.yhat, 1.0)
     lower = None if band.lower is None else np.where(band.yhat > 0, band.lower * factor, band.lower)
     upper = None if band.upper is None else np.where(band.yhat > 0, band.upper * factor, np.maximum(band.upper, target))
-    return Band(np.asarray(target, dtype=float), lower, upper)
+    return Band(np.asarray(target, dtype=float), lower, upper, band.start)
 
 
 def _scale_to(values: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -87,9 +99,17 @@ def reconcile(
 
     ``unplaced_share``: the share of the city's reports that no area holds, one number or
     one per type (``ALL`` for the total); e.g. its share over the last 12 months.
+    Forecasts that start in different months (``Band.start``) are reconciled apart, each
+    group on its own: months that differ are never added up.
     """
     if anchor not in ANCHORS:
         raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
+    groups = by_start(forecasts)
+    if len(groups) > 1:
+        out: dict[SeriesKey, Band] = {}
+        for group in groups.values():
+            out.update(reconcile(group, unplaced_share, anchor))
+        return out
     out = dict(forecasts)
     if not forecasts:
         return out
@@ -152,7 +172,10 @@ def reconcile(
 def coherence_gaps(forecasts: Mapping[SeriesKey, Band], unplaced_share: float | Mapping[str, float] = 0.0) -> dict[str, float | None]:
     """How far from adding up ``forecasts`` are, as the largest relative gap over the horizon:
     area x type cells against their area total, areas (plus the unplaced share) and types
-    against the city. None where a relation has no members."""
+    against the city. None where a relation has no members. Forecasts that start in
+    different months are not expected to add up: pass one start's group (:func:`by_start`)."""
+    if len(by_start(forecasts)) > 1:
+        raise ValueError("these forecasts start in different months and do not add up: measure each start's group apart")
 
     def share(type_name: str) -> float:
         if isinstance(unplaced_share, Mapping):
