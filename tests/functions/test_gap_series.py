@@ -28,13 +28,15 @@ GAP_MONTHS = month_range("2018-11", "2023-12")
 
 
 def _files(folder, with_2024: bool = True) -> list:
-    """Totals to 2026-04; ASSAULT in Austin (25) and the Near North Side (8) 2015-01..2018-10;
-    with_2024: Austin's (not area 8's) in 2024, at a higher level than before."""
+    """Totals to 2026-04, and the Loop's (32) ASSAULT too; ASSAULT in Austin (25, spelt as the
+    renamed type) and the Near North Side (8) 2015-01..2018-10; with_2024: Austin's (not area
+    8's) in 2024, at a higher level than before."""
     totals, history, recent = folder / "totals.csv", folder / "history.csv", folder / "recent.csv"
     pd.concat([tidy_frame(seasonal_series("2015-01", 136, level=900, seed=1), 25, "ALL"),
+               tidy_frame(seasonal_series("2015-01", 136, level=80, seed=7), 32, "ASSAULT"),
                tidy_frame(seasonal_series("2015-01", 136, level=700, seed=2), 8, "ALL"),
                tidy_frame(seasonal_series("2015-01", 136, level=9000, seed=3), None, "ALL")]).to_csv(totals, index=False)
-    pd.concat([tidy_frame(seasonal_series("2015-01", 46, level=100, seed=4), 25, "CRIM SEXUAL ASSAULT").assign(primary_type="ASSAULT"),
+    pd.concat([tidy_frame(seasonal_series("2015-01", 46, level=100, seed=4), 25, "ASSAULT"),
                tidy_frame(seasonal_series("2015-01", 46, level=60, seed=5), 8, "ASSAULT")]).to_csv(history, index=False)
     tidy_frame(seasonal_series("2024-01", 12, level=150, seed=6), 25, "ASSAULT").to_csv(recent, index=False)
     return [totals, history, recent] if with_2024 else [totals, history]
@@ -94,15 +96,24 @@ def test_a_series_with_a_gap_forecasts_from_2025_with_no_gap_month_in_its_histor
     assert near_north["data_gaps"] == [] and near_north["data_note"] == "data through October 2018"
 
 
-def test_the_map_shows_one_month_and_says_why_an_area_of_other_months_is_not_on_it(aws, trained) -> None:
-    answer = forecasts.area_map(aws, "ASSAULT")
-    assert answer["month"] == "2025-01" and [r["community_area"] for r in answer["areas"]] == [25]
-    assert answer["data_through"] == "2024-12" and answer["data_note"] == "data through December 2024; no data 2018-11 to 2023-12"
-    reason = next(m["reason"] for m in answer["missing"] if m["community_area"] == 8)
-    assert reason == "its data end in 2018-10: the forecast runs 2018-11..2020-10, not 2025-01"
+def test_the_map_ranks_only_forecasts_made_from_data_to_the_same_month_and_says_why_not_the_others(aws, trained) -> None:
+    """ASSAULT: the Loop's data run to 2026-04, Austin's to 2024-12 (a gap before), the Near North
+    Side's to 2018-10. Each map shows the areas of one data end; the others are listed with why."""
+    newest = forecasts.area_map(aws, "ASSAULT")
+    assert newest["month"] == "2026-05" and [r["community_area"] for r in newest["areas"]] == [32]
+    assert newest["data_gaps"] == [] and newest["data_note"] == "data through April 2026"
+    reasons = {m["community_area"]: m["reason"] for m in newest["missing"]}
+    assert reasons[25] == ("its data end in 2024-12, the other areas' in 2026-04: its forecast (2025-01..2026-12) "
+                           "is not ranked with theirs")  # it reaches 2026-05, but 17 months ahead
+    assert reasons[8].startswith("its data end in 2018-10,")
+    austin = forecasts.area_map(aws, "ASSAULT", "2025-01")
+    assert [r["community_area"] for r in austin["areas"]] == [25] and austin["data_through"] == "2024-12"
+    assert austin["data_note"] == "data through December 2024; no data 2018-11 to 2023-12"
+    assert austin["areas"][0]["data_gaps"] == [{"from": "2018-11", "to": "2023-12"}]
     older = forecasts.area_map(aws, "ASSAULT", "2019-01")
     assert [r["community_area"] for r in older["areas"]] == [8] and older["data_note"] == "data through October 2018"
-    csv = forecasts.map_csv(answer).splitlines()
+    csv = forecasts.map_csv(austin).splitlines()
+    assert csv[0].split(",")[9:11] == ["data_through", "no_data"]
     assert ",2024-12,2018-11 to 2023-12," in next(line for line in csv if line.startswith("25,"))
 
 

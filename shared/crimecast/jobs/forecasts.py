@@ -231,25 +231,32 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
 
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
     """Every area's forecast for one month, highest first (rank 1): ``month``, else the newest
-    first forecast month of the type's areas. Areas whose forecast does not cover that month
-    (their data end sooner) are listed under ``missing``, with why, never shown beside it."""
+    first forecast month of the type's areas. Only forecasts made from data to the same month
+    are ranked together (the newest such among those of ``month``): an area whose data end
+    sooner (its forecast starts earlier, or does not reach ``month``) is listed under
+    ``missing``, with why, never shown beside the others."""
     version = serving_version(stores)
     found = _serving_catalog(stores, version)
     name = _resolve_type(crime_type, found)
     payloads = {int(item["community_area"]): json.loads(item["payload"])
                 for item in stores.series.query_type_version(f"{name}#{version}") if "community_area" in item}
+    payloads = {area: payload for area, payload in payloads.items() if payload["forecast"]}
     months = {m for p in payloads.values() for m in (f["month"] for f in p["forecast"])}
     if month is None:
-        month = max((p["forecast"][0]["month"] for p in payloads.values() if p["forecast"]), default=None)
+        month = max((p["forecast"][0]["month"] for p in payloads.values()), default=None)
     elif payloads and month not in months:
         raise OutOfRangeError(f"month {month} is not forecast; forecast months run {min(months)}..{max(months)}")
+    covering = {a: p for a, p in payloads.items() if any(f["month"] == month for f in p["forecast"])}
+    start = max((p["forecast"][0]["month"] for p in covering.values()), default=None)
+    newest = max((data_through(p) or "" for a, p in covering.items() if p["forecast"][0]["month"] == start), default=None)
     rows, elsewhere = [], {}
     for area, payload in payloads.items():
-        chosen = next((f for f in payload["forecast"] if f["month"] == month), None)
-        if chosen is None:
-            elsewhere[area] = (f"its data end in {data_through(payload)}: the forecast runs "
-                               f"{payload['forecast'][0]['month']}..{payload['forecast'][-1]['month']}, not {month}")
+        forecast = payload["forecast"]
+        if area not in covering or forecast[0]["month"] != start:
+            elsewhere[area] = (f"its data end in {data_through(payload)}, the other areas' in {newest}: its forecast "
+                               f"({forecast[0]['month']}..{forecast[-1]['month']}) is not ranked with theirs")
             continue
+        chosen = next(f for f in forecast if f["month"] == month)
         last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
         rows.append({"community_area": area, "name": area_name(area),
                      "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"],
