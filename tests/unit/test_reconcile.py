@@ -95,3 +95,22 @@ def test_only_forecasts_that_start_in_the_same_month_add_up() -> None:
     with pytest.raises(ValueError, match="start in different months"):
         coherence_gaps(out, unplaced_share=0.1)
     assert coherence_gaps(by_start(out)["2026-05"], 0.1)["areas_to_city"] < 1e-6
+
+
+def test_finer_forecasts_add_up_to_the_share_of_the_total_they_cover() -> None:
+    """Three types that hold 40% of the city's reports (the others have no forecast) are not
+    scaled up to every crime: they add up to 40% of the city's total, as do an area's cells."""
+    forecasts = {CITY: _band(1000, 1100), SeriesKey(None, "THEFT"): _band(250, 260), SeriesKey(None, "BATTERY"): _band(100, 150),
+                 SeriesKey(None, "ASSAULT"): _band(60, 70), SeriesKey(1, "ALL"): _band(500, 520), SeriesKey(2, "ALL"): _band(450, 480),
+                 SeriesKey(1, "THEFT"): _band(120, 130), SeriesKey(2, "THEFT"): _band(110, 100)}
+    coverage = {CITY: 0.4, SeriesKey(1, "ALL"): 0.25, SeriesKey(2, "ALL"): 0.2}
+    out = reconcile(forecasts, unplaced_share=0.05, coverage=coverage)
+    types = sum(out[SeriesKey(None, t)].yhat for t in ("THEFT", "BATTERY", "ASSAULT"))
+    np.testing.assert_allclose(types, out[CITY].yhat * 0.4)
+    np.testing.assert_allclose(out[CITY].yhat, forecasts[CITY].yhat)  # the top anchor stays
+    np.testing.assert_allclose(out[SeriesKey(1, "THEFT")].yhat, out[SeriesKey(1, "ALL")].yhat * 0.25)
+    np.testing.assert_allclose(out[SeriesKey(2, "THEFT")].yhat, out[SeriesKey(2, "ALL")].yhat * 0.2)
+    assert coherence_gaps(out, 0.05, coverage)["types_to_city"] < 1e-6
+    assert coherence_gaps(out, 0.05, coverage)["area_types_to_areas"] < 1e-6
+    without = reconcile(forecasts, unplaced_share=0.05)  # what was done before: every crime put on three types
+    np.testing.assert_allclose(sum(without[SeriesKey(None, t)].yhat for t in ("THEFT", "BATTERY", "ASSAULT")), forecasts[CITY].yhat)

@@ -196,7 +196,8 @@ def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dic
         bands = {key: Band(*(np.array([row[c] for row in payload["forecast"]], dtype=float)
                              for c in ("yhat", "yhat_lower", "yhat_upper")), start=payload["forecast"][0]["month"])
                  for key, (_, payload) in group.items()}
-        coherent = reconcile(bands, unplaced)  # only forecasts that start in the same month add up
+        shares = covered_shares({key: payload for key, (_, payload) in group.items()})
+        coherent = reconcile(bands, unplaced, coverage=shares)  # only forecasts that start in the same month add up
         for key, band in coherent.items():
             if band is bands[key]:
                 continue
@@ -207,9 +208,34 @@ def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dic
             payload["reconciled"] = True
             item["payload"] = json.dumps(payload)
             changed.append(item)
-        gaps[end] = coherence_gaps(coherent, unplaced)
+        gaps[end] = coherence_gaps(coherent, unplaced, shares)
     stores.series.put_items(changed)
     return {"series_adjusted": len(changed), "max_relative_gap": gaps}
+
+
+def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) -> dict[SeriesKey, float]:
+    """For each total among ``payloads`` (the city's ALL, each area's ALL), the share of its
+    reports of the last ``months`` complete months that the finer series among them hold (the
+    city types; the area's area x type cells): what those add up to when reconciled. A type
+    or cell with no forecast (too sparse, or its data end elsewhere) is not scaled up to stand
+    for the reports it does not hold."""
+    from crimecast.domain.crime_types import ALL_TYPES
+
+    counts = {key: {r["month"]: float(r["count"]) for r in p.get("history", []) if not r.get("partial")}
+              for key, p in payloads.items()}
+    children: dict[SeriesKey, list[SeriesKey]] = {}
+    for key in payloads:
+        if key.primary_type != ALL_TYPES:
+            children.setdefault(SeriesKey(key.community_area, ALL_TYPES), []).append(key)
+    shares = {}
+    for parent, finer in children.items():
+        if parent not in counts:
+            continue
+        common = [m for m in sorted(counts[parent])[-months:] if all(m in counts[c] for c in finer)]
+        total = sum(counts[parent][m] for m in common)
+        if total > 0:
+            shares[parent] = round(sum(counts[c][m] for c in finer for m in common) / total, 6)
+    return shares
 
 
 def manifest_key(run_id: str) -> str:
