@@ -29,7 +29,7 @@ Holidays are not modelled: at monthly resolution a holiday's effect is part of i
 month's seasonality.
 
 Unknown months (a gap between two sources, NaN in the history) are missing, never zeros:
-Prophet fits the known months of its window; Theta's level is the run of known months
+Prophet fits the last 8 years' worth of known months; Theta's level is the run of known months
 that ends the history (the months after the gap); the seasonal index uses the whole
 12-month blocks with every month known; the band's spread uses the known lag-12 pairs.
 A history without unknown months takes exactly the computations described above.
@@ -283,7 +283,10 @@ class CrimeForecaster:
         history = calendar_history(history)
         self.history, self.prophet = history, None
         if self.settings.prophet_weight > 0:
-            recent = history.iloc[-SEASON * self.settings.window_years:].dropna()  # Prophet takes uneven dates
+            # the last window_years x 12 known months (Prophet takes uneven dates): across a gap, the
+            # years before it as well as the months after it (the calendar window alone would leave
+            # a few dozen points for 25 changepoints, and LBFGS often stops short on them)
+            recent = history.dropna().iloc[-SEASON * self.settings.window_years:]
             model = _prophet_class()(
                 growth="linear",
                 yearly_seasonality=True,
