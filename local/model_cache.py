@@ -49,8 +49,8 @@ def fingerprint(stores: Stores) -> str:
         raise ValueError("no counts stored yet: nothing to fingerprint")
     digest = hashlib.sha256()
     digest.update(stores.blobs.get_bytes(pointer["counts_key"]) or b"")
-    digest.update(json.dumps([pointer.get("partial_month"), pointer.get("series_starts"), pointer.get("series_ends")],
-                             sort_keys=True).encode())
+    digest.update(json.dumps([pointer.get("partial_month"), pointer.get("series_starts"), pointer.get("series_ends"),
+                              pointer.get("series_gaps")], sort_keys=True).encode())
     digest.update(json.dumps(asdict(settings.load(settings.RetrainOptions)), sort_keys=True).encode())
     for path in _CODE:
         digest.update(path.read_bytes())

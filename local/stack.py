@@ -42,7 +42,7 @@ import warnings
 from crimecast import settings
 from crimecast.adapters import aws, limits
 from crimecast.security_headers import security_headers
-from crimecast.tools.data import AREA_TYPE_FILE
+from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
 from local import faults, workflow
 from local.template import (
     ApiRoute,
@@ -60,9 +60,9 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
 WEB = REPO / "web"
 ADMIN = "admin"
-# Area totals and citywide types to 2026, and every area x type to 2018-10 when the
-# snapshot has it (each series keeps the end of its own file; the first file that gives
-# a series outright wins).
+# Area totals and citywide types to 2026, and every area x type to 2018-10 and in 2024 when
+# the snapshot has them (each series keeps the span of its own files; the first file that gives
+# a series outright wins; the area x type files are joined, the months between them unknown).
 SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
 BOUNDARIES_FILE = "community_areas.geojson"
 # The page's policy with connect-src 'self': here the API is on the page's own origin.
@@ -574,8 +574,7 @@ def load_data(snapshot: Path, replay: bool = False) -> None:
         raise RuntimeError(f"replay: {why_not}")
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
     files = [snapshot / name for name in SNAPSHOT_FILES]
-    if (snapshot / AREA_TYPE_FILE).is_file():
-        files.append(snapshot / AREA_TYPE_FILE)
+    files += [snapshot / name for name in (AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES) if (snapshot / name).is_file()]
     counts.store_counts(stores, read_many(files))
     if (snapshot / BOUNDARIES_FILE).is_file():
         stores.blobs.put_bytes(BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")

@@ -5,7 +5,7 @@ import * as API from './api.js';
 import { AREA_NAMES, areaName, areaKey, resolveArea, suggestAreas } from './areas.js';
 import { COMPARE_STYLES, drawCompareChart, drawForecastChart, HISTORY_SHOWN } from './chart.js';
 import {
-  METRIC_ROWS, accuracySentences, bestMethods, formatCount, formatDate, formatMetricValue, isNumber, methodsOf,
+  METRIC_ROWS, accuracySentences, bestMethods, dataThroughText, formatCount, formatDate, formatMetricValue, isNumber, methodsOf,
   monthLabel, plural, roughCount, seriesTitle, typeLabel,
 } from './format.js';
 import { drawLegend, drawMap, formatChange, projectAreas } from './map.js';
@@ -355,7 +355,7 @@ function renderForecast(data) {
     headline.textContent = 'This forecast has no months in it.';
   }
 
-  showDataThrough($('forecast-data-through'), data.data_through);
+  showDataThrough($('forecast-data-through'), data.data_through, data.data_gaps);
 
   lastChart = {
     width: $('chart').clientWidth,
@@ -363,8 +363,9 @@ function renderForecast(data) {
   };
   drawForecastChart($('chart'), lastChart.args);
   $('chart-caption').textContent = `${typeLabel(data.crime_type)}, ${isCity ? 'all of Chicago' : place}: ` +
-    'reports per month over the last three years, and the forecast';
-  renderNumbers(history.slice(-HISTORY_SHOWN), forecast, data.unusual || []);
+    (data.data_gaps?.length ? `reports per month in the last ${HISTORY_SHOWN} months with data, and the forecast`
+      : 'reports per month over the last three years, and the forecast');
+  renderNumbers(history.slice(-HISTORY_SHOWN), forecast, data.unusual || [], data.data_gaps || []);
   renderUnusualNote(data.unusual || []);
   renderComparison(data.comparison);
   renderAccuracy(data, history);
@@ -424,14 +425,24 @@ async function download(path, query, fallbackName, resultId) {
   }
 }
 
-function renderNumbers(history, forecast, unusual = []) {
+function renderNumbers(history, forecast, unusual = [], gaps = []) {
   const outside = new Map(unusual.map((u) => [u.month, u]));
   const rows = new Map();
   for (const row of history) rows.set(row.month, { observed: row });
   for (const f of forecast) rows.set(f.month, { ...(rows.get(f.month) || {}), forecast: f });
+  // A run of months with no data inside the months shown: one row that says so, in its place.
+  const shown = [...rows.keys()].sort();
+  for (const g of gaps) {
+    if (shown.length && g.from > shown[0] && g.to < shown[shown.length - 1]) rows.set(g.from, { gap: g });
+  }
   const body = $('numbers-table').tBodies[0];
   body.replaceChildren(...[...rows.keys()].sort().reverse().map((month) => {
-    const { observed, forecast: f } = rows.get(month);
+    const { observed, forecast: f, gap } = rows.get(month);
+    if (gap) {
+      return h('tr', { className: 'no-data' },
+        h('th', { scope: 'row', text: `${monthLabel(gap.from)} – ${monthLabel(gap.to)}` }),
+        h('td', { colspan: 4, text: 'No data for these months' }));
+    }
     return h('tr', {},
       h('th', { scope: 'row', text: monthLabel(month) }),
       h('td', { className: 'num', text: observed ? `${formatCount(observed.count)}${observed.partial ? ' (partial)' : ''}` : '' }),
@@ -482,8 +493,9 @@ function renderAccuracy(data, history) {
     `${data.trained_at ? `, trained ${formatDate(data.trained_at)}` : ''}.`;
 }
 
-/** Says the month a series' data end, and plainly when that is long past: a stale series is not current. */
-function showDataThrough(element, month) {
+/** Says the month a series' data end and the months inside it with no data, and plainly when
+ * the end is long past: a stale series is not current. */
+function showDataThrough(element, month, gaps = []) {
   if (!month) {
     element.textContent = '';
     element.classList.remove('stale');
@@ -492,7 +504,7 @@ function showDataThrough(element, month) {
   const now = new Date();
   const monthsOld = (now.getUTCFullYear() * 12 + now.getUTCMonth()) - (Number(month.slice(0, 4)) * 12 + Number(month.slice(5, 7)) - 1);
   const stale = monthsOld > 3;
-  element.textContent = `Data through ${monthLabel(month)}.` + (stale
+  element.textContent = dataThroughText(month, gaps) + (stale
     ? ' These reports are not up to date: the forecast starts from the last month with data, not from today.' : '');
   element.classList.toggle('stale', stale);
 }
@@ -654,7 +666,7 @@ function renderMap(projected, data) {
   $('map-caption').textContent = (change
     ? `Change from ${data.month ? monthLabel(`${Number(data.month.slice(0, 4)) - 1}${data.month.slice(4)}`) : 'last year'} to the forecast for ${monthLabel(data.month)}`
     : data.month ? `Reports expected in ${monthLabel(data.month)}, by community area` : 'Reports expected next month, by community area') +
-    (data.data_through ? ` (data through ${monthLabel(data.data_through)})` : '');
+    (data.data_through ? ` (${dataThroughText(data.data_through, data.data_gaps).replace(/^Data/, 'data').replace(/\.$/, '')})` : '');
   if (projected.error) {
     $('map').replaceChildren(h('p', { className: 'problem', text: `The map cannot be drawn: ${projected.error.message} ` +
       'The ranking of the areas is still shown.' }));
@@ -782,7 +794,7 @@ function renderCompare(shown) {
     const c = s.data.comparison?.last_12;
     return h('tr', {}, h('th', { scope: 'row', text: s.label }), h('td', { className: 'num', text: formatCount(c?.now) }),
       h('td', { className: 'num', text: formatCount(c?.before) }), h('td', { className: 'num', text: changeText(c) }),
-      h('td', { text: monthLabel(s.data.data_through) }));
+      h('td', { text: `${monthLabel(s.data.data_through)}${(s.data.data_gaps || []).map((g) => `; no data ${g.from} to ${g.to}`).join('')}` }));
   }));
 }
 

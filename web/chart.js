@@ -1,6 +1,6 @@
 // The forecast chart: observed monthly counts, the forecast line and its 80% band, as SVG.
 
-import { formatCount, monthLabel, shortMonth } from './format.js';
+import { consecutiveRuns, formatCount, monthLabel, nextMonth, previousMonth, shortMonth } from './format.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 export const HISTORY_SHOWN = 36;
@@ -103,11 +103,13 @@ export function drawForecastChart(container, { history, forecast, title, unusual
   const axis = svg('g', { class: 'chart-axis', 'aria-hidden': 'true' }, root);
   const base = margin.top + plotH;
   svg('line', { x1: margin.left, x2: W - margin.right, y1: base, y2: base, class: 'chart-baseline' }, axis);
+  let lastLabelX = -Infinity; // months either side of a gap in the data sit side by side: one label, not two overlapping
   for (const month of months) {
     const m = Number(month.slice(5, 7));
     const major = m === 1;
     svg('line', { x1: fixed(x(month)), x2: fixed(x(month)), y1: base, y2: base + (major ? 8 : 4) }, axis);
-    if (labelEvery && (m - 1) % labelEvery === 0) {
+    if (labelEvery && (m - 1) % labelEvery === 0 && x(month) - lastLabelX >= 30) {
+      lastLabelX = x(month);
       const label = svg('text', { x: fixed(x(month)), y: base + 20, class: 'chart-axis-label', 'text-anchor': 'middle' }, axis);
       label.textContent = shortMonth(month);
     }
@@ -129,10 +131,27 @@ export function drawForecastChart(container, { history, forecast, title, unusual
     svg('path', { class: 'chart-forecast', d: `M${points.join('L')}` }, root);
   }
 
-  // Observed counts: a line through the complete months, a hollow point for a partial one.
+  // Observed counts: a line through each run of complete months, a hollow point for a partial
+  // one. Months with no data (a gap between two sources) are not in the history: no line crosses
+  // them, and a dashed mark between the runs says which months they are.
   const complete = observed.filter((h) => !h.partial);
-  if (complete.length > 1) {
-    svg('path', { class: 'chart-observed', d: `M${complete.map((h) => `${fixed(x(h.month))},${fixed(y(h.count))}`).join('L')}` }, root);
+  const runs = consecutiveRuns(complete);
+  for (const run of runs) {
+    if (run.length > 1) {
+      svg('path', { class: 'chart-observed', d: `M${run.map((h) => `${fixed(x(h.month))},${fixed(y(h.count))}`).join('L')}` }, root);
+    }
+  }
+  for (let i = 1; i < runs.length; i += 1) {
+    const before = runs[i - 1][runs[i - 1].length - 1].month;
+    const after = runs[i][0].month;
+    const from = nextMonth(before);
+    const to = previousMonth(after);
+    const mid = (x(before) + x(after)) / 2;
+    const mark = svg('g', { class: 'chart-gap', 'data-from': from, 'data-to': to }, root);
+    svg('line', { x1: fixed(mid), x2: fixed(mid), y1: margin.top, y2: margin.top + plotH }, mark);
+    const label = svg('text', { class: 'chart-gap-label', x: fixed(mid), y: margin.top + 12, 'text-anchor': 'middle' }, mark);
+    label.textContent = 'no data';
+    svg('title', {}, mark).textContent = `No data ${from} to ${to}: the line does not cross these months`;
   }
   const dots = svg('g', { class: 'chart-points' }, root);
   for (const h of observed) {
@@ -205,8 +224,9 @@ export function drawCompareChart(container, { series, title }) {
     const style = COMPARE_STYLES[i % COMPARE_STYLES.length];
     const observed = (s.history || []).filter((r) => !r.partial).slice(-HISTORY_SHOWN);
     const line = (rows, value) => `M${rows.map((r) => `${fixed(x(r.month))},${fixed(y(value(r)))}`).join('L')}`;
-    if (observed.length > 1) {
-      svg('path', { class: 'compare-line', d: line(observed, (r) => r.count), stroke: style.colour, 'stroke-dasharray': style.dash,
+    for (const run of consecutiveRuns(observed)) { // no line across months with no data
+      if (run.length < 2) continue;
+      svg('path', { class: 'compare-line', d: line(run, (r) => r.count), stroke: style.colour, 'stroke-dasharray': style.dash,
         'data-series': s.label }, root);
     }
     const ahead = s.forecast || [];

@@ -44,6 +44,39 @@ export function monthLabel(month) {
   return `${MONTHS[Number(match[2]) - 1]} ${match[1]}`;
 }
 
+/** "2018-10" -> "2018-11": the month after. */
+export function nextMonth(month) {
+  const [year, m] = String(month).split('-').map(Number);
+  return m === 12 ? `${year + 1}-01` : `${year}-${String(m + 1).padStart(2, '0')}`;
+}
+
+/** "2024-01" -> "2023-12": the month before. */
+export function previousMonth(month) {
+  const [year, m] = String(month).split('-').map(Number);
+  return m === 1 ? `${year - 1}-12` : `${year}-${String(m - 1).padStart(2, '0')}`;
+}
+
+/**
+ * How far a series' data run and which months inside it have none, as the service says it:
+ * "Data through December 2024; no data 2018-11 to 2023-12." (`gaps`: the API's data_gaps).
+ */
+export function dataThroughText(month, gaps = []) {
+  if (!month) return '';
+  const none = (gaps || []).map((g) => (g.from === g.to ? `no data ${g.from}` : `no data ${g.from} to ${g.to}`));
+  return `Data through ${monthLabel(month)}${none.map((n) => `; ${n}`).join('')}.`;
+}
+
+/** Observed rows split where a month is missing (a gap in the data): a line is drawn through each run, never across. */
+export function consecutiveRuns(rows) {
+  const runs = [];
+  for (const row of rows) {
+    const last = runs[runs.length - 1];
+    if (last && nextMonth(last[last.length - 1].month) === row.month) last.push(row);
+    else runs.push([row]);
+  }
+  return runs;
+}
+
 /** "2026-05" -> "May". */
 export function shortMonth(month) {
   const m = Number(String(month).slice(5, 7));

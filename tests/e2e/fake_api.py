@@ -67,6 +67,10 @@ AREA_NAMES = tuple(area.name for area in AREAS)  # the domain's list: one source
 HISTORY_MONTHS = 60
 FORECAST_MONTHS = 24
 NULL_SEED_AREA = 9  # Edison Park: the seed's Prophet has no score there, to show null metrics
+# Burglary in Austin as the area x type series are in `make demo`: the 2001-2018 history and the
+# 2024 export, no data 2018-11..2023-12 between them, data through 2024-12, a forecast from 2025-01.
+GAP_SERIES = (25, "BURGLARY")
+GAP = {"from": "2018-11", "to": "2023-12"}
 
 
 # --- data ------------------------------------------------------------------------------
@@ -232,11 +236,33 @@ def backtest(months: list[str], counts: list[float]) -> dict[str, Any]:
     return result
 
 
+def data_note(through: str | None, gaps: list[dict[str, str]]) -> str | None:
+    """As the service words it: "data through December 2024; no data 2018-11 to 2023-12"."""
+    if not through:
+        return None
+    names = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
+    return f"data through {names[int(through[5:7]) - 1]} {through[:4]}" + "".join(
+        f"; no data {g['from']} to {g['to']}" for g in gaps)
+
+
+def _gap_payload(counts: list[int]) -> dict[str, Any]:
+    """GAP_SERIES: the months to 2018-10 and the 12 of 2024 (the series' own complete counts, relabelled), no row between."""
+    values = [float(c) for c in counts[:-1]]
+    months = month_range(add_months("2018-10", 12 - len(values) + 1), "2018-10") + month_range("2024-01", "2024-12")
+    history = [{"month": m, "count": int(c), "partial": False} for m, c in zip(months, values, strict=True)]
+    metrics = backtest(months[:-12], values[:-12])  # scored before the gap, as the service does
+    return {"history": history, "forecast": profile_forecast(months, values, FORECAST_MONTHS), "metrics": metrics,
+            "data_through": "2024-12", "data_gaps": [GAP]}
+
+
 @cache
 def series_payload(area: int | None, crime_type: str) -> dict[str, Any] | None:
     counts = series_counts(area, crime_type)
     if counts is None:
         return None
+    if (area, crime_type) == GAP_SERIES:
+        return _gap_payload(counts)
     months = list(raw_data()[0])
     partial_count = round(counts[-1] * 0.42)  # the last month is still coming in
     complete_m, complete_c = months[:-1], [float(c) for c in counts[:-1]]
@@ -247,7 +273,7 @@ def series_payload(area: int | None, crime_type: str) -> dict[str, Any] | None:
     history.append({"month": months[-1], "count": partial_count, "partial": True})
     # The model is trained on complete months; its first forecast month is the partial one.
     forecast = profile_forecast(complete_m, complete_c, FORECAST_MONTHS)
-    return {"history": history, "forecast": forecast, "metrics": metrics}
+    return {"history": history, "forecast": forecast, "metrics": metrics, "data_through": complete_m[-1], "data_gaps": []}
 
 
 def issued_band(area: int | None, crime_type: str, month: str) -> dict[str, Any] | None:
@@ -262,6 +288,8 @@ def issued_band(area: int | None, crime_type: str, month: str) -> dict[str, Any]
 
 def unusual_months(area: int | None, crime_type: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last 12 complete months judged against the band forecast before each."""
+    if (area, crime_type) == GAP_SERIES:
+        return []  # its months are not the fake's calendar: nothing issued beforehand to judge them by
     found = []
     for row in [r for r in history if not r["partial"]][-12:]:
         band = issued_band(area, crime_type, row["month"])
@@ -273,9 +301,13 @@ def unusual_months(area: int | None, crime_type: str, history: list[dict[str, An
     return found
 
 
-PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through")
+PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through", "no_data")
 MAP_CSV = ("community_area", "name", "month", "expected", "lower", "upper", "rank", "same_month_last_year",
-           "change_pct", "data_through", "model_version", "no_forecast_reason")
+           "change_pct", "data_through", "no_data", "model_version", "no_forecast_reason")
+
+
+def no_data(gaps: list[dict[str, str]]) -> str | None:
+    return "; ".join(f"{g['from']} to {g['to']}" for g in gaps) or None
 
 
 # --- geometry --------------------------------------------------------------------------
@@ -672,10 +704,11 @@ class Handler(BaseHTTPRequestHandler):
         label = f"{'city' if area is None else area}:{crime_type}"
         if payload is None:
             raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
-        through = [r["month"] for r in payload["history"] if not r["partial"]][-1]
+        through = payload["data_through"]
         answer = {"community_area": area, "area_name": "City" if area is None else AREA_NAMES[area - 1],
                   "crime_type": crime_type, "model_version": STATE.model_version, "trained_at": STATE.trained_at,
-                  "data_through": through, "metrics": payload["metrics"], "history": payload["history"],
+                  "data_through": through, "data_gaps": payload["data_gaps"],
+                  "data_note": data_note(through, payload["data_gaps"]), "metrics": payload["metrics"], "history": payload["history"],
                   "forecast": payload["forecast"][:months],
                   "comparison": comparison.year_comparison(payload["history"], payload["forecast"], through),
                   "unusual": unusual_months(area, crime_type, payload["history"])}
@@ -686,8 +719,8 @@ class Handler(BaseHTTPRequestHandler):
             for f in answer["forecast"]:
                 rows.setdefault(f["month"], {"month": f["month"]}).update(
                     forecast=round(f["yhat"], 2), lower=round(f["yhat_lower"], 2), upper=round(f["yhat_upper"], 2))
-            text = comparison.to_csv(PREDICTION_CSV, ({**rows[m], "model_version": STATE.model_version, "data_through": through}
-                                                      for m in sorted(rows)))
+            text = comparison.to_csv(PREDICTION_CSV, ({**rows[m], "model_version": STATE.model_version, "data_through": through,
+                                                       "no_data": no_data(payload["data_gaps"])} for m in sorted(rows)))
             return self._csv(text, f"crimecast-{area or 'city'}-{crime_type}-{STATE.model_version}.csv")
         self._json(200, answer)
 
@@ -759,38 +792,46 @@ class Handler(BaseHTTPRequestHandler):
             month = parse_month(month) if month is not None else None
         except InvalidInputError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
-        rows = []
-        for area in range(1, 78):
-            payload = series_payload(area, crime_type)
-            if payload is None:
-                continue
+        payloads = {a: p for a in range(1, 78) if (p := series_payload(a, crime_type)) is not None}
+        months = sorted({f["month"] for p in payloads.values() for f in p["forecast"]})
+        if month is None:  # the newest first forecast month, as the service chooses it
+            month = max((p["forecast"][0]["month"] for p in payloads.values()), default=None)
+        elif payloads and month not in months:
+            raise ApiError(422, "out_of_range", f"month {month} is not forecast; forecast months run {months[0]}..{months[-1]}")
+        covering = {a: p for a, p in payloads.items() if any(f["month"] == month for f in p["forecast"])}
+        start = max((p["forecast"][0]["month"] for p in covering.values()), default=None)
+        newest = max((p["data_through"] for p in covering.values() if p["forecast"][0]["month"] == start), default=None)
+        rows, elsewhere = [], {}
+        for area, payload in payloads.items():  # only forecasts made from data to the same month, as the service
             forecast = payload["forecast"]
-            chosen = forecast[0] if month is None else next((f for f in forecast if f["month"] == month), None)
-            if chosen is None:
-                raise ApiError(422, "out_of_range",
-                               f"month {month} is not forecast; forecast months run {forecast[0]['month']}..{forecast[-1]['month']}")
+            if area not in covering or forecast[0]["month"] != start:
+                elsewhere[area] = (f"its data end in {payload['data_through']}, the other areas' in {newest}: its forecast "
+                                   f"({forecast[0]['month']}..{forecast[-1]['month']}) is not ranked with theirs")
+                continue
+            chosen = next(f for f in forecast if f["month"] == month)
             last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
-            rows.append({"community_area": area, "name": AREA_NAMES[area - 1], "month": chosen["month"], "yhat": chosen["yhat"],
+            rows.append({"community_area": area, "name": AREA_NAMES[area - 1], "yhat": chosen["yhat"],
                          "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"], "last_year": last_year,
                          "change_pct": comparison.change(chosen["yhat"], last_year)["pct"],
-                         "data_through": [r["month"] for r in payload["history"] if not r["partial"]][-1]})
+                         "data_through": payload["data_through"], "data_gaps": payload["data_gaps"]})
         rows.sort(key=lambda r: -r["yhat"])
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
-        chosen_month = rows[0]["month"] if rows else month
-        for row in rows:
-            row.pop("month")
+        chosen_month = month
         shown = {r["community_area"] for r in rows}
         missing = [{"community_area": a, "name": AREA_NAMES[a - 1],
-                    "reason": "only 4 months with any report in the last year; too little history to model"}
+                    "reason": elsewhere.get(a, "only 4 months with any report in the last year; too little history to model")}
                    for a in range(1, 78) if a not in shown]
+        through = rows[0]["data_through"] if rows else None
+        gaps = [{"from": a, "to": b} for a, b in sorted({(g["from"], g["to"]) for r in rows for g in r["data_gaps"]})]
         answer = {"crime_type": crime_type, "month": chosen_month, "model_version": STATE.model_version,
-                  "data_through": rows[0]["data_through"] if rows else None, "areas": rows, "missing": missing}
+                  "data_through": through, "data_gaps": gaps, "data_note": data_note(through, gaps),
+                  "areas": rows, "missing": missing}
         if self._wants_csv(query):
             table = [{"community_area": r["community_area"], "name": r["name"], "month": chosen_month, "expected": round(r["yhat"], 2),
                       "lower": round(r["yhat_lower"], 2), "upper": round(r["yhat_upper"], 2), "rank": r["rank"],
                       "same_month_last_year": r["last_year"], "change_pct": r["change_pct"], "data_through": r["data_through"],
-                      "model_version": STATE.model_version} for r in rows]
+                      "no_data": no_data(r["data_gaps"]), "model_version": STATE.model_version} for r in rows]
             table += [{"community_area": m["community_area"], "name": m["name"], "month": chosen_month,
                        "model_version": STATE.model_version, "no_forecast_reason": m["reason"]} for m in missing]
             return self._csv(comparison.to_csv(MAP_CSV, sorted(table, key=lambda r: r["community_area"])),
@@ -806,7 +847,8 @@ class Handler(BaseHTTPRequestHandler):
         if payload is None:
             raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
         self._json(200, {"model_version": STATE.model_version, "series": label, "community_area": area, "crime_type": crime_type,
-                         "trained_at": STATE.trained_at, "metrics": payload["metrics"]})
+                         "trained_at": STATE.trained_at, "data_through": payload["data_through"], "data_gaps": payload["data_gaps"],
+                         "data_note": data_note(payload["data_through"], payload["data_gaps"]), "metrics": payload["metrics"]})
 
     def _start_run(self, kind: str) -> None:
         body = self._body()

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { areaName, resolveArea, suggestAreas } from '../../web/areas.js';
 import { niceTicks } from '../../web/chart.js';
-import { METRIC_ROWS, accuracySentences, bestMethods, monthLabel, roughCount, typeLabel } from '../../web/format.js';
+import {
+  METRIC_ROWS, accuracySentences, bestMethods, consecutiveRuns, dataThroughText, monthLabel, nextMonth, previousMonth, roughCount, typeLabel,
+} from '../../web/format.js';
 import { PALETTE, colourClasses, projectAreas } from '../../web/map.js';
 
 test('accuracy in words follows the example wording', () => {
@@ -83,4 +85,18 @@ test('the projection fits the areas to the width and keeps their shape', () => {
   // 0.2 degrees of longitude at 42 N are cos(41.95°) = 0.744 as wide as 0.1 degrees of latitude are tall, times two.
   assert.ok(Math.abs(out.height - (6 * 2 + (200 * 0.1) / (0.2 * Math.cos((41.95 * Math.PI) / 180)))) < 1.5, `height ${out.height}`);
   assert.match(out.areas[0].d, /^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+)+Z$/);
+});
+
+test('where the data stop and where they have none, in words; runs of months split at a gap', () => {
+  assert.equal(dataThroughText('2024-12', [{ from: '2018-11', to: '2023-12' }]), 'Data through December 2024; no data 2018-11 to 2023-12.');
+  assert.equal(dataThroughText('2026-04', []), 'Data through April 2026.');
+  assert.equal(dataThroughText('2026-04'), 'Data through April 2026.');
+  assert.equal(dataThroughText(null, []), '');
+  assert.equal(dataThroughText('2024-12', [{ from: '2020-04', to: '2020-04' }]), 'Data through December 2024; no data 2020-04.');
+  assert.deepEqual([nextMonth('2018-12'), nextMonth('2018-10'), previousMonth('2024-01'), previousMonth('2024-11')],
+    ['2019-01', '2018-11', '2023-12', '2024-10']);
+  const rows = ['2018-09', '2018-10', '2024-01', '2024-02', '2024-03'].map((month) => ({ month }));
+  assert.deepEqual(consecutiveRuns(rows).map((run) => run.map((r) => r.month)), [['2018-09', '2018-10'], ['2024-01', '2024-02', '2024-03']]);
+  assert.deepEqual(consecutiveRuns([]), []);
+  assert.equal(consecutiveRuns(rows.slice(2)).length, 1);
 });

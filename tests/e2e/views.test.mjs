@@ -101,7 +101,7 @@ test('the CSV download saves the rows the API gives to format=csv', async () => 
       headers: { Authorization: `Bearer ${token}`, Accept: 'text/csv' } })).text();
   });
   assert.equal(saved, fromApi);
-  assert.match(saved.split('\r\n')[0], /^month,reported,partial,forecast,lower,upper,model_version,data_through$/);
+  assert.match(saved.split('\r\n')[0], /^month,reported,partial,forecast,lower,upper,model_version,data_through,no_data$/);
   assert.match(download.suggestedFilename(), /\.csv$/);
 });
 
@@ -157,4 +157,56 @@ test('the map is usable by keyboard alone: tab to an area, Enter opens its forec
   assert.ok(label, 'an area has focus');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash.startsWith('#/forecast'));
+});
+
+test('a series with a gap says where its data stop and draws no line across the months with no data', async () => {
+  // The fake's Burglary in Austin is shaped as `make demo`'s area x type series: to 2018-10, then all of 2024.
+  await login(page, api.url, ADMIN);
+  await page.goto(`${api.url}/#/forecast?area=25&type=BURGLARY&months=12`);
+  await waitForForecast(page, 'Burglary in Austin');
+  assert.match(await page.locator('#forecast-data-through').innerText(),
+    /^Data through December 2024; no data 2018-11 to 2023-12\. These reports are not up to date/);
+  assert.match(await page.locator('#forecast-headline').innerText(), /^January 2025:/);
+  // Two runs of observed months, each its own line; one mark where the data stop, none of its months drawn.
+  assert.equal(await page.locator('#chart path.chart-observed').count(), 2);
+  const gap = page.locator('#chart g.chart-gap');
+  assert.equal(await gap.count(), 1);
+  assert.deepEqual([await gap.getAttribute('data-from'), await gap.getAttribute('data-to')], ['2018-11', '2023-12']);
+  assert.match(await gap.locator('title').textContent(), /^No data 2018-11 to 2023-12/);
+  const months = await page.locator('#chart circle.chart-point').evaluateAll((dots) => dots.map((d) => d.dataset.month));
+  assert.equal(months.length, 36);
+  assert.ok(months.every((m) => m <= '2018-10' || m >= '2024-01'), `no point inside the gap: ${months}`);
+  const [before, after] = await page.locator('#chart path.chart-observed').evaluateAll((paths) => paths.map((p) => p.getAttribute('d')));
+  const lastX = Number(/([\d.]+),[\d.]+$/.exec(before)[1]);
+  const firstX = Number(/^M([\d.]+),/.exec(after)[1]);
+  assert.ok(firstX > lastX, 'the second run starts to the right of the first; no segment joins them');
+  // The table of numbers says so in its place; the download carries it on every row.
+  await page.locator('details.numbers summary').first().click();
+  const gapRow = page.locator('#numbers-table tbody tr.no-data');
+  assert.equal(await gapRow.count(), 1);
+  assert.match(await gapRow.innerText(), /November 2018\s+–\s+December 2023\s+No data for these months/);
+  const csv = await page.evaluate(async () => {
+    const { token } = JSON.parse(sessionStorage.getItem('crimecast.session'));
+    return (await fetch('/predict?community_area=25&crime_type=BURGLARY&format=csv', { headers: { Authorization: `Bearer ${token}` } })).text();
+  });
+  assert.match(csv.split('\r\n')[1], /,2024-12,2018-11 to 2023-12$/);
+  await page.screenshot({ path: screenshotPath('forecast-gap.png'), fullPage: true });
+
+  // The map ranks forecasts made from data to the same month: Austin's is listed with why, not ranked.
+  await page.goto(`${api.url}/#/map?type=BURGLARY`);
+  await page.waitForFunction(() => document.querySelectorAll('#map path.map-area').length >= 77);
+  const map = await page.evaluate(async () => {
+    const { token } = JSON.parse(sessionStorage.getItem('crimecast.session'));
+    return (await fetch('/predict/map?crime_type=BURGLARY', { headers: { Authorization: `Bearer ${token}` } })).json();
+  });
+  assert.ok(!map.areas.some((a) => a.community_area === 25));
+  assert.match(map.missing.find((m) => m.community_area === 25).reason, /^its data end in 2024-12, the other areas' in \d{4}-\d{2}/);
+  const austin = page.locator('#map path.map-area[data-area="25"]');
+  if (await austin.count()) assert.match(await austin.getAttribute('aria-label'), /no forecast for this crime type/);
+
+  // Compared with a series without a gap: its line breaks too, and the year table says where it has no data.
+  await page.goto(`${api.url}/#/compare?series=25:BURGLARY,8:BURGLARY`);
+  await page.waitForSelector('#compare-chart path.compare-line');
+  assert.equal(await page.locator('#compare-chart path.compare-line:not(.compare-forecast)[data-series*="Austin"]').count(), 2);
+  assert.match(await page.locator('#compare-year-table tbody').innerText(), /December 2024; no data 2018-11 to 2023-12/);
 });

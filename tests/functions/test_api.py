@@ -65,7 +65,8 @@ def test_predict_returns_the_documented_shape(aws) -> None:
     assert response["statusCode"] == 200, response["body"]
     result = body(response)
     assert set(result) == {"community_area", "area_name", "crime_type", "model_version", "trained_at", "data_through",
-                           "metrics", "history", "forecast", "comparison", "unusual"}
+                           "data_gaps", "data_note", "metrics", "history", "forecast", "comparison", "unusual"}
+    assert result["data_gaps"] == [] and result["data_note"] == "data through April 2026"
     assert (result["community_area"], result["area_name"], result["crime_type"]) == (25, "Austin", "ASSAULT")
     assert result["model_version"] == VERSION and len(result["forecast"]) == 12
     assert result["history"][-1] == {"month": "2026-05", "count": 7, "partial": True}

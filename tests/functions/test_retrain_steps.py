@@ -154,3 +154,23 @@ def test_forecasts_of_levels_ending_together_add_up(aws) -> None:
     share = aws.blobs.get_json(retrain.manifest_key(summary["run_id"]))["unplaced_share"]["ALL"]
     assert 0.01 < share < 0.05 and areas == pytest.approx(first_month("city", "ALL") * (1 - share), rel=0.01)
     assert first_month("city", "THEFT") + first_month("city", "BATTERY") == pytest.approx(first_month("city", "ALL"), rel=0.01)
+
+
+def test_a_type_without_its_siblings_is_not_scaled_up_to_its_areas_total(aws) -> None:
+    """Austin's THEFT is a third of Austin's reports and the only type forecast there (the file
+    has no other): reconciled, it keeps to a third of Austin's total rather than becoming all of it."""
+    _store(aws, [tidy_frame(seasonal_series("2018-01", 72, level=300, seed=1), 25, "ALL"),
+                 tidy_frame(seasonal_series("2018-01", 72, level=100, seed=2), 25, "THEFT"),
+                 tidy_frame(seasonal_series("2018-01", 72, level=3000, seed=3), None, "ALL"),
+                 tidy_frame(seasonal_series("2018-01", 72, level=1000, seed=4), None, "THEFT")])
+    summary = retrain.run_locally(aws, workers=1)
+    run = runs.get_run(aws, summary["run_id"])
+    gaps = next(iter(run["detail"]["coherence"]["max_relative_gap"].values()))
+    assert all(gap is not None and gap <= 0.01 for gap in gaps.values()), gaps
+
+    def first_month(area: str, crime_type: str) -> float:
+        return forecasts.prediction(aws, area, crime_type, 1)["forecast"][0]["yhat"]
+
+    assert 0.25 < first_month("25", "THEFT") / first_month("25", "ALL") < 0.42
+    assert 0.25 < first_month("city", "THEFT") / first_month("city", "ALL") < 0.42
+    assert retrain.covered_shares({}) == {}

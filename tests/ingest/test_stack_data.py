@@ -3,6 +3,7 @@ else the snapshot, said in one line."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from crimecast.jobs.counts import current_manifest, load_counts
@@ -53,7 +54,7 @@ def test_a_snapshot_with_area_x_type_history_keeps_each_series_end(aws, snapshot
 
 def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, capsys) -> None:
     """tests/fixtures is a snapshot `make demo` can start from: totals for eight years, area x type
-    to 2018-10, the map's 77 areas."""
+    to 2018-10 and in 2024 with the real files' gap between (unknown months, not zeros), the map's 77 areas."""
     import json
 
     from crimecast.domain.keys import SeriesKey
@@ -67,6 +68,9 @@ def test_the_fixture_snapshot_loads_with_the_77_boundaries(aws, monkeypatch, cap
     assert {k.community_area for k in counts.keys()} == {None, 8, 25, 32}
     assert len(counts.series(SeriesKey(25, "ALL"))) == 96 and counts.series(SeriesKey(None, "THEFT")).min() > 0
     assault = counts.series(SeriesKey(25, "ASSAULT"))
-    assert (str(assault.index[0]), str(assault.index[-1])) == ("2010-01", "2018-10") and assault.min() > 0
+    assert (str(assault.index[0]), str(assault.index[-1])) == ("2010-01", "2024-12") and assault.min() > 0
+    assert assault.loc["2018-11":"2023-12"].isna().all() and assault.count() == 106 + 12
+    assert counts.data_end(SeriesKey(25, "ASSAULT")) == pd.Period("2024-12", "M")
+    assert current_manifest(aws)["series_gaps"]["25:ASSAULT"] == [["2018-11", "2023-12"]]
     document = json.loads(forecasts.boundaries(aws))
     assert [f["properties"]["area_number"] for f in document["features"]] == list(range(1, 78))

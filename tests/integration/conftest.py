@@ -34,14 +34,17 @@ class Stack(NamedTuple):
 
 
 @contextmanager
-def running_stack(snapshot: Path, env: dict[str, str] | None = None, ready_s: float = 240) -> Iterator[Stack]:
-    """The stack over a snapshot of two series (area 25 and the city, five years): its base URL,
+def running_stack(snapshot: Path, env: dict[str, str] | None = None, ready_s: float = 240,
+                  synthetic: bool = True) -> Iterator[Stack]:
+    """The stack over a snapshot of two series (area 25 and the city, five years), or, with
+    ``synthetic=False``, over the files already in ``snapshot``: its base URL,
     its process (killed on the way out if still running) and the file its output goes to (a
     file, not a pipe nobody reads, which would block the stack once full). ``env``: more
     environment for it (e.g. CRIMECAST_AS_OF, which makes it replay instead)."""
-    areas, types = (snapshot / name for name in SNAPSHOT_FILES)
-    tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
-    tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
+    if synthetic:
+        areas, types = (snapshot / name for name in SNAPSHOT_FILES)
+        tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
+        tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
     port = free_port()
     extra = env or {}
     # A model cache of its own: in the checkout's (out/model-cache), models an earlier run trained on

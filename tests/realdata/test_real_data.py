@@ -49,3 +49,35 @@ def test_real_count_files_load_whole(data_dir: Path, name: str) -> None:
     counts = read_counts(data_dir / name)
     assert counts.last_month == pd.Period("2026-05", "M") and counts.partial_month is None
     assert "CRIM SEXUAL ASSAULT" not in counts.types()
+
+
+def test_the_2024_export_joins_the_2001_2018_history_with_a_gap_and_the_renamed_type(data_dir: Path) -> None:
+    """As `make demo` loads them: every area x type series with 2024 data runs to 2024-12, with
+    2018-11..2023-12 unknown; CRIM SEXUAL ASSAULT (2001-2018) and CRIMINAL SEXUAL ASSAULT (2024)
+    are one series; a series with no 2024 report keeps its 2018-10 end."""
+    from crimecast.domain.series import read_many
+    from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
+    from local.stack import SNAPSHOT_FILES
+
+    counts = read_many([data_dir / name for name in (*SNAPSHOT_FILES, AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES)])
+    gap = (pd.Period("2018-11", "M"), pd.Period("2023-12", "M"))
+    assault = counts.series(SeriesKey(25, "ASSAULT"))
+    assert counts.data_end(SeriesKey(25, "ASSAULT")) == pd.Period("2024-12", "M") and counts.data_gaps(SeriesKey(25, "ASSAULT")) == (gap,)
+    assert assault.loc["2018-11":"2023-12"].isna().all() and assault["2018-10"] > 50 and assault["2024-12"] > 50
+    recent = pd.read_csv(data_dir / "area_type_monthly_2024.csv")
+    austin = recent[(recent["community_area"] == 25) & (recent["primary_type"] == "ASSAULT")]
+    assert assault.loc["2024-01":"2024-12"].sum() == austin["count"].sum()
+    sexual = counts.series(SeriesKey(25, "CRIMINAL SEXUAL ASSAULT"))
+    assert "CRIM SEXUAL ASSAULT" not in counts.types() and sexual.loc[:"2018-10"].sum() > 100 and sexual.loc["2024-01":].sum() > 0
+    assert counts.data_gaps(SeriesKey(25, "CRIMINAL SEXUAL ASSAULT")) == (gap,)
+    joined = [k for k in counts.keys() if counts.data_gaps(k)]
+    # area x type series, and the city types summed from them (those the citywide file holds back)
+    citywide = set(read_counts(data_dir / "citywide_monthly_by_type_2001_2026.csv").types())
+    assert len(joined) > 1500 and all(k.primary_type != "ALL" for k in joined)
+    assert {k.primary_type for k in joined if k.community_area is None} & citywide == set()
+    assert SeriesKey(None, "BATTERY") in joined and SeriesKey(None, "ASSAULT") not in joined
+    assert all(counts.data_end(k) == pd.Period("2024-12", "M") for k in joined)
+    assert not counts.data_gaps(SeriesKey(25, "ALL")) and counts.data_end(SeriesKey(25, "ALL")) >= pd.Period("2026-04", "M")
+    untouched = [k for k in counts.keys() if k.community_area is not None and k.primary_type != "ALL" and not counts.data_gaps(k)
+                 and counts.series(k).index[0] < pd.Period("2018-01", "M")]
+    assert untouched and all(counts.data_end(k) == pd.Period("2018-10", "M") for k in untouched)

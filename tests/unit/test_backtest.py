@@ -62,3 +62,23 @@ def test_series_too_short_to_train_is_refused() -> None:
 def test_bad_origins_are_refused(text: str) -> None:
     with pytest.raises(InvalidInputError):
         backtest.parse_origins(text)
+
+
+def _gap_counts():
+    """Austin THEFT 2012-01..2018-10 and 2024, as read_many joins the two area x type files."""
+    full = seasonal_series("2012-01", 156)
+    frame = tidy_frame(full[(full.index <= "2018-10") | (full.index >= "2024-01")], 25, "THEFT")
+    counts = counts_from_tidy(frame, as_of=pd.Timestamp("2030-01-01").date())
+    gaps = {SeriesKey(25, "THEFT"): [(pd.Period("2018-11", "M"), pd.Period("2023-12", "M"))]}
+    return counts.with_spans({}, {}, gaps)
+
+
+def test_origins_inside_a_gap_are_skipped_and_a_window_across_it_scores_its_known_months() -> None:
+    counts = _gap_counts()
+    tasks = backtest.plan(counts, None, backtest.parse_origins("2017-12,2019-06,2023-06,2024-03"), horizon=12)
+    assert [str(t.origin) for t in tasks] == ["2017-12", "2024-03"]  # 2019-06 and 2023-06 lie in the gap
+    rows = backtest.run(tasks, workers=1)["series"]
+    assert [r["n"] for r in rows] == [10, 9]  # 2018-01..10 (Nov, Dec unknown); 2024-04..12
+    for row in rows:
+        for method in backtest.METHODS:
+            assert row[method]["mae"] is not None and row[method]["mase"] is not None

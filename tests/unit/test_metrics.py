@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from crimecast.domain import metrics
@@ -40,3 +41,17 @@ def test_score_has_every_metric_and_no_coverage_without_interval() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError):
         metrics.mae([1.0, 2.0], [1.0])
+
+
+def test_unknown_months_are_not_scored_nor_in_the_scale() -> None:
+    """A gap (NaN) is skipped: MASE's scale reads the lag-12 pairs with both months known, and
+    the errors the months whose count is known; with zeros in their place both would change."""
+    history = np.array([10.0] * 12 + [14.0] * 12 + [np.nan] * 12 + [20.0] * 12)
+    assert metrics.seasonal_naive_scale(history) == 4.0  # 2nd year vs 1st only: no pair touches the gap
+    assert metrics.seasonal_naive_scale(np.nan_to_num(history)) != 4.0
+    assert math.isnan(metrics.seasonal_naive_scale(np.array([1.0] * 12 + [np.nan] * 12 + [2.0] * 6)))
+    actual = [22.0, np.nan, 18.0]
+    scores = metrics.score(actual, [20.0, 99.0, 20.0], history, [19.0, 0.0, 19.0], [21.0, 1.0, 21.0])
+    assert scores["mae"] == 2.0 and scores["mase"] == 0.5 and scores["coverage"] == 0.0
+    with pytest.raises(ValueError, match="no month with a known actual"):
+        metrics.mae([np.nan, np.nan], [1.0, 2.0])

@@ -118,3 +118,65 @@ def test_seed_reference_forecasts_the_next_months() -> None:
     history = seasonal_series(months=48)
     forecast = seed_prophet(history, 3)
     assert forecast["ds"].dt.to_period("M").tolist() == list(pd.period_range(history.index[-1] + 1, periods=3, freq="M"))
+
+
+# --- a gap between two sources: unknown months, never zeros ---------------------------------
+
+GAP = ("2018-11", "2023-12")
+
+
+def _with_gap(before: float = 100.0, after: float = 160.0) -> pd.Series:
+    """2010-01..2018-10 at ``before`` and 2024 at ``after`` (the same summer peak), NaN between."""
+    old = seasonal_series("2010-01", 106, level=before, seed=3).astype(float)
+    new = seasonal_series("2024-01", 12, level=after, seed=4).astype(float)
+    months = pd.period_range("2010-01", "2024-12", freq="M")
+    return pd.concat([old, new]).reindex(months).rename("25:ASSAULT")
+
+
+def test_a_series_with_a_gap_forecasts_from_the_month_after_its_data_with_finite_bands() -> None:
+    history = _with_gap()
+    model = CrimeForecaster().fit(history)
+    forecast = model.predict(24)
+    assert str(forecast["month"].iloc[0]) == "2025-01" and str(forecast["month"].iloc[-1]) == "2026-12"
+    values = forecast[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all()
+    assert (forecast["yhat_lower"] < forecast["yhat"]).all() and (forecast["yhat"] < forecast["yhat_upper"]).all()
+    # the level is the one after the gap (160 a month), not a mean with 62 zero months nor the old 100
+    assert 140 < forecast["yhat"].iloc[:12].mean() < 185
+    july, january = forecast.set_index("month")["yhat"].loc[["2025-07", "2025-01"]]
+    assert july > january * 1.2  # the season learnt from the whole years on both sides
+
+
+def test_the_gap_is_missing_not_zero_and_absent_months_are_the_same_as_nan() -> None:
+    history = _with_gap()
+    gap = (history.index >= GAP[0]) & (history.index <= GAP[1])
+    as_nan = CrimeForecaster().fit(history).predict(12)["yhat"]
+    absent = CrimeForecaster().fit(history.dropna()).predict(12)["yhat"]
+    np.testing.assert_allclose(as_nan, absent)
+    as_zeros = CrimeForecaster().fit(history.where(~gap, 0.0)).predict(12)["yhat"]
+    assert not np.allclose(as_nan, as_zeros)
+    # Prophet, too, saw the known months only
+    model = CrimeForecaster().fit(history)
+    seen = model.prophet.history["ds"].dt.to_period("M")
+    assert not ((seen >= GAP[0]) & (seen <= GAP[1])).any() and str(seen.max()) == "2024-12"
+
+
+def test_a_model_with_a_gap_round_trips_through_json_with_nulls() -> None:
+    model = CrimeForecaster().fit(_with_gap())
+    text = model.to_json()
+    doc = json.loads(text)  # strict JSON: no NaN literal
+    assert "NaN" not in text and doc["history"]["values"].count(None) == 62
+    again = CrimeForecaster.from_json(text)
+    pd.testing.assert_frame_equal(again.predict(6), model.predict(6))
+
+
+def test_a_gap_counts_only_its_known_months_towards_the_minimum() -> None:
+    sparse = pd.Series([5.0] * 12 + [np.nan] * 30 + [5.0] * 11, index=pd.period_range("2015-01", periods=53, freq="M"))
+    with pytest.raises(InvalidInputError, match="23 complete months"):
+        CrimeForecaster().fit(sparse)
+
+
+def test_seasonal_naive_across_a_gap_takes_the_latest_known_year_of_each_month() -> None:
+    values = [float(m) for m in range(1, 13)] * 2 + [np.nan] * 7 + [100.0 + m for m in range(8, 13)]
+    history = pd.Series(values, index=pd.period_range("2020-01", periods=36, freq="M"))
+    assert seasonal_naive(history, 12).tolist() == [1, 2, 3, 4, 5, 6, 7, 108, 109, 110, 111, 112]

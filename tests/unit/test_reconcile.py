@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from crimecast.domain.keys import SeriesKey
-from crimecast.domain.reconcile import Band, ipf, reconcile
+from crimecast.domain.reconcile import Band, by_start, coherence_gaps, ipf, reconcile
 
 CITY = SeriesKey(None, "ALL")
 
@@ -78,3 +78,39 @@ def test_ipf_matches_both_margins_of_a_feasible_matrix() -> None:
     fitted = ipf(cells, rows, cols)
     np.testing.assert_allclose(fitted.sum(axis=1), rows)
     np.testing.assert_allclose(fitted.sum(axis=0), cols, rtol=1e-5)
+
+
+def test_only_forecasts_that_start_in_the_same_month_add_up() -> None:
+    """Area x type cells whose data end in 2024-12 (forecast from 2025-01) beside totals that run
+    to 2026-04 (forecast from 2026-05): reconciled apart, the cells never scaled to the totals."""
+    late = {k: Band(b.yhat, b.lower, b.upper, "2026-05") for k, b in _incoherent().items() if k.primary_type == "ALL"}
+    early = {k: Band(b.yhat, b.lower, b.upper, "2025-01") for k, b in _incoherent().items() if k.primary_type != "ALL"}
+    out = reconcile({**late, **early}, unplaced_share=0.1)
+    alone = reconcile(early, unplaced_share=0.1)
+    for key in early:
+        np.testing.assert_allclose(out[key].yhat, alone[key].yhat)
+        assert out[key].start == "2025-01"
+    np.testing.assert_allclose(out[SeriesKey(1, "ALL")].yhat + out[SeriesKey(2, "ALL")].yhat, out[CITY].yhat * 0.9)
+    assert not np.allclose(out[SeriesKey(1, "THEFT")].yhat + out[SeriesKey(1, "BATTERY")].yhat, out[SeriesKey(1, "ALL")].yhat)
+    with pytest.raises(ValueError, match="start in different months"):
+        coherence_gaps(out, unplaced_share=0.1)
+    assert coherence_gaps(by_start(out)["2026-05"], 0.1)["areas_to_city"] < 1e-6
+
+
+def test_finer_forecasts_add_up_to_the_share_of_the_total_they_cover() -> None:
+    """Three types that hold 40% of the city's reports (the others have no forecast) are not
+    scaled up to every crime: they add up to 40% of the city's total, as do an area's cells."""
+    forecasts = {CITY: _band(1000, 1100), SeriesKey(None, "THEFT"): _band(250, 260), SeriesKey(None, "BATTERY"): _band(100, 150),
+                 SeriesKey(None, "ASSAULT"): _band(60, 70), SeriesKey(1, "ALL"): _band(500, 520), SeriesKey(2, "ALL"): _band(450, 480),
+                 SeriesKey(1, "THEFT"): _band(120, 130), SeriesKey(2, "THEFT"): _band(110, 100)}
+    coverage = {CITY: 0.4, SeriesKey(1, "ALL"): 0.25, SeriesKey(2, "ALL"): 0.2}
+    out = reconcile(forecasts, unplaced_share=0.05, coverage=coverage)
+    types = sum(out[SeriesKey(None, t)].yhat for t in ("THEFT", "BATTERY", "ASSAULT"))
+    np.testing.assert_allclose(types, out[CITY].yhat * 0.4)
+    np.testing.assert_allclose(out[CITY].yhat, forecasts[CITY].yhat)  # the top anchor stays
+    np.testing.assert_allclose(out[SeriesKey(1, "THEFT")].yhat, out[SeriesKey(1, "ALL")].yhat * 0.25)
+    np.testing.assert_allclose(out[SeriesKey(2, "THEFT")].yhat, out[SeriesKey(2, "ALL")].yhat * 0.2)
+    assert coherence_gaps(out, 0.05, coverage)["types_to_city"] < 1e-6
+    assert coherence_gaps(out, 0.05, coverage)["area_types_to_areas"] < 1e-6
+    without = reconcile(forecasts, unplaced_share=0.05)  # what was done before: every crime put on three types
+    np.testing.assert_allclose(sum(without[SeriesKey(None, t)].yhat for t in ("THEFT", "BATTERY", "ASSAULT")), forecasts[CITY].yhat)

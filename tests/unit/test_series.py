@@ -140,7 +140,8 @@ def test_each_series_ends_where_its_file_ends(tmp_path) -> None:
     assert counts.series(theft).iloc[-1] == 0 and counts.series(assault, include_partial=True).index[-1] == pd.Period("2018-10", "M")
     assert counts.data_end(area) == pd.Period("2026-04", "M")
     assert counts.series(area, include_partial=True).index[-1] == pd.Period("2026-05", "M")
-    assert counts.spans_by_label() == {"series_starts": {}, "series_ends": {"25:ASSAULT": "2018-10", "25:THEFT": "2018-10"}}
+    assert counts.spans_by_label() == {"series_starts": {}, "series_ends": {"25:ASSAULT": "2018-10", "25:THEFT": "2018-10"},
+                                       "series_gaps": {}}
     assert counts.with_spans({}, {}).data_end(assault) == pd.Period("2026-04", "M")
 
 
@@ -218,3 +219,54 @@ def test_area_zero_in_an_area_x_type_file_counts_in_the_city_totals_only() -> No
     assert counts.series(SeriesKey(25, "ALL")).tolist() == [15]
     derived = counts.frame.set_index(["community_area", "primary_type"])["derived"]
     assert not derived.loc[(25, "THEFT")] and derived.loc[(25, "ALL")] and derived.loc[(pd.NA, "THEFT")].all()
+
+
+def _gap_files(tmp_path, old_type: str = "ASSAULT", new_type: str = "ASSAULT") -> list:
+    """Totals to 2026, an area x type history 2015-01..2018-10 (one month with no report) and a 2024 export."""
+    totals, history, recent = tmp_path / "totals.csv", tmp_path / "history.csv", tmp_path / "recent.csv"
+    _tidy(_monthly("2015-01", "2026-04", "25", "ALL", 900) + _monthly("2015-01", "2026-04", "", "ALL", 9000)).to_csv(totals, index=False)
+    rows = [r for r in _monthly("2015-01", "2018-10", "25", old_type, 100) if r[0] != "2017-03"]
+    _tidy(rows + _monthly("2015-01", "2018-10", "8", "THEFT", 40)).to_csv(history, index=False)
+    _tidy(_monthly("2024-01", "2024-12", "25", new_type, 120) + _monthly("2024-01", "2024-12", "25", "STALKING", 2)
+          ).to_csv(recent, index=False)
+    return [totals, history, recent]
+
+
+def test_files_months_apart_join_with_a_gap_that_is_unknown_not_zero(tmp_path) -> None:
+    counts = read_many(_gap_files(tmp_path), PAST)
+    assault = SeriesKey(25, "ASSAULT")
+    series = counts.series(assault)
+    assert (str(series.index[0]), str(series.index[-1])) == ("2015-01", "2024-12")
+    assert counts.data_end(assault) == pd.Period("2024-12", "M")
+    assert counts.data_gaps(assault) == ((pd.Period("2018-11", "M"), pd.Period("2023-12", "M")),)
+    gap = series.loc["2018-11":"2023-12"]
+    assert len(gap) == 62 and gap.isna().all()  # unknown, not zeros
+    assert series["2017-03"] == 0  # a month missing inside a file's own span is a zero, as ever
+    assert series.dropna().tolist() == [100] * 26 + [0] + [100] * 19 + [120] * 12
+    # a series only the first file gives keeps its end; one only the second gives, its start
+    assert counts.data_end(SeriesKey(8, "THEFT")) == pd.Period("2018-10", "M") and not counts.data_gaps(SeriesKey(8, "THEFT"))
+    assert str(counts.series(SeriesKey(25, "STALKING")).index[0]) == "2024-01"
+    assert counts.series(SeriesKey(25, "ALL")).notna().all()  # the totals file gives it outright: no gap
+    spans = counts.spans_by_label()
+    assert spans["series_gaps"] == {"25:ASSAULT": [["2018-11", "2023-12"]]}
+    assert spans["series_ends"]["25:ASSAULT"] == "2024-12"
+
+
+def test_the_old_type_name_joins_the_new_one_across_the_gap(tmp_path) -> None:
+    """The 2001-2018 file spells CRIM SEXUAL ASSAULT, the 2024 export CRIMINAL SEXUAL ASSAULT: one series."""
+    counts = read_many(_gap_files(tmp_path, "CRIM SEXUAL ASSAULT", "CRIMINAL SEXUAL ASSAULT"), PAST)
+    assert "CRIM SEXUAL ASSAULT" not in counts.types()
+    series = counts.series(SeriesKey(25, "CRIMINAL SEXUAL ASSAULT"))
+    assert (str(series.index[0]), str(series.index[-1])) == ("2015-01", "2024-12")
+    assert series["2018-10"] == 100 and series["2024-01"] == 120 and series.loc["2018-11":"2023-12"].isna().all()
+
+
+def test_gaps_survive_with_spans_and_overlapping_files_still_do_not_mix(tmp_path) -> None:
+    counts = read_many(_gap_files(tmp_path), PAST)
+    again = counts.with_spans(counts.starts, counts.ends, counts.gaps)
+    assert again.data_gaps(SeriesKey(25, "ASSAULT")) == counts.data_gaps(SeriesKey(25, "ASSAULT"))
+    assert not counts.with_spans(counts.starts, counts.ends).gaps
+    overlapping = tmp_path / "overlap.csv"
+    _tidy(_monthly("2018-06", "2019-06", "25", "ASSAULT", 7)).to_csv(overlapping, index=False)
+    mixed = read_many([*_gap_files(tmp_path), overlapping], PAST)
+    assert 7 not in mixed.series(SeriesKey(25, "ASSAULT")).tolist()  # it overlaps the first file: not taken

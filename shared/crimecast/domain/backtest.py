@@ -2,7 +2,9 @@
 
 For each series and origin, every method sees only the complete months up to the
 origin, and is scored on the complete months after it (up to ``horizon``). The model
-makes all its choices inside ``fit``, from that training slice alone.
+makes all its choices inside ``fit``, from that training slice alone. Unknown months (a
+gap between two sources) are never scored: an origin inside a gap, or whose test window
+lies wholly in one, is skipped; a test window that crosses one is scored on its known months.
 """
 
 from __future__ import annotations
@@ -67,8 +69,19 @@ def plan(
         seed_history = counts.series(key, all_history=True)
         for origin in origins:
             _check_origin(key, history, origin)
-            tasks.append(BacktestTask(key, origin, horizon, history, seed_history, settings))
+            if scorable_origin(history, origin, horizon):
+                tasks.append(BacktestTask(key, origin, horizon, history, seed_history, settings))
     return tasks
+
+
+def scorable_origin(history: pd.Series, origin: pd.Period, horizon: int) -> bool:
+    """Whether ``origin`` can be scored on ``history`` (unknown months NaN): its own month is
+    known (not inside a gap), at least MIN_TRAINING_MONTHS known months lead up to it, and
+    the ``horizon`` months after it hold a known one."""
+    if origin not in history.index or np.isnan(history[origin]):
+        return False
+    train, test = history[history.index <= origin], history[history.index > origin].iloc[:horizon]
+    return int(train.count()) >= MIN_TRAINING_MONTHS and int(test.count()) > 0
 
 
 def _check_origin(key: SeriesKey, history: pd.Series, origin: pd.Period) -> None:
@@ -101,7 +114,7 @@ def run_task(task: BacktestTask) -> dict[str, Any]:
         "primary_type": task.key.primary_type,
         "origin": str(task.origin),
         "horizon": task.horizon,
-        "n": n,
+        "n": int(np.isfinite(actual).sum()),  # the known months scored
         "model": metrics.score(actual, model["yhat"], history, model["yhat_lower"], model["yhat_upper"]),
         "seed_prophet": metrics.score(actual, seed["yhat"], history, seed["yhat_lower"], seed["yhat_upper"]),
         "seasonal_naive": metrics.score(actual, naive, history),

@@ -1,4 +1,9 @@
-"""Accuracy metrics: the seed's MAE, MSE, RMSE and R2, plus MASE and interval coverage."""
+"""Accuracy metrics: the seed's MAE, MSE, RMSE and R2, plus MASE and interval coverage.
+
+An unknown month (NaN, a gap between two sources: not a zero) is not scored: the metrics
+read the months whose actual count is known, and the seasonal naive scale the lag-12
+pairs with both months known.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,16 @@ ArrayLike = Sequence[float] | np.ndarray
 
 
 def _pair(actual: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The months with a known actual count, and their predictions."""
     y = np.asarray(actual, dtype=float)
     yhat = np.asarray(predicted, dtype=float)
     if y.shape != yhat.shape or y.size == 0:
         raise ValueError(f"need two non-empty arrays of one length, got {y.shape} and {yhat.shape}")
+    known = ~np.isnan(y)
+    if not known.all():
+        if not known.any():
+            raise ValueError("no month with a known actual count to score")
+        y, yhat = y[known], yhat[known]
     return y, yhat
 
 
@@ -49,7 +60,12 @@ def seasonal_naive_scale(history: ArrayLike, season: int = SEASON) -> float:
     h = np.asarray(history, dtype=float)
     if h.size <= season:
         return math.nan
-    return float(np.mean(np.abs(h[season:] - h[:-season])))
+    change = h[season:] - h[:-season]
+    if np.isnan(change).any():  # unknown months: the pairs with both months known
+        change = change[~np.isnan(change)]
+        if not change.size:
+            return math.nan
+    return float(np.mean(np.abs(change)))
 
 
 def mase(actual: ArrayLike, predicted: ArrayLike, history: ArrayLike, season: int = SEASON) -> float:
@@ -62,7 +78,7 @@ def mase(actual: ArrayLike, predicted: ArrayLike, history: ArrayLike, season: in
 def coverage(actual: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
     """Share of actual values inside [lower, upper]: an honest 80% interval covers ~0.8."""
     y, lo = _pair(actual, lower)
-    _, hi = _pair(actual, upper)
+    _, hi = _pair(actual, upper)  # the same known months
     return float(np.mean((y >= lo) & (y <= hi)))
 
 

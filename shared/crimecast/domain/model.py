@@ -28,6 +28,12 @@ A retrain pays ~3 x (Prophet fit ~35 ms + predict ~11 ms) per series.
 Holidays are not modelled: at monthly resolution a holiday's effect is part of its
 month's seasonality.
 
+Unknown months (a gap between two sources, NaN in the history) are missing, never zeros:
+Prophet fits the last 8 years' worth of known months; Theta's level is the run of known months
+that ends the history (the months after the gap); the seasonal index uses the whole
+12-month blocks with every month known; the band's spread uses the known lag-12 pairs.
+A history without unknown months takes exactly the computations described above.
+
 References it is measured against: :func:`seasonal_naive` (same month last year) and
 :func:`seed_prophet` (the seed specification's configuration on all history).
 """
@@ -111,11 +117,22 @@ def _prophet_class() -> type:
 
 def check_history(history: pd.Series) -> None:
     """Refuse what no model can learn from, with a message that says why."""
-    if len(history) < MIN_TRAINING_MONTHS:
+    known = int(history.count())
+    if known < MIN_TRAINING_MONTHS:
         raise InvalidInputError(
-            f"series {history.name or ''} has {len(history)} complete months; "
+            f"series {history.name or ''} has {known} complete months; "
             f"at least {MIN_TRAINING_MONTHS} are needed to train".replace("  ", " ")
         )
+
+
+def calendar_history(history: pd.Series) -> pd.Series:
+    """``history`` as floats on every month from its first known month to its last known one,
+    months it lacks (or holds as NaN) NaN: the model's positions are calendar months."""
+    history = history.astype(float)
+    if history.isna().any():
+        history = history.loc[history.first_valid_index():history.last_valid_index()]
+    months = pd.period_range(history.index[0], history.index[-1], freq="M")
+    return history if len(months) == len(history) else history.reindex(months)
 
 
 def future_months(history: pd.Series, horizon: int) -> pd.PeriodIndex:
@@ -123,8 +140,16 @@ def future_months(history: pd.Series, horizon: int) -> pd.PeriodIndex:
 
 
 def seasonal_naive(history: pd.Series, horizon: int) -> np.ndarray:
-    """Same month last year, repeated for horizons beyond a year."""
-    last_year = history.to_numpy(dtype=float)[-SEASON:]
+    """Same month last year, repeated for horizons beyond a year; a calendar month unknown
+    last year (a gap) takes its latest known year."""
+    values = calendar_history(history).to_numpy() if history.isna().any() else history.to_numpy(dtype=float)
+    last_year = values[-SEASON:]
+    if np.isnan(last_year).any():
+        last_year = last_year.copy()
+        for k in np.flatnonzero(np.isnan(last_year)):
+            same_month = values[len(values) - SEASON + k::-SEASON]
+            known = same_month[np.isfinite(same_month)]
+            last_year[k] = known[0] if known.size else np.nan
     return np.array([last_year[i % SEASON] for i in range(horizon)])
 
 
@@ -153,8 +178,21 @@ def seasonal_index(values: np.ndarray, years: int, prior_counts: float = 0.0) ->
     has a noisy shape and gets little of it. ``index[k]`` is the month ``k`` places after
     the first month used, modulo 12.
     """
+    if np.isnan(values).any():  # a gap: the last ``years`` whole blocks with every month known
+        n = len(values)
+        ends = range(n, SEASON - 1, -SEASON)
+        whole = [e for e in ends if not np.isnan(values[e - SEASON:e]).any()][:years]
+        if not whole:
+            return np.ones(SEASON), 0
+        blocks = np.stack([values[e - SEASON:e] for e in reversed(whole)])
+        return _index_of_blocks(blocks, prior_counts), n - (whole[-1] - SEASON)  # a whole number of years
     usable = (min(len(values), SEASON * years) // SEASON) * SEASON
     blocks = values[len(values) - usable:].reshape(-1, SEASON)
+    return _index_of_blocks(blocks, prior_counts), usable
+
+
+def _index_of_blocks(blocks: np.ndarray, prior_counts: float) -> np.ndarray:
+    """Month / block-mean ratios averaged per calendar month, shrunk towards flat (see seasonal_index)."""
     means = blocks.mean(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(means > 0, blocks / means, np.nan)
@@ -163,7 +201,7 @@ def seasonal_index(values: np.ndarray, years: int, prior_counts: float = 0.0) ->
     if prior_counts > 0:
         per_slot = blocks.sum() / SEASON
         index = 1 + (index / index.mean() - 1) * per_slot / (per_slot + prior_counts)
-    return index / index.mean(), usable
+    return index / index.mean()
 
 
 def theta_level(deseasonalised: np.ndarray, horizon: int, drift: float) -> np.ndarray:
@@ -185,10 +223,17 @@ def theta_level(deseasonalised: np.ndarray, horizon: int, drift: float) -> np.nd
 
 
 def interval_half_width(values: np.ndarray, horizon: int, settings: ModelSettings) -> np.ndarray:
-    """Half-width in sqrt(count) space per horizon step (see ModelSettings)."""
-    root = np.sqrt(np.maximum(values[-settings.interval_months:], 0.0))
-    if len(root) > SEASON:
+    """Half-width in sqrt(count) space per horizon step (see ModelSettings); across a gap,
+    from the last ``interval_months - 12`` lag-12 pairs with both months known."""
+    if np.isnan(values).any():
+        root = np.sqrt(np.maximum(values, 0.0))  # NaN stays NaN
         change = root[SEASON:] - root[:-SEASON]
+        change = change[np.isfinite(change)][-max(settings.interval_months - SEASON, 1):]
+        root = root[:SEASON + len(change)]  # more than a season exactly when there is a known pair
+    else:
+        root = np.sqrt(np.maximum(values[-settings.interval_months:], 0.0))
+        change = root[SEASON:] - root[:-SEASON] if len(root) > SEASON else root[:0]
+    if len(root) > SEASON:
         # less the part of the steady yearly change that the point forecast carries forward
         spread = float(np.mean(np.abs(change - settings.interval_trend_share * change.mean())))
     else:
@@ -200,13 +245,25 @@ def interval_half_width(values: np.ndarray, horizon: int, settings: ModelSetting
 
 
 def core_forecast(values: np.ndarray, horizon: int, settings: ModelSettings) -> np.ndarray:
-    """Theta and "last 12 months x seasonal index", averaged (weights from settings)."""
+    """Theta and "last 12 months x seasonal index", averaged (weights from settings).
+
+    After a gap (NaN), both read the level of the months after it: Theta smooths only
+    them, and the profile's level is their deseasonalised mean when fewer than 12 are known.
+    """
     index, usable = seasonal_index(values, settings.season_years, settings.season_prior_counts)
     future_index = np.array([index[i % SEASON] for i in range(horizon)])  # usable is whole years
-    profile = values[-SEASON:].mean() * future_index
     n = len(values)
     past_index = index[(np.arange(n) - (n - usable)) % SEASON]
-    deseasonalised = (values / np.where(past_index > 0, past_index, 1.0))[-settings.theta_months:]
+    deseasonalised = values / np.where(past_index > 0, past_index, 1.0)
+    last_year = values[-SEASON:]
+    if np.isnan(last_year).any():
+        profile = np.nanmean(deseasonalised[-SEASON:]) * future_index
+    else:
+        profile = last_year.mean() * future_index
+    unknown = np.flatnonzero(np.isnan(values))
+    if unknown.size:  # the level after the gap
+        deseasonalised = deseasonalised[unknown[-1] + 1:]
+    deseasonalised = deseasonalised[-settings.theta_months:]
     theta = theta_level(deseasonalised, horizon, settings.theta_drift) * future_index
     return settings.theta_weight * theta + (1 - settings.theta_weight) * profile
 
@@ -221,11 +278,15 @@ class CrimeForecaster:
     timings: FitTimings = field(default_factory=FitTimings)
 
     def fit(self, history: pd.Series) -> CrimeForecaster:
+        """Fit on ``history``: complete months, unknown ones NaN or absent (a gap, not zeros)."""
         check_history(history)
-        history = history.astype(float)
+        history = calendar_history(history)
         self.history, self.prophet = history, None
         if self.settings.prophet_weight > 0:
-            recent = history.iloc[-SEASON * self.settings.window_years:]
+            # the last window_years x 12 known months (Prophet takes uneven dates): across a gap, the
+            # years before it as well as the months after it (the calendar window alone would leave
+            # a few dozen points for 25 changepoints, and LBFGS often stops short on them)
+            recent = history.dropna().iloc[-SEASON * self.settings.window_years:]
             model = _prophet_class()(
                 growth="linear",
                 yearly_seasonality=True,
@@ -273,7 +334,8 @@ class CrimeForecaster:
         doc: dict[str, Any] = {
             "format": FORMAT,
             "settings": asdict(self.settings),
-            "history": {"start": str(self.history.index[0]), "values": self.history.tolist()},
+            "history": {"start": str(self.history.index[0]),  # an unknown month is null
+                        "values": [None if v != v else v for v in self.history.tolist()]},
         }
         if self.prophet is not None:
             from prophet.serialize import model_to_json

@@ -13,7 +13,12 @@ horizon block, keyed by :class:`SeriesKey`, and returns them adjusted so that
 The anchor is the most aggregated forecast (``anchor="top"``) or, with ``anchor="mean"``,
 the average of each parent's own forecast and the sum of its children's. Bands are scaled
 by the same factor as their point, so a band keeps its width relative to its point.
-Series missing from the input are left alone; a margin with no forecast is not enforced.
+Series missing from the input are left alone; a margin with no forecast is not enforced;
+finer forecasts that hold only part of their total (``coverage``: three types of thirty)
+add up to that part of it.
+Only forecasts that start in the same month add up: bands with a ``start`` are
+reconciled within the group of that start, never against a forecast of other months
+(an area x type series whose data end in 2024-12 beside area totals that run to 2026).
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ class Band:
     yhat: np.ndarray
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    start: str | None = None  # the first forecast month (YYYY-MM); None: taken to start with the others
+
+
+def by_start(forecasts: Mapping[SeriesKey, Band]) -> dict[str | None, dict[SeriesKey, Band]]:
+    """The forecasts grouped by the month they start (bands without a ``start`` together)."""
+    groups: dict[str | None, dict[SeriesKey, Band]] = {}
+    for key, band in forecasts.items():
+        groups.setdefault(band.start, {})[key] = band
+    return groups
 
 
 def _scaled(band: Band, target: np.ndarray) -> Band:
@@ -43,7 +57,7 @@ def _scaled(band: Band, target: np.ndarray) -> Band:
         factor = np.where(band.yhat > 0, target / band.yhat, 1.0)
     lower = None if band.lower is None else np.where(band.yhat > 0, band.lower * factor, band.lower)
     upper = None if band.upper is None else np.where(band.yhat > 0, band.upper * factor, np.maximum(band.upper, target))
-    return Band(np.asarray(target, dtype=float), lower, upper)
+    return Band(np.asarray(target, dtype=float), lower, upper, band.start)
 
 
 def _scale_to(values: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -82,14 +96,28 @@ def reconcile(
     forecasts: Mapping[SeriesKey, Band],
     unplaced_share: float | Mapping[str, float] = 0.0,
     anchor: str = "top",
+    coverage: Mapping[SeriesKey, float] | None = None,
 ) -> dict[SeriesKey, Band]:
     """Coherent copies of ``forecasts`` (one horizon block, all of one length).
 
     ``unplaced_share``: the share of the city's reports that no area holds, one number or
     one per type (``ALL`` for the total); e.g. its share over the last 12 months.
+    ``coverage``: for a total (the city's ``ALL``, an area's ``ALL``), the share of its reports
+    that the finer forecasts given here cover (the city types given, the area's area x type
+    cells given), e.g. over the last 12 months; 1 (all of it) where not given. Those finer
+    forecasts then add up to that share of it, not to all of it: 3 of 30 types are not
+    scaled up to every crime.
+    Forecasts that start in different months (``Band.start``) are reconciled apart, each
+    group on its own: months that differ are never added up.
     """
     if anchor not in ANCHORS:
         raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
+    groups = by_start(forecasts)
+    if len(groups) > 1:
+        out: dict[SeriesKey, Band] = {}
+        for group in groups.values():
+            out.update(reconcile(group, unplaced_share, anchor, coverage))
+        return out
     out = dict(forecasts)
     if not forecasts:
         return out
@@ -99,17 +127,20 @@ def reconcile(
             return float(unplaced_share.get(type_name, unplaced_share.get(ALL_TYPES, 0.0)))
         return float(unplaced_share)
 
+    def covered(key: SeriesKey) -> float:
+        return float((coverage or {}).get(key, 1.0))
+
     city_key = SeriesKey(None, ALL_TYPES)
     type_keys = sorted(k for k in forecasts if k.community_area is None and k.primary_type != ALL_TYPES)
     area_keys = sorted((k for k in forecasts if k.community_area is not None and k.primary_type == ALL_TYPES),
                        key=SeriesKey.sort_key)
     cell_keys = [k for k in forecasts if k.community_area is not None and k.primary_type != ALL_TYPES]
 
-    # 1. city types to the city total
-    if city_key in forecasts and type_keys:
+    # 1. city types to the city total (the share of it they cover)
+    if city_key in forecasts and type_keys and covered(city_key) > 0:
         types = np.array([forecasts[k].yhat for k in type_keys], dtype=float)
-        total = _anchor(forecasts[city_key].yhat, types.sum(axis=0), anchor)
-        out[city_key] = _scaled(forecasts[city_key], total)
+        total = _anchor(forecasts[city_key].yhat * covered(city_key), types.sum(axis=0), anchor)
+        out[city_key] = _scaled(forecasts[city_key], total / covered(city_key))
         for k, v in zip(type_keys, _scale_to(types, total), strict=True):
             out[k] = _scaled(forecasts[k], v)
 
@@ -133,11 +164,12 @@ def reconcile(
         placed = [k for k in cell_keys if k.community_area in area_index]
         for k in placed:
             cells[area_index[k.community_area], type_index[k.primary_type]] = forecasts[k].yhat
-        rows = np.array([out[k].yhat for k in area_keys], dtype=float)
+        shares = np.array([covered(k) for k in area_keys], dtype=float)[:, None]
+        rows = np.array([out[k].yhat for k in area_keys], dtype=float) * shares
         if anchor == "mean" and city_key not in forecasts:
             rows = (rows + cells.sum(axis=1)) / 2
-            for k, v in zip(area_keys, rows, strict=True):
-                out[k] = _scaled(forecasts[k], v)
+            for k, v, c in zip(area_keys, rows, shares, strict=True):
+                out[k] = _scaled(forecasts[k], v / np.where(c > 0, c, 1.0))
         cols = cells.sum(axis=0)
         for t, j in type_index.items():
             key = SeriesKey(None, t)
@@ -149,10 +181,15 @@ def reconcile(
     return out
 
 
-def coherence_gaps(forecasts: Mapping[SeriesKey, Band], unplaced_share: float | Mapping[str, float] = 0.0) -> dict[str, float | None]:
+def coherence_gaps(forecasts: Mapping[SeriesKey, Band], unplaced_share: float | Mapping[str, float] = 0.0,
+                   coverage: Mapping[SeriesKey, float] | None = None) -> dict[str, float | None]:
     """How far from adding up ``forecasts`` are, as the largest relative gap over the horizon:
-    area x type cells against their area total, areas (plus the unplaced share) and types
-    against the city. None where a relation has no members."""
+    area x type cells against (the share they cover of) their area total, areas (plus the
+    unplaced share) and types against the city. None where a relation has no members.
+    Forecasts that start in different months are not expected to add up: pass one start's
+    group (:func:`by_start`)."""
+    if len(by_start(forecasts)) > 1:
+        raise ValueError("these forecasts start in different months and do not add up: measure each start's group apart")
 
     def share(type_name: str) -> float:
         if isinstance(unplaced_share, Mapping):
@@ -172,9 +209,13 @@ def coherence_gaps(forecasts: Mapping[SeriesKey, Band], unplaced_share: float | 
     for k, b in forecasts.items():
         if k.community_area in areas and k.primary_type != ALL_TYPES:
             cells.setdefault(k.community_area, []).append(b.yhat)
+    def covered(key: SeriesKey) -> float:
+        return float((coverage or {}).get(key, 1.0))
+
     return {
-        "types_to_city": gap(types, city.yhat) if city is not None and types else None,
+        "types_to_city": gap(types, city.yhat * covered(SeriesKey(None, ALL_TYPES))) if city is not None and types else None,
         "areas_to_city": gap(list(b.yhat for b in areas.values()), city.yhat * (1 - share(ALL_TYPES)))
         if city is not None and areas else None,
-        "area_types_to_areas": max((gap(v, areas[a].yhat) for a, v in cells.items()), default=None),
+        "area_types_to_areas": max((gap(v, areas[a].yhat * covered(SeriesKey(a, ALL_TYPES))) for a, v in cells.items()),
+                                   default=None),
     }

@@ -4,7 +4,9 @@ forecasts: area x type, area x ALL, city x type and city x ALL.
 Counts come from tidy files (``month, community_area, primary_type, count``) or from
 raw incident rows (the portal's CSV export or Socrata JSON rows). Months with no
 incident become zeros, and a trailing month that the data does not cover in full is
-kept apart as *partial*: it is shown, but never trained on or scored.
+kept apart as *partial*: it is shown, but never trained on or scored. Months between two
+files that give the same series (the area x type history to 2018-10 and the 2024 export)
+are a *gap*: unknown, NaN in :meth:`MonthlyCounts.series`, never zeros.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ class MonthlyCounts:
     ``ends`` holds the series whose data stop earlier than the others (a source that
     ends sooner, such as the 2001-2018 area x type history beside totals that run to
     today): their months after that end are unknown, not zero. ``starts`` likewise
-    holds the series whose source begins later than the others.
+    holds the series whose source begins later than the others. ``gaps`` holds, per
+    series, the runs of months (first, last) that no source covers between two that do
+    (2018-11..2023-12 between the 2001-2018 history and the 2024 export): unknown, not zero.
     """
 
     frame: pd.DataFrame
@@ -78,6 +82,7 @@ class MonthlyCounts:
     partial_month: pd.Period | None = None
     ends: Mapping[SeriesKey, pd.Period] = field(default_factory=dict)
     starts: Mapping[SeriesKey, pd.Period] = field(default_factory=dict)
+    gaps: Mapping[SeriesKey, tuple[tuple[pd.Period, pd.Period], ...]] = field(default_factory=dict)
 
     @property
     def last_complete_month(self) -> pd.Period:
@@ -87,18 +92,28 @@ class MonthlyCounts:
         """The last complete month of one series: what its forecast starts after."""
         return self.ends.get(key, self.last_complete_month)
 
-    def with_spans(self, starts: Mapping[SeriesKey, pd.Period], ends: Mapping[SeriesKey, pd.Period]) -> MonthlyCounts:
-        """The same counts, the series in ``starts`` and ``ends`` beginning and stopping at their own months."""
+    def data_gaps(self, key: SeriesKey) -> tuple[tuple[pd.Period, pd.Period], ...]:
+        """The runs of unknown months (first, last) inside one series, oldest first (none for most)."""
+        return tuple(self.gaps.get(key, ()))
+
+    def with_spans(self, starts: Mapping[SeriesKey, pd.Period], ends: Mapping[SeriesKey, pd.Period],
+                   gaps: Mapping[SeriesKey, Iterable[tuple[pd.Period, pd.Period]]] | None = None) -> MonthlyCounts:
+        """The same counts, the series in ``starts`` and ``ends`` beginning and stopping at their
+        own months, and those in ``gaps`` unknown over those runs of months."""
         known = self._rows_by_key
+        runs = {k: tuple(sorted((a, b) for a, b in v if a <= b)) for k, v in (gaps or {}).items() if k in known}
         return replace(self, starts={k: m for k, m in starts.items() if k in known and m > self.first_month},
-                       ends={k: m for k, m in ends.items() if k in known and m < self.last_complete_month})
+                       ends={k: m for k, m in ends.items() if k in known and m < self.last_complete_month},
+                       gaps={k: v for k, v in runs.items() if v})
 
-    def spans_by_label(self) -> dict[str, dict[str, str]]:
-        """``starts`` and ``ends`` as JSON-ready text, for the stored counts' manifest."""
-        def text(months: Mapping[SeriesKey, pd.Period]) -> dict[str, str]:
-            return {k.label: str(m) for k, m in sorted(months.items(), key=lambda i: SeriesKey.sort_key(i[0]))}
+    def spans_by_label(self) -> dict[str, Any]:
+        """``starts``, ``ends`` and ``gaps`` as JSON-ready text, for the stored counts' manifest."""
+        def ordered(months: Mapping[SeriesKey, Any]) -> list[tuple[SeriesKey, Any]]:
+            return sorted(months.items(), key=lambda i: SeriesKey.sort_key(i[0]))
 
-        return {"series_starts": text(self.starts), "series_ends": text(self.ends)}
+        return {"series_starts": {k.label: str(m) for k, m in ordered(self.starts)},
+                "series_ends": {k.label: str(m) for k, m in ordered(self.ends)},
+                "series_gaps": {k.label: [[str(a), str(b)] for a, b in v] for k, v in ordered(self.gaps)}}
 
     @cached_property
     def _rows_by_key(self) -> dict[SeriesKey, np.ndarray]:
@@ -113,12 +128,14 @@ class MonthlyCounts:
         return sorted(set(self.frame["primary_type"]))
 
     def series(self, key: SeriesKey, include_partial: bool = False, all_history: bool = False) -> pd.Series:
-        """Monthly counts of one series, zero-filled, indexed by month.
+        """Monthly counts of one series, zero-filled, indexed by every month from its start to its end.
 
         The trailing partial month is left out unless ``include_partial``; a series that
         ends early (``ends``) stops at its own end. Area series start at
         :data:`AREA_COUNTS_COMPLETE_FROM` unless ``all_history`` (which only the seed's
-        reference configuration asks for, to run as the seed did).
+        reference configuration asks for, to run as the seed did). The months of its
+        ``gaps`` are NaN (unknown, not zero: the values are then floats); ``.dropna()``
+        gives the known months only.
         """
         self._check_known(key)
         rows = self.frame.iloc[self._rows_by_key[key]]
@@ -132,7 +149,11 @@ class MonthlyCounts:
         months = pd.period_range(start, end, freq="M")
         values = rows.groupby("month")["count"].sum().reindex(months, fill_value=0)
         values.index.name = "month"
-        return values.astype("int64").rename(key.label)
+        values = values.astype("int64").rename(key.label)
+        for first, last in self.gaps.get(key, ()):
+            values = values.astype(float)
+            values[(values.index >= first) & (values.index <= last)] = np.nan
+        return values
 
     def _check_known(self, key: SeriesKey) -> None:
         if key in self._rows_by_key:
@@ -174,10 +195,15 @@ def counts_from_frame(frame: pd.DataFrame, as_of: date | None = None) -> Monthly
 
 
 def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> MonthlyCounts:
-    """Load several files into one table; a series given twice keeps the first file's rows.
+    """Load several files into one table.
 
-    Each series starts and ends where the file it comes from does: files that cover
-    different months (the area x type history to 2018, the totals to today) keep them.
+    Each series starts and ends where the files it comes from do: files that cover
+    different months (the area x type history to 2018, the totals to today) keep them. A
+    series two files give over overlapping months is taken whole from the first, never
+    month by month; files that cover months apart from each other (the history to 2018-10
+    and the 2024 export) are joined, and the months between them are a gap: unknown, not
+    zero. Type names are normalised on reading, so an old name (``CRIM SEXUAL ASSAULT``)
+    joins the new one's series.
     """
     tables = [read_counts(p, as_of) for p in paths]
     if not tables:
@@ -190,18 +216,30 @@ def read_many(paths: Iterable[str | Path], as_of: date | None = None) -> Monthly
     given = frame.loc[~frame["derived"], key].drop_duplicates()
     given_keys = pd.MultiIndex.from_frame(given)
     frame = frame[~(frame["derived"] & pd.MultiIndex.from_frame(frame[key]).isin(given_keys))]
-    # ... and a series two files give is taken whole from the first, never month by month.
-    first_source = frame.groupby(key, dropna=False, sort=False)["source"].transform("min")
-    frame = frame[frame["source"] == first_source]
-    sources = frame.drop_duplicates(key)
+    # ... and each series is taken from the first file that gives it and from later files
+    # whose months lie apart from every file taken (a gap between), never month by month.
+    pairs = frame[[*key, "source"]].drop_duplicates().sort_values("source", kind="stable")
+    spans: dict[SeriesKey, list[tuple[int, pd.Period, pd.Period]]] = {}
+    for area, crime_type, source in pairs.itertuples(index=False):
+        taken = spans.setdefault(SeriesKey(None if pd.isna(area) else int(area), str(crime_type)), [])
+        table = tables[source]
+        if all(table.last_month < first or table.first_month > last for _, first, last in taken):
+            taken.append((source, table.first_month, table.last_month))
+    chosen = pd.DataFrame([(k.community_area, k.primary_type, s) for k, taken in spans.items() for s, _, _ in taken],
+                          columns=[*key, "source"]).astype({"community_area": "Int64"})
+    frame = frame[pd.MultiIndex.from_frame(frame[[*key, "source"]]).isin(pd.MultiIndex.from_frame(chosen))]
     frame = frame.drop_duplicates(["month", *key], keep="first").drop(columns="source").reset_index(drop=True)
     last = max(t.last_month for t in tables)
     partial = last if any(t.partial_month == last for t in tables) else None
     merged = MonthlyCounts(frame, min(t.first_month for t in tables), last, partial)
-    source_of = {SeriesKey(None if pd.isna(a) else int(a), str(t)): tables[s]
-                 for a, t, s in sources[[*key, "source"]].itertuples(index=False)}
-    return merged.with_spans({k: t.first_month for k, t in source_of.items()},
-                             {k: t.last_complete_month for k, t in source_of.items()})
+    starts, ends, gaps = {}, {}, {}
+    for series_key, taken in spans.items():
+        ordered = sorted(taken, key=lambda t: t[1])
+        starts[series_key] = ordered[0][1]
+        ends[series_key] = tables[ordered[-1][0]].last_complete_month
+        between = [(tables[a[0]].last_complete_month + 1, b[1] - 1) for a, b in zip(ordered, ordered[1:], strict=False)]
+        gaps[series_key] = [(first, last) for first, last in between if first <= last]
+    return merged.with_spans(starts, ends, gaps)
 
 
 def counts_from_records(rows: Iterable[Mapping[str, Any]], as_of: date | None = None) -> MonthlyCounts:

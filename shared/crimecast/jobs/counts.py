@@ -100,7 +100,8 @@ def load_counts(stores: Stores, version: str | None = None) -> Any:
         raise ConfigurationError(f"counts version {pointer['version']} is missing its file {pointer['counts_key']}")
     tidy = pd.read_csv(io.BytesIO(body), compression="gzip", dtype=str, keep_default_na=False)
     tidy["partial_month"] = tidy["month"] == (pointer.get("partial_month") or "")
-    return counts_from_frame(tidy).with_spans(_months_by_key(pointer, "series_starts"), _months_by_key(pointer, "series_ends"))
+    return counts_from_frame(tidy).with_spans(_months_by_key(pointer, "series_starts"), _months_by_key(pointer, "series_ends"),
+                                              _gaps_by_key(pointer))
 
 
 def _months_by_key(manifest: dict[str, Any], name: str) -> dict[Any, Any]:
@@ -110,6 +111,34 @@ def _months_by_key(manifest: dict[str, Any], name: str) -> dict[Any, Any]:
     from crimecast.domain.keys import SeriesKey
 
     return {SeriesKey.parse(label): pd.Period(month, freq="M") for label, month in (manifest.get(name) or {}).items()}
+
+
+def _gaps_by_key(manifest: dict[str, Any]) -> dict[Any, list[tuple[Any, Any]]]:
+    """The series of a stored version with months unknown between two sources, and those runs of months."""
+    import pandas as pd
+
+    from crimecast.domain.keys import SeriesKey
+
+    return {SeriesKey.parse(label): [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in months]
+            for label, months in (manifest.get("series_gaps") or {}).items()}
+
+
+def _carried_gaps(pointer: dict[str, Any] | None, window: tuple[str, str] | None) -> dict[str, list[list[str]]]:
+    """Unknown runs of months kept through an ingest, less the window's months: the window
+    brings every series' rows for its months (a month with no row is then a zero, known)."""
+    if pointer is None or window is None:
+        return {}
+    carried = {}
+    for label, months in (pointer.get("series_gaps") or {}).items():
+        kept = []
+        for first, last in months:
+            if first < window[0]:
+                kept.append([first, min(last, add_months(window[0], -1))])
+            if last > window[1]:
+                kept.append([max(first, add_months(window[1], 1)), last])
+        if kept:
+            carried[label] = kept
+    return carried
 
 
 def _carried_ends(pointer: dict[str, Any] | None, window: tuple[str, str] | None) -> dict[str, str]:
@@ -238,7 +267,7 @@ def _write_version(stores: Stores, version: str, pointer: dict[str, Any] | None,
         "rows": sum(p["rows"] for p in parts.values()), "window": list(window) if window else None,
         "previous_version": pointer["version"] if pointer else None,
         "series_starts": (pointer or {}).get("series_starts") if window else None,
-        "series_ends": _carried_ends(pointer, window), **meta,
+        "series_ends": _carried_ends(pointer, window), "series_gaps": _carried_gaps(pointer, window), **meta,
         "changes": changes if window is not None and pointer is not None else None,
         "parts": {str(year): parts[year] for year in sorted(parts)},
     }

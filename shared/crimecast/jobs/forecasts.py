@@ -8,6 +8,7 @@ to a new model is one atomic write.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from datetime import UTC, datetime
 import json
@@ -44,20 +45,27 @@ def series_item(
     forecast: list[dict[str, Any]],
     metrics: dict[str, Any],
     data_through: str | None = None,
+    data_gaps: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The stored form of one series' forecast; the payload is JSON text (no Decimals).
 
     ``data_through`` is the series' last complete month: series end at different
-    months (a source that stops sooner), and every reader is told which.
+    months (a source that stops sooner), and every reader is told which. ``data_gaps``:
+    the runs of months (first, last) with no data inside the series (between two
+    sources); ``history`` has no row for them.
     """
+    doc: dict[str, Any] = {"history": history[-HISTORY_MONTHS:], "forecast": forecast, "metrics": metrics,
+                           "data_through": data_through or last_complete_month(history)}
+    gaps = [{"from": first, "to": last} for first, last in data_gaps]
+    if gaps:
+        doc["data_gaps"] = gaps
     item: dict[str, Any] = {
         "series": key.label,
         "version": version,
         "type_version": f"{key.primary_type}#{version}",
         "primary_type": key.primary_type,
         "trained_at": trained_at,
-        "payload": json.dumps({"history": history[-HISTORY_MONTHS:], "forecast": forecast, "metrics": metrics,
-                               "data_through": data_through or last_complete_month(history)}),
+        "payload": json.dumps(doc),
     }
     if key.community_area is not None:
         item["community_area"] = key.community_area
@@ -261,6 +269,8 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
         "model_version": version,
         "trained_at": item["trained_at"],
         "data_through": data_through(payload),
+        "data_gaps": data_gaps(payload),
+        "data_note": data_note(data_through(payload), data_gaps(payload)),
         "metrics": payload["metrics"],
         "history": payload["history"],
         "forecast": payload["forecast"][:months],
@@ -270,43 +280,57 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
 
 
 def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[str, Any]:
-    """Every area's forecast for one month (a malformed month is a 400, one not forecast a
-    422), highest first (rank 1)."""
+    """Every area's forecast for one month, highest first (rank 1): ``month`` (a malformed month
+    is a 400, one not forecast a 422), else the newest first forecast month of the type's areas.
+    Only forecasts made from data to the same month are ranked together (the newest such among
+    those of ``month``): an area whose data end sooner (its forecast starts earlier, or does not
+    reach ``month``) is listed under ``missing``, with why, never shown beside the others."""
     month = parse_month(month) if month is not None else None
     version = serving_version(stores)
     found = _serving_catalog(stores, version)
     name = _resolve_type(crime_type, found)
-    rows = []
-    for item in stores.series.query_type_version(f"{name}#{version}"):
-        if "community_area" not in item:
-            continue
-        payload = json.loads(item["payload"])
+    payloads = {int(item["community_area"]): json.loads(item["payload"])
+                for item in stores.series.query_type_version(f"{name}#{version}") if "community_area" in item}
+    payloads = {area: payload for area, payload in payloads.items() if payload["forecast"]}
+    months = {m for p in payloads.values() for m in (f["month"] for f in p["forecast"])}
+    if month is None:
+        month = max((p["forecast"][0]["month"] for p in payloads.values()), default=None)
+    elif payloads and month not in months:
+        raise OutOfRangeError(f"month {month} is not forecast; forecast months run {min(months)}..{max(months)}")
+    covering = {a: p for a, p in payloads.items() if any(f["month"] == month for f in p["forecast"])}
+    start = max((p["forecast"][0]["month"] for p in covering.values()), default=None)
+    newest = max((data_through(p) or "" for a, p in covering.items() if p["forecast"][0]["month"] == start), default=None)
+    rows, elsewhere = [], {}
+    for area, payload in payloads.items():
         forecast = payload["forecast"]
-        chosen = forecast[0] if month is None else next((f for f in forecast if f["month"] == month), None)
-        if chosen is None:
-            available = [f["month"] for f in forecast]
-            raise OutOfRangeError(f"month {month} is not forecast; forecast months run {available[0]}..{available[-1]}")
-        area = int(item["community_area"])
+        if area not in covering or forecast[0]["month"] != start:
+            elsewhere[area] = (f"its data end in {data_through(payload)}, the other areas' in {newest}: its forecast "
+                               f"({forecast[0]['month']}..{forecast[-1]['month']}) is not ranked with theirs")
+            continue
+        chosen = next(f for f in forecast if f["month"] == month)
         last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
-        rows.append({"community_area": area, "name": area_name(area), "month": chosen["month"],
+        rows.append({"community_area": area, "name": area_name(area),
                      "yhat": chosen["yhat"], "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"],
                      "last_year": last_year, "change_pct": comparison.change(chosen["yhat"], last_year)["pct"],
-                     "data_through": data_through(payload)})
+                     "data_through": data_through(payload), "data_gaps": data_gaps(payload)})
     rows.sort(key=lambda r: -r["yhat"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
-    chosen_month = rows[0].pop("month") if rows else month
-    for row in rows:
-        row.pop("month", None)
     through = sorted({r["data_through"] for r in rows if r["data_through"]})
-    return {"crime_type": name, "month": chosen_month, "model_version": version,
-            "data_through": through[0] if through else None, "areas": rows,
-            "missing": _missing_areas(stores, version, found, name, {r["community_area"] for r in rows})}
+    gaps = sorted({(g["from"], g["to"]) for r in rows for g in r["data_gaps"]})
+    shown_gaps = [{"from": a, "to": b} for a, b in gaps]
+    return {"crime_type": name, "month": month, "model_version": version,
+            "data_through": through[0] if through else None, "data_gaps": shown_gaps,
+            "data_note": data_note(through[0] if through else None, shown_gaps), "areas": rows,
+            "missing": _missing_areas(stores, version, found, name, {r["community_area"] for r in rows}, elsewhere)}
 
 
-def _missing_areas(stores: Stores, version: str, found: dict[str, Any], crime_type: str, shown: set[int]) -> list[dict[str, Any]]:
-    """The areas with no forecast of ``crime_type``, each with why (from the catalog's skipped series)."""
+def _missing_areas(stores: Stores, version: str, found: dict[str, Any], crime_type: str, shown: set[int],
+                   elsewhere: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """The areas with no forecast of ``crime_type`` for the month shown, each with why (from the
+    catalog's skipped series, or ``elsewhere``: a forecast of other months)."""
     reasons = {s["series"]: s["reason"] for s in skipped_series(stores, version, found) if s["series"].endswith(f":{crime_type}")}
+    reasons.update({f"{area}:{crime_type}": why for area, why in (elsewhere or {}).items()})
     return [{"community_area": a.number, "name": a.name,
              "reason": reasons.get(f"{a.number}:{crime_type}", "no series of this type for this area in the data")}
             for a in AREAS if a.number not in shown]
@@ -315,6 +339,22 @@ def _missing_areas(stores: Stores, version: str, found: dict[str, Any], crime_ty
 def data_through(payload: dict[str, Any]) -> str | None:
     """A stored forecast's last complete month (older items lack it: their last complete history month)."""
     return payload.get("data_through") or last_complete_month(payload.get("history", []))
+
+
+def data_gaps(payload: dict[str, Any]) -> list[dict[str, str]]:
+    """The runs of months with no data inside a stored forecast's series (``{"from", "to"}``), oldest first."""
+    return list(payload.get("data_gaps") or [])
+
+
+def data_note(through: str | None, gaps: Iterable[dict[str, str]] = ()) -> str | None:
+    """In words, how far a series' data run and where they have none: "data through December
+    2024; no data 2018-11 to 2023-12"."""
+    if not through:
+        return None
+    note = f"data through {calendar.month_name[int(through[5:7])]} {through[:4]}"
+    for gap in gaps:
+        note += f"; no data {gap['from']} to {gap['to']}" if gap["from"] != gap["to"] else f"; no data {gap['from']}"
+    return note
 
 
 def last_complete_month(history: list[dict[str, Any]]) -> str | None:
@@ -338,6 +378,7 @@ def accuracy(stores: Stores, community_area: str | None = None, crime_type: str 
     live = stores.series.get(key.label, version + LIVE_SUFFIX)
     return {"model_version": version, "series": key.label, "community_area": key.community_area,
             "crime_type": key.primary_type, "trained_at": item["trained_at"], "data_through": data_through(payload),
+            "data_gaps": data_gaps(payload), "data_note": data_note(data_through(payload), data_gaps(payload)),
             "metrics": payload["metrics"],
             "live": json.loads(live["payload"]) if live else None}
 
@@ -468,9 +509,15 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
 
 # --- CSV ------------------------------------------------------------------------------------
 
-PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through")
+PREDICTION_CSV = ("month", "reported", "partial", "forecast", "lower", "upper", "model_version", "data_through", "no_data")
 MAP_CSV = ("community_area", "name", "month", "expected", "lower", "upper", "rank", "same_month_last_year",
-           "change_pct", "data_through", "model_version", "no_forecast_reason")
+           "change_pct", "data_through", "no_data", "model_version", "no_forecast_reason")
+
+
+def _no_data(gaps: Iterable[dict[str, str]]) -> str | None:
+    """The runs of months with no data, as one CSV cell ("2018-11 to 2023-12"), None when there are none."""
+    text = "; ".join(f"{g['from']} to {g['to']}" for g in gaps)
+    return text or None
 
 
 def prediction_csv(answer: dict[str, Any]) -> str:
@@ -481,7 +528,8 @@ def prediction_csv(answer: dict[str, Any]) -> str:
     for f in answer["forecast"]:
         rows.setdefault(f["month"], {"month": f["month"]}).update(
             forecast=round(f["yhat"], 2), lower=round(f["yhat_lower"], 2), upper=round(f["yhat_upper"], 2))
-    shared = {"model_version": answer["model_version"], "data_through": answer["data_through"]}
+    shared = {"model_version": answer["model_version"], "data_through": answer["data_through"],
+              "no_data": _no_data(answer.get("data_gaps", []))}
     return comparison.to_csv(PREDICTION_CSV, ({**rows[m], **shared} for m in sorted(rows)))
 
 
@@ -490,7 +538,7 @@ def map_csv(answer: dict[str, Any]) -> str:
     rows = [{"community_area": r["community_area"], "name": r["name"], "month": answer["month"], "expected": round(r["yhat"], 2),
              "lower": round(r["yhat_lower"], 2), "upper": round(r["yhat_upper"], 2), "rank": r["rank"],
              "same_month_last_year": r.get("last_year"), "change_pct": r.get("change_pct"), "data_through": r["data_through"],
-             "model_version": answer["model_version"]} for r in answer["areas"]]
+             "no_data": _no_data(r.get("data_gaps", [])), "model_version": answer["model_version"]} for r in answer["areas"]]
     rows += [{"community_area": m["community_area"], "name": m["name"], "month": answer["month"],
               "model_version": answer["model_version"], "no_forecast_reason": m["reason"]} for m in answer.get("missing", [])]
     return comparison.to_csv(MAP_CSV, sorted(rows, key=lambda r: r["community_area"]))

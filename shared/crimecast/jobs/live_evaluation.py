@@ -10,6 +10,7 @@ and how far, in plain words; the pipeline then starts a retrain.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from typing import Any
 
@@ -17,19 +18,23 @@ from crimecast.adapters.series_store import DRIFT_ERRORS, LIVE_SUMMARY, UNUSUAL
 from crimecast.adapters.stores import Stores
 from crimecast.domain import drift, metrics
 from crimecast.domain.keys import SeriesKey
+from crimecast.domain.months import month_range
 from crimecast.jobs import forecasts
 from crimecast.settings import LiveThreshold
 
 
 def live_accuracy(payload: dict[str, Any], observed: dict[str, float]) -> dict[str, Any] | None:
     """Scores of one series' forecast on the complete months observed since (month -> count);
-    None before any arrived."""
+    None before any arrived. A month absent from ``observed``, or NaN there (a gap between
+    sources), is unknown: never scored, and left out of the scale's lag-12 pairs."""
+    known = {m: v for m, v in observed.items() if v == v}
     forecast = {f["month"]: f for f in payload["forecast"]}
-    arrived = [(m, v) for m, v in observed.items() if m in forecast]
+    arrived = [(m, v) for m, v in known.items() if m in forecast]
     if not arrived:
         return None
     first = min(forecast)
-    history = [v for m, v in observed.items() if m < first]
+    before = sorted(m for m in known if m < first)
+    history = [known.get(m, math.nan) for m in month_range(before[0], before[-1])] if before else []
     actual = [v for _, v in arrived]
     rows = [forecast[m] for m, _ in arrived]
     scores = metrics.score(actual, [r["yhat"] for r in rows], history,
@@ -53,7 +58,7 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
             if key not in known:
                 continue
             payload = json.loads(item["payload"])
-            observed = {str(m): float(v) for m, v in counts.series(key).items()}
+            observed = {str(m): float(v) for m, v in counts.series(key).dropna().items()}  # no month of a gap
             live = live_accuracy(payload, observed)
             if live is None:
                 continue

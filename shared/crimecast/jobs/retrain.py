@@ -123,13 +123,15 @@ def _end_promoted_if_switched(stores: Stores, run: dict[str, Any], failure: str)
 
 
 def skip_reason(history: Any, options: RetrainOptions) -> str | None:
-    """Why a series gets no model, or None when it is worth one."""
+    """Why a series gets no model, or None when it is worth one (known months only: a gap
+    between two sources counts for nothing)."""
     from crimecast.domain.model import MIN_TRAINING_MONTHS
 
+    known = history.dropna()
     needed = MIN_TRAINING_MONTHS + options.horizon
-    if len(history) < needed:
-        return f"only {len(history)} complete months; {needed} needed to train and backtest"
-    nonzero = int((history.iloc[-60:] > 0).sum())
+    if len(known) < needed:
+        return f"only {len(known)} complete months; {needed} needed to train and backtest"
+    nonzero = int((known.iloc[-60:] > 0).sum())
     if nonzero < options.min_nonzero_months:
         return f"only {nonzero} months with any report in the last five years; {options.min_nonzero_months} needed"
     return None
@@ -211,8 +213,10 @@ def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dic
     changed, gaps = [], {}
     for end, group in sorted(by_end.items()):
         bands = {key: Band(*(np.array([row[c] for row in payload["forecast"]], dtype=float)
-                             for c in ("yhat", "yhat_lower", "yhat_upper"))) for key, (_, payload) in group.items()}
-        coherent = reconcile(bands, unplaced)
+                             for c in ("yhat", "yhat_lower", "yhat_upper")), start=payload["forecast"][0]["month"])
+                 for key, (_, payload) in group.items()}
+        shares = covered_shares({key: payload for key, (_, payload) in group.items()})
+        coherent = reconcile(bands, unplaced, coverage=shares)  # only forecasts that start in the same month add up
         for key, band in coherent.items():
             if band is bands[key]:
                 continue
@@ -223,9 +227,34 @@ def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dic
             payload["reconciled"] = True
             item["payload"] = json.dumps(payload)
             changed.append(item)
-        gaps[end] = coherence_gaps(coherent, unplaced)
+        gaps[end] = coherence_gaps(coherent, unplaced, shares)
     stores.series.put_items(changed)
     return {"series_adjusted": len(changed), "max_relative_gap": gaps}
+
+
+def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) -> dict[SeriesKey, float]:
+    """For each total among ``payloads`` (the city's ALL, each area's ALL), the share of its
+    reports of the last ``months`` complete months that the finer series among them hold (the
+    city types; the area's area x type cells): what those add up to when reconciled. A type
+    or cell with no forecast (too sparse, or its data end elsewhere) is not scaled up to stand
+    for the reports it does not hold."""
+    from crimecast.domain.crime_types import ALL_TYPES
+
+    counts = {key: {r["month"]: float(r["count"]) for r in p.get("history", []) if not r.get("partial")}
+              for key, p in payloads.items()}
+    children: dict[SeriesKey, list[SeriesKey]] = {}
+    for key in payloads:
+        if key.primary_type != ALL_TYPES:
+            children.setdefault(SeriesKey(key.community_area, ALL_TYPES), []).append(key)
+    shares = {}
+    for parent, finer in children.items():
+        if parent not in counts:
+            continue
+        common = [m for m in sorted(counts[parent])[-months:] if all(m in counts[c] for c in finer)]
+        total = sum(counts[parent][m] for m in common)
+        if total > 0:
+            shares[parent] = round(sum(counts[c][m] for c in finer for m in common) / total, 6)
+    return shares
 
 
 def manifest_key(run_id: str) -> str:
@@ -254,17 +283,30 @@ def _mean_metrics(rows: list[dict[str, float | None]]) -> dict[str, float | None
     return result
 
 
+def backtest_origins(history: Any, options: RetrainOptions) -> list[Any]:
+    """The backtest's origins, oldest first: the last ``backtest_origins`` yearly steps back from
+    the last month that can be scored (an origin inside a gap between sources, or whose year
+    after lies wholly in it, is passed over for an earlier one)."""
+    from crimecast.domain.backtest import scorable_origin
+
+    origins = []
+    origin = history.index[-1] - options.horizon
+    while len(origins) < options.backtest_origins and origin >= history.index[0]:
+        if scorable_origin(history, origin, options.horizon):
+            origins.append(origin)
+        origin -= options.horizon
+    return origins[::-1]
+
+
 def backtest_series(history: Any, options: RetrainOptions) -> dict[str, Any]:
-    """Yearly-origin backtest of the model and seasonal naive, on data before each origin only."""
+    """Yearly-origin backtest of the model and seasonal naive, on data before each origin only;
+    unknown months (NaN) are not scored."""
     from crimecast.domain import metrics
-    from crimecast.domain.model import MIN_TRAINING_MONTHS, CrimeForecaster, seasonal_naive
+    from crimecast.domain.model import CrimeForecaster, seasonal_naive
 
     model_rows, naive_rows, origins, wins = [], [], [], 0
-    for k in range(options.backtest_origins, 0, -1):
-        origin = history.index[-1] - options.horizon * k
+    for origin in backtest_origins(history, options):
         train, test = history[history.index <= origin], history[history.index > origin].iloc[: options.horizon]
-        if len(train) < MIN_TRAINING_MONTHS or test.empty:
-            continue
         actual, past = test.to_numpy(dtype=float), train.to_numpy(dtype=float)
         forecast = CrimeForecaster().fit(train).predict(len(actual))
         model = metrics.score(actual, forecast["yhat"], past, forecast["yhat_lower"], forecast["yhat_upper"])
@@ -288,9 +330,10 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
     forecast = model.predict(options.forecast_months)
     rows = [{"month": str(r.month), "yhat": round(float(r.yhat), 2), "yhat_lower": round(float(r.yhat_lower), 2),
              "yhat_upper": round(float(r.yhat_upper), 2)} for r in forecast.itertuples()]
-    observed = counts.series(key, include_partial=True)
+    observed = counts.series(key, include_partial=True).dropna()  # no row for a month of a gap: unknown, not zero
     history_rows = [{"month": str(m), "count": int(c), "partial": m == counts.partial_month} for m, c in observed.items()]
-    item = forecasts.series_item(key, version, trained_at, history_rows, rows, backtest, str(counts.data_end(key)))
+    gaps = [(str(first), str(last)) for first, last in counts.data_gaps(key)]
+    item = forecasts.series_item(key, version, trained_at, history_rows, rows, backtest, str(counts.data_end(key)), gaps)
     return item, model.to_json()
 
 

@@ -37,13 +37,13 @@ def _backtest(args: argparse.Namespace) -> int:
 def _forecast(args: argparse.Namespace) -> int:
     counts = read_many(args.counts)
     key = SeriesKey.parse(args.series)
-    observed = counts.series(key, include_partial=True)
+    observed = counts.series(key, include_partial=True).dropna()  # a gap's months are unknown: not shown
     model = CrimeForecaster().fit(counts.series(key))
     forecast = model.predict(args.months)
     print(f"{key.label}: last observed months, then the forecast with its 80% interval")
     for month, value in observed.iloc[-6:].items():
         note = "  (partial month: not used for training)" if month == counts.partial_month else ""
-        print(f"  {month}  observed {value:8d}{note}")
+        print(f"  {month}  observed {int(value):8d}{note}")
     for row in forecast.itertuples():
         print(f"  {row.month}  forecast {row.yhat:8.1f}   [{row.yhat_lower:.1f} .. {row.yhat_upper:.1f}]")
     return 0

@@ -11,6 +11,8 @@ from pathlib import Path
 
 DATA_DIR_ENV = "CRIMECAST_DATA_DIR"
 AREA_TYPE_FILE = "area_type_monthly_2001_2018.csv.gz"  # every area x type, 2001-01..2018-10 (SOURCES.md)
+# every area x type, 2024-01..2024-12 (SOURCES.md): joined to the file above, it leaves a gap 2018-11..2023-12
+AREA_TYPE_RECENT_FILES = ("area_type_monthly_2024.csv",)
 _REPO = Path(__file__).resolve().parents[3]
 
 
