@@ -44,6 +44,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from crimecast.adapters.aws import Credentials
+from local.template import function_name
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -163,20 +164,23 @@ class Resolver:
 
 
 _NO_VALUE = object()
+# Where a translated resource names the role it runs with.
+ROLE_PROPERTY = {"AWS::Lambda::Function": "Role", "AWS::StepFunctions::StateMachine": "RoleArn"}
 
 
 def function_policies(template: dict[str, Any], physical: dict[str, dict[str, str]],
                       parameters: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Per function (logical id of the SAM template), its role's inline policies
-    (``{"PolicyName", "PolicyDocument"}``), resolved to the stack's names and ARNs."""
+    """Per function and state machine (logical id of the SAM template), its role's inline
+    policies (``{"PolicyName", "PolicyDocument"}``), resolved to the stack's names and ARNs."""
     translated = translate(template, parameters)
     resolver = Resolver(translated, physical, parameters)
     resources = translated["Resources"]
     found: dict[str, list[dict[str, Any]]] = {}
     for logical_id, resource in resources.items():
-        if resource["Type"] != "AWS::Lambda::Function":
+        role_property = ROLE_PROPERTY.get(resource["Type"])
+        if role_property is None:
             continue
-        role = resource["Properties"].get("Role", {}).get("Fn::GetAtt", [None])[0]
+        role = (resource["Properties"].get(role_property) or {}).get("Fn::GetAtt", [None])[0]
         if role is None or role not in resources:
             continue
         policies = resolver.value(resources[role]["Properties"].get("Policies") or [])
@@ -213,9 +217,7 @@ def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "
             names[logical_id] = {"Ref": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}", "QueueName": name,
                                  "Arn": arn.format(service="sqs", rest=name)}
         elif kind == "AWS::Serverless::Function":
-            given = props.get("FunctionName")
-            name = (given["Fn::Sub"].replace("${Stage}", stage) if isinstance(given, dict) and "Fn::Sub" in given
-                    else f"crimecast-local-{logical_id}")
+            name = function_name(template, logical_id, stage)  # as the embedded Lambda names it
             names[logical_id] = {"Ref": name, "Arn": arn.format(service="lambda", rest=f"function:{name}")}
         else:
             names[logical_id] = {"Ref": f"crimecast-local-{logical_id}",
@@ -374,6 +376,46 @@ def decide(documents: Iterable[dict[str, Any]], action: str, resource: str, cont
     return "Allow" if allowed else "None"
 
 
+# --- the state machine's own calls ---------------------------------------------------------
+
+# moto's Step Functions interpreter makes its calls (Lambda tasks, the Map's ItemReader and
+# ResultWriter, ...) with clients from this function, each module holding its own reference.
+_INTERPRETER_CLIENT_MODULES = (
+    "moto.stepfunctions.parser.asl.utils.boto_client",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+)
+
+
+def sign_workflow_calls(credentials: Credentials) -> None:
+    """The interpreter's calls signed with the state machine's role session, as Step Functions
+    makes them on AWS (moto signs them with keys "ak"/"sk", which its IAM does not know: with
+    enforcement on, every Lambda task failed UnrecognizedClientException)."""
+    import importlib
+
+    import boto3
+
+    base = importlib.import_module(_INTERPRETER_CLIENT_MODULES[0])
+    original = getattr(base.boto_client_for, "crimecast_original", base.boto_client_for)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        unsigned = original(region, service, state_credentials)
+        return boto3.client(service, region_name=region, endpoint_url=unsigned.meta.endpoint_url, config=unsigned.meta.config,
+                            aws_access_key_id=credentials.access_key_id, aws_secret_access_key=credentials.secret_access_key,
+                            aws_session_token=credentials.session_token)
+
+    boto_client_for.crimecast_original = original  # type: ignore[attr-defined]
+    for name in _INTERPRETER_CLIENT_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "boto_client_for"):
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
 # --- moto's enforcement, with each request's resource -----------------------------------
 
 
@@ -423,7 +465,8 @@ def _lambda_resource(handler: Any) -> str:
     found = re.search(r"/functions/([^/]+)", getattr(handler, "path", "") or "")
     if not found:
         return "*"
-    name = found.group(1).split(":")[-1] if found.group(1).startswith("arn:") else found.group(1)
+    named = unquote(found.group(1))  # the interpreter names a function by its (quoted) ARN
+    name = named.split(":")[6] if named.startswith("arn:") else named.split(":")[0]  # no qualifier
     return f"arn:{PARTITION}:lambda:{handler.region}:{handler.current_account}:function:{name}"
 
 
@@ -522,6 +565,10 @@ def _check_s3_rules(request: Any, resource: str) -> None:
             request._raise_access_denied()  # S3 says NoSuchKey only to who may list the bucket
 
 
+# Operations whose IAM action has another name (moto checks "<service>:<operation>").
+IAM_ACTION_OF_OPERATION = {"lambda:Invoke": "lambda:InvokeFunction"}
+
+
 def _check_action_permitted(self: Any, resource: str) -> None:
     """moto's ``IAMRequestBase.check_action_permitted``, decided by :func:`decide` (conditions
     included) and held to S3's rules; moto's check of the role's trust policy is kept."""
@@ -532,7 +579,8 @@ def _check_action_permitted(self: Any, resource: str) -> None:
     s3 = isinstance(self, S3IAMRequest)
     if s3 and _is_delete_objects(self, resource):
         return  # DeleteObjects is decided key by key (_delete_objects_key_by_key)
-    permitted = _caller_decision(self, self._action, resource, _request_context(self)) == "Allow"
+    action = IAM_ACTION_OF_OPERATION.get(self._action, self._action)
+    permitted = _caller_decision(self, action, resource, _request_context(self)) == "Allow"
     if permitted and self._is_assuming_role_operation(resource):
         permitted = self._check_role_trust_relationship(resource)
     if not permitted:

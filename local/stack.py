@@ -156,6 +156,10 @@ def secure(template: dict[str, Any], env: dict[str, str], functions: Functions) 
     sessions = iam.create_roles(iam_client, sts, policies)
     iam.create_admin(iam_client, aws.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
     functions.sessions = {entry: sessions[name] for name, entry in entry_points(template).items() if name in sessions}
+    machines = [name for name, resource in template["Resources"].items() if resource["Type"] == "AWS::Serverless::StateMachine"]
+    if len(machines) != 1:  # the interpreter's clients carry one role: one machine, as the template has
+        raise ValueError(f"the local stack runs one state machine, the template has {len(machines)}")
+    iam.sign_workflow_calls(sessions[machines[0]])
     iam.enforce_from_now()
 
 
@@ -705,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     # Metrics are off here (no CloudWatch): Powertools' "no application metrics" on every flush is noise.
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     state: dict[str, Any] = {"ready": False, "step": "starting the embedded AWS"}
-    template = load_template(TEMPLATE)
+    # Another template (a copy with a grant taken away, in a test): the code still runs from this checkout.
+    template = load_template(os.environ.get("CRIMECAST_TEMPLATE") or TEMPLATE)
     try:
         gateway = Gateway.from_template(template, state)
         server = GatewayServer(("127.0.0.1", args.port), make_handler(gateway))
@@ -736,14 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         lambda_service = Functions()
         workflows = start_workflows(template, lambda_service)
         os.environ.update(workflows)
-        # Opt-in for now: moto's Step Functions interpreter signs its Lambda calls with keys its own
-        # IAM refuses (UnrecognizedClientException), so with the real workflow on, a retrain could not
-        # run. The functions' tests enforce each role (tests/functions/test_iam_enforced.py).
-        if os.environ.get("CRIMECAST_LOCAL_IAM", "0") == "1":
-            secure(template, {**provisioned, **workflows}, gateway.functions)  # the grants name the real machine
-            lambda_service.sessions = gateway.functions.sessions
-            say("IAM enforced: each function's calls are signed with its own role's session, allowed what "
-                "template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
+        secure(template, {**provisioned, **workflows}, gateway.functions)  # the grants name the real machine
+        lambda_service.sessions = gateway.functions.sessions
+        say("IAM enforced: each function's calls, and the state machine's, are signed with its own role's session, "
+            "allowed what template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
         settings.reset()  # the functions read the environment the stack has just provisioned
         password = create_admin(os.environ.get("CRIMECAST_ADMIN_PASSWORD"))
         state["step"] = "loading data"

@@ -77,6 +77,20 @@ class ApiRoute(NamedTuple):
     auth_none: bool  # True where the route opts out of the default authorizer
 
 
+def default_stage(template: dict[str, Any]) -> str:
+    """The ``Stage`` parameter's default: the stage the local stack runs as, naming what AWS would."""
+    return str(template.get("Parameters", {}).get("Stage", {}).get("Default", "dev"))
+
+
+def function_name(template: dict[str, Any], logical_id: str, stage: str | None = None) -> str:
+    """A function's name once deployed: its ``FunctionName`` (``!Sub`` of the stage) if the
+    template gives one; else its logical id (AWS would add the stack's name and a suffix)."""
+    given = template["Resources"][logical_id].get("Properties", {}).get("FunctionName")
+    if isinstance(given, dict) and "Fn::Sub" in given:
+        return str(given["Fn::Sub"]).replace("${Stage}", stage or default_stage(template))
+    return str(given) if isinstance(given, str) else logical_id
+
+
 def _function_property(template: dict[str, Any], properties: dict[str, Any], name: str) -> Any:
     if name in properties:
         return properties[name]

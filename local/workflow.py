@@ -38,6 +38,9 @@ import threading
 from typing import Any, Protocol
 import zipfile
 
+from local.template import default_stage
+from local.template import function_name as template_function_name
+
 logger = logging.getLogger(__name__)
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -69,9 +72,13 @@ _patched = False
 _async_failures: list[dict[str, Any]] = []  # what Lambda would hand an OnFailure destination
 
 
+_names: dict[str, str] = {}  # logical id -> the function's name on the embedded AWS
+
+
 def function_name(logical_id: str) -> str:
-    """The name a template function has on the embedded AWS (its logical id)."""
-    return logical_id
+    """The name a registered template function has on the embedded AWS: the name it would
+    have deployed (``local.template.function_name``), so that its grants name it."""
+    return _names.get(logical_id, logical_id)
 
 
 # --- Lambda: invoke runs the handler here -----------------------------------------------------
@@ -124,12 +131,13 @@ def _patch_result_writer() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
         resource_eval_s3,
     )
-    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
     def put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
         parameters = env.stack.pop()
         outputs = env.stack.pop()  # the children's outputs, None for a child that failed
-        s3 = boto_client_for(service="s3", region=resource_runtime_part.region, state_credentials=state_credentials)
+        # the module's client factory, read at each call: IAM signs it with the machine's role (local/iam.py)
+        s3 = resource_eval_s3.boto_client_for(service="s3", region=resource_runtime_part.region,
+                                              state_credentials=state_credentials)
         record = env.map_run_record_pool_manager.get_all()[-1]
         run_arn = record.map_run_arn
         prefix = parameters.get("Prefix", "")
@@ -264,7 +272,7 @@ def register_functions(template: dict[str, Any], runner: Runner) -> dict[str, st
     client = boto3.client("lambda")
     arns = {}
     for logical_id, spec in local_functions(template).items():
-        name = function_name(logical_id)
+        name = _names[logical_id] = template_function_name(template, logical_id)
         module = spec.handler.rsplit(".", 1)[0]
         arns[logical_id] = client.create_function(
             FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler, Timeout=int(spec.timeout),
@@ -275,6 +283,7 @@ def register_functions(template: dict[str, Any], runner: Runner) -> dict[str, st
 
 def unregister_all() -> None:
     _registry.clear()
+    _names.clear()
 
 
 def async_failures() -> list[dict[str, Any]]:
@@ -317,10 +326,13 @@ def definition(template: dict[str, Any], logical_id: str, arns: dict[str, str], 
 
 
 def create_state_machine(template: dict[str, Any], arns: dict[str, str], env: dict[str, str],
-                         logical_id: str = "RetrainStateMachine", name: str = "crimecast-retrain-local") -> str:
-    """The template's state machine on the embedded AWS (execution must be on, see ``enable_execution``)."""
+                         logical_id: str = "RetrainStateMachine", name: str | None = None) -> str:
+    """The template's state machine on the embedded AWS (execution must be on, see ``enable_execution``),
+    named as the template names it at its default stage unless ``name`` is given."""
     import boto3
 
+    name = name or str(template["Resources"][logical_id]["Properties"]["Name"]["Fn::Sub"]).replace(
+        "${Stage}", default_stage(template))
     role = boto3.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
     machine = boto3.client("stepfunctions").create_state_machine(
         name=name, roleArn=role, type="STANDARD", definition=definition(template, logical_id, arns, env))

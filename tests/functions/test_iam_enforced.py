@@ -308,3 +308,39 @@ def test_without_its_listing_grant_a_first_ingest_fails_rather_than_guess(iam_ro
         queued = ingest.open_run(aws, "test", mode="incremental", source_label="file:first.csv")
         view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(first))
     assert view["status"] == "failed" and aws.blobs.get_json("counts/current.json") is None
+
+
+def _a_lease_held_by_an_aborted_execution(roles: Any) -> dict[str, Any]:
+    """A retrain run started as the retrain function (its execution recorded, then aborted by
+    hand, so its run never ends): what the next start must take over."""
+    first = roles.invoke("RetrainFunction", load_event("retrain-api"))
+    assert first["statusCode"] == 202, first["body"]
+    assert roles.invoke("RetrainFunction", load_event("retrain-api"))["statusCode"] == 409  # it holds the lease
+    boto3.client("stepfunctions").stop_execution(executionArn=body(first)["detail"]["execution_arn"])
+    return body(first)
+
+
+def test_the_retrain_function_takes_over_a_lease_whose_execution_ended_unrecorded(iam_roles, aws, tmp_path) -> None:
+    _write(tmp_path / "first.csv", 72, degrade=False)
+    pipeline.ingest_now(aws, "test", ingest.FileSource(tmp_path / "first.csv"), mode="backfill")
+    roles = iam_roles()
+    first = _a_lease_held_by_an_aborted_execution(roles)
+    assert roles.invoke("RetrainFunction", load_event("retrain-api"))["statusCode"] == 202  # states:DescribeExecution
+    stale = runs.get_run(aws, first["run_id"], admin=True)
+    assert stale["status"] == "failed" and stale["detail"]["error_code"] == "workflow_failed"
+
+
+def test_without_describe_execution_the_lease_stands_and_the_refusal_is_logged(iam_roles, aws, tmp_path, caplog) -> None:
+    _write(tmp_path / "first.csv", 72, degrade=False)
+    pipeline.ingest_now(aws, "test", ingest.FileSource(tmp_path / "first.csv"), mode="backfill")
+    template = load_template(REPO / "template.yaml")  # as it was: DescribeExecution granted to ingest only
+    policies = template["Resources"]["RetrainFunction"]["Properties"]["Policies"]
+    template["Resources"]["RetrainFunction"]["Properties"]["Policies"] = [
+        p for p in policies if "states:DescribeExecution" not in json.dumps(p)]
+    roles = iam_roles(template)
+    first = _a_lease_held_by_an_aborted_execution(roles)
+    with caplog.at_level("ERROR", logger="crimecast.jobs.retrain"):
+        assert roles.invoke("RetrainFunction", load_event("retrain-api"))["statusCode"] == 409  # AWS's answer then
+    assert runs.get_run(aws, first["run_id"], admin=True)["status"] == "queued"
+    refused = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("states:DescribeExecution" in m and "RetrainFunction" in m for m in refused), refused

@@ -217,7 +217,7 @@ def run_with_workflow(stores: Stores, run: dict[str, Any]) -> dict[str, Any]:
     try:
         workflow = stores.launcher.workflow_history(arn)
     except Exception as exc:  # noqa: BLE001 - the run record stands without it
-        logger.warning("execution history of %s not read: %s", arn, exc)
+        logger.error("execution history of %s not read: %s", arn, exc)  # a refusal names the action and the role
         return run
     return {**run, "detail": {**run["detail"], "workflow": workflow}}
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 import json
+import logging
 import math
 import statistics
 import time
@@ -29,6 +30,8 @@ from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts, runs
 from crimecast.jobs.counts import current_manifest, load_counts
 from crimecast.settings import RetrainOptions
+
+logger = logging.getLogger(__name__)
 
 WORST_SERIES_SHOWN = 10
 MISSING_SHOWN = 10  # missing series named on a run refused for them
@@ -73,7 +76,9 @@ def _execution_over(stores: Stores, run: dict[str, Any], now: int) -> str | None
         return None
     try:
         status = stores.launcher.workflow_status(arn)
-    except Exception:  # noqa: BLE001 - cannot tell: the lease stands until it lapses
+    except Exception as exc:  # noqa: BLE001 - cannot tell: the lease stands until it lapses
+        # AWS's refusal names the action and the role: a missing grant must not pass unseen
+        logger.error("states:DescribeExecution of %s failed, the lease stands until it lapses: %s", arn, exc)
         return None
     if status is None:  # recorded before its start: young, or its start never happened
         started = datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
