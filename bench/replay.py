@@ -42,8 +42,7 @@ def start_stack(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, 
            "CRIMECAST_DATA_DIR": str(args.data_dir), "CRIMECAST_ADMIN_PASSWORD": password,
            "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("AWS_ENDPOINT_URL", None)
-    for name, value in (("CRIMECAST_REPLAY_AREAS", args.areas), ("CRIMECAST_REPLAY_TYPES", args.types),
-                        ("CRIMECAST_RETRAIN_WORKERS", args.workers and str(args.workers))):
+    for name, value in (("CRIMECAST_REPLAY_AREAS", args.areas), ("CRIMECAST_REPLAY_TYPES", args.types)):
         if value:
             env[name] = value
     command = [sys.executable, "-m", "local.stack", *(["--workers", str(args.workers)] if args.workers else [])]

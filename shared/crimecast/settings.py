@@ -139,24 +139,18 @@ class ApiSettings:
 
 @dataclass(frozen=True)
 class LaunchSettings:
-    """How long jobs start: Lambda and Step Functions on AWS, threads of this process locally."""
+    """How long jobs start: the ingest Lambda invoking itself (on the local stack too, through
+    its embedded Lambda service)."""
 
-    inline_ingest: bool = env("CRIMECAST_INLINE_INGEST", False)
-    retrain_workers: int | None = env("CRIMECAST_RETRAIN_WORKERS", None)
     function_name: str | None = env("AWS_LAMBDA_FUNCTION_NAME", None)
 
 
 @dataclass(frozen=True)
 class RetrainTarget:
-    """Where a retrain starts, for the functions that start one: the state machine, or
-    inline (the local stack); one of the two must be set."""
+    """Where a retrain starts, for the functions that start one: the state machine (on the
+    local stack, the embedded one)."""
 
-    retrain_state_machine_arn: str | None = env("RETRAIN_STATE_MACHINE_ARN", None)
-    inline_retrain: bool = env("CRIMECAST_INLINE_RETRAIN", False)
-
-    def __post_init__(self) -> None:
-        if not self.retrain_state_machine_arn and not self.inline_retrain:
-            raise ConfigurationError("RetrainTarget: RETRAIN_STATE_MACHINE_ARN is not set (nor CRIMECAST_INLINE_RETRAIN=1)")
+    retrain_state_machine_arn: str = env("RETRAIN_STATE_MACHINE_ARN")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -14,7 +13,6 @@ from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import forecasts, retrain, runs
 from crimecast.jobs.counts import store_counts
 from tests.conftest import seasonal_series, tidy_frame
-from tests.functions.conftest import body, invoke, load_event
 
 PAST = date(2030, 1, 1)
 
@@ -86,17 +84,6 @@ def test_a_crash_mid_run_leaves_the_champion_serving_and_a_rerun_starts_clean(aw
     assert rerun["version"] not in (champion, planned["version"]) and rerun["series_failed"] == 0
 
 
-def test_post_retrain_runs_inline_when_asked(aws, monkeypatch) -> None:
-    _healthy(aws)
-    monkeypatch.setenv("CRIMECAST_INLINE_RETRAIN", "1")
-    monkeypatch.setenv("CRIMECAST_RETRAIN_WORKERS", "1")
-    started = body(invoke("retrain", load_event("retrain-api")))
-    for _ in range(240):
-        run = runs.get_run(aws, started["run_id"])
-        if run["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.25)
-    assert run["status"] == "succeeded" and run["detail"]["promotion"]["promoted"] is True
 
 
 def test_promotion_rule() -> None:

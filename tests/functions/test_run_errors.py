@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from crimecast.domain.errors import InvalidInputError
-from crimecast.jobs import ingest, pipeline, retrain, runs
+from crimecast.jobs import ingest, retrain, runs
 from tests.functions.conftest import body, invoke, load_event
 
 ARN = "arn:aws:iam::123456789012:role/crimecast-prod-IngestFunctionRole-ABC123"
@@ -75,15 +75,11 @@ def test_a_misconfiguration_is_internal(aws) -> None:
     assert error["code"] == runs.INTERNAL and ARN not in error["message"] and ARN in error["detail"]
 
 
-def test_an_inline_retrain_that_crashes_records_a_safe_error(aws, monkeypatch) -> None:
-    def crash(*args: Any, **kwargs: Any) -> None:
-        raise PermissionError(LEAK)
-
-    monkeypatch.setattr(retrain, "run_locally", crash)
+def test_a_retrain_whose_workflow_crashes_records_a_safe_error(aws) -> None:
     run_id = runs.start_run(aws, "retrain", {"trigger": "test"})["run_id"]
-    pipeline._retrain_inline(aws, run_id, 1)
+    retrain.record_failure(aws, run_id, "Lambda.Unknown", f"PermissionError: {LEAK}")  # the workflow's Catch
     seen = _get(f"/runs/{run_id}", "viewer")
-    assert seen["status"] == "failed" and seen["detail"]["error_code"] == runs.INTERNAL and ARN not in json.dumps(seen)
+    assert seen["status"] == "failed" and seen["detail"]["error_code"] == "workflow_failed" and ARN not in json.dumps(seen)
     assert ARN in _get(f"/runs/{run_id}", "admin")["error_detail"]
 
 

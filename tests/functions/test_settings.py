@@ -25,33 +25,28 @@ def test_a_function_without_a_variable_fails_at_cold_start_naming_it(aws, monkey
 
 
 def test_every_problem_is_named_at_once() -> None:
-    environ = {"DATA_BUCKET": "b", "CRIMECAST_BACKTEST_ORIGINS": "two", "CRIMECAST_INLINE_RETRAIN": "maybe"}
+    environ = {"DATA_BUCKET": "b", "CRIMECAST_BACKTEST_ORIGINS": "two"}
     with pytest.raises(ConfigurationError) as missing:
         settings.read(settings.StoreSettings, environ)
     assert "SERIES_TABLE is not set" in str(missing.value) and "RUNS_TABLE is not set" in str(missing.value)
     with pytest.raises(ConfigurationError, match="CRIMECAST_BACKTEST_ORIGINS='two' is not valid"):
         settings.read(settings.RetrainOptions, environ)
-    with pytest.raises(ConfigurationError, match="CRIMECAST_INLINE_RETRAIN='maybe' is not valid"):
-        settings.read(settings.RetrainTarget, environ)
 
 
 def test_values_are_typed_and_defaults_apply() -> None:
-    launch = settings.read(settings.LaunchSettings, {"CRIMECAST_INLINE_INGEST": "1", "CRIMECAST_RETRAIN_WORKERS": "2"})
-    assert launch.inline_ingest is True and launch.retrain_workers == 2
-    assert settings.read(settings.RetrainTarget, {"RETRAIN_STATE_MACHINE_ARN": "arn"}).inline_retrain is False
+    assert settings.read(settings.LaunchSettings, {"AWS_LAMBDA_FUNCTION_NAME": "f"}).function_name == "f"
+    assert settings.read(settings.RetrainTarget, {"RETRAIN_STATE_MACHINE_ARN": "arn"}).retrain_state_machine_arn == "arn"
     assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(0.01, 1)
     assert settings.read(settings.UserSettings, {"USERS_TABLE": "u", "JWT_SECRET_ARN": "arn"}).token_minutes == 30.0
 
 
 def test_an_empty_optional_variable_counts_as_unset() -> None:
-    launch = settings.read(settings.LaunchSettings, {"CRIMECAST_RETRAIN_WORKERS": "", "CRIMECAST_INLINE_INGEST": ""})
-    assert launch.retrain_workers is None and launch.inline_ingest is False
+    assert settings.read(settings.LaunchSettings, {"AWS_LAMBDA_FUNCTION_NAME": ""}).function_name is None
 
 
-def test_a_function_that_starts_retrains_needs_a_state_machine_or_inline() -> None:
+def test_a_function_that_starts_retrains_needs_a_state_machine() -> None:
     with pytest.raises(ConfigurationError, match="RETRAIN_STATE_MACHINE_ARN is not set"):
         settings.read(settings.RetrainTarget, {})
-    assert settings.read(settings.RetrainTarget, {"CRIMECAST_INLINE_RETRAIN": "1"}).inline_retrain
 
 
 def test_new_settings_rebuild_the_stores(aws, monkeypatch) -> None:

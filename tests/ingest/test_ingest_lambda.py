@@ -12,7 +12,7 @@ import pytest
 from crimecast import settings
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import use_stores
-from crimecast.jobs import ingest, pipeline, runs
+from crimecast.jobs import ingest, runs
 from crimecast.jobs.counts import current_manifest
 from tests.functions.conftest import ASYNC_INVOCATIONS, FakeContext, body, invoke, load_event, load_function
 from tests.ingest.conftest import assert_same_counts, recount, stored
@@ -115,15 +115,6 @@ def test_a_worker_short_of_time_hands_over_to_a_new_invocation(lambda_env, porta
     assert ASYNC_INVOCATIONS[-1]["payload"] == ingest.worker_event(paused["run_id"], leg=1)
     done = _run_worker()
     assert done["status"] == "succeeded" and done["detail"]["legs"] == 2
-    assert_same_counts(stored(lambda_env), recount(portal))
-
-
-def test_inline_mode_runs_the_worker_in_a_thread(lambda_env, portal, monkeypatch) -> None:
-    monkeypatch.setenv("CRIMECAST_INLINE_INGEST", "1")
-    response = _post("req-1")
-    assert response["statusCode"] == 202 and ASYNC_INVOCATIONS == []
-    assert pipeline.wait_for_inline_jobs(120)
-    assert runs.get_run(lambda_env, body(response)["run_id"])["status"] == "succeeded"
     assert_same_counts(stored(lambda_env), recount(portal))
 
 

@@ -45,7 +45,7 @@ def _stack(folder: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
     _snapshot(folder)
     port = free_port()
     env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(folder), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
-           "CRIMECAST_MODEL_CACHE": str(folder / "model-cache"), "CRIMECAST_RETRAIN_WORKERS": "2",
+           "CRIMECAST_MODEL_CACHE": str(folder / "model-cache"),
            "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("AWS_ENDPOINT_URL", None)
     log = folder / "stack.err"

@@ -3,9 +3,7 @@
 ingest -> live evaluation after every published ingest -> retrain when accuracy fell
 past the threshold. On AWS each step starts elsewhere (the ingest Lambda invoking itself
 asynchronously, the retrain state machine), and so on the local stack, whose embedded
-AWS runs them; with CRIMECAST_INLINE_INGEST / CRIMECAST_INLINE_RETRAIN (a CLI without AWS,
-some tests) it is a thread of this process. The
-steps themselves are in :mod:`~crimecast.jobs.ingest`, :mod:`~crimecast.jobs.live_evaluation`
+AWS runs them. The steps themselves are in :mod:`~crimecast.jobs.ingest`, :mod:`~crimecast.jobs.live_evaluation`
 and :mod:`~crimecast.jobs.retrain`, which know nothing of each other.
 
 Entry points: ``request_ingest`` (API and schedule: queue a run, start its worker),
@@ -17,11 +15,7 @@ Entry points: ``request_ingest`` (API and schedule: queue a run, start its worke
 from __future__ import annotations
 
 from collections.abc import Callable
-import contextvars
-import functools
 import logging
-import threading
-import time
 from typing import Any
 
 from crimecast import settings
@@ -32,29 +26,6 @@ from crimecast.jobs.counts import load_counts
 
 logger = logging.getLogger(__name__)
 WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest function carrying this key is a worker
-
-_inline_threads: list[threading.Thread] = []
-
-
-def _in_thread(target: Callable[..., Any], *args: Any, name: str, same_function: bool = False) -> None:
-    """Run ``target`` on a thread; ``same_function``: as an invocation of the calling function (its
-    role's credentials, crimecast.adapters.aws.use_credentials), else with the process's own."""
-    if same_function:
-        target = functools.partial(contextvars.copy_context().run, target)
-    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-    _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]  # a long-lived stack keeps only the running
-    _inline_threads.append(thread)
-    thread.start()
-
-
-def wait_for_inline_jobs(timeout: float = 120.0) -> bool:
-    """Join the inline jobs (ingest workers, retrains) started so far; False on timeout."""
-    deadline = time.monotonic() + timeout
-    for thread in list(_inline_threads):
-        thread.join(max(0.0, deadline - time.monotonic()))
-    _inline_threads[:] = [t for t in _inline_threads if t.is_alive()]
-    return not _inline_threads
-
 
 # --- ingest -----------------------------------------------------------------------------------
 
@@ -86,15 +57,12 @@ def request_ingest(stores: Stores, trigger: str, *, idempotency_key: str | None 
 
 
 def start_ingest_worker(stores: Stores, run_id: str, function_name: str | None = None, leg: int = 0) -> None:
-    """Start the worker of a queued run: an asynchronous invocation of the ingest Lambda,
-    or, inline, a thread of this process."""
-    launch = settings.load(settings.LaunchSettings)
-    if launch.inline_ingest:
-        _in_thread(ingest_worker, stores, run_id, name=f"ingest-{run_id}", same_function=True)
-        return
-    name = function_name or launch.function_name
+    """Start the worker of a queued run: an asynchronous invocation of the ingest Lambda (the
+    function itself: AWS_LAMBDA_FUNCTION_NAME)."""
+    name = function_name or settings.load(settings.LaunchSettings).function_name
     if not name:
-        raise ConfigurationError("no ingest worker: outside Lambda set CRIMECAST_INLINE_INGEST=1 to run ingests in this process")
+        raise ConfigurationError("no ingest worker: AWS_LAMBDA_FUNCTION_NAME is not set (the ingest function "
+                                 "invokes itself; ingest_now runs a whole ingest in this process)")
     stores.launcher.invoke_async(name, ingest.worker_event(run_id, leg))
 
 
@@ -178,24 +146,20 @@ def evaluate_live(stores: Stores, counts: Any = None, threshold: settings.LiveTh
 
 def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> dict[str, Any]:
     """Record a retrain run and start the retrain workflow for it: the Step Functions state
-    machine on AWS, or, inline, a thread running the same steps."""
-    target = settings.load(settings.RetrainTarget)  # a state machine or inline, or a ConfigurationError
+    machine (on the local stack, the embedded one)."""
+    target = settings.load(settings.RetrainTarget)  # a state machine, or a ConfigurationError
     detail: dict[str, Any] = {"trigger": trigger, **({"reason": reason} if reason else {})}
     run_id = runs.new_run_id("retrain")
-    if not target.inline_retrain:  # recorded before the start: the execution may move the run on at once
-        detail["execution_arn"] = execution_arn(str(target.retrain_state_machine_arn), run_id)
+    # recorded before the start: the execution may move the run on at once
+    detail["execution_arn"] = execution_arn(target.retrain_state_machine_arn, run_id)
     retrain.take_lease(stores, run_id)  # ConflictError (409) naming the running retrain
     try:
         run = runs.start_run(stores, "retrain", detail, run_id=run_id)
     except BaseException:
         retrain.release_lease(stores, run_id)
         raise
-    if target.inline_retrain:
-        workers = settings.load(settings.LaunchSettings).retrain_workers
-        _in_thread(_retrain_inline, stores, run_id, workers, name=f"retrain-{run_id}")
-        return run
     try:
-        stores.launcher.start_workflow(str(target.retrain_state_machine_arn), run_id, {"run_id": run_id})
+        stores.launcher.start_workflow(target.retrain_state_machine_arn, run_id, {"run_id": run_id})
     except Exception as exc:
         retrain.release_lease(stores, run_id)
         runs.fail_run(stores, run_id, exc)
@@ -221,14 +185,3 @@ def run_with_workflow(stores: Stores, run: dict[str, Any]) -> dict[str, Any]:
         return run
     return {**run, "detail": {**run["detail"], "workflow": workflow}}
 
-
-def _retrain_inline(stores: Stores, run_id: str, workers: int | None) -> None:
-    try:
-        retrain.run_locally(stores, run_id, workers=workers)
-    except Exception as exc:  # recorded on the run: a background thread has no caller to tell
-        logger.exception("inline retrain %s failed", run_id)
-        try:
-            if runs.get_run(stores, run_id)["status"] not in ("succeeded", "failed"):  # run_locally ends most itself
-                runs.fail_run(stores, run_id, exc)
-        finally:
-            retrain.release_lease(stores, run_id)
