@@ -285,12 +285,6 @@ class Functions:
         return thread
 
 
-def authorizer_of(template: dict[str, Any]) -> tuple[str, str]:
-    """CodeUri and Handler of the API's default TOKEN authorizer."""
-    found = default_authorizer(template)
-    return found.codeuri, found.handler
-
-
 # --- API Gateway, played locally --------------------------------------------------------
 
 

@@ -56,11 +56,6 @@ def signing_keys(force_fetch: bool = False) -> auth.KeyRing:
     return auth.KeyRing.parse(get_secret(arn, max_age=KEY_CACHE_SECONDS, force_fetch=force_fetch))
 
 
-def signing_key() -> str:
-    """The current HS256 key."""
-    return signing_keys().current.key
-
-
 def _keys_for(token: str) -> auth.KeyRing:
     """The cached keys, or fresh ones when the token names a kid they lack: another
     container may already sign with a key rotated in after this one's cache was filled.
