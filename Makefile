@@ -199,4 +199,5 @@ lock: $(UV)
 
 upgrade:
 	$(MAKE) --no-print-directory lock UV_FLAGS=--upgrade
+	cd $(E2E_DIR) && npm update --no-audit --no-fund
 	$(MAKE) --no-print-directory test

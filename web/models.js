@@ -36,7 +36,7 @@ async function load() {
     const action = v.serving ? h('span', { text: 'Serving now' })
       : v.problem ? h('span', { text: `Cannot be served: ${v.problem}` })
         : h('button', { type: 'button', className: 'button button-secondary', 'data-version': v.version,
-          'aria-label': `Serve ${v.version} again`, text: 'Serve again', onclick: () => ask(v.version) });
+          'aria-label': `Serve again: ${v.version}`, text: 'Serve again', onclick: () => ask(v.version) });
     return h('tr', { className: v.serving ? 'is-serving' : '' },
       h('th', { scope: 'row' }, h('code', { text: v.version })),
       h('td', { text: v.serving ? 'Yes' : 'No' }),

@@ -233,7 +233,7 @@ test('on the real stack: rolling back makes the previous version serve', async (
   }
   assert.notEqual(second, first, 'the retrain served a new version');
   await page.goto(`${stack.url}/#/admin`);
-  await page.getByRole('button', { name: `Serve ${first} again` }).click();
+  await page.getByRole('button', { name: `Serve again: ${first}` }).click();
   await page.locator('#rollback-reason').fill('the stack test rolls back');
   await page.locator('#rollback-confirm').click();
   await page.getByText(`${first} is serving again`).waitFor();

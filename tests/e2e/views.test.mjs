@@ -134,7 +134,7 @@ test('the map switches to the change from last year, lists unusual months, and s
 test('an admin serves an earlier model version again, by keyboard, with a reason', async () => {
   await login(page, api.url, ADMIN);
   await page.goto(`${api.url}/#/admin`);
-  const button = page.getByRole('button', { name: 'Serve v20260502T030000Z again' });
+  const button = page.getByRole('button', { name: 'Serve again: v20260502T030000Z' });
   await button.focus();
   await page.keyboard.press('Enter');
   await page.keyboard.press('Enter'); // in the reason box: a newline, not a submit
