@@ -6,6 +6,7 @@ the same process is served at once."""
 from __future__ import annotations
 
 from dataclasses import replace
+import json
 import time
 
 from crimecast.adapters.series_store import SeriesStore
@@ -71,3 +72,59 @@ def test_the_reads_kept_per_container_are_bounded_whatever_versions_callers_ask_
         assert aws.series.cached_reads() <= 8
     assert aws.series.cached_reads() == 8
     assert _served() == "v1"  # the serving reads still work, read again when evicted
+
+
+def _item_reads(stores) -> list[str]:
+    """The series table's GetItem keys requested from now on (DynamoDB's own calls, counted)."""
+    reads: list[str] = []
+
+    def count(params, **_kwargs) -> None:
+        reads.append(params["Key"]["series"])
+
+    stores.series._table.meta.client.meta.events.register("provide-client-params.dynamodb.GetItem", count)
+    return reads
+
+
+def test_a_served_series_is_read_once_per_container_and_the_next_champions_at_once(aws) -> None:
+    _publish(aws, "v1", 10)
+    reads = _item_reads(aws)
+    for _ in range(3):
+        assert _served() == "v1"
+    assert reads.count(KEY.label) == 1  # the served version's item never changes: read once
+
+    _publish(aws, "v2", 20)
+    response = invoke("predict", {**load_event("predict-predict"), "queryStringParameters": {
+        "community_area": "25", "crime_type": "ASSAULT"}, "multiValueQueryStringParameters": {
+        "community_area": ["25"], "crime_type": ["ASSAULT"]}})
+    served = body(response)
+    assert served["model_version"] == "v2"
+    assert served["forecast"][0]["yhat"] == 20  # the new champion's own item, not the old one's
+    assert reads.count(KEY.label) == 2
+
+
+def test_a_verdict_recorded_elsewhere_is_read_after_the_cache_time_and_one_made_here_at_once(aws, monkeypatch) -> None:
+    from crimecast.adapters.series_store import UNUSUAL
+
+    monkeypatch.setattr(forecasts, "SERVING_CACHE_S", 1.0)
+    verdict = {"z": {KEY.label: 3.1}, "unusual": [KEY.label]}
+    assert forecasts.judged_months(aws, forecasts.SERVING_CACHE_S) == {}
+    elsewhere = SeriesStore(aws.series.table_name)  # the ingest's evaluation, in another container
+    elsewhere.put_items([{"series": UNUSUAL, "version": "2026-04", "payload": json.dumps(verdict)}])
+    assert forecasts.judged_months(aws, forecasts.SERVING_CACHE_S) == {}  # read 0 s ago: still fresh
+    time.sleep(1.1)
+    assert forecasts.judged_months(aws, forecasts.SERVING_CACHE_S) == {"2026-04": verdict}
+
+    aws.series.put_items([{"series": UNUSUAL, "version": "2026-05", "payload": json.dumps(verdict)}])
+    assert set(forecasts.judged_months(aws, forecasts.SERVING_CACHE_S)) == {"2026-04", "2026-05"}
+
+
+def test_the_versions_served_follow_a_promotion_elsewhere_with_the_pointer(aws, monkeypatch) -> None:
+    monkeypatch.setattr(forecasts, "SERVING_CACHE_S", 1.0)
+    _publish(aws, "v1", 10)
+    assert set(forecasts.promoted_versions(aws, forecasts.SERVING_CACHE_S)) == {"v1"}
+    elsewhere = replace(aws, series=SeriesStore(aws.series.table_name))
+    _publish(elsewhere, "v2", 20)
+    assert set(forecasts.promoted_versions(aws, forecasts.SERVING_CACHE_S)) == {"v1"}
+    time.sleep(1.1)
+    assert set(forecasts.promoted_versions(aws, forecasts.SERVING_CACHE_S)) == {"v1", "v2"}
+    assert forecasts.champion_version(aws, forecasts.SERVING_CACHE_S) == "v2"

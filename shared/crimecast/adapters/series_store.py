@@ -4,7 +4,7 @@ plus per version a catalog and a summary item, and the champion pointer."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 import json
 import threading
@@ -29,14 +29,17 @@ PROMOTED = "__promoted__"  # per version once served: when, by whom and why (a r
 SKIPPED = "__skipped__"  # per version, in parts "<version>#<n>": the series with no model, and why
 CURRENT = "current"
 
-# Items read through ``get(..., max_age=...)``, per store object (its id, with the object itself
-# kept so the id is not reused): {id: (store, {(series, version): (read_at, item)})}. Each
-# store's reads are kept least recently used first, at most MAX_CACHED_READS of them: the
-# version is the caller's (``GET /evaluate?version=``), and every new one, found or not,
-# would otherwise stay in a warm container's memory for good.
-_read_cache: dict[int, tuple[Any, OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]]]] = {}
+# Reads made with ``max_age`` (``get``: an item; ``versions``: every item of a key), per store
+# object (its id, with the object itself kept so the id is not reused):
+# {id: (store, {(series, version or None): (read_at, answer)})}. Each store's reads are kept
+# least recently used first, at most MAX_CACHED_READS of them: the version is the caller's
+# (``GET /evaluate?version=``), and every new one, found or not, would otherwise stay in a
+# warm container's memory for good.
+_read_cache: dict[int, tuple[Any, OrderedDict[tuple[str, str | None], tuple[float, Any]]]] = {}
 _read_cache_lock = threading.Lock()
-MAX_CACHED_READS = 256  # a catalog item is at most ~400 KB, but a serving container reads one or two
+# A serving container reads every series of the champion in time (~1,400 items of ~6 KB for the
+# city; SKIPPED_PART_BYTES plans for 3,000), and a catalog or two (at most ~400 KB each).
+MAX_CACHED_READS = 4096
 
 
 @dataclass(frozen=True)
@@ -50,35 +53,39 @@ class SeriesStore(aws.TableStore):
     def get(self, series: str, version: str, max_age: float = 0.0) -> dict[str, Any] | None:
         """One item (None if absent). With ``max_age`` (seconds), the answer this process read at
         most that long ago, if any: a warm Lambda container keeps it between invocations."""
+        return self._kept((series, version), max_age,
+                          lambda: self._table.get_item(Key={"series": series, "version": version}).get("Item"))
+
+    def _kept(self, key: tuple[str, str | None], max_age: float, read: Callable[[], Any]) -> Any:
+        """``read()``, or with ``max_age`` its answer under ``key`` read at most that long ago."""
         if max_age <= 0:
-            return self._table.get_item(Key={"series": series, "version": version}).get("Item")
+            return read()
         now = time.monotonic()
-        key = (series, version)
         with _read_cache_lock:
             entry = _read_cache.get(id(self))
             cached = entry[1].get(key) if entry and entry[0] is self else None
             if cached and now - cached[0] < max_age:
                 entry[1].move_to_end(key)  # type: ignore[index]
                 return cached[1]
-        item = self._table.get_item(Key={"series": series, "version": version}).get("Item")
+        answer = read()
         with _read_cache_lock:
             entry = _read_cache.get(id(self))
             if not entry or entry[0] is not self:
                 entry = _read_cache[id(self)] = (self, OrderedDict())
-            entry[1][key] = (now, item)
+            entry[1][key] = (now, answer)
             entry[1].move_to_end(key)
             while len(entry[1]) > MAX_CACHED_READS:
                 entry[1].popitem(last=False)  # the least recently used
-        return item
+        return answer
 
     def cached_reads(self) -> int:
-        """How many reads ``get(..., max_age=...)`` keeps for this store now."""
+        """How many reads made with ``max_age`` this store keeps now."""
         with _read_cache_lock:
             entry = _read_cache.get(id(self))
             return len(entry[1]) if entry and entry[0] is self else 0
 
     def forget_reads(self) -> None:
-        """Drop what ``get(..., max_age=...)`` kept for this store."""
+        """Drop the reads made with ``max_age`` this store kept."""
         with _read_cache_lock:
             _read_cache.pop(id(self), None)
 
@@ -96,8 +103,12 @@ class SeriesStore(aws.TableStore):
             if not start:
                 return items
 
-    def versions(self, series: str) -> list[dict[str, Any]]:
-        """Every item of one series key (e.g. every version's catalog), newest version first, all pages."""
+    def versions(self, series: str, max_age: float = 0.0) -> list[dict[str, Any]]:
+        """Every item of one series key (e.g. every version's catalog), newest version first, all
+        pages (with ``max_age``: as this process read them at most that many seconds ago)."""
+        return self._kept((series, None), max_age, lambda: self._query_versions(series))
+
+    def _query_versions(self, series: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
 
         items: list[dict[str, Any]] = []

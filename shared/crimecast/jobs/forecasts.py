@@ -12,6 +12,7 @@ import calendar
 from collections.abc import Iterable
 from datetime import UTC, datetime
 import json
+import math
 from typing import Any
 
 from crimecast.adapters.blobs import BOUNDARIES_KEY
@@ -30,11 +31,16 @@ HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
 # labels and reasons) would all but fill one 400 KB item, so it goes in parts of its own,
 # and the catalog item, read by every /predict, stays the size of the trained series' labels.
 SKIPPED_PART_BYTES = 150_000
-# The read routes (predict, map, catalog, accuracy) keep the champion pointer, and the catalog
-# item of that version, for this long in a warm container: a promotion made elsewhere (the
-# retrain's promote step) is served by every container at most this many seconds later. A
-# promotion made in this process is seen at once (the store forgets its reads on a write).
+# The read routes (predict, map, catalog, accuracy, alerts) keep the champion pointer, the catalog
+# item of that version, the versions ever served and the live evaluation's verdicts for this long
+# in a warm container: a promotion or an evaluation made elsewhere (the retrain's promote step,
+# the ingest's evaluation) is served by every container at most this many seconds later. One
+# made in this process is seen at once (the store forgets its reads on a write).
 SERVING_CACHE_S = 30.0
+# A served version's series items never change (a candidate's are reconciled before its promotion;
+# live accuracy and verdicts are items of their own): the read routes keep each one they read for
+# good, as long as the store's bounded cache holds it.
+SERVED_ITEM_KEPT_S = math.inf
 
 
 def series_item(
@@ -166,10 +172,11 @@ def promoted_by_run(stores: Stores, version: str, run_id: str) -> bool:
     return (promotion_record(stores, version) or {}).get("run_id") == run_id
 
 
-def promoted_versions(stores: Stores) -> dict[str, dict[str, Any]]:
-    """Every version ever served, newest version first: when, by whom and why it was last promoted."""
-    found = {str(item["version"]): json.loads(item["payload"]) for item in stores.series.versions(PROMOTED)}
-    pointer = stores.series.champion()
+def promoted_versions(stores: Stores, max_age: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Every version ever served, newest version first: when, by whom and why it was last promoted
+    (with ``max_age``: as this process read them at most that many seconds ago)."""
+    found = {str(item["version"]): json.loads(item["payload"]) for item in stores.series.versions(PROMOTED, max_age)}
+    pointer = stores.series.champion(max_age)
     serving = _pointer_record(pointer)
     if pointer is not None and serving is not None:  # the latest, written beside it or not yet
         found[str(pointer["model_version"])] = serving
@@ -246,8 +253,9 @@ def _resolve_area(community_area: str | None) -> int | None:
         raise NotFoundError(str(exc)) from None
 
 
-def _series_payload(stores: Stores, key: SeriesKey, version: str, catalog: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    item = stores.series.get(key.label, version)
+def _series_payload(stores: Stores, key: SeriesKey, version: str, catalog: dict[str, Any],
+                    max_age: float = 0.0) -> tuple[dict[str, Any], dict]:
+    item = stores.series.get(key.label, version, max_age)
     if not item:
         same_type = [s for s in catalog["series"] if s.endswith(f":{key.primary_type}")]
         raise NotFoundError(f"no forecast for {key.label} (too little history to model)", nearest(key.label, same_type))
@@ -261,7 +269,7 @@ def prediction(stores: Stores, community_area: str | None, crime_type: str, mont
     version = serving_version(stores)
     catalog = _serving_catalog(stores, version)
     key = SeriesKey(_resolve_area(community_area), _resolve_type(crime_type, catalog))
-    item, payload = _series_payload(stores, key, version, catalog)
+    item, payload = _series_payload(stores, key, version, catalog, SERVED_ITEM_KEPT_S)
     return {
         "community_area": key.community_area,
         "area_name": CITY.title() if key.community_area is None else area_name(key.community_area),
@@ -398,8 +406,9 @@ def _issued_before(payload: dict[str, Any], month: str) -> dict[str, Any] | None
 
 
 def _served_versions(stores: Stores, champion: str) -> list[str]:
-    """The versions whose forecasts were issued (ever promoted), newest first, the champion among them."""
-    versions = set(promoted_versions(stores)) | {champion}
+    """The versions whose forecasts were issued (ever promoted), newest first, the champion among
+    them (as read at most ``SERVING_CACHE_S`` ago, with the pointer that names it)."""
+    versions = set(promoted_versions(stores, SERVING_CACHE_S)) | {champion}
     return sorted(versions, reverse=True)[:VERSIONS_LOOKED_BACK]
 
 
@@ -410,10 +419,11 @@ def _verdict(count: float, band: dict[str, Any], version: str) -> dict[str, Any]
             "distance": round(comparison.band_distance(count, lower, upper), 4), "issued_by": version}
 
 
-def judged_months(stores: Stores) -> dict[str, dict[str, Any]]:
+def judged_months(stores: Stores, max_age: float = 0.0) -> dict[str, dict[str, Any]]:
     """month -> the live evaluation's verdict on it: every series judged (``z``) and the unusual
-    ones (``unusual``, by :func:`crimecast.domain.drift.unusual_in_month`)."""
-    return {item["version"]: json.loads(item["payload"]) for item in stores.series.versions(UNUSUAL)}
+    ones (``unusual``, by :func:`crimecast.domain.drift.unusual_in_month`); with ``max_age``, as
+    this process read them at most that many seconds ago."""
+    return {item["version"]: json.loads(item["payload"]) for item in stores.series.versions(UNUSUAL, max_age)}
 
 
 def _band_issued_before(stores: Stores, label: str, month: str, served: list[str],
@@ -423,7 +433,7 @@ def _band_issued_before(stores: Stores, label: str, month: str, served: list[str
         if current is not None and older == current[0]:
             payload = current[1]
         else:
-            item = stores.series.get(label, older)
+            item = stores.series.get(label, older, SERVED_ITEM_KEPT_S)  # served: ``older`` is a promoted version
             if item is None:
                 continue
             payload = json.loads(item["payload"])
@@ -437,7 +447,7 @@ def unusual_months(stores: Stores, key: SeriesKey, version: str, payload: dict[s
     """The complete months of the chart (the last 36) the live evaluation found unusual for this
     series: outside the 80% band forecast before them, by more than chance across the city's
     series explains (the drift alarm's test). Months it has not judged are not marked."""
-    judged = judged_months(stores)
+    judged = judged_months(stores, SERVING_CACHE_S)
     history = [r for r in payload["history"] if not r.get("partial")][-UNUSUAL_MONTHS_SHOWN:]
     served = _served_versions(stores, version)
     found: list[dict[str, Any]] = []
@@ -467,7 +477,7 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
     found = _serving_catalog(stores, version)
     types = [_resolve_type(crime_type, found)] if crime_type else list(found["types"])
     served = _served_versions(stores, version)
-    judged = judged_months(stores)
+    judged = judged_months(stores, SERVING_CACHE_S)
     unusual: list[dict[str, Any]] = []
     months: set[str] = set()
     checked = outside = no_data = no_earlier = 0
