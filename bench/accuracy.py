@@ -11,9 +11,16 @@
    ``domain/reconcile.py``): coherence before/after and its effect on accuracy per level.
 4. Robustness, reported apart: the 2026 files' area totals and city types (incl. ALL) at
    origins 2017-12..2023-12.
-5. Seconds per series of a retrain (2 backtest origins + final fit, one core).
+5. Across the breaks (issue 20): origins 2017-12, 2019-12 (COVID ahead), 2020-06 (just
+   after it), 2021-12 (the 2022 rebound, the vehicle-theft surge), 2023-12, at every level:
+   the 2026 files' area totals, city types and city total (12 months scored), and the area x
+   type cells where the data exist (origin 2017-12, the 10 months to 2018-10). Targets: mean
+   MASE <= 0.85x the seasonal naive's, lower MAE on >= 70%, the 80% band covering 75-88%
+   of months (dense series; sparse ones, pooled, coverage only).
+6. Seconds per series of a retrain (2 backtest origins + final fit, one core).
 
-Every target is listed under ``targets`` with its value, threshold and whether it holds.
+Every target is listed under ``targets`` (``break_targets`` for 5) with its value,
+threshold and whether it holds.
 
 Usage: python bench/accuracy.py [--quick] [--workers N]
    --quick: two origins (2014-10, 2016-10) on the area x type levels and three (2017-12,
@@ -106,18 +113,52 @@ def area_type_levels(origins: list[pd.Period], workers: int | None) -> tuple[dic
     return result, targets
 
 
-def robustness_2026(origins: list[pd.Period], workers: int | None) -> tuple[dict, list[dict]]:
+def series_2026() -> list[levels.Series]:
+    """Area totals, city types and the city total from the 2026 files, to 2026-05."""
     frames = [pd.read_csv(data_dir() / name) for name in
               ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")]
     tidy = pd.concat(frames)[["month", "community_area", "primary_type", "count"]]
     tidy = tidy[pd.PeriodIndex(tidy["month"], freq="M") <= pd.Period("2026-05", "M")]
-    series = levels.series_from_tidy(tidy)
+    return levels.series_from_tidy(tidy)
+
+
+def robustness_2026(origins: list[pd.Period], workers: int | None) -> tuple[dict, list[dict]]:
+    series = series_2026()
     forecasts = levels.forecast_all(series, origins, workers, "2026 files")
     groups = levels.by_group(levels._rows(series, forecasts, origins))
     targets = []
     for group in ("area_totals/dense", "city_types/dense", "city_total/dense"):
         targets += levels.targets_for(f"2026 files {group}", groups.get(group, {}))
     return {"origins": [str(o) for o in origins], "groups": groups}, targets
+
+
+BREAK_ORIGINS = tuple(pd.Period(o, "M") for o in ("2017-12", "2019-12", "2020-06", "2021-12", "2023-12"))
+BREAK_MASE_RATIO_MAX = 0.85
+BREAK_WIN_SHARE_MIN = 0.70
+AREA_TYPE_MIN_TEST = 10  # origin 2017-12: the area x type file ends in 2018-10
+
+
+def across_breaks(workers: int | None) -> tuple[dict, list[dict]]:
+    """Every level at the break origins; area x type cells where their file has months after the origin."""
+    series = series_2026()
+    rows = levels._rows(series, levels.forecast_all(series, BREAK_ORIGINS, workers, "breaks, 2026 files"), BREAK_ORIGINS)
+    months, types, panel = levels.area_type_panel(data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    cells = [s for s in levels.series_from_panel(months, types, panel)[0] if levels.level_of(s.key) == "area_x_type"]
+    cell_forecasts = levels.forecast_all(cells, BREAK_ORIGINS, workers, "breaks, area x type", AREA_TYPE_MIN_TEST)
+    rows += levels._rows(cells, cell_forecasts, BREAK_ORIGINS)
+    groups = levels.by_group(rows)
+    by_origin = {}
+    for origin in BREAK_ORIGINS:
+        at = [r for r in rows if r["origin"] == str(origin)]
+        by_origin[str(origin)] = levels.by_group(at)
+    sparse = levels.summary([r for r in rows if r["density"] == "sparse"])
+    targets = []
+    for group in ("area_totals/dense", "city_types/dense", "city_total/dense", "area_x_type/dense"):
+        targets += levels.targets_for(f"breaks {group}", groups.get(group, {}), mase_ratio_max=BREAK_MASE_RATIO_MAX,
+                                      win_share_min=BREAK_WIN_SHARE_MIN)
+    targets += levels.targets_for("breaks sparse (all levels)", sparse, coverage_only=True)
+    return {"origins": [str(o) for o in BREAK_ORIGINS], "area_x_type_months_scored": AREA_TYPE_MIN_TEST,
+            "groups": groups, "sparse_all_levels": sparse, "by_origin": by_origin}, targets
 
 
 def main() -> None:
@@ -138,14 +179,18 @@ def main() -> None:
                              "<= 0.70", ratio <= 0.70)]
     level_result, level_targets = area_type_levels(level_origins, args.workers)
     late_result, late_targets = robustness_2026(late_origins, args.workers)
+    break_result, break_targets = across_breaks(args.workers)
     result = {
         "targets": targets + level_targets,
         "all_hold": all(t["holds"] for t in targets + level_targets),
+        "break_targets": break_targets,
+        "breaks_all_hold": all(t["holds"] for t in break_targets),
         "robustness_targets_2026_files": late_targets,
         "showcase": showcase(),
         "austin_assault_yearly_backtest": austin_summary,
         "area_type_levels": level_result,
         "robustness_2026_files": late_result,
+        "breaks": break_result,
     }
     write("accuracy_quick" if args.quick else "accuracy", result)
 

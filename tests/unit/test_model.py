@@ -180,3 +180,56 @@ def test_seasonal_naive_across_a_gap_takes_the_latest_known_year_of_each_month()
     values = [float(m) for m in range(1, 13)] * 2 + [np.nan] * 7 + [100.0 + m for m in range(8, 13)]
     history = pd.Series(values, index=pd.period_range("2020-01", periods=36, freq="M"))
     assert seasonal_naive(history, 12).tolist() == [1, 2, 3, 4, 5, 6, 7, 108, 109, 110, 111, 112]
+
+
+# --- after a break: the band widens with the recent yearly changes ----------------------------
+
+def _half_widths(history: pd.Series, settings: ModelSettings | None = None) -> np.ndarray:
+    """The band's half-width per month in sqrt-count space (where it is symmetric)."""
+    forecast = CrimeForecaster(settings or ModelSettings(prophet_weight=0.0)).fit(history).predict(12)
+    return np.sqrt(forecast["yhat_upper"].to_numpy()) - np.sqrt(forecast["yhat"].to_numpy())
+
+
+def _long_run_only() -> ModelSettings:
+    return ModelSettings(prophet_weight=0.0, interval_recent_months=())
+
+
+def _stepped(months_after: int, drop: float = 0.5, seed: int = 7) -> pd.Series:
+    """A calm series whose last ``months_after`` months fell to ``drop`` x the level (a break)."""
+    series = seasonal_series(months=120, level=200, seed=seed).astype(float)
+    series.iloc[-months_after:] *= drop
+    return series
+
+
+@pytest.mark.parametrize("months_after", [3, 6, 12, 24])
+def test_after_a_step_the_band_widens_from_the_first_months_and_for_two_years(months_after: int) -> None:
+    stepped = _stepped(months_after)
+    assert (_half_widths(stepped) > 1.3 * _half_widths(stepped, _long_run_only())).all()
+
+
+def test_long_after_a_step_the_band_is_the_long_run_one_again() -> None:
+    settled = _stepped(months_after=40)  # the last 36 months (the recent windows) all after the step
+    np.testing.assert_allclose(_half_widths(settled), _half_widths(settled, _long_run_only()), rtol=0.2)
+
+
+def test_on_calm_series_the_recent_spreads_change_the_band_little() -> None:
+    ratios = [(_half_widths(s) / _half_widths(s, _long_run_only())).mean()
+              for s in (seasonal_series(months=120, level=level, seed=seed).astype(float)
+                        for seed in range(12) for level in (3, 60, 400))]
+    assert min(ratios) >= 1.0  # never narrower than the long-run band
+    assert np.mean(ratios) < 1.15 and np.median(ratios) < 1.1
+
+
+def test_a_model_saved_before_the_recent_spreads_keeps_its_band() -> None:
+    stepped = _stepped(months_after=6)
+    model = CrimeForecaster(ModelSettings(prophet_weight=0.0)).fit(stepped)
+    doc = json.loads(model.to_json())
+    assert doc["settings"]["interval_recent_months"] == [12, 24]
+    restored = CrimeForecaster.from_json(model.to_json())
+    assert restored.settings == model.settings  # the windows come back as a tuple
+    pd.testing.assert_frame_equal(restored.predict(12), model.predict(12))
+    del doc["settings"]["interval_recent_months"]  # as written by the code before them
+    old = CrimeForecaster.from_json(json.dumps(doc))
+    assert old.settings.interval_recent_months == ()
+    np.testing.assert_allclose(old.predict(12)["yhat_upper"], CrimeForecaster(_long_run_only()).fit(stepped).predict(12)["yhat_upper"])
+    assert (old.predict(12)["yhat_upper"] < model.predict(12)["yhat_upper"]).all()
