@@ -56,12 +56,15 @@ def _login_event(username: str, password: str) -> dict[str, Any]:
     return event
 
 
-def test_the_roles_are_enforced_a_function_cannot_reach_what_it_was_not_granted(iam_roles, aws) -> None:
+def test_the_roles_are_enforced_a_function_cannot_reach_what_it_was_not_granted(iam_roles, aws, caplog) -> None:
     roles = iam_roles()
     with roles.as_function("PredictFunction"), refusal_expected(), pytest.raises(ClientError) as denied:
         aws.runs.get("ingest-nothing")  # the predict function has no grant on the runs table
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"  # DynamoDB's words
     assert "dynamodb:GetItem on resource: arn:aws:dynamodb:" in str(denied.value)
+    # logged as an error naming the call and the role, whatever the code does with the exception
+    (logged,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.startswith("dynamodb GetItem refused to arn:aws:sts::123456789012:assumed-role/test1-PredictFunction/")
     with pytest.raises(ClientError) as unsigned:  # keys moto does not know: refused, as on AWS
         boto3.client("dynamodb", aws_access_key_id="AKIAUNKNOWN000000000", aws_secret_access_key="x").list_tables()
     assert unsigned.value.response["Error"]["Code"] == "UnrecognizedClientException"
@@ -201,7 +204,7 @@ def _denied(call: Any) -> str:
     return denied.value.response["Error"]["Code"]
 
 
-def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws) -> None:
+def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws, caplog) -> None:
     aws.blobs.put_bytes(MODEL_KEY, b"{}")
     aws.blobs.put_bytes("counts/staging/ingest-1/2024-01.csv.gz", b"staged")
     roles = iam_roles()
@@ -218,6 +221,9 @@ def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws) 
         assert _denied(lambda: client("s3").put_bucket_lifecycle_configuration(
             Bucket=aws.blobs.bucket, LifecycleConfiguration={"Rules": []})) == "AccessDenied"
     assert [(e["Key"], e["Code"]) for e in refused] == [(MODEL_KEY, "AccessDenied")]
+    (logged,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "DeleteObject" in r.getMessage()]
+    assert logged.startswith("s3:DeleteObject refused to arn:aws:sts::123456789012:assumed-role/test1-IngestFunction/")
+    assert logged.endswith(f"on 1 of 2 objects: {MODEL_KEY}")  # S3's entry names neither: the log does
     assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"  # untouched
     assert aws.blobs.list_keys("counts/staging/") == []  # its own staged chunk did go
 
@@ -238,7 +244,7 @@ def test_train_writes_models_and_its_result_and_cannot_change_the_counts(iam_rol
     assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"
 
 
-def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix(iam_roles, aws) -> None:
+def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix(iam_roles, aws, caplog) -> None:
     """S3 answers AccessDenied for a missing key to a caller who may not list it: predict may list
     the boundaries' prefix, so a map before the first portal ingest is "not there yet"; the train
     function may not, so the same read stays refused (a refusal is never taken for absence)."""
@@ -249,8 +255,12 @@ def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix
         assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
         assert aws.blobs.get_json("counts/versions/v-gone/manifest.json") is None  # its own prefix: absent
     aws.blobs.put_bytes(BOUNDARIES_KEY, b"{}")
+    caplog.clear()
     with roles.as_function("RetrainTrainFunction"):
         assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
+    role = "arn:aws:sts::123456789012:assumed-role/test1-RetrainTrainFunction/RetrainTrainFunction"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [  # a missing grant, not a missing key
+        f"s3 ListObjectsV2 refused to {role}: Access Denied", f"s3 GetObject of {BOUNDARIES_KEY} refused to {role}"]
 
 
 def test_predict_serves_every_read_route_with_its_grants(iam_roles, aws) -> None:
