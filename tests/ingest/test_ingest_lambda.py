@@ -69,6 +69,7 @@ def test_a_repeated_request_gets_the_same_run(lambda_env) -> None:
     assert a["run_id"] == b["run_id"] != first["run_id"] and len(ASYNC_INVOCATIONS) == 2
 
 
+@pytest.mark.parametrize("portal", ["soda3"], indirect=True)  # the grants do not depend on the protocol
 def test_a_portal_backfill_runs_as_the_ingest_function(lambda_env, portal, iam_roles) -> None:
     """POST /ingest and its worker with the ingest function's role, as on AWS: the counts and the
     community areas' boundaries are stored, the staged chunks deleted."""
