@@ -63,7 +63,10 @@ class _NoManagedPolicies:
 
 def translate(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
     """The template as CloudFormation gets it after ``Transform: AWS::Serverless-2016-10-31``."""
-    from samtranslator.translator.transform import transform
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 
     logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle warnings
 
@@ -78,7 +81,12 @@ def translate(template: dict[str, Any], parameters: dict[str, str] | None = None
                 properties[key] = f"s3://crimecast-local-code/{key}.zip"
     if isinstance(template.get("Globals", {}).get("Function", {}).get("CodeUri"), str):
         template["Globals"]["Function"]["CodeUri"] = "s3://crimecast-local-code/CodeUri.zip"
-    return transform(template, values, _NoManagedPolicies())  # type: ignore[arg-type]
+    # samtranslator's transform(), with a session in our region: it asks boto3 for one even
+    # when the region is given, and the environment may name none (the tests' controller).
+    to_py27_compatible_template(template, values)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    translated = translator.translate(template, parameter_values=values, get_managed_policy_map=_NoManagedPolicies().load)
+    return undo_mark_unicode_str_in_template(translated)  # type: ignore[no-any-return]
 
 
 # --- resolving the intrinsic functions of policies ----------------------------------------
@@ -228,13 +236,18 @@ def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "
 # --- roles and sessions on the embedded AWS ---------------------------------------------
 
 
+def role_name(prefix: str, function: str) -> str:
+    """The name of a function's (or state machine's) role made by :func:`create_roles`."""
+    return f"{prefix}-{function}"[:64]
+
+
 def create_roles(iam: Any, sts: Any, policies: dict[str, list[dict[str, Any]]],
                  prefix: str = "crimecast-local") -> dict[str, Credentials]:
     """One role per function with its policies; a session of each (made before ``enforce``:
     moto would check the caller may assume it, and the trust policy names Lambda)."""
     sessions = {}
     for function, documents in policies.items():
-        role = f"{prefix}-{function}"[:64]
+        role = role_name(prefix, function)
         arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
         for document in documents:
             # SAM writes no Version (IAM then takes 2008-10-17, which moto refuses): the same statements.
@@ -392,16 +405,22 @@ _INTERPRETER_CLIENT_MODULES = (
 )
 
 
-def sign_workflow_calls(credentials: Credentials) -> None:
+def sign_workflow_calls(credentials: Credentials | None) -> None:
     """The interpreter's calls signed with the state machine's role session, as Step Functions
     makes them on AWS (moto signs them with keys "ak"/"sk", which its IAM does not know: with
-    enforcement on, every Lambda task failed UnrecognizedClientException)."""
+    enforcement on, every Lambda task failed UnrecognizedClientException); None: moto's own again."""
     import importlib
 
     import boto3
 
     base = importlib.import_module(_INTERPRETER_CLIENT_MODULES[0])
     original = getattr(base.boto_client_for, "crimecast_original", base.boto_client_for)
+    if credentials is None:
+        for name in _INTERPRETER_CLIENT_MODULES:
+            module = importlib.import_module(name)
+            if hasattr(module, "boto_client_for"):
+                module.boto_client_for = original  # type: ignore[attr-defined]
+        return
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         unsigned = original(region, service, state_credentials)
@@ -513,12 +532,19 @@ def _s3_iam_actions() -> None:
     S3IAMRequest.__init__ = with_iam_action  # type: ignore[method-assign]
 
 
-def _caller_decision(request: Any, action: str, resource: str, context: Context | None = None) -> Decision:
-    """:func:`decide` over the policies of the caller of a moto request (its user's or role's)."""
+def _caller_decision(request: Any, action: str, resource: str, context: Context | None = None,
+                     recorded: bool = True) -> Decision:
+    """:func:`decide` over the policies of the caller of a moto request (its user's or role's),
+    recorded for the role coverage check (local/iam_calls.py) unless ``recorded`` is false."""
     from moto.iam.access_control import IAMPolicy
 
+    from local import iam_calls
+
     documents = [IAMPolicy(policy)._policy_json for policy in request._access_key.collect_policies()]
-    return decide(documents, action, resource, context)
+    decision = decide(documents, action, resource, context)
+    if recorded:
+        iam_calls.record(request._access_key, action, resource, context, decision == "Allow")
+    return decision
 
 
 def _request_context(request: Any) -> dict[str, str]:
@@ -560,9 +586,11 @@ def _check_s3_rules(request: Any, resource: str) -> None:
             request._raise_access_denied()  # CopyObject reads its source with the caller's rights
     elif request._action == "s3:GetObject" and "/" in path and "versionId" not in urlsplit(request._path).query:
         bucket_name, key = path.split("/", 1)
-        if not _object_exists(request.account_id, bucket_name, key) and \
-                _caller_decision(request, "s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket_name}") != "Allow":
-            request._raise_access_denied()  # S3 says NoSuchKey only to who may list the bucket
+        # S3 says NoSuchKey only to who may list the bucket. Not recorded: no call of the code's,
+        # and a refusal the adapter answers by listing the key's prefix (BlobStore.get_bytes).
+        if not _object_exists(request.account_id, bucket_name, key) and _caller_decision(
+                request, "s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket_name}", recorded=False) != "Allow":
+            request._raise_access_denied()
 
 
 # Operations whose IAM action has another name (moto checks "<service>:<operation>").

@@ -148,19 +148,29 @@ def secure(template: dict[str, Any], env: dict[str, str], functions: Functions) 
     set-up, start-up training, the CLI) an admin user's; then moto's enforcement on."""
     import boto3
 
-    from local import iam
+    from local import iam, iam_calls
 
     physical = iam.physical_names(template, env)
     policies = iam.function_policies(template, physical)
     iam_client, sts = boto3.client("iam"), boto3.client("sts")
     sessions = iam.create_roles(iam_client, sts, policies)
+    if template == load_template(TEMPLATE):  # the role coverage check holds the calls against template.yaml
+        iam_calls.register({iam.role_name("crimecast-local", name): name for name in policies}, template, physical)
     iam.create_admin(iam_client, aws.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
+    run_as_roles(template, sessions, functions)
+    iam.enforce_from_now()
+
+
+def run_as_roles(template: dict[str, Any], sessions: dict[str, aws.Credentials], functions: Functions) -> None:
+    """Each function's invocations signed with its role's session (``sessions``, per logical id),
+    the state machine interpreter's calls with the machine's."""
+    from local import iam
+
     functions.sessions = {entry: sessions[name] for name, entry in entry_points(template).items() if name in sessions}
     machines = [name for name, resource in template["Resources"].items() if resource["Type"] == "AWS::Serverless::StateMachine"]
     if len(machines) != 1:  # the interpreter's clients carry one role: one machine, as the template has
         raise ValueError(f"the local stack runs one state machine, the template has {len(machines)}")
     iam.sign_workflow_calls(sessions[machines[0]])
-    iam.enforce_from_now()
 
 
 # --- the functions -------------------------------------------------------------------

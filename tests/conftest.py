@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 import os
 from pathlib import Path
+import shutil
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -112,7 +114,48 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _unexpected_skips.append(f"{report.nodeid} (the whole module): {_reason(report)}")
 
 
+# --- every role proven both ways (local/iam_calls.py) -----------------------------------------
+# The embedded AWS records each decision it makes for a role of template.yaml in one file for the
+# whole session: the pytest-xdist workers and the local stacks the tests start inherit
+# CRIMECAST_IAM_CALLS from the process that set it here (set it yourself to keep the file). At the
+# end the calls are held against template.yaml: a call a role is not granted fails the run; with
+# CRIMECAST_CHECK_ROLES=1 (`make pytest`: it takes the whole suite) so does a grant no call used.
+CHECK_ROLES = "CRIMECAST_CHECK_ROLES"
+_role_problems: list[str] = []
+_calls_folder: list[Path] = []  # the folder made here for the file, removed at the end
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from local.iam_calls import RECORD_ENV
+
+    if hasattr(config, "workerinput") or os.environ.get(RECORD_ENV):  # a worker, or a file of the caller's
+        return
+    folder = Path(tempfile.mkdtemp(prefix="crimecast-iam-calls-"))
+    _calls_folder.append(folder)
+    os.environ[RECORD_ENV] = str(folder / "calls.jsonl")
+
+
+def _check_roles(session: pytest.Session) -> None:
+    from local.iam_calls import RECORD_ENV, check, read_calls
+    from local.template import load_template
+
+    if hasattr(session.config, "workerinput"):
+        return  # the controller checks the calls of every worker
+    calls = read_calls(os.environ[RECORD_ENV]) if os.environ.get(RECORD_ENV) else []
+    if calls:
+        _role_problems.extend(check(calls, load_template(REPO / "template.yaml"), unused=os.environ.get(CHECK_ROLES) == "1"))
+    if _role_problems:
+        _role_problems.append(f"the calls: {os.environ[RECORD_ENV]}")
+    else:
+        for folder in _calls_folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _role_problems:
+        terminalreporter.section("template.yaml's roles against the AWS calls recorded under IAM", red=True)
+        for line in _role_problems:
+            terminalreporter.write_line(line)
     if _unexpected_skips:
         terminalreporter.section(f"unexpected skips ({NO_UNEXPECTED_SKIPS} is set)", red=True)
         for line in _unexpected_skips:
@@ -122,5 +165,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _unexpected_skips and session.exitstatus == pytest.ExitCode.OK:
+    _check_roles(session)
+    if (_unexpected_skips or _role_problems) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

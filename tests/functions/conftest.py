@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 import importlib.util
 import json
@@ -22,7 +23,7 @@ from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import get_stores, use_stores
 from local import workflow
 from local.stack import Functions
-from local.template import dynamodb_table_specs, entry_points, load_template
+from local.template import dynamodb_table_specs, entry_points, function_name, load_template
 from tests.conftest import REPO
 
 EVENTS = REPO / "events"
@@ -104,7 +105,13 @@ def write_map_results(stores: Any, outputs: list[Any], failed: list[Any] = (), p
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+def functions() -> Functions:
+    """What runs the template's functions when moto's Lambda invokes them (each handler in this process)."""
+    return Functions()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, functions: Functions):
     executing = request.node.get_closest_marker("workflow") is not None
     if executing:  # the Retry waits of the definition, a hundredth as long
         monkeypatch.setattr(retrier_decl, "time", retrier_decl.time)
@@ -118,7 +125,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     ASYNC_INVOCATIONS.clear()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": executing}}):
-        machine = provision(monkeypatch)
+        machine = provision(monkeypatch, functions)
         yield use_stores(get_stores().with_launcher(RecordingLauncher()))
         # No execution may outlive its test: it would call AWS after the mock is gone, or cache a
         # client for the next test.
@@ -130,10 +137,11 @@ def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
         use_stores(None)
 
 
-def provision(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The template's bucket, tables, secret, functions and retrain state machine on moto; the
-    machine's ARN. Executions are recorded (moto's default) or, in a test marked ``workflow``,
-    run by moto's interpreter, whose Lambda tasks call the real handlers in this process."""
+def provision(monkeypatch: pytest.MonkeyPatch, functions: Functions | None = None) -> str:
+    """The template's bucket, tables, secret, functions (run by ``functions``) and retrain state
+    machine on moto, named as the template names them at its default stage (their grants name
+    them); the machine's ARN. Executions are recorded (moto's default) or, in a test marked
+    ``workflow``, run by moto's interpreter, whose Lambda tasks call the real handlers in this process."""
     reset_clients()
     settings.reset()
     use_stores(None)
@@ -146,9 +154,8 @@ def provision(monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(TABLE_ENV[logical_id], name)
     secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
     monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
-    arns = workflow.register_functions(template, Functions())
-    machine = workflow.create_state_machine(template, arns, {"DATA_BUCKET": "crimecast-test-data"},
-                                            name="crimecast-retrain-test")
+    arns = workflow.register_functions(template, functions or Functions())
+    machine = workflow.create_state_machine(template, arns, {"DATA_BUCKET": "crimecast-test-data"})
     monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine)
     settings.reset()
     return machine
@@ -173,37 +180,56 @@ class Roles:
         return use_credentials(self.sessions[function])
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """The handler run as Lambda runs it: its role's session, its deployed name in the context."""
         codeuri, handler = entry_points(self.template)[function]
         module, name = handler.rsplit(".", 1)
         loaded = load_function(Path(codeuri).name, module)
+        deployed = function_name(self.template, function)
+        context = FakeContext(function_name=deployed, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{deployed}")
         with self.as_function(function):
-            return getattr(loaded, name)(event, FakeContext(function_name=function))
+            return getattr(loaded, name)(event, context)
 
 
 @pytest.fixture
-def iam_roles(aws, monkeypatch: pytest.MonkeyPatch):
+def iam_roles(aws):
     """``grant(template=None)``: roles for the template (a copy with a statement removed, say),
     each function's session, moto enforcing IAM from then on; the test's own calls (outside
-    ``Roles.as_function``) are an admin's. The state machine is named as the template names it."""
-    from local import iam
+    ``Roles.as_function``) are an admin's. The calls of the roles of template.yaml itself are
+    recorded for the role coverage check (local/iam_calls.py)."""
+    from local import iam, iam_calls
 
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="crimecast-retrain-dev", roleArn="arn:aws:iam::123456789012:role/test",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
-    monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine["stateMachineArn"])
-    settings.reset()
     # The test's own keys (mock_aws puts its fake ones in the environment) are an admin's.
     iam.create_admin(boto3.client("iam"), Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
     env = {name: value for name, value in os.environ.items() if name.isupper()}
     made = [0]
 
     def grant(template: dict[str, Any] | None = None) -> Roles:
+        recorded = template is None
         template = template if template is not None else load_template(REPO / "template.yaml")
-        policies = iam.function_policies(template, iam.physical_names(template, env))
+        physical = iam.physical_names(template, env)
+        policies = iam.function_policies(template, physical)
         made[0] += 1
+        prefix = f"test{made[0]}"
         with iam.paused():
-            sessions = iam.create_roles(boto3.client("iam"), boto3.client("sts"), policies, prefix=f"test{made[0]}")
+            sessions = iam.create_roles(boto3.client("iam"), boto3.client("sts"), policies, prefix=prefix)
+        iam_calls.register({iam.role_name(prefix, name): name for name in policies}, template, physical, recorded)
         return Roles(sessions, template)
 
     with iam.enforce():
         yield grant
+
+
+@pytest.fixture
+def iam_workflow(iam_roles, functions: Functions) -> Iterator[Roles]:
+    """A test marked ``workflow`` under IAM as the local stack runs it: each Lambda task's handler
+    signed with its function's role, the state machine interpreter's calls with the machine's."""
+    from local import iam
+    from local.stack import run_as_roles
+
+    roles = iam_roles()
+    run_as_roles(roles.template, roles.sessions, functions)
+    try:
+        yield roles
+    finally:
+        iam.sign_workflow_calls(None)
+        functions.sessions = {}

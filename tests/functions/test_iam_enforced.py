@@ -15,7 +15,12 @@ import pytest
 
 from crimecast.adapters.aws import client
 from crimecast.adapters.blobs import BOUNDARIES_KEY
+from crimecast.adapters.launcher import AwsLauncher
+from crimecast.adapters.stores import use_stores
+from crimecast.domain.errors import NotFoundError
 from crimecast.jobs import accounts, ingest, pipeline, retrain, runs
+from local import iam_calls
+from local.iam_calls import read_calls, refusal_expected
 from local.template import load_template, references
 from tests.conftest import REPO
 from tests.functions.conftest import body, load_event
@@ -51,12 +56,15 @@ def _login_event(username: str, password: str) -> dict[str, Any]:
     return event
 
 
-def test_the_roles_are_enforced_a_function_cannot_reach_what_it_was_not_granted(iam_roles, aws) -> None:
+def test_the_roles_are_enforced_a_function_cannot_reach_what_it_was_not_granted(iam_roles, aws, caplog) -> None:
     roles = iam_roles()
-    with roles.as_function("PredictFunction"), pytest.raises(ClientError) as denied:
+    with roles.as_function("PredictFunction"), refusal_expected(), pytest.raises(ClientError) as denied:
         aws.runs.get("ingest-nothing")  # the predict function has no grant on the runs table
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"  # DynamoDB's words
     assert "dynamodb:GetItem on resource: arn:aws:dynamodb:" in str(denied.value)
+    # logged as an error naming the call and the role, whatever the code does with the exception
+    (logged,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.startswith("dynamodb GetItem refused to arn:aws:sts::123456789012:assumed-role/test1-PredictFunction/")
     with pytest.raises(ClientError) as unsigned:  # keys moto does not know: refused, as on AWS
         boto3.client("dynamodb", aws_access_key_id="AKIAUNKNOWN000000000", aws_secret_access_key="x").list_tables()
     assert unsigned.value.response["Error"]["Code"] == "UnrecognizedClientException"
@@ -116,6 +124,7 @@ def test_an_ingest_publishes_evaluates_and_starts_the_retrain_as_the_ingest_func
     pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
     assert retrain.run_locally(aws, workers=1)["promoted"]
     roles = iam_roles()
+    stale = _a_lease_held_by_an_aborted_execution(roles)  # the retrain it starts takes the lease over
     with roles.as_function("IngestFunction"):  # what the API path and then the worker invocation do
         queued = ingest.open_run(aws, "test", mode="backfill", source_label="file:second.csv")
         view = pipeline.ingest_worker(aws, queued["run_id"], source=ingest.FileSource(second))
@@ -124,6 +133,21 @@ def test_an_ingest_publishes_evaluates_and_starts_the_retrain_as_the_ingest_func
     assert live["series_evaluated"] >= 3 and live["retrain"]["started"] is True, live
     started = runs.get_run(aws, live["retrain"]["run_id"], admin=True)  # the ARN: an admin's view
     assert started["status"] == "queued" and started["detail"]["execution_arn"]
+    assert runs.get_run(aws, stale["run_id"], admin=True)["status"] == "failed"  # states:DescribeExecution
+
+
+def test_post_ingest_starts_its_worker_by_invoking_the_ingest_function_itself(iam_roles, aws, functions,
+                                                                           monkeypatch) -> None:
+    """The API path's worker is an asynchronous invocation of the function itself (as Lambda names
+    it in the context), on the embedded Lambda: lambda:InvokeFunction on its own ARN, granted."""
+    started: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(functions, "invoke_async", lambda codeuri, handler, event, *args, **kwargs:
+                        started.append((f"{codeuri}{handler}", event)))  # the worker itself is tested elsewhere
+    use_stores(aws.with_launcher(AwsLauncher()))
+    roles = iam_roles()
+    answer = roles.invoke("IngestFunction", load_event("ingest-api"))
+    assert answer["statusCode"] == 202, answer["body"]
+    assert started == [("functions/ingest/app.lambda_handler", ingest.worker_event(body(answer)["run_id"]))]
 
 
 def test_without_start_execution_the_ingest_publishes_and_the_evaluation_and_retrain_end_failed(iam_roles, aws,
@@ -174,18 +198,20 @@ MODEL_KEY = "models/v20260101T000000Z/25:THEFT.json"
 
 
 def _denied(call: Any) -> str:
-    with pytest.raises(ClientError) as denied:
+    """The error code of a call the test expects refused (a probe, not a code path: local/iam_calls.py)."""
+    with refusal_expected(), pytest.raises(ClientError) as denied:
         call()
     return denied.value.response["Error"]["Code"]
 
 
-def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws) -> None:
+def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws, caplog) -> None:
     aws.blobs.put_bytes(MODEL_KEY, b"{}")
     aws.blobs.put_bytes("counts/staging/ingest-1/2024-01.csv.gz", b"staged")
     roles = iam_roles()
     with roles.as_function("IngestFunction"):
         # DeleteObjects decides key by key, as S3 does
-        refused = aws.blobs.delete_keys([MODEL_KEY, "counts/staging/ingest-1/2024-01.csv.gz"])
+        with refusal_expected():
+            refused = aws.blobs.delete_keys([MODEL_KEY, "counts/staging/ingest-1/2024-01.csv.gz"])
         assert _denied(lambda: aws.blobs.put_bytes(MODEL_KEY, b"overwritten")) == "AccessDenied"
         assert _denied(lambda: aws.blobs.get_bytes(MODEL_KEY)) == "AccessDenied"
         assert _denied(lambda: aws.blobs.list_keys("models/")) == "AccessDenied"
@@ -195,6 +221,9 @@ def test_ingest_cannot_delete_overwrite_read_or_list_the_models(iam_roles, aws) 
         assert _denied(lambda: client("s3").put_bucket_lifecycle_configuration(
             Bucket=aws.blobs.bucket, LifecycleConfiguration={"Rules": []})) == "AccessDenied"
     assert [(e["Key"], e["Code"]) for e in refused] == [(MODEL_KEY, "AccessDenied")]
+    (logged,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "DeleteObject" in r.getMessage()]
+    assert logged.startswith("s3:DeleteObject refused to arn:aws:sts::123456789012:assumed-role/test1-IngestFunction/")
+    assert logged.endswith(f"on 1 of 2 objects: {MODEL_KEY}")  # S3's entry names neither: the log does
     assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"  # untouched
     assert aws.blobs.list_keys("counts/staging/") == []  # its own staged chunk did go
 
@@ -207,14 +236,15 @@ def test_train_writes_models_and_its_result_and_cannot_change_the_counts(iam_rol
         aws.blobs.put_json("runs/retrain-1/results/00000.json", {"trained": [], "failed": []})
         assert _denied(lambda: aws.blobs.put_json("counts/current.json", {"version": "forged"})) == "AccessDenied"
         assert _denied(lambda: aws.blobs.put_json("runs/retrain-1/manifest.json", {})) == "AccessDenied"
-        assert [e["Code"] for e in aws.blobs.delete_keys([MODEL_KEY])] == ["AccessDenied"]
+        with refusal_expected():
+            assert [e["Code"] for e in aws.blobs.delete_keys([MODEL_KEY])] == ["AccessDenied"]
         assert _denied(lambda: client("s3").put_object_acl(Bucket=aws.blobs.bucket, Key=MODEL_KEY,
                                                            ACL="public-read")) == "AccessDenied"
     assert aws.blobs.get_json("counts/current.json") == {"version": "v1"}
     assert aws.blobs.get_bytes(MODEL_KEY) == b"{}"
 
 
-def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix(iam_roles, aws) -> None:
+def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix(iam_roles, aws, caplog) -> None:
     """S3 answers AccessDenied for a missing key to a caller who may not list it: predict may list
     the boundaries' prefix, so a map before the first portal ingest is "not there yet"; the train
     function may not, so the same read stays refused (a refusal is never taken for absence)."""
@@ -225,8 +255,12 @@ def test_a_missing_key_reads_as_none_only_to_a_function_that_may_list_its_prefix
         assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
         assert aws.blobs.get_json("counts/versions/v-gone/manifest.json") is None  # its own prefix: absent
     aws.blobs.put_bytes(BOUNDARIES_KEY, b"{}")
+    caplog.clear()
     with roles.as_function("RetrainTrainFunction"):
         assert _denied(lambda: aws.blobs.get_bytes(BOUNDARIES_KEY)) == "AccessDenied"
+    role = "arn:aws:sts::123456789012:assumed-role/test1-RetrainTrainFunction/RetrainTrainFunction"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [  # a missing grant, not a missing key
+        f"s3 ListObjectsV2 refused to {role}: Access Denied", f"s3 GetObject of {BOUNDARIES_KEY} refused to {role}"]
 
 
 def test_predict_serves_every_read_route_with_its_grants(iam_roles, aws) -> None:
@@ -240,15 +274,48 @@ def test_predict_serves_every_read_route_with_its_grants(iam_roles, aws) -> None
         assert answer["statusCode"] == 200, (path, answer["body"])
 
 
+def _post_evaluate() -> dict[str, Any]:
+    event = load_event("retrain-api")
+    event.update(path="/evaluate", resource="/evaluate")
+    return event
+
+
+def test_post_evaluate_without_counts_answers_without_an_access_error(iam_roles, aws) -> None:
+    """A champion but no serving counts pointer: S3 refuses the missing key to the evaluate
+    function, whose listing of counts/ then tells it is missing (a 4xx, not a 500)."""
+    _publish(aws, {25: 80.0, None: 900.0})
+    answer = iam_roles().invoke("EvaluateFunction", _post_evaluate())
+    assert answer["statusCode"] == 400 and "no monthly counts" in body(answer)["error"]["message"], answer["body"]
+    assert "AccessDenied" not in answer["body"]
+
+
+def test_post_evaluate_of_degraded_months_takes_over_a_dead_lease_and_starts_a_retrain(iam_roles, aws, tmp_path) -> None:
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    _write(first, 72, degrade=False)
+    _write(second, 78, degrade=True)
+    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
+    assert retrain.run_locally(aws, workers=1)["promoted"]
+    view = pipeline.ingest_now(aws, "test", ingest.FileSource(second), mode="backfill")
+    stale = runs.get_run(aws, view["detail"]["live_evaluation"]["retrain"]["run_id"], admin=True)
+    boto3.client("stepfunctions").stop_execution(executionArn=stale["detail"]["execution_arn"])  # ended unrecorded
+    answer = iam_roles().invoke("EvaluateFunction", _post_evaluate())
+    assert answer["statusCode"] == 200, answer["body"]
+    assert body(answer)["detail"]["retrain"]["started"] is True, body(answer)  # states:StartExecution
+    assert runs.get_run(aws, stale["run_id"], admin=True)["status"] == "failed"  # states:DescribeExecution
+
+
+def test_promote_tells_a_missing_map_results_manifest_from_a_refused_one(iam_roles, aws) -> None:
+    """The manifest is not there: NotFound through the promote function's listing of runs/, not AccessDenied."""
+    with iam_roles().as_function("RetrainPromoteFunction"), pytest.raises(NotFoundError, match="no Map results manifest"):
+        retrain.map_run_outputs(aws, {"Bucket": aws.blobs.bucket, "Key": "runs/map-results/gone/manifest.json"})
+
+
 def test_post_evaluate_reads_the_counts_with_its_grants(iam_roles, aws, tmp_path) -> None:
     first = tmp_path / "first.csv"
     _write(first, 72, degrade=False)
     pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
     assert retrain.run_locally(aws, workers=1)["promoted"]
-    roles = iam_roles()
-    event = load_event("retrain-api")
-    event.update(path="/evaluate", resource="/evaluate")
-    answer = roles.invoke("EvaluateFunction", event)
+    answer = iam_roles().invoke("EvaluateFunction", _post_evaluate())
     assert answer["statusCode"] == 200, answer["body"]
     assert body(answer)["status"] == "succeeded"
 
@@ -344,3 +411,32 @@ def test_without_describe_execution_the_lease_stands_and_the_refusal_is_logged(i
     assert runs.get_run(aws, first["run_id"], admin=True)["status"] == "queued"
     refused = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("states:DescribeExecution" in m and "RetrainFunction" in m for m in refused), refused
+
+
+# --- the calls recorded for the role coverage check (local/iam_calls.py) -----------------------
+
+SERIES = "arn:aws:dynamodb:us-east-1:123456789012:table/crimecast-local-SeriesTable"
+
+
+def test_the_calls_of_a_role_are_recorded_with_the_templates_names(iam_roles, aws, tmp_path, monkeypatch) -> None:
+    """Under IAM, a role of template.yaml: each decision once, its table named as the template's
+    reference names it; a probe marked expected; a role of an altered template not at all."""
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(iam_calls.RECORD_ENV, str(record))
+    roles = iam_roles()
+    with roles.as_function("PredictFunction"):
+        for _ in range(2):
+            aws.series.champion()
+        with refusal_expected(), pytest.raises(ClientError):
+            aws.runs.get("ingest-nothing")
+    altered = copy.deepcopy(roles.template)
+    altered["Resources"]["PredictFunction"]["Properties"]["Policies"] = []
+    with iam_roles(altered).as_function("PredictFunction"), pytest.raises(ClientError):
+        aws.series.champion()
+    with pytest.raises(ClientError):  # keys moto does not know: no role, nothing recorded
+        boto3.client("dynamodb", aws_access_key_id="AKIAUNKNOWN000000000", aws_secret_access_key="x").list_tables()
+    calls = read_calls(record)
+    assert [(c.role, c.action, c.resource, c.allowed, c.expected_refusal) for c in calls] == [
+        ("PredictFunction", "dynamodb:GetItem", SERIES, True, False),
+        ("PredictFunction", "dynamodb:GetItem", SERIES.replace("SeriesTable", "RunsTable"), False, True)]
+    assert calls[0].test.startswith("tests/functions/test_iam_enforced.py::test_the_calls_of_a_role_are_recorded")

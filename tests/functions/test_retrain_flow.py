@@ -121,9 +121,10 @@ def _two_series(aws) -> None:
         tidy_frame(seasonal_series("2018-01", 72, level=90, seed=2), 8, "THEFT")]), as_of=date(2030, 1, 1)))
 
 
-def _retrain_to_the_end(aws) -> tuple[dict[str, Any], dict[str, Any]]:
-    """POST /retrain, then the execution's end and the run as GET /runs/<id> shows it."""
-    started = body(invoke("retrain", load_event("retrain-api")))
+def _retrain_to_the_end(aws, roles) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /retrain (as the retrain function), then the execution's end and the run as GET
+    /runs/<id> shows it."""
+    started = body(roles.invoke("RetrainFunction", load_event("retrain-api")))
     described = workflow.wait_for_execution(started["detail"]["execution_arn"])
     return described, pipeline.run_with_workflow(aws, runs.get_run(aws, started["run_id"], admin=True))
 
@@ -133,10 +134,11 @@ def _outcomes(run: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.workflow
-def test_post_retrain_runs_the_template_s_state_machine_to_a_served_version(aws, monkeypatch) -> None:
+def test_post_retrain_runs_the_template_s_state_machine_to_a_served_version(aws, iam_workflow, monkeypatch) -> None:
+    """Every role enforced, as on the stack: the retrain function's, each step's, the machine's own."""
     monkeypatch.setenv("RETRAIN_BATCH_SIZE", "1")  # three Map items: two areas and the city
     _two_series(aws)
-    described, run = _retrain_to_the_end(aws)
+    described, run = _retrain_to_the_end(aws, iam_workflow)
     assert described["status"] == "SUCCEEDED", described
     assert run["status"] == "succeeded" and run["detail"]["series_trained"] == run["detail"]["series_planned"] == 3, run
     assert run["detail"]["workflow"]["status"] == "SUCCEEDED"
@@ -149,8 +151,8 @@ def test_post_retrain_runs_the_template_s_state_machine_to_a_served_version(aws,
 
 
 @pytest.mark.workflow
-def test_a_failing_step_is_caught_the_run_ends_failed_and_the_lease_goes(aws) -> None:
-    described, run = _retrain_to_the_end(aws)  # no counts: Plan fails
+def test_a_failing_step_is_caught_the_run_ends_failed_and_the_lease_goes(aws, iam_workflow) -> None:
+    described, run = _retrain_to_the_end(aws, iam_workflow)  # no counts: Plan fails
     assert described["status"] == "FAILED" and described["error"] == "RetrainFailed"
     assert run["status"] == "failed" and run["detail"]["error_code"] == "workflow_failed"
     assert "InvalidInputError" in run["error_detail"]
@@ -160,7 +162,7 @@ def test_a_failing_step_is_caught_the_run_ends_failed_and_the_lease_goes(aws) ->
 
 
 @pytest.mark.workflow
-def test_more_failed_batches_than_tolerated_fail_the_map_and_the_run(aws, monkeypatch) -> None:
+def test_more_failed_batches_than_tolerated_fail_the_map_and_the_run(aws, iam_workflow, monkeypatch) -> None:
     monkeypatch.setenv("RETRAIN_BATCH_SIZE", "1")
     _two_series(aws)
     train_batch = retrain.train_batch
@@ -171,7 +173,7 @@ def test_more_failed_batches_than_tolerated_fail_the_map_and_the_run(aws, monkey
         return train_batch(stores, batch)
 
     monkeypatch.setattr(retrain, "train_batch", flaky)
-    described, run = _retrain_to_the_end(aws)
+    described, run = _retrain_to_the_end(aws, iam_workflow)
     assert described["status"] == "FAILED"
     assert _outcomes(run) == [("Plan", "succeeded"), ("Train", "failed"), ("RecordFailure", "succeeded"),
                               ("RunFailed", "failed")]

@@ -22,7 +22,7 @@ from crimecast.jobs import ingest, pipeline
 from crimecast.jobs.counts import load_counts
 from local.portal import StandInPortal
 from tests.conftest import data_source_dir
-from tests.functions.conftest import aws, iam_roles  # noqa: F401 - the fixtures, shared
+from tests.functions.conftest import aws, functions, iam_roles  # noqa: F401 - the fixtures, shared
 
 # The stand-in's rows run to 2022-11-30 23:59; a week and more later every month is whole.
 AS_OF = date(2022, 12, 10)

@@ -62,6 +62,17 @@ def test_the_ingest_function_may_read_the_pins(aws, iam_roles, tmp_path) -> None
         assert counts.pinned_versions(aws) == {pinned}
 
 
+def test_the_ingest_function_drops_old_versions_with_its_grants(aws, iam_roles, tmp_path, monkeypatch) -> None:
+    old = _ingest(aws, tmp_path, 80)
+    with monkeypatch.context() as patched:
+        patched.setattr(counts, "drop_old_versions", lambda stores, keep=None: 0)  # the publish keeps both
+        newest = _ingest(aws, tmp_path, 90)
+    assert _stored_versions(aws) == {old, newest}
+    with iam_roles().as_function("IngestFunction"):
+        assert counts.drop_old_versions(aws, keep=1) == 1  # lists and deletes counts/versions/<old>/
+    assert _stored_versions(aws) == {newest}
+
+
 def test_nothing_is_dropped_when_the_pins_cannot_be_read(aws, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(counts, "KEEP_VERSIONS", 1)
     versions = {_ingest(aws, tmp_path, 80)}

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from crimecast import settings
+from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import use_stores
 from crimecast.jobs import ingest, runs
@@ -66,6 +67,22 @@ def test_a_repeated_request_gets_the_same_run(lambda_env) -> None:
     _run_worker()
     a, b = (body(_post(f"req-{n}", headers={"Idempotency-Key": "after"})) for n in (4, 5))
     assert a["run_id"] == b["run_id"] != first["run_id"] and len(ASYNC_INVOCATIONS) == 2
+
+
+@pytest.mark.parametrize("portal", ["soda3"], indirect=True)  # the grants do not depend on the protocol
+def test_a_portal_backfill_runs_as_the_ingest_function(lambda_env, portal, iam_roles) -> None:
+    """POST /ingest and its worker with the ingest function's role, as on AWS: the counts and the
+    community areas' boundaries are stored, the staged chunks deleted."""
+    roles = iam_roles()
+    event = copy.deepcopy(load_event("ingest-api"))
+    event["requestContext"]["requestId"] = "req-as-the-function"
+    response = roles.invoke("IngestFunction", event)
+    assert response["statusCode"] == 202, response["body"]
+    done = roles.invoke("IngestFunction", ASYNC_INVOCATIONS[-1]["payload"])
+    assert done["status"] == "succeeded" and done["detail"]["mode"] == "backfill", done
+    assert_same_counts(stored(lambda_env), recount(portal))
+    assert lambda_env.blobs.get_bytes(BOUNDARIES_KEY)
+    assert lambda_env.blobs.list_keys("counts/staging/") == []
 
 
 def test_a_duplicated_worker_event_does_the_work_once(lambda_env) -> None:

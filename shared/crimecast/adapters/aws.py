@@ -18,10 +18,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
+import logging
 from typing import Any, NamedTuple
 
 from crimecast.adapters.limits import check_item
 from crimecast.domain.errors import ConflictError
+
+logger = logging.getLogger(__name__)
 
 
 class Credentials(NamedTuple):
@@ -60,14 +63,37 @@ def _session(credentials: Credentials | None) -> Any:
                                  aws_session_token=credentials.session_token)
 
 
+# What AWS answers a call the caller's policies do not allow (S3, and the JSON services).
+DENIED = ("AccessDenied", "AccessDeniedException")
+# Refusals the caller answers itself: S3 refuses a missing key to who may not list the bucket,
+# and BlobStore then lists the key's prefix (logging the refusal if it stands).
+_TOLD_BY_CALLER = {("s3", "GetObject"), ("s3", "HeadObject")}
+
+
+def _log_refusals(client: Any) -> Any:
+    """Every refused call of ``client`` logged as an error naming the call and the caller, whatever
+    the code does with the exception: a missing grant never passes unseen."""
+    service = client.meta.service_model.service_name
+
+    def after_call(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        error = (parsed or {}).get("Error") or {}
+        if error.get("Code") in DENIED and (service, model.name) not in _TOLD_BY_CALLER:
+            logger.error("%s %s refused to %s: %s", service, model.name, caller(), error.get("Message", ""))
+
+    client.meta.events.register(f"after-call.{client.meta.service_model.service_id.hyphenize()}", after_call)
+    return client
+
+
 @cache
 def _client(service: str, credentials: Credentials | None) -> Any:
-    return _session(credentials).client(service)
+    return _log_refusals(_session(credentials).client(service))
 
 
 @cache
 def _resource(service: str, credentials: Credentials | None) -> Any:
-    return _session(credentials).resource(service)
+    resource = _session(credentials).resource(service)
+    _log_refusals(resource.meta.client)
+    return resource
 
 
 @cache
@@ -83,6 +109,15 @@ def client(service: str) -> Any:
 def table(name: str) -> Any:
     """A DynamoDB Table resource (building one costs milliseconds: once per name)."""
     return _table(name, _credentials.get())
+
+
+def caller() -> str:
+    """Who the calls of this context are made as (STS's ARN of the role session), for an error
+    message where AWS's own does not say; GetCallerIdentity needs no grant."""
+    try:
+        return str(client("sts").get_caller_identity()["Arn"])
+    except Exception as exc:  # noqa: BLE001 - only a message depends on it
+        return f"an unknown caller ({type(exc).__name__})"
 
 
 def reset_clients() -> None:

@@ -68,8 +68,10 @@ class BlobStore:
         except self._s3.exceptions.NoSuchKey:
             return None, None
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "AccessDenied" and self._absent(key):
-                return None, None
+            if exc.response.get("Error", {}).get("Code") == "AccessDenied":
+                if self._absent(key):
+                    return None, None
+                logger.error("s3 GetObject of %s refused to %s", key, aws.caller())  # not a missing key: a missing grant
             raise
         return found["Body"].read(), found.get("ETag")
 
@@ -94,14 +96,19 @@ class BlobStore:
     def delete_keys(self, keys: Iterable[str]) -> list[dict[str, str]]:
         """Delete the keys; the ones S3 refused, each ``{"Key", "Code", "Message"}`` (DeleteObjects
         answers 200 and lists a refused key among its Errors, AccessDenied for one outside the
-        caller's grants). Logged: callers delete what is no longer needed, a leftover is no failure."""
+        caller's grants). Logged: callers delete what is no longer needed, a leftover is no failure;
+        but a key the caller's role may not delete is a missing grant, an error naming the role."""
         batch = list(keys)
         refused: list[dict[str, str]] = []
         for start in range(0, len(batch), 1000):  # DeleteObjects takes up to 1000 keys
             answer = self._s3.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": k} for k in batch[start:start + 1000]], "Quiet": True})
             refused += answer.get("Errors", [])
-        if refused:
-            logger.warning("%d of %d objects not deleted: %s", len(refused), len(batch),
-                           ", ".join(f"{e.get('Key')} ({e.get('Code')})" for e in refused[:5]))
+        denied = [e for e in refused if e.get("Code") == "AccessDenied"]
+        if denied:  # S3's entry names neither the action nor the caller: this message does
+            logger.error("s3:DeleteObject refused to %s on %d of %d objects: %s", aws.caller(), len(denied), len(batch),
+                         ", ".join(str(e.get("Key")) for e in denied[:5]))
+        if len(denied) < len(refused):
+            logger.warning("%d of %d objects not deleted: %s", len(refused) - len(denied), len(batch),
+                           ", ".join([f"{e.get('Key')} ({e.get('Code')})" for e in refused if e not in denied][:5]))
         return refused

@@ -384,7 +384,9 @@ def execute(stores: Stores, run_id: str, source: Source | None = None, *, progre
         return view
     except Exception as exc:
         error = runs.describe_error(exc)
-        logger.warning("ingest run %s failed: %s", run_id, error["detail"], exc_info=not isinstance(exc, CrimecastError))
+        expected = isinstance(exc, CrimecastError)  # else an error of ours or AWS's (AccessDenied names the action and role)
+        logger.log(logging.WARNING if expected else logging.ERROR, "ingest run %s failed: %s", run_id, error["detail"],
+                   exc_info=not expected)
         progress(f"failed: {error['message'] if isinstance(exc, CrimecastError) else error['detail']}")
         view = runs.fail_run(stores, run_id, error, {"phase": "failed", "duration_s": _duration(run)})
         lease.release()
