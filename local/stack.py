@@ -627,6 +627,12 @@ def start_replay_portal(as_of: str, port: int, areas: str | None, types: str | N
     return portal
 
 
+def snapshot_files(snapshot: Path) -> list[Path]:
+    """The files of a snapshot the stack loads: every one of SNAPSHOT_FILES, the area x type ones it has."""
+    files = [snapshot / name for name in SNAPSHOT_FILES]
+    return files + [snapshot / name for name in (AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES) if (snapshot / name).is_file()]
+
+
 def load_data(snapshot: Path, replay: bool = False) -> None:
     from crimecast.adapters.blobs import BOUNDARIES_KEY
     from crimecast.adapters.stores import get_stores
@@ -645,9 +651,7 @@ def load_data(snapshot: Path, replay: bool = False) -> None:
     if replay:  # the snapshot is another city than the one replayed: no fallback
         raise RuntimeError(f"replay: {why_not}")
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
-    files = [snapshot / name for name in SNAPSHOT_FILES]
-    files += [snapshot / name for name in (AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES) if (snapshot / name).is_file()]
-    counts.store_counts(stores, read_many(files))
+    counts.store_counts(stores, read_many(snapshot_files(snapshot)))
     if (snapshot / BOUNDARIES_FILE).is_file():
         stores.blobs.put_bytes(BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
 
