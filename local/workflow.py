@@ -1,7 +1,8 @@
 """Lambda and Step Functions on the embedded AWS, as the template defines them.
 
 The template's functions are created in moto's Lambda service, and an Invoke of one of them
-runs its real handler in this process (moto itself would start a Docker container): a
+runs its real handler with the runner given (moto itself would start a Docker container; the
+stack's runs it in this process, or in a sandbox process for a Distributed Map's items): a
 ``RequestResponse`` invoke answers with the handler's result, or with Lambda's error document
 and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers 202 and runs the handler
 on a thread. The template's retrain state machine is created from its own definition (the
