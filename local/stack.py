@@ -74,6 +74,9 @@ SECURITY_HEADERS = security_headers()
 # The template's parameter that sets its Distributed Map's MaxConcurrency (and the train function's
 # reserved concurrency); the local stack deploys it bounded by the cores.
 MAP_CONCURRENCY_PARAMETER = "RetrainMaxConcurrency"
+# An idle sandbox is reclaimed after this long (Lambda reclaims idle execution environments too):
+# its process and what it loaded (a warm train sandbox keeps the whole city's counts) go.
+SANDBOX_IDLE_S = 600.0
 # API Gateway's answer to a method or path the REST API does not have (not a 404 or 405).
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
 
@@ -227,7 +230,8 @@ class Functions:
     run instead in sandboxes, worker processes of their own, as many at once as they are
     invoked (the Map's MaxConcurrency bounds it): a sandbox runs one invocation at a time and
     stays warm for the next (what it loaded stays loaded); it is ended when its invocation
-    times out or it dies, and with the stack (``parallel.stop_workers``)."""
+    times out or it dies, after SANDBOX_IDLE_S without one, and with the stack
+    (``parallel.stop_workers``)."""
 
     def __init__(self, sandboxed: Iterable[tuple[str, str]] = ()) -> None:
         self._modules: dict[str, ModuleType] = {}
@@ -238,7 +242,8 @@ class Functions:
         # (``secure``); none: the process's own credentials.
         self.sessions: dict[tuple[str, str], aws.Credentials] = {}
         self.sandboxed = frozenset(sandboxed)
-        self._idle: dict[tuple[str, str, str | None], list[parallel.Worker]] = {}  # warm sandboxes, per function
+        # Per function, its warm sandboxes and when each was last released.
+        self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
 
     def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
         with aws.use_credentials(self.sessions.get((codeuri, handler))):
@@ -309,8 +314,8 @@ class Functions:
         key = (codeuri, handler, name)
         with self._loading:
             self.handler(codeuri, handler)
-            idle = [s for s in self._idle.get(key, []) if s.alive()]
-            sandbox = idle.pop() if idle else None
+            idle = [(s, released) for s, released in self._idle.get(key, []) if s.alive()]
+            sandbox = idle.pop()[0] if idle else None
             self._idle[key] = idle
         if sandbox is None:
             sandbox = parallel.Worker(partial(self._run_in_sandbox, codeuri, handler, name), setup=aws.reset_clients)
@@ -327,8 +332,21 @@ class Functions:
         return result
 
     def _keep_warm(self, key: tuple[str, str, str | None], sandbox: parallel.Worker) -> None:
+        """Back in the pool for the next invocation; reclaimed if none comes within SANDBOX_IDLE_S."""
+        entry = (sandbox, time.monotonic())
         with self._loading:
-            self._idle.setdefault(key, []).append(sandbox)
+            self._idle.setdefault(key, []).append(entry)
+        timer = threading.Timer(SANDBOX_IDLE_S, self._reclaim, (key, entry))
+        timer.daemon = True
+        timer.start()
+
+    def _reclaim(self, key: tuple[str, str, str | None], entry: tuple[parallel.Worker, float]) -> None:
+        with self._loading:
+            idle = self._idle.get(key, [])
+            if entry not in idle:  # invoked again since (or gone)
+                return
+            idle.remove(entry)
+        entry[0].stop()
 
     def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None, event: dict[str, Any]) -> Any:
         return self._call(codeuri, handler, event, _context(codeuri, name))
