@@ -16,7 +16,9 @@ month: it starts the portal stand-in (``local/portal.py``) in replay mode over
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 import http.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +43,7 @@ import warnings
 
 from crimecast import settings
 from crimecast.adapters import aws, limits
+from crimecast.domain import parallel
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
 from local import faults, workflow
@@ -49,6 +52,7 @@ from local.template import (
     Authorizer,
     api_routes,
     default_authorizer,
+    distributed_map_functions,
     dynamodb_table_specs,
     entry_points,
     function_timeout,
@@ -67,6 +71,12 @@ SNAPSHOT_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_t
 BOUNDARIES_FILE = "community_areas.geojson"
 # The page's policy with connect-src 'self': here the API is on the page's own origin.
 SECURITY_HEADERS = security_headers()
+# The template's parameter that sets its Distributed Map's MaxConcurrency (and the train function's
+# reserved concurrency); the local stack deploys it bounded by the cores.
+MAP_CONCURRENCY_PARAMETER = "RetrainMaxConcurrency"
+# An idle sandbox is reclaimed after this long (Lambda reclaims idle execution environments too):
+# its process and what it loaded (a warm train sandbox keeps the whole city's counts) go.
+SANDBOX_IDLE_S = 600.0
 # API Gateway's answer to a method or path the REST API does not have (not a 404 or 405).
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
 
@@ -133,13 +143,29 @@ def provision(template: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def start_workflows(template: dict[str, Any], functions: Functions) -> dict[str, str]:
-    """The template's functions on the embedded Lambda service (each invoke runs its handler here,
-    an asynchronous one on a thread) and its retrain state machine, run by moto's Step Functions
-    interpreter; the environment that points the functions at it."""
+def map_concurrency(template: dict[str, Any], workers: int | None) -> int:
+    """The retrain Map's MaxConcurrency here: the template's, bounded by the cores (``workers``)."""
+    default = int(template["Parameters"][MAP_CONCURRENCY_PARAMETER]["Default"])
+    return max(1, min(default, workers or parallel.default_workers()))
+
+
+def lambda_service(template: dict[str, Any]) -> Functions:
+    """What runs the functions the embedded Lambda service is asked to invoke: a Distributed Map's
+    item function (the retrain's batches) in sandbox processes, the others in this process."""
+    entries = entry_points(template)
+    return Functions(sandboxed={entries[name] for name in distributed_map_functions(template)})
+
+
+def start_workflows(template: dict[str, Any], functions: Functions, concurrency: int | None = None) -> dict[str, str]:
+    """The template's functions on the embedded Lambda service (each invoke runs its handler with
+    ``functions``) and its retrain state machine, run by moto's Step Functions interpreter, its
+    Map's MaxConcurrency ``concurrency`` (the template's default otherwise); the environment
+    that points the functions at it."""
     workflow.enable_execution(os.environ["AWS_ENDPOINT_URL"])
     arns = workflow.register_functions(template, functions)
-    return {"RETRAIN_STATE_MACHINE_ARN": workflow.create_state_machine(template, arns, dict(os.environ))}
+    parameters = {MAP_CONCURRENCY_PARAMETER: str(concurrency)} if concurrency else None
+    return {"RETRAIN_STATE_MACHINE_ARN": workflow.create_state_machine(template, arns, dict(os.environ),
+                                                                       parameters=parameters)}
 
 
 def secure(template: dict[str, Any], env: dict[str, str], functions: Functions) -> None:
@@ -193,21 +219,41 @@ class AuthorizerFailure(Exception):
     reading the signing key): API Gateway answers 500 (AUTHORIZER_FAILURE), not 401."""
 
 
+class SandboxError(Exception):
+    """The handler failed in its sandbox (a worker process): ``error_type`` is what Lambda's error
+    document names (the handler's exception's type; ``Runtime.ExitError`` when the sandbox died)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 class Functions:
     """Handler modules loaded once each, as warm Lambda containers keep them.
 
     Handlers run one at a time (Powertools' resolvers keep the current event in a class
     attribute shared by every function), each on a thread of its own so that a caller stops
     waiting at the function's timeout; a handler still running then is abandoned, as Lambda
-    drops the container: the next invocations no longer wait for it."""
+    drops the container: the next invocations no longer wait for it.
 
-    def __init__(self) -> None:
+    The functions in ``sandboxed`` (a Distributed Map's item function: the retrain's batches)
+    run instead in sandboxes, worker processes of their own, as many at once as they are
+    invoked (the Map's MaxConcurrency bounds it): a sandbox runs one invocation at a time and
+    stays warm for the next (what it loaded stays loaded); it is ended when its invocation
+    times out or it dies, after SANDBOX_IDLE_S without one, and with the stack
+    (``parallel.stop_workers``)."""
+
+    def __init__(self, sandboxed: Iterable[tuple[str, str]] = ()) -> None:
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
         self._swap = threading.Lock()
+        self._loading = threading.Lock()
         # Per (CodeUri, Handler), the session of the function's role its calls are signed with
         # (``secure``); none: the process's own credentials.
         self.sessions: dict[tuple[str, str], aws.Credentials] = {}
+        self.sandboxed = frozenset(sandboxed)
+        # Per function, its warm sandboxes and when each was last released.
+        self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
 
     def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
         with aws.use_credentials(self.sessions.get((codeuri, handler))):
@@ -231,6 +277,8 @@ class Functions:
         """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
         long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first.
         ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
+        if (codeuri, handler) in self.sandboxed:
+            return self._invoke_in_sandbox(codeuri, handler, event, timeout, name)
         context = _context(codeuri, name)
         if timeout is None and give_up_at is None:
             with self._lock:
@@ -268,6 +316,50 @@ class Functions:
         if "error" in box:
             raise box["error"]
         return box["result"]
+
+    def _invoke_in_sandbox(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,
+                           name: str | None) -> Any:
+        """The handler's answer from a warm sandbox of its function, or a new one (forked once the
+        handler is loaded here, so it starts warm); its calls signed with the function's session."""
+        key = (codeuri, handler, name)
+        with self._loading:
+            self.handler(codeuri, handler)
+            idle = [(s, released) for s, released in self._idle.get(key, []) if s.alive()]
+            sandbox = idle.pop()[0] if idle else None
+            self._idle[key] = idle
+        if sandbox is None:
+            sandbox = parallel.Worker(partial(self._run_in_sandbox, codeuri, handler, name), setup=aws.reset_clients)
+        try:
+            result = sandbox.call(event, timeout)
+        except TimeoutError:  # the sandbox is gone, as Lambda ends the one that timed out
+            raise FunctionTimeout(timeout or 0.0) from None
+        except parallel.WorkerDied as exc:
+            raise SandboxError("Runtime.ExitError", f"Error: Runtime exited with error: exit status {exc.exitcode}") from None
+        except parallel.CallFailed as exc:
+            self._keep_warm(key, sandbox)
+            raise SandboxError(exc.error_type, exc.error_message) from None
+        self._keep_warm(key, sandbox)
+        return result
+
+    def _keep_warm(self, key: tuple[str, str, str | None], sandbox: parallel.Worker) -> None:
+        """Back in the pool for the next invocation; reclaimed if none comes within SANDBOX_IDLE_S."""
+        entry = (sandbox, time.monotonic())
+        with self._loading:
+            self._idle.setdefault(key, []).append(entry)
+        timer = threading.Timer(SANDBOX_IDLE_S, self._reclaim, (key, entry))
+        timer.daemon = True
+        timer.start()
+
+    def _reclaim(self, key: tuple[str, str, str | None], entry: tuple[parallel.Worker, float]) -> None:
+        with self._loading:
+            idle = self._idle.get(key, [])
+            if entry not in idle:  # invoked again since (or gone)
+                return
+            idle.remove(entry)
+        entry[0].stop()
+
+    def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None, event: dict[str, Any]) -> Any:
+        return self._call(codeuri, handler, event, _context(codeuri, name))
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
                      on_failure: Any = None, name: str | None = None) -> threading.Thread:
@@ -567,6 +659,12 @@ def start_replay_portal(as_of: str, port: int, areas: str | None, types: str | N
     return portal
 
 
+def snapshot_files(snapshot: Path) -> list[Path]:
+    """The files of a snapshot the stack loads: every one of SNAPSHOT_FILES, the area x type ones it has."""
+    files = [snapshot / name for name in SNAPSHOT_FILES]
+    return files + [snapshot / name for name in (AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES) if (snapshot / name).is_file()]
+
+
 def load_data(snapshot: Path, replay: bool = False) -> None:
     from crimecast.adapters.blobs import BOUNDARIES_KEY
     from crimecast.adapters.stores import get_stores
@@ -585,9 +683,7 @@ def load_data(snapshot: Path, replay: bool = False) -> None:
     if replay:  # the snapshot is another city than the one replayed: no fallback
         raise RuntimeError(f"replay: {why_not}")
     say(f"data: loading the snapshot in {snapshot} ({why_not}; CRIMECAST_SOCRATA_URL points the stack at a portal)")
-    files = [snapshot / name for name in SNAPSHOT_FILES]
-    files += [snapshot / name for name in (AREA_TYPE_FILE, *AREA_TYPE_RECENT_FILES) if (snapshot / name).is_file()]
-    counts.store_counts(stores, read_many(files))
+    counts.store_counts(stores, read_many(snapshot_files(snapshot)))
     if (snapshot / BOUNDARIES_FILE).is_file():
         stores.blobs.put_bytes(BOUNDARIES_KEY, (snapshot / BOUNDARIES_FILE).read_bytes(), "application/geo+json")
 
@@ -653,8 +749,6 @@ STOP_POLL_S = 0.2  # how often the idle main thread wakes to run a pending signa
 def install_stop_signals() -> None:
     """SIGTERM and SIGINT interrupt the main thread at once; a second one during the shut-down
     ends the process there and then (its workers first)."""
-    from crimecast.domain import parallel
-
     stack_pid = os.getpid()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -675,8 +769,6 @@ def shut_down(server: ThreadingHTTPServer | None, moto: Any, portal: Any, grace:
     """Everything the stack started, whatever it was doing: the training workers of a start-up
     or of a retrain in a thread (SIGTERM, then SIGKILL), any other child (a Stan run of a fit
     in this process), the HTTP server, the embedded AWS and the portal stand-in."""
-    from crimecast.domain import parallel
-
     parallel.stop_workers()
     below = parallel.descendants([os.getpid()])
     parallel.signal_all(below, signal.SIGTERM)
@@ -748,13 +840,16 @@ def main(argv: list[str] | None = None) -> int:
             say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
         provisioned = provision(template)
         os.environ.update(provisioned)
-        # Their own container pool: a retrain's batches and an ingest worker, one at a time, do not
-        # hold up the API's handlers (they use no API resolver, whose state the API's share).
-        lambda_service = Functions()
-        workflows = start_workflows(template, lambda_service)
+        # Their own container pool: an ingest worker does not hold up the API's handlers (they use no
+        # API resolver, whose state the API's share); a retrain's batches run in sandbox processes.
+        invoked = lambda_service(template)
+        concurrency = map_concurrency(template, args.workers)
+        workflows = start_workflows(template, invoked, concurrency)
         os.environ.update(workflows)
+        say(f"retrain: the Distributed Map trains up to {concurrency} batches at once, each in a worker process "
+            f"({MAP_CONCURRENCY_PARAMETER} bounded by the cores)")
         secure(template, {**provisioned, **workflows}, gateway.functions)  # the grants name the real machine
-        lambda_service.sessions = gateway.functions.sessions
+        invoked.sessions = gateway.functions.sessions
         say("IAM enforced: each function's calls, and the state machine's, are signed with its own role's session, "
             "allowed what template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
         settings.reset()  # the functions read the environment the stack has just provisioned

@@ -1,7 +1,8 @@
 """Lambda and Step Functions on the embedded AWS, as the template defines them.
 
 The template's functions are created in moto's Lambda service, and an Invoke of one of them
-runs its real handler in this process (moto itself would start a Docker container): a
+runs its real handler with the runner given (moto itself would start a Docker container; the
+stack's runs it in this process, or in a sandbox process for a Distributed Map's items): a
 ``RequestResponse`` invoke answers with the handler's result, or with Lambda's error document
 and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers 202 and runs the handler
 on a thread. The template's retrain state machine is created from its own definition (the
@@ -92,10 +93,12 @@ def _header(headers: Any, name: str, default: str) -> str:
 
 
 def _error_document(exc: BaseException) -> dict[str, Any]:
-    from local.stack import FunctionTimeout
+    from local.stack import FunctionTimeout, SandboxError
 
     if isinstance(exc, FunctionTimeout):
         return {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
+    if isinstance(exc, SandboxError):  # the handler's exception, raised in its worker process
+        return {"errorType": exc.error_type, "errorMessage": str(exc)}
     return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
 
 
@@ -294,13 +297,16 @@ def async_failures() -> list[dict[str, Any]]:
     return list(_async_failures)
 
 
-def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str], env: dict[str, str]) -> str:
+def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str], env: dict[str, str],
+             parameters: dict[str, str] | None = None) -> str:
     if isinstance(value, str):
         return value
     if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
         return arns[value["Fn::GetAtt"][0]]
     if "Ref" in value:
         name = value["Ref"]
+        if name in (parameters or {}):
+            return str(parameters[name])  # type: ignore[index]
         if name in template.get("Parameters", {}):
             return str(template["Parameters"][name]["Default"])
         if name == "DataBucket":
@@ -319,26 +325,31 @@ def _percentages_as_floats(node: Any) -> Any:
     return node
 
 
-def definition(template: dict[str, Any], logical_id: str, arns: dict[str, str], env: dict[str, str]) -> str:
-    """The state machine's definition as CloudFormation hands it to Step Functions."""
+def definition(template: dict[str, Any], logical_id: str, arns: dict[str, str], env: dict[str, str],
+               parameters: dict[str, str] | None = None) -> str:
+    """The state machine's definition as CloudFormation hands it to Step Functions, the template's
+    parameters at their defaults unless ``parameters`` gives them (as a deploy's overrides)."""
     properties = template["Resources"][logical_id]["Properties"]
     text = json.dumps(_percentages_as_floats(properties["Definition"]))
     for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
-        text = text.replace("${" + name + "}", _resolve(value, template, arns, env))
+        text = text.replace("${" + name + "}", _resolve(value, template, arns, env, parameters))
     return text
 
 
 def create_state_machine(template: dict[str, Any], arns: dict[str, str], env: dict[str, str],
-                         logical_id: str = "RetrainStateMachine", name: str | None = None) -> str:
+                         logical_id: str = "RetrainStateMachine", name: str | None = None,
+                         parameters: dict[str, str] | None = None) -> str:
     """The template's state machine on the embedded AWS (execution must be on, see ``enable_execution``),
-    named as the template names it at its default stage unless ``name`` is given."""
+    named as the template names it at its default stage unless ``name`` is given; ``parameters``:
+    the template's parameters it is deployed with (the defaults otherwise)."""
     import boto3
 
     name = name or str(template["Resources"][logical_id]["Properties"]["Name"]["Fn::Sub"]).replace(
         "${Stage}", default_stage(template))
     role = boto3.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
     machine = boto3.client("stepfunctions").create_state_machine(
-        name=name, roleArn=role, type="STANDARD", definition=definition(template, logical_id, arns, env))
+        name=name, roleArn=role, type="STANDARD",
+        definition=definition(template, logical_id, arns, env, parameters))
     return str(machine["stateMachineArn"])
 
 

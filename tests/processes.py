@@ -31,6 +31,11 @@ def alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
+def children(pid: int) -> set[int]:
+    """The live processes ``pid`` started itself."""
+    return {p for p, (_, ppid, _) in _all().items() if ppid == pid}
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (children, their children ...)."""
     table = _all()

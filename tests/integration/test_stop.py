@@ -1,7 +1,7 @@
 """`make demo`'s stack stopped by a real SIGTERM at each moment that used to hang or leak:
 during its start-up training (the main thread in the training loop, workers running), in the
 middle of a retrain started by POST /retrain (a Step Functions execution on the embedded AWS,
-its Lambda tasks running in the stack's threads), and
+its Map's batches training in sandbox processes, two at once, while the API keeps answering), and
 right after one. Each time it must exit within 10 s and leave no process behind: nothing of
 its process group (it runs in a session of its own) and none of the processes it had started.
 
@@ -21,10 +21,11 @@ import time
 
 import pytest
 
+from local.replay import call
 from local.stack import SNAPSHOT_FILES, free_port
 from tests.conftest import REPO, seasonal_series, tidy_frame
 from tests.integration.conftest import PASSWORD, request
-from tests.processes import descendants, group, wait_gone
+from tests.processes import children, descendants, group, wait_gone
 
 STOP_WITHIN_S = 10.0
 AREAS = (8, 24, 25, 28, 32, 43, 71)  # with the city: 8 series, two batches, two workers
@@ -40,11 +41,13 @@ def _snapshot(folder: Path) -> None:
 
 
 @contextmanager
-def _stack(folder: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    """The stack in a session of its own (its pid is its process group), training afresh on two workers."""
+def _stack(folder: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """The stack in a session of its own (its pid is its process group), training afresh on two
+    workers (a retrain's Map: two batches at once); ``extra``: more environment."""
     _snapshot(folder)
     port = free_port()
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(folder), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
+    env = {**os.environ, **(extra or {}), "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(folder),
+           "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
            "CRIMECAST_MODEL_CACHE": str(folder / "model-cache"),
            "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -116,17 +119,18 @@ def test_sigterm_during_the_start_up_training(tmp_path: Path) -> None:
         assert "ready:" not in log.read_text()
 
 
-def test_sigterm_in_the_middle_of_a_retrain(tmp_path: Path) -> None:
-    with _stack(tmp_path) as (process, base, log):
+def test_sigterm_in_the_middle_of_a_retrain_while_the_api_answers(tmp_path: Path) -> None:
+    with _stack(tmp_path, {"RETRAIN_BATCH_SIZE": "1"}) as (process, base, log):  # eight batches, two at a time
         _until(lambda: _ready(base), 240, "ready", log)
         assert not _workers(process)
         token = _retrain(base)
-
-        def running() -> bool:  # the execution has planned: its Map is training batches
-            status, runs = request(f"{base}/runs?kind=retrain", token=token)
-            return status == 200 and runs["runs"][0]["status"] == "running"
-
-        _until(running, 60, "the retrain running", log)
+        # Its Map trains two batches at once, each in a sandbox: a worker process of the stack's own.
+        _until(lambda: len(children(process.pid)) >= 2, 120, "two batches training in sandboxes", log)
+        for path in ("/predict?community_area=Austin&crime_type=ALL&months=6", "/runs?kind=retrain", "/alerts"):
+            status, answer = call(f"{base}{path}", token, timeout=10)  # the API answers meanwhile
+            assert status == 200, (path, answer)
+        status, runs = request(f"{base}/runs?kind=retrain", token=token)
+        assert runs["runs"][0]["status"] == "running" and len(children(process.pid)) >= 2, runs  # still training
         _stop(process, log)
 
 

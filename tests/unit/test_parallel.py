@@ -135,3 +135,69 @@ def test_workers_end_with_their_parent_when_it_is_killed(tmp_path: Path) -> None
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+class _Counter:
+    """State a long-lived worker keeps between calls (what a warm sandbox keeps loaded)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, action: str) -> tuple[int, int]:
+        self.calls += 1
+        if action == "raise":
+            raise KeyError("no such series")
+        if action == "die":
+            os._exit(7)
+        if action == "hang":
+            time.sleep(60)
+        return os.getpid(), self.calls
+
+
+def test_a_worker_serves_calls_one_after_another_and_keeps_what_it_loaded() -> None:
+    worker = parallel.Worker(_Counter())
+    try:
+        first, second = worker.call("ok"), worker.call("ok")
+        assert first[0] == second[0] == worker.pid != os.getpid()
+        assert (first[1], second[1]) == (1, 2)  # the same process, warm
+        with pytest.raises(parallel.CallFailed) as failed:
+            worker.call("raise")
+        assert failed.value.error_type == "KeyError" and "no such series" in failed.value.error_message
+        assert worker.call("ok")[1] == 4 and worker.alive()  # a call that raised leaves it serving
+    finally:
+        worker.stop()
+    assert not worker.alive()
+
+
+def test_a_worker_that_dies_or_outlasts_its_timeout_is_reported_and_gone() -> None:
+    dying, sibling = parallel.Worker(_Counter()), parallel.Worker(_Counter())  # the sibling holds no end of its pipe
+    try:
+        with pytest.raises(parallel.WorkerDied) as died:
+            dying.call("die")
+        assert died.value.exitcode == 7
+        hanging = parallel.Worker(_Counter())
+        with pytest.raises(TimeoutError):
+            hanging.call("hang", timeout=0.5)
+        assert not hanging.alive() and sibling.call("ok")[1] == 1
+    finally:
+        sibling.stop()
+
+
+def test_stop_workers_ends_idle_and_busy_long_lived_workers() -> None:
+    idle, busy = parallel.Worker(_Counter()), parallel.Worker(_Counter())
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            busy.call("hang")
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    time.sleep(0.2)  # the call is under way (were it not, the worker would still be ended)
+    pids = {idle.pid, busy.pid}
+    assert parallel.stop_workers() == 2
+    thread.join(5)
+    assert not thread.is_alive() and isinstance(outcome[0], parallel.WorkerDied)
+    assert wait_gone(pids, timeout=2) == set()

@@ -12,7 +12,8 @@ No worker outlives its job, nor its parent:
 - ``map_processes`` ends its workers on every way out (results, a failed item, an
   exception such as ``KeyboardInterrupt`` in the parent): SIGTERM, then SIGKILL to the
   ones still alive after ``STOP_GRACE_S``; ``stop_workers()`` does the same to every map
-  in progress (a server on its way out).
+  in progress (a server on its way out), and to every ``Worker`` (a long-lived worker that
+  runs one call at a time, as a warm Lambda sandbox: the local stack's Distributed Map items).
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _become_worker(parent_pid: int) -> None:
-    """In a forked worker, first thing: the default SIGTERM, no SIGINT, and an end with the parent."""
+def _become_worker(parent_pid: int, with_thread: bool = True) -> None:
+    """In a forked worker, first thing: the default SIGTERM, no SIGINT, and an end with the parent
+    (``with_thread``: also with the thread that forked it, for a worker that serves one call of it)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (a server's may only set a flag)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED_AT_FORK)  # a SIGTERM sent meanwhile is delivered now
-    if sys.platform.startswith("linux"):
+    if with_thread and sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # pragma: no cover - no prctl: the watcher below still ends it
@@ -231,6 +233,97 @@ def map_processes(
     if done != len(items):
         raise WorkerError(f"a worker died after {done} of {len(items)} items")
     return results
+
+
+class CallFailed(WorkerError):
+    """``func`` raised in a long-lived worker: its exception's type name, message and traceback."""
+
+    def __init__(self, error_type: str, message: str, trace: str) -> None:
+        super().__init__(f"{error_type}: {message}\n{trace}")
+        self.error_type, self.error_message = error_type, message
+
+
+class WorkerDied(WorkerError):
+    """A long-lived worker ended in the middle of a call (it crashed, or was killed)."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(f"the worker process exited with code {exitcode}")
+        self.exitcode = exitcode
+
+
+def _serve(func: Callable[[Any], Any], setup: Callable[[], None] | None, conn: Connection, parent_pid: int) -> None:
+    _become_worker(parent_pid, with_thread=False)  # it outlives the call (the thread) that started it
+    if setup is not None:
+        setup()
+    while True:
+        try:
+            arg = conn.recv()
+        except (EOFError, OSError):  # the parent let it go
+            os._exit(0)
+        try:
+            answer: tuple[str, Any] = ("ok", func(arg))
+        except Exception as exc:  # the caller's to handle, as a function's error
+            answer = ("error", (type(exc).__name__, str(exc), traceback.format_exc()))
+        try:
+            conn.send(answer)
+        except (BrokenPipeError, EOFError, OSError):
+            os._exit(1)
+
+
+class Worker:
+    """A long-lived worker process that runs ``func(arg)`` for one call at a time, as a warm
+    Lambda sandbox runs its handler: what ``func`` loads stays loaded for the next call.
+
+    Forked when made, by whichever thread makes it: ``func`` and what it refers to need no
+    pickling, only each argument and result. It ends on ``stop()``, on ``stop_workers()``,
+    when its parent dies (the watcher; not with the thread that made it, which may end first),
+    and when a call outlasts its timeout (``TimeoutError``: it is then stopped)."""
+
+    def __init__(self, func: Callable[[Any], Any], setup: Callable[[], None] | None = None) -> None:
+        context = multiprocessing.get_context("fork")
+        # The pipe made and its child's end closed here under the lock: a worker forked meanwhile by
+        # another thread does not hold this one's end open (this one's death would then not be seen).
+        with _live_lock, _signals_held():
+            self._conn, child = context.Pipe()
+            self.process = context.Process(target=_serve, args=(func, setup, child, os.getpid()), daemon=True)
+            self.process.start()
+            _live.add(self.process)
+            child.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def call(self, arg: Any, timeout: float | None = None) -> Any:
+        """``func(arg)`` in the worker: its result, or CallFailed (``func`` raised), WorkerDied, TimeoutError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self._conn.send(arg)
+            # Short waits, so a signal delivered to another thread is handled in the caller meanwhile.
+            while not self._conn.poll(PARENT_POLL_S if deadline is None else
+                                      min(PARENT_POLL_S, max(0.0, deadline - time.monotonic()))):
+                if not self.process.is_alive() and not self._conn.poll(0):  # its end may be held open elsewhere
+                    raise EOFError("the worker is gone")
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stop()
+                    raise TimeoutError(f"the worker's call ran past {timeout:.2f} s")
+            status, payload = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
+            self.stop()
+            raise WorkerDied(self.process.exitcode) from exc
+        if status == "error":
+            raise CallFailed(*payload)
+        return payload
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """End the worker and what it started (SIGTERM, then SIGKILL after ``grace``)."""
+        _stop([self.process], grace)
+        with _live_lock:
+            _live.discard(self.process)
+        self._conn.close()
 
 
 class StderrProgress:

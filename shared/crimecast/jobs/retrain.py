@@ -342,6 +342,23 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
     return item, model.to_json()
 
 
+_pinned: dict[tuple[str, str], Any] = {}  # (bucket, counts version) -> its counts: the last version read here
+
+
+def pinned_counts(stores: Stores, version: str | None) -> Any:
+    """The counts of the version a plan pinned, read once per process, as a warm Lambda container
+    keeps them for its next batch: a stored version never changes, and reading the whole city's
+    takes seconds (every batch read it again). ``None``: the serving version, read each time."""
+    if version is None:
+        return load_counts(stores)
+    key = (stores.blobs.bucket, version)
+    if key not in _pinned:
+        counts = load_counts(stores, version)
+        _pinned.clear()  # one version kept: a new run's batches read a new one
+        _pinned[key] = counts
+    return _pinned[key]
+
+
 def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
                 options: RetrainOptions | None = None) -> dict[str, Any]:
     """Every series of one batch; a failing series is recorded, not fatal. The result
@@ -349,7 +366,7 @@ def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
     reference to it, whatever the batch's size and errors (a Step Functions state holds 256 KB)."""
     options = options or settings.load(RetrainOptions)
     # The version the plan pinned, not the serving one: an ingest during the run changes nothing here.
-    counts = counts if counts is not None else load_counts(stores, batch.get("counts_version"))
+    counts = counts if counts is not None else pinned_counts(stores, batch.get("counts_version"))
     trained_at = runs.now_iso()
     items, failed = [], []
     for label in batch["series"]:

@@ -1,0 +1,53 @@
+"""The local stack's Lambda sandboxes (local.stack.Functions): a Distributed Map's item function
+runs each invocation in a worker process kept warm for the next, and fails as Lambda does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import os
+import time
+
+import pytest
+
+from crimecast.domain import parallel
+from local import stack, workflow
+from local.stack import Functions, FunctionTimeout, SandboxError
+from tests.processes import wait_gone
+
+ENTRY = ("tests/fixtures/lambda/", "sandboxed.handler")
+
+
+@pytest.fixture
+def functions() -> Iterator[Functions]:
+    yield Functions(sandboxed={ENTRY})
+    parallel.stop_workers()
+
+
+def test_a_sandboxed_function_runs_in_a_warm_worker_process(functions: Functions) -> None:
+    first = functions.invoke(*ENTRY, {}, name="crimecast-train-dev")
+    second = functions.invoke(*ENTRY, {}, name="crimecast-train-dev")
+    assert first["pid"] == second["pid"] != os.getpid()  # its own process, reused
+    assert (first["invocations"], second["invocations"]) == (1, 2) and first["function"] == "crimecast-train-dev"
+
+
+def test_its_failures_are_lambda_s(functions: Functions) -> None:
+    with pytest.raises(SandboxError) as raised:
+        functions.invoke(*ENTRY, {"do": "raise"})
+    assert workflow._error_document(raised.value) == {"errorType": "LookupError", "errorMessage": "no such series"}
+    warm = functions.invoke(*ENTRY, {})["pid"]  # a handler that raised leaves its sandbox warm
+    with pytest.raises(SandboxError) as died:
+        functions.invoke(*ENTRY, {"do": "exit"})
+    assert died.value.error_type == "Runtime.ExitError" and "exit status 3" in str(died.value)
+    with pytest.raises(FunctionTimeout):
+        functions.invoke(*ENTRY, {"do": "sleep", "seconds": 30}, timeout=0.5)
+    assert wait_gone({warm}, timeout=2) == set()  # the sandbox that died is gone
+    assert functions.invoke(*ENTRY, {})["invocations"] == 1  # a new sandbox
+
+
+def test_an_idle_sandbox_is_reclaimed(functions: Functions, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack, "SANDBOX_IDLE_S", 0.3)
+    pid = functions.invoke(*ENTRY, {})["pid"]
+    time.sleep(0.1)
+    assert functions.invoke(*ENTRY, {})["pid"] == pid  # still warm
+    assert wait_gone({pid}, timeout=3) == set()
+    assert functions.invoke(*ENTRY, {})["pid"] != pid
