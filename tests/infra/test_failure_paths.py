@@ -101,7 +101,8 @@ def test_a_message_in_the_queue_raises_an_alarm(template: dict[str, Any]) -> Non
     alarms = [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
               if a["Properties"]["Namespace"] == "AWS/SQS"]
     (alarm,) = alarms
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    # The ingest function reads the queue (its AsyncFailures event): what was sent counts, not what is left.
+    assert alarm["MetricName"] == "NumberOfMessagesSent" and alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
