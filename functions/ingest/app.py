@@ -73,7 +73,7 @@ def _async_failure(record: SQSRecord) -> None:
     if view:
         metrics.add_metric(name="IngestRunsFailed", unit=MetricUnit.Count, value=1)
     if not context:  # EventBridge's dead letter: the event itself, why in the message's attributes
-        code = record.message_attributes.get("ERROR_CODE")
+        code = record.message_attributes["ERROR_CODE"]  # None when absent
         extra |= {"undelivered_event": body, "error_code": code.string_value if code else None}
     logger.error("asynchronous work failed for good", extra=extra)
 

@@ -26,7 +26,7 @@ from local import iam, lambda_async, workflow
 from local.portal import StandInPortal
 from local.template import async_invoke_config, entry_points, load_template
 from tests.conftest import REPO, data_source_dir
-from tests.functions.conftest import body, load_event
+from tests.functions.conftest import body, invoke, load_event
 from tests.functions.test_iam_enforced import _without
 
 INGEST = "IngestFunction"
@@ -249,3 +249,18 @@ def test_without_its_poller_grant_the_function_cannot_read_the_queue(aws, iam_ro
     with pytest.raises(ClientError, match="AccessDenied"):
         workflow.poll_queue_events(template)
     assert len(_records()) == 1  # still there
+
+
+def test_a_schedule_event_eventbridge_could_not_deliver_is_logged_as_an_error(aws, capsys) -> None:
+    """The queue is also the Daily schedule's dead-letter queue: that message is the event itself,
+    why in its attributes. It names no run; it is logged, and handled (not read again)."""
+    scheduled = load_event("ingest-schedule")
+    message = {"messageId": "m-1", "receiptHandle": "r-1", "body": json.dumps(scheduled), "attributes": {},
+               "messageAttributes": {"ERROR_CODE": {"stringValue": "SDK_CLIENT_ERROR", "dataType": "String",
+                                                    "stringListValues": [], "binaryListValues": []}},
+               "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:crimecast-async-failures-dev"}
+    assert invoke("ingest", {"Records": [message]}) == {"batchItemFailures": []}
+    (logged,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "failed for good" in line]
+    assert logged["level"] == "ERROR" and logged["error_code"] == "SDK_CLIENT_ERROR"
+    assert logged["undelivered_event"]["id"] == scheduled["id"] and logged.get("run_failed") is None
