@@ -46,6 +46,7 @@ from crimecast.adapters import aws, limits
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
 from local import faults, lambda_async, workflow
+from local.iam import ACCOUNT, REGION  # moto's: the ARNs the embedded AWS gives the functions
 from local.template import (
     LAMBDA_ASYNC_DEFAULTS,
     ApiRoute,
@@ -81,7 +82,7 @@ class LocalContext:
 
     function_name: str
     memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:local"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -90,8 +91,7 @@ def _context(codeuri: str, name: str | None, request_id: str | None = None) -> L
     ids = {"aws_request_id": request_id} if request_id else {}
     if name is None:
         return LocalContext(function_name=Path(codeuri).name, **ids)
-    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
-                        **ids)
+    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}", **ids)
 
 
 def say(message: str) -> None:
@@ -295,7 +295,7 @@ class Functions:
         the OnFailure destination with the execution role)."""
         limits.check_async_payload(Path(codeuri).name, event)
         label = name or Path(codeuri).name
-        arn = function_arn or f"arn:aws:lambda:us-east-1:000000000000:function:{label}"
+        arn = function_arn or f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{label}"
 
         def attempt(start_by: float, request_id: str) -> None:
             try:
