@@ -33,6 +33,9 @@ from tests.functions.test_iam_enforced import _without
 
 INGEST = "IngestFunction"
 QUEUE = "AsyncFailureQueue"
+# Lambda's clock for the retry tests: the waits 0.12 s and 0.24 s, the template's hour of age 7.2 s,
+# room for three attempts on a loaded machine.
+FAST = 0.002
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +113,14 @@ def _open_run(roles: Any, stores: Any, portal: StandInPortal) -> str:
 
 
 def test_a_failing_async_invocation_is_retried_then_its_record_lands_in_the_queue(roles, aws, clock, capsys) -> None:
-    clock(0.001)
+    clock(FAST)
     config = async_invoke_config(roles.template, INGEST)
     started = time.monotonic()
     event = _invoke_worker(roles, "ingest-20220101T000000Z-deadbeef")  # no such run: every attempt fails
     (record,) = _records()
     waited = time.monotonic() - started
     assert _failed_attempts(capsys.readouterr().err) == config.max_retry_attempts + 1
-    assert waited >= sum(lambda_async.RETRY_WAITS_S) * 0.001  # a minute, then two, before the retries
+    assert waited >= sum(lambda_async.RETRY_WAITS_S) * FAST  # a minute, then two, before the retries
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record.pop("timestamp"))
     request_id = record["requestContext"].pop("requestId")
     assert re.fullmatch(r"[0-9a-f-]{36}", request_id)
@@ -194,7 +197,7 @@ def test_a_retried_ingest_that_succeeds_on_its_second_attempt_counts_once(roles,
 
 
 def test_runs_shows_the_run_of_a_worker_lambda_gave_up_on_with_the_reason(roles, aws, clock, capsys, portal) -> None:
-    clock(0.001)
+    clock(FAST)
     run_id = _open_run(roles, aws, portal)
     _hold_the_lease(aws, run_id, seconds=3600)  # every attempt is refused
     _invoke_worker(roles, run_id)
