@@ -44,7 +44,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from crimecast.adapters.aws import Credentials
-from local.template import function_name
+from local.template import function_name, queue_name
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -204,7 +204,6 @@ def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "
     arn = f"arn:{PARTITION}:{{service}}:{REGION}:{ACCOUNT}:{{rest}}"
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
-        props = resource.get("Properties") or {}
         env_name = re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).upper()
         if kind == "AWS::S3::Bucket":
             name = env.get(env_name, f"crimecast-local-{logical_id.lower()}")
@@ -221,7 +220,7 @@ def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "
                 service="states", rest=f"stateMachine:crimecast-retrain-{stage}")
             names[logical_id] = {"Ref": machine, "Arn": machine, "Name": machine.rsplit(":", 1)[-1]}
         elif kind == "AWS::SQS::Queue":
-            name = str(props.get("QueueName", {}).get("Fn::Sub", logical_id)).replace("${Stage}", stage)
+            name = queue_name(template, logical_id, stage)  # as the local stack creates it
             names[logical_id] = {"Ref": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}", "QueueName": name,
                                  "Arn": arn.format(service="sqs", rest=name)}
         elif kind == "AWS::Serverless::Function":

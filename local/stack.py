@@ -16,7 +16,8 @@ month: it starts the portal stand-in (``local/portal.py``) in replay mode over
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
@@ -46,9 +47,12 @@ from crimecast.adapters import aws, limits
 from crimecast.domain import parallel
 from crimecast.security_headers import security_headers
 from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
-from local import faults, workflow
+from local import faults, lambda_async, workflow
+from local.iam import ACCOUNT, REGION  # moto's: the ARNs the embedded AWS gives the functions
 from local.template import (
+    LAMBDA_ASYNC_DEFAULTS,
     ApiRoute,
+    AsyncInvokeConfig,
     Authorizer,
     api_routes,
     default_authorizer,
@@ -87,14 +91,16 @@ class LocalContext:
 
     function_name: str
     memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:local"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
-def _context(codeuri: str, name: str | None) -> LocalContext:
+def _context(codeuri: str, name: str | None, request_id: str | None = None) -> LocalContext:
+    """``request_id``: an asynchronous event's, the same for each of its attempts (as Lambda's)."""
+    ids = {"aws_request_id": request_id} if request_id else {}
     if name is None:
-        return LocalContext(function_name=Path(codeuri).name)
-    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}")
+        return LocalContext(function_name=Path(codeuri).name, **ids)
+    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}", **ids)
 
 
 def say(message: str) -> None:
@@ -157,10 +163,11 @@ def lambda_service(template: dict[str, Any]) -> Functions:
 
 
 def start_workflows(template: dict[str, Any], functions: Functions, concurrency: int | None = None) -> dict[str, str]:
-    """The template's functions on the embedded Lambda service (each invoke runs its handler with
-    ``functions``) and its retrain state machine, run by moto's Step Functions interpreter, its
-    Map's MaxConcurrency ``concurrency`` (the template's default otherwise); the environment
-    that points the functions at it."""
+    """The template's queues and functions on the embedded Lambda service (each invoke runs its handler
+    with ``functions``, an asynchronous one on a thread, retried and dropped as its EventInvokeConfig
+    says) and its retrain state machine, run by moto's Step Functions interpreter, its Map's
+    MaxConcurrency ``concurrency`` (the template's default otherwise); the environment that points
+    the functions at it."""
     workflow.enable_execution(os.environ["AWS_ENDPOINT_URL"])
     arns = workflow.register_functions(template, functions)
     parameters = {MAP_CONCURRENCY_PARAMETER: str(concurrency)} if concurrency else None
@@ -210,6 +217,13 @@ class FunctionTimeout(Exception):
         self.seconds = seconds
 
 
+def error_document(exc: BaseException) -> dict[str, str]:
+    """Lambda's answer for a function error: the handler's exception, or its timeout."""
+    if isinstance(exc, FunctionTimeout):
+        return {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+
 class IntegrationTimeout(Exception):
     """API Gateway stopped waiting for the integration (29 s, or what was left of them)."""
 
@@ -256,8 +270,13 @@ class Functions:
         self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
 
     def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
-        with aws.use_credentials(self.sessions.get((codeuri, handler))):
+        with self.as_role(codeuri, handler):
             return self.handler(codeuri, handler)(event, context)
+
+    def as_role(self, codeuri: str, handler: str) -> AbstractContextManager[None]:
+        """The calls of a block signed with the function's role session (what Lambda does with the
+        execution role: the handler's calls, its OnFailure records, its event source mappings' reads)."""
+        return aws.use_credentials(self.sessions.get((codeuri, handler)))
 
     def handler(self, codeuri: str, handler: str) -> Any:
         folder = REPO / codeuri
@@ -273,14 +292,16 @@ class Functions:
         return getattr(self._modules[key], function_name)
 
     def invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
-               give_up_at: float | None = None, name: str | None = None) -> Any:
+               give_up_at: float | None = None, name: str | None = None, start_by: float | None = None,
+               request_id: str | None = None) -> Any:
         """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
-        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first.
+        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first;
+        with ``start_by`` (likewise): EventExpired if it is still queued behind other invocations then.
         ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
         if (codeuri, handler) in self.sandboxed:
             return self._invoke_in_sandbox(codeuri, handler, event, timeout, name)
-        context = _context(codeuri, name)
-        if timeout is None and give_up_at is None:
+        context = _context(codeuri, name, request_id)
+        if timeout is None and give_up_at is None and start_by is None:
             with self._lock:
                 return self._call(codeuri, handler, event, context)
         lock = self._lock
@@ -301,9 +322,12 @@ class Functions:
                     finished.set()
 
         threading.Thread(target=run, name=f"lambda-{context.function_name}", daemon=True).start()
-        if not started.wait(None if give_up_at is None else max(0.0, give_up_at - time.monotonic())):
+        waits = [(at, error) for at, error in ((give_up_at, IntegrationTimeout()), (start_by, lambda_async.EventExpired()))
+                 if at is not None]
+        start_limit, not_started = min(waits, key=lambda w: w[0]) if waits else (None, None)
+        if not started.wait(None if start_limit is None else max(0.0, start_limit - time.monotonic())):
             box["abandoned"] = True  # still queued behind another invocation
-            raise IntegrationTimeout()
+            raise not_started or IntegrationTimeout()
         ends = [(box["started"] + timeout, FunctionTimeout(timeout))] if timeout is not None else []
         if give_up_at is not None:
             ends.append((give_up_at, IntegrationTimeout()))
@@ -362,27 +386,38 @@ class Functions:
         return self._call(codeuri, handler, event, _context(codeuri, name))
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
-                     on_failure: Any = None, name: str | None = None) -> threading.Thread:
+                     on_failure: Callable[[dict[str, Any]], None] | None = None, name: str | None = None,
+                     config: AsyncInvokeConfig = LAMBDA_ASYNC_DEFAULTS,
+                     function_arn: str | None = None) -> threading.Thread:
         """An asynchronous invocation (InvocationType Event): PayloadTooLargeError over 256 KB, as
-        Lambda refuses it; else the handler runs on a thread, and a failure (its exception, or
-        Lambda's timeout error) goes to ``on_failure(error_document)`` as Lambda hands it to an
-        OnFailure destination (``{"errorType", "errorMessage"}``)."""
+        Lambda refuses it; else the event is run on a thread as Lambda runs it (``local.lambda_async``:
+        retried as ``config`` says, dropped past its age), and the invocation record of one that
+        finally failed goes to ``on_failure``, called with the function's role (Lambda sends it to
+        the OnFailure destination with the execution role)."""
         limits.check_async_payload(Path(codeuri).name, event)
+        label = name or Path(codeuri).name
+        arn = function_arn or f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{label}"
+
+        def attempt(start_by: float, request_id: str) -> None:
+            try:
+                self.invoke(codeuri, handler, event, timeout, name=name, start_by=start_by, request_id=request_id)
+            except lambda_async.EventExpired:
+                raise
+            except Exception as exc:
+                say(f"async {label} failed: {error_document(exc)['errorMessage']}")
+                raise
 
         def run() -> None:
-            try:
-                self.invoke(codeuri, handler, event, timeout, name=name)
-            except FunctionTimeout as exc:
-                failure = {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - recorded as Lambda records it
-                failure = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-            else:
+            record = lambda_async.run_attempts(attempt, config, arn, event, error_document)
+            if record is None:
                 return
-            say(f"async {Path(codeuri).name} failed: {failure['errorMessage']}")
+            context = record["requestContext"]
+            say(f"async {label}: dropped after {context['approximateInvokeCount']} attempt(s) ({context['condition']})")
             if on_failure is not None:
-                on_failure(failure)
+                with self.as_role(codeuri, handler):
+                    on_failure(record)
 
-        thread = threading.Thread(target=run, name=f"event-{Path(codeuri).name}", daemon=True)
+        thread = threading.Thread(target=run, name=f"event-{label}", daemon=True)
         thread.start()
         return thread
 
@@ -822,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"port {args.port} is in use ({exc.strerror}); set CRIMECAST_PORT to another port")
         return 1
     portal = moto = None
+    polling_stops = threading.Event()
     install_stop_signals()
     serving = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     try:
@@ -850,6 +886,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({MAP_CONCURRENCY_PARAMETER} bounded by the cores)")
         secure(template, {**provisioned, **workflows}, gateway.functions)  # the grants name the real machine
         invoked.sessions = gateway.functions.sessions
+        workflow.start_queue_pollers(template, polling_stops)  # the AsyncFailures event: with its role
         say("IAM enforced: each function's calls, and the state machine's, are signed with its own role's session, "
             "allowed what template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
         settings.reset()  # the functions read the environment the stack has just provisioned
@@ -870,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         say("stopping")
+        polling_stops.set()
         shut_down(server if serving.is_alive() else None, moto, portal)
     return 0
 

@@ -91,6 +91,64 @@ def function_name(template: dict[str, Any], logical_id: str, stage: str | None =
     return str(given) if isinstance(given, str) else logical_id
 
 
+def queue_name(template: dict[str, Any], logical_id: str, stage: str | None = None) -> str:
+    """An SQS queue's name once deployed: its ``QueueName`` (``!Sub`` of the stage), else its logical id."""
+    given = template["Resources"][logical_id].get("Properties", {}).get("QueueName")
+    if isinstance(given, dict) and "Fn::Sub" in given:
+        return str(given["Fn::Sub"]).replace("${Stage}", stage or default_stage(template))
+    return str(given) if isinstance(given, str) else logical_id
+
+
+# Lambda's asynchronous invocation settings when a function has no EventInvokeConfig.
+LAMBDA_ASYNC_RETRIES = 2
+LAMBDA_ASYNC_MAX_AGE_S = 21600
+
+
+class AsyncInvokeConfig(NamedTuple):
+    """A function's ``EventInvokeConfig``: how Lambda retries its asynchronous invocations."""
+
+    max_retry_attempts: int
+    max_event_age_s: int
+    on_failure: str | None  # the logical id of the OnFailure destination (an SQS queue here)
+
+
+LAMBDA_ASYNC_DEFAULTS = AsyncInvokeConfig(LAMBDA_ASYNC_RETRIES, LAMBDA_ASYNC_MAX_AGE_S, None)
+
+
+def async_invoke_config(template: dict[str, Any], logical_id: str) -> AsyncInvokeConfig:
+    """A function's ``EventInvokeConfig`` (Lambda's defaults where it sets none: 2 retries, 6 h)."""
+    config = template["Resources"][logical_id].get("Properties", {}).get("EventInvokeConfig") or {}
+    on_failure = (config.get("DestinationConfig") or {}).get("OnFailure") or {}
+    if on_failure and on_failure.get("Type") != "SQS":
+        raise ValueError(f"{logical_id}: the local stack sends OnFailure records to SQS only, not {on_failure.get('Type')}")
+    target = references(on_failure.get("Destination")) if on_failure else set()
+    if len(target) > 1:
+        raise ValueError(f"{logical_id}: the OnFailure destination names {sorted(target)}, not one queue")
+    return AsyncInvokeConfig(int(config.get("MaximumRetryAttempts", LAMBDA_ASYNC_RETRIES)),
+                             int(config.get("MaximumEventAgeInSeconds", LAMBDA_ASYNC_MAX_AGE_S)),
+                             next(iter(target), None))
+
+
+class QueueEvent(NamedTuple):
+    """A function's ``Type: SQS`` event: Lambda's event source mapping polls the queue for it."""
+
+    function: str  # logical id
+    queue: str  # logical id of the queue
+    batch_size: int
+
+
+def queue_events(template: dict[str, Any]) -> list[QueueEvent]:
+    """Every ``Type: SQS`` event of every function, in template order."""
+    found = []
+    for logical_id, resource in resources_of_type(template, SERVERLESS_FUNCTION).items():
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                spec = event.get("Properties", {})
+                (queue,) = references(spec["Queue"])
+                found.append(QueueEvent(logical_id, queue, int(spec.get("BatchSize", 10))))
+    return found
+
+
 def _function_property(template: dict[str, Any], properties: dict[str, Any], name: str) -> Any:
     if name in properties:
         return properties[name]

@@ -5,7 +5,10 @@ runs its real handler with the runner given (moto itself would start a Docker co
 stack's runs it in this process, or in a sandbox process for a Distributed Map's items): a
 ``RequestResponse`` invoke answers with the handler's result, or with Lambda's error document
 and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers 202 and runs the handler
-on a thread. The template's retrain state machine is created from its own definition (the
+on a thread, as Lambda's asynchronous contract has it (``local.lambda_async``: retried, dropped
+past its age, its invocation record sent to the OnFailure queue). The template's queues are
+created, and its ``Type: SQS`` events read them as Lambda's event source mappings do
+(``poll_queue_events``). The template's retrain state machine is created from its own definition (the
 ``DefinitionSubstitutions`` resolved) and run by moto's Step Functions interpreter, whose
 Lambda tasks call those functions. The same code serves the local stack (moto's server in
 this process) and the tests (``mock_aws``).
@@ -31,6 +34,7 @@ no separate child executions or Map Run history); their outcomes are in the resu
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 import io
 import json
@@ -39,7 +43,15 @@ import threading
 from typing import Any, Protocol
 import zipfile
 
-from local.template import default_stage
+from local.template import (
+    LAMBDA_ASYNC_DEFAULTS,
+    AsyncInvokeConfig,
+    async_invoke_config,
+    default_stage,
+    queue_events,
+    queue_name,
+    resources_of_type,
+)
 from local.template import function_name as template_function_name
 
 logger = logging.getLogger(__name__)
@@ -56,7 +68,10 @@ class Runner(Protocol):
                give_up_at: float | None = None, name: str | None = None) -> Any: ...
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
-                     on_failure: Any = None, name: str | None = None) -> Any: ...
+                     on_failure: Any = None, name: str | None = None, config: AsyncInvokeConfig = LAMBDA_ASYNC_DEFAULTS,
+                     function_arn: str | None = None) -> Any: ...
+
+    def as_role(self, codeuri: str, handler: str) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -65,15 +80,21 @@ class LocalFunction:
     codeuri: str
     handler: str
     timeout: float
+    async_config: AsyncInvokeConfig = LAMBDA_ASYNC_DEFAULTS
 
 
 _registry: dict[str, tuple[LocalFunction, Runner]] = {}  # function name -> its code and what runs it
 _installed = threading.Lock()
 _patched = False
-_async_failures: list[dict[str, Any]] = []  # what Lambda would hand an OnFailure destination
+_queue_urls: dict[str, str] = {}  # logical id -> the URL of a queue the template defines, on the embedded AWS
 
 
 _names: dict[str, str] = {}  # logical id -> the function's name on the embedded AWS
+
+
+def registered(logical_id: str) -> tuple[LocalFunction, Runner]:
+    """A registered function of the template: its code and settings, and what runs it."""
+    return _registry[function_name(logical_id)]
 
 
 def function_name(logical_id: str) -> str:
@@ -102,6 +123,24 @@ def _error_document(exc: BaseException) -> dict[str, Any]:
     return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
 
 
+def _send_to_queue(logical_id: str) -> Callable[[dict[str, Any]], None]:
+    """An OnFailure destination: the invocation record, a message on the template's queue, sent
+    with the credentials in use (the function's role); a refusal is logged as Lambda counts it
+    (DestinationDeliveryFailures), the record then lost."""
+
+    def send(record: dict[str, Any]) -> None:
+        from crimecast.adapters import aws
+
+        try:
+            aws.client("sqs").send_message(QueueUrl=_queue_urls[logical_id], MessageBody=json.dumps(record))
+            _queue_sent.set()
+        except Exception:
+            logger.exception("DestinationDeliveryFailures: the invocation record of %s was not sent to %s",
+                             record["requestContext"]["functionArn"], logical_id)
+
+    return send
+
+
 def _patch_lambda() -> None:
     from moto.awslambda.models import LambdaFunction
 
@@ -114,14 +153,18 @@ def _patch_lambda() -> None:
         spec, runner = registered
         event = json.loads(body) if body else {}
         if _header(request_headers, "x-amz-invocation-type", "RequestResponse") == "Event":
-            runner.invoke_async(spec.codeuri, spec.handler, event, spec.timeout, on_failure=_async_failures.append,
-                                name=self.function_name)
+            destination = spec.async_config.on_failure
+            runner.invoke_async(spec.codeuri, spec.handler, event, spec.timeout,
+                                on_failure=_send_to_queue(destination) if destination else None,
+                                name=self.function_name, config=spec.async_config, function_arn=self.function_arn)
             return b""
         try:
             result = runner.invoke(spec.codeuri, spec.handler, event, spec.timeout, name=self.function_name)
         except Exception as exc:  # noqa: BLE001 - Lambda's answer for a function error
+            from local.stack import error_document
+
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(_error_document(exc)).encode()
+            return json.dumps(error_document(exc)).encode()
         return json.dumps(result).encode()
 
     LambdaFunction.invoke = invoke
@@ -256,15 +299,29 @@ def local_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:
         properties = resource.get("Properties", {})
         found[logical_id] = LocalFunction(logical_id, str(_property(template, properties, "CodeUri")),
                                           str(_property(template, properties, "Handler")),
-                                          float(_property(template, properties, "Timeout", 3)))
+                                          float(_property(template, properties, "Timeout", 3)),
+                                          async_invoke_config(template, logical_id))
     return found
 
 
+def create_queues(template: dict[str, Any]) -> dict[str, str]:
+    """The template's SQS queues on the embedded AWS, named as deployed (``local.template.queue_name``);
+    per logical id, its URL (what its ``Ref`` gives)."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    for logical_id in resources_of_type(template, "AWS::SQS::Queue"):
+        _queue_urls[logical_id] = sqs.create_queue(QueueName=queue_name(template, logical_id))["QueueUrl"]
+    return dict(_queue_urls)
+
+
 def register_functions(template: dict[str, Any], runner: Runner) -> dict[str, str]:
-    """Create every function of the template on the embedded AWS, run by ``runner``; their ARNs."""
+    """Create the template's queues and every function of it on the embedded AWS, run by ``runner``
+    (an asynchronous invocation as the function's EventInvokeConfig says); their ARNs."""
     import boto3
 
     install()
+    create_queues(template)
     iam = boto3.client("iam")
     try:
         role = iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
@@ -290,11 +347,85 @@ def register_functions(template: dict[str, Any], runner: Runner) -> dict[str, st
 def unregister_all() -> None:
     _registry.clear()
     _names.clear()
+    _queue_urls.clear()
 
 
-def async_failures() -> list[dict[str, Any]]:
-    """The failed asynchronous invocations so far (what an OnFailure destination would receive)."""
-    return list(_async_failures)
+def queue_url(logical_id: str) -> str:
+    """The URL of a queue of the template on the embedded AWS (``create_queues``)."""
+    return _queue_urls[logical_id]
+
+
+# --- Lambda's event source mappings for SQS: the template's ``Type: SQS`` events -----------------
+
+QUEUE_POLL_S = 1.0  # how often the local stack's poller looks at the queues when nothing woke it
+_queue_sent = threading.Event()  # set when a record is sent to a queue: the poller looks at once
+
+
+def _sqs_event_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """A message as Lambda hands it to the function (an SQS event's ``Records`` entry)."""
+    attributes = {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                         "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType", "String")}
+                  for name, value in (message.get("MessageAttributes") or {}).items()}
+    return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": message.get("Attributes") or {}, "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+            "awsRegion": queue_arn.split(":")[3]}
+
+
+def poll_queue_events(template: dict[str, Any]) -> int:
+    """One pass of Lambda's event source mappings over the template's queues: each function with
+    a ``Type: SQS`` event gets the messages waiting (a batch at a time, with its role, as Lambda
+    reads them with the execution role); the messages it handled are deleted, those it reported
+    failed (``batchItemFailures``) or all of a batch it failed on come back later. The number of
+    messages handled."""
+    from crimecast.adapters import aws
+
+    handled = 0
+    for event in queue_events(template):
+        spec, runner = registered(event.function)
+        url = _queue_urls[event.queue]
+        with runner.as_role(spec.codeuri, spec.handler):
+            sqs = aws.client("sqs")
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(event.batch_size, 10),
+                                                  AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages"):
+                batch = {"Records": [_sqs_event_record(m, arn) for m in messages]}
+                try:
+                    answer = runner.invoke(spec.codeuri, spec.handler, batch, spec.timeout, name=function_name(event.function))
+                except Exception:
+                    logger.exception("%s failed on a batch of %s: it comes back after the visibility timeout",
+                                     event.function, event.queue)
+                    break
+                failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+                done = [m for m in messages if m["MessageId"] not in failed]
+                if done:
+                    sqs.delete_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)])
+                handled += len(done)
+                if failed:
+                    break
+    return handled
+
+
+def start_queue_pollers(template: dict[str, Any], stop: threading.Event) -> threading.Thread | None:
+    """The template's SQS event source mappings on a thread of the local stack, until ``stop``."""
+    if not queue_events(template):
+        return None
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                poll_queue_events(template)
+            except Exception:  # the embedded AWS going away at shut-down, or a refusal (logged)
+                if stop.is_set():
+                    return
+                logger.exception("polling the template's queues failed")
+            _queue_sent.wait(QUEUE_POLL_S)
+            _queue_sent.clear()
+
+    thread = threading.Thread(target=run, name="sqs-event-sources", daemon=True)
+    thread.start()
+    return thread
 
 
 def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str], env: dict[str, str],

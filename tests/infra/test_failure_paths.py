@@ -81,6 +81,20 @@ def test_failed_async_invocations_go_to_the_queue(template: dict[str, Any], func
     assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}} in properties["Policies"]
 
 
+def test_the_ingest_function_reads_the_queue_back(template: dict[str, Any]) -> None:
+    """Its AsyncFailures event ends the run of a worker Lambda gave up on; Lambda refuses an event
+    source queue whose visibility timeout is shorter than the function's Timeout."""
+    properties = template["Resources"]["IngestFunction"]["Properties"]
+    (event,) = [e["Properties"] for e in properties["Events"].values() if e["Type"] == "SQS"]
+    assert event["Queue"] == QUEUE and event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}} in properties["Policies"]
+    queue = template["Resources"]["AsyncFailureQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= properties["Timeout"]
+    readers = [name for name, f in resources_of_type(template, "AWS::Serverless::Function").items()
+               if any(e["Type"] == "SQS" for e in f["Properties"].get("Events", {}).values())]
+    assert readers == ["IngestFunction"]  # one reader: each message is handled once
+
+
 def test_every_schedule_has_a_dead_letter_queue(template: dict[str, Any]) -> None:
     schedules = {f"{name}.{event}": e["Properties"]
                  for name, f in resources_of_type(template, "AWS::Serverless::Function").items()
@@ -101,7 +115,8 @@ def test_a_message_in_the_queue_raises_an_alarm(template: dict[str, Any]) -> Non
     alarms = [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
               if a["Properties"]["Namespace"] == "AWS/SQS"]
     (alarm,) = alarms
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    # The ingest function reads the queue (its AsyncFailures event): what was sent counts, not what is left.
+    assert alarm["MetricName"] == "NumberOfMessagesSent" and alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}

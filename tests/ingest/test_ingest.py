@@ -13,7 +13,7 @@ import pytest
 from crimecast.adapters.aws import table as aws_table
 from crimecast.adapters.socrata import SocrataClient
 from crimecast.domain.errors import ConflictError, InvalidInputError
-from crimecast.jobs import forecasts, ingest, pipeline, runs
+from crimecast.jobs import counts, forecasts, ingest, pipeline, runs
 from crimecast.jobs.counts import STAGING_PREFIX, VERSIONS_PREFIX, current_manifest, load_counts, store_counts
 from local.portal import StandInPortal
 from tests.ingest.conftest import (
@@ -384,3 +384,25 @@ def test_a_boundaries_failure_does_not_hold_back_the_counts(aws, portal) -> None
     assert view["status"] == "succeeded" and view["detail"]["boundaries"].startswith("not stored: the portal at")
     portal.state.faults.clear()
     assert run(aws, portal_source(portal))["detail"]["boundaries"] == "stored (77 areas)"  # missing: fetched again
+
+
+def test_a_run_that_died_after_publishing_is_finished_by_its_retry_without_publishing_again(aws, portal,
+                                                                                            monkeypatch) -> None:
+    """Lambda's retry of a worker killed between the publish and the run's last record (its
+    staged chunks already deleted) finishes the run on the version it published: one version."""
+    drop = counts.drop_old_versions
+
+    def die(stores: object, *args: object) -> int:
+        raise Crash
+
+    monkeypatch.setattr(counts, "drop_old_versions", die)
+    with pytest.raises(Crash):
+        run(aws, portal_source(portal), mode="backfill", first_year=2022)
+    (crashed,) = runs.recent_runs(aws, "ingest")
+    assert crashed["status"] == "running" and aws.blobs.list_keys(f"counts/staging/{crashed['run_id']}/") == []
+    monkeypatch.setattr(counts, "drop_old_versions", drop)
+    retried = pipeline.ingest_worker(aws, crashed["run_id"], source=portal_source(portal))
+    assert retried["status"] == "succeeded", retried
+    versions = {key.split("/")[2] for key in aws.blobs.list_keys(VERSIONS_PREFIX)}
+    assert versions == {retried["detail"]["version"]} == {current_manifest(aws)["version"]}
+    assert_same_counts(stored(aws), file_recount())

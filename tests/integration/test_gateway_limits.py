@@ -18,7 +18,7 @@ import pytest
 
 from crimecast.adapters import launcher, limits
 from local.stack import Gateway, make_handler
-from local.template import SERVERLESS_FUNCTION
+from local.template import SERVERLESS_FUNCTION, AsyncInvokeConfig
 
 APP = '''
 import json, time
@@ -208,7 +208,11 @@ def test_an_async_invocation_over_256_kb_is_refused(gateway, monkeypatch) -> Non
 
 def test_an_async_invocation_past_its_timeout_fails_with_lambdas_error(gateway) -> None:
     functions = gateway[0].functions
-    failures: list[dict[str, str]] = []
+    failures: list[dict[str, Any]] = []
     event = {"queryStringParameters": {"sleep": "2"}, "body": None, "requestContext": {"authorizer": None}}
-    functions.invoke_async(gateway[0].authorizer[0], "app.handler", event, timeout=0.5, on_failure=failures.append).join(10)
-    assert failures == [{"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 0.50 seconds"}]
+    no_retry = AsyncInvokeConfig(max_retry_attempts=0, max_event_age_s=60, on_failure=None)
+    functions.invoke_async(gateway[0].authorizer[0], "app.handler", event, timeout=0.5, on_failure=failures.append,
+                           config=no_retry).join(10)
+    (record,) = failures
+    assert record["requestContext"]["condition"] == "RetriesExhausted" and record["requestPayload"] == event
+    assert record["responsePayload"] == {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 0.50 seconds"}

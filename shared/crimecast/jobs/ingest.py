@@ -438,14 +438,19 @@ def _work(stores: Stores, run: dict[str, Any], source: Source, progress: Progres
                  f"{stats['incidents']:,} incidents")
     if deadline is not None and deadline() < DEADLINE_MARGIN_S / 2:
         raise _Deferred
-    boundaries = _store_boundaries(stores, source, detail["mode"])
-    runs.update_run(stores, run_id, "running", {"phase": "publishing", "boundaries": boundaries})
-    staged: dict[int, list[str]] = {}
-    for chunk in chunks:
-        staged.setdefault(chunk.year, []).append(_staging_key(run_id, chunk))
-    window = None if detail["mode"] == "backfill" else (detail["window"]["from"], detail["window"]["to"])
-    manifest = counts.publish(stores, counts.new_version(), staged, window, source.partial_month,
-                        {"run_id": run_id, "source": source.describe(), "mode": detail["mode"]})
+    if detail.get("published_version"):  # a retry or resume of a run that died after publishing
+        manifest = counts.version_manifest(stores, detail["published_version"])
+    else:
+        boundaries = _store_boundaries(stores, source, detail["mode"])
+        runs.update_run(stores, run_id, "running", {"phase": "publishing", "boundaries": boundaries})
+        staged: dict[int, list[str]] = {}
+        for chunk in chunks:
+            staged.setdefault(chunk.year, []).append(_staging_key(run_id, chunk))
+        window = None if detail["mode"] == "backfill" else (detail["window"]["from"], detail["window"]["to"])
+        manifest = counts.publish(stores, counts.new_version(), staged, window, source.partial_month,
+                                  {"run_id": run_id, "source": source.describe(), "mode": detail["mode"]})
+        # Recorded before the staged chunks go: a retry after this point finishes on this version.
+        runs.update_run(stores, run_id, "running", {"published_version": manifest["version"]})
     lease.take()
     stores.blobs.delete_keys(stores.blobs.list_keys(f"{counts.STAGING_PREFIX}{run_id}/"))
     dropped = counts.drop_old_versions(stores)

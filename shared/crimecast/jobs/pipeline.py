@@ -9,12 +9,14 @@ and :mod:`~crimecast.jobs.retrain`, which know nothing of each other.
 Entry points: ``request_ingest`` (API and schedule: queue a run, start its worker),
 ``ingest_worker`` (the worker: do the run, hand over when short of time, evaluate),
 ``ingest_now`` (CLI and local stack: all of it in this process, or carry on a run),
+``record_async_failure`` (a worker invocation Lambda gave up on: its run ends failed),
 ``evaluate_live`` and ``request_retrain``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import json
 import logging
 from typing import Any
 
@@ -78,6 +80,43 @@ def ingest_worker(stores: Stores, run_id: str, *, leg: int = 0, deadline: Callab
     if view["status"] != "succeeded" or done_before:
         return view
     return after_ingest(stores, view)
+
+
+WORKER_FAILED = "worker_failed"
+# The conditions of a Lambda invocation record (what an OnFailure destination receives).
+_GAVE_UP = {"RetriesExhausted": "Lambda ran it {attempts} times and gave up",
+            "EventAgeExceeded": "its invocation waited past its maximum age and Lambda dropped it "
+                                "after {attempts} attempt(s)"}
+
+
+def record_async_failure(stores: Stores, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A failed asynchronous invocation of the ingest function, as Lambda's invocation record
+    (its OnFailure destination) says it: a worker's run, unless it has ended meanwhile, ends
+    failed with the reason and lets its lease go; the run's view. None when no run ended here:
+    the record names none (a scheduled invocation, another function's, a schedule event
+    EventBridge could not deliver), or its run had ended (the same record read again)."""
+    payload, response = record.get("requestPayload"), record.get("responsePayload")
+    job = payload.get(WORKER_EVENT_KEY) if isinstance(payload, dict) else None
+    if not isinstance(job, dict) or not job.get("run_id"):
+        return None
+    run_id, leg = str(job["run_id"]), int(job.get("leg", 0))
+    try:
+        run = runs.get_run(stores, run_id)
+    except NotFoundError:
+        return None
+    if run["kind"] != "ingest" or run["status"] in runs.ENDED:
+        return None
+    context = record.get("requestContext") or {}
+    condition = str(context.get("condition"))
+    why = _GAVE_UP.get(condition, "Lambda gave up on it ({condition})").format(
+        attempts=context.get("approximateInvokeCount", "?"), condition=condition)
+    error_type = str(response.get("errorType") or "")[:80] if isinstance(response, dict) else ""
+    message = f"the ingest worker (leg {leg}) failed: {why}" + (f"; its last error: {error_type}" if error_type else "")
+    detail = f"{condition}: {json.dumps(response)}"  # the error's text: an admin's to read
+    view = runs.fail_run(stores, run_id, {"code": WORKER_FAILED, "message": message, "detail": detail},
+                         {"phase": "failed"})
+    ingest.Lease(stores, run_id).release()
+    return view
 
 
 def ingest_now(stores: Stores, trigger: str, source: ingest.Source | None = None, *, resume_run: str | None = None,
