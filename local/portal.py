@@ -229,10 +229,9 @@ def load_replay_files(paths: list[Path], areas: list[int] | None = None, types: 
     level the ingest counts is theirs (the city's reports no area holds are the city's count of
     a type less its areas'). Files of totals only (area totals, citywide types, the city: no
     cross-tabulation, as the 2019-2026 files) have no incidents to serve: each month is
-    served as a made-up cross-tabulation whose margins are exactly the files' (each area's
-    total spread over the types in the city's proportions, rounded so that both margins add
-    up; reports of no area are the city total less the areas', and of types the files lack
-    ``OTHER_TYPES``). The ingest then stores area totals, citywide types and the city total as
+    served as a made-up cross-tabulation whose margins are exactly the files' (areas and types
+    paired off in order, :func:`integer_table`; reports of no area are the city total less the
+    areas', and of types the files lack ``OTHER_TYPES``). The ingest then stores area totals, citywide types and the city total as
     the files give them, and the made-up area x type cells beside: ``given_series`` names the
     series the files give, the only ones the replayed service may forecast
     (``CRIMECAST_FORECAST_SERIES``)."""
@@ -295,14 +294,14 @@ def _cross_tabulation(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def integer_table(row_sums: np.ndarray, col_sums: np.ndarray) -> np.ndarray:
-    """A non-negative integer table with exactly these margins (equal totals): the proportional
-    table rounded down, the remainders placed row by row, column by column (north-west corner)."""
+    """A non-negative integer table with exactly these margins (equal totals), filled row by
+    row, column by column (the north-west corner rule): at most rows + columns - 1 non-zero
+    cells, so a made-up cross-tabulation adds as few cells as it can to what the ingest stores."""
     total = int(row_sums.sum())
     if total != int(col_sums.sum()):
         raise ValueError(f"margins of different totals: {total} and {int(col_sums.sum())}")
-    table = np.zeros((len(row_sums), len(col_sums)), dtype=np.int64) if total == 0 else \
-        np.floor(np.outer(row_sums, col_sums) / total).astype(np.int64)
-    rows_left, cols_left = row_sums - table.sum(axis=1), col_sums - table.sum(axis=0)
+    table = np.zeros((len(row_sums), len(col_sums)), dtype=np.int64)
+    rows_left, cols_left = row_sums.astype(np.int64).copy(), col_sums.astype(np.int64).copy()
     i = j = 0
     while i < len(rows_left) and j < len(cols_left):
         step = min(rows_left[i], cols_left[j])
