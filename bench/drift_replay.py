@@ -29,6 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 import sys
@@ -45,7 +46,7 @@ from results import write  # noqa: E402
 from crimecast.domain import drift, metrics  # noqa: E402
 from crimecast.domain.model import CrimeForecaster, quiet_stan_logging  # noqa: E402
 from crimecast.domain.parallel import StderrProgress, map_processes  # noqa: E402
-from crimecast.domain.series import read_many  # noqa: E402
+from crimecast.domain.series import MonthlyCounts, read_many  # noqa: E402
 from crimecast.jobs.retrain import skip_reason  # noqa: E402
 from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
@@ -157,7 +158,8 @@ def replay(tasks: list[SeriesTask], rule: drift.DriftRule, rates: list[float], w
         print(f"{month}: alarm {decision['alarm']} ({e['series_moved']}/{e['series_tested']} moved), "
               f"MASE never {records[-1]['live']['never']['mase']} schedule {records[-1]['live']['schedule']['mase']} "
               f"alarm {records[-1]['live']['alarm']['mase']}", file=sys.stderr)
-    return {"months": records, "alarm_policy_retrains": alarm_retrains, "seconds": round(time.monotonic() - started, 1)}
+    return {"months": records, "alarm_policy_retrains": alarm_retrains, "seconds": round(time.monotonic() - started, 1),
+            "series_results": results}
 
 
 def summary(records: list[dict[str, Any]], rates: list[float]) -> dict[str, Any]:
@@ -191,11 +193,18 @@ def summary(records: list[dict[str, Any]], rates: list[float]) -> dict[str, Any]
 
 
 def load_tasks(paths: list[Path], as_of: pd.Period, steps: int) -> tuple[list[SeriesTask], list[dict[str, str]]]:
-    counts = read_many(paths)
+    return tasks_of(read_many(paths), as_of, steps)
+
+
+def tasks_of(counts: MonthlyCounts, as_of: pd.Period, steps: int, only: Collection[str] | None = None
+             ) -> tuple[list[SeriesTask], list[dict[str, str]]]:
+    """The series worth a model at ``as_of`` (among ``only``, labels, when given), and the others with why not."""
     months = tuple(pd.period_range(as_of + 1, periods=steps, freq="M"))
     options = RetrainOptions()
     tasks, skipped = [], []
     for key in counts.keys():
+        if only is not None and key.label not in only:
+            continue
         history = counts.series(key)
         reason = skip_reason(history.loc[:as_of], options)
         if reason:

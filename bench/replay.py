@@ -1,17 +1,29 @@
-"""The live loop replayed on the real city: the local stack started as
-``CRIMECAST_AS_OF=2016-10 make demo`` (its portal stand-in over
-``area_type_monthly_2001_2018.csv.gz``, a backfill through the ingest, every series trained),
-then one step per month to 2018-10: publish the month, ``POST /ingest``, read the live
-evaluation that followed, wait for the retrain it started, if any (``local/replay.py``).
+"""The service replayed month by month as deployed, through the real local stack, on any data.
 
-Writes bench/results/replay.json (``--name`` for another): per month the live median MASE
-over the series scored (as the live evaluation computes it: the champion's forecasts against
-every month that arrived since it was trained), the share of series degraded, whether a
-retrain started and why, whether it was promoted, and how long the step took.
+The stack starts as ``CRIMECAST_AS_OF=<--as-of> make demo`` does, its portal stand-in over
+``--data`` (any tidy counts files ``month,community_area,primary_type,count``, any type names;
+default the whole city's area x type file): a backfill through the ingest, every series
+trained. Then one step per month (``local/replay.py``): the portal publishes the month, the
+daily ingest runs as EventBridge starts it, its live evaluation and drift alarm judge the
+month (an alarm starts a retrain at once), the monthly scheduled retrain runs as EventBridge
+starts it, and each retrain is waited for and promoted or not. After each step the tool reads
+the forecast the service then serves for the next month (``GET /predict``), so each month is
+scored against the forecast published before it.
+
+On the same months and series (those worth a model at ``--as-of``), the model alone replays
+three fixed policies (``bench/drift_replay.py``): never retrain, the monthly schedule alone,
+the alarm alone; the service's live error is scored the same way (a month's MASE: absolute
+error over the series' in-sample seasonal-naive error up to ``--as-of``; band coverage).
+
+Writes bench/results/<name>.json: ``figures.months`` (per month: the alarm and its evidence,
+the retrains started and why, what was promoted, the live error of the service and of the
+three policies, the step's seconds) and ``figures.summary`` (the issue's targets checked).
 
 Usage:
-    python bench/replay.py                          # the whole city, 2016-10 + 24 months (long)
-    python bench/replay.py --areas 8,25,32 --types ASSAULT,BATTERY,THEFT --steps 6 --name replay_quick
+    python bench/replay.py                                   # whole city, area x type, 2016-10 + 24 months (~2 h)
+    python bench/replay.py --data ../shared/data/area_monthly_all_types_2001_2026.csv \\
+        --data ../shared/data/citywide_monthly_by_type_2001_2026.csv --as-of 2018-12 --steps 89 --name replay_97
+    python bench/replay.py --data my.csv --as-of 2019-06 --steps 3 --name replay_mine
 """
 
 from __future__ import annotations
@@ -27,25 +39,36 @@ import time
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "shared"), str(REPO)]  # this checkout's package and local/ first
+sys.path[:0] = [str(REPO / "shared"), str(REPO), str(REPO / "bench")]  # this checkout's package and local/ first
 
-from results import write  # noqa: E402 - after the path
+from drift_replay import BREAKS, CALM, POLICIES, month_scores, replay, tasks_of  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from results import write  # noqa: E402
 
-from crimecast.tools.data import default_data_dir  # noqa: E402
-from local.replay import Replay, call  # noqa: E402
+from crimecast.domain import drift  # noqa: E402
+from crimecast.domain.series import counts_from_tidy  # noqa: E402
+from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
+from local.portal import load_replay_files  # noqa: E402
+from local.replay import Replay, call, embedded_aws  # noqa: E402
 from local.stack import free_port  # noqa: E402
+
+SERVICE = "service"
 
 
 def start_stack(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, Replay]:
     port, portal_port, password = free_port(), free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_AS_OF": args.as_of, "CRIMECAST_REPLAY_PORT": str(portal_port),
+           "CRIMECAST_REPLAY_DATA": os.pathsep.join(str(p.resolve()) for p in args.data),
            "CRIMECAST_DATA_DIR": str(args.data_dir), "CRIMECAST_ADMIN_PASSWORD": password,
+           "CRIMECAST_MODEL_CACHE": str(log.parent / "model-cache"),
            "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    env.pop("AWS_ENDPOINT_URL", None)
+    for name in ("AWS_ENDPOINT_URL", "CRIMECAST_FORECAST_SERIES"):
+        env.pop(name, None)
     for name, value in (("CRIMECAST_REPLAY_AREAS", args.areas), ("CRIMECAST_REPLAY_TYPES", args.types)):
         if value:
             env[name] = value
-    command = [sys.executable, "-m", "local.stack", *(["--workers", str(args.workers)] if args.workers else [])]
+    command = [sys.executable, "-m", "local.stack", "--fresh", *(["--workers", str(args.workers)] if args.workers else [])]
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=output)
     return process, Replay(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{portal_port}", password)
@@ -58,6 +81,7 @@ def wait_ready(process: subprocess.Popen, replay: Replay, log: Path, timeout: fl
             raise RuntimeError(f"the stack exited: {log.read_text()[-3000:]}")
         try:
             if call(f"{replay.base}/health", timeout=5)[0] == 200:
+                replay.aws = embedded_aws(log.read_text())
                 return
         except OSError:
             pass
@@ -65,10 +89,75 @@ def wait_ready(process: subprocess.Popen, replay: Replay, log: Path, timeout: fl
     raise TimeoutError(f"the stack was not ready after {timeout:.0f} s: {log.read_text()[-3000:]}")
 
 
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def month_record(step: dict[str, Any]) -> dict[str, Any]:
+    """What the issue asks of a month: the alarm, its evidence, the retrains, the promotion, the time."""
+    return {
+        "month": step["month"], "alarm": bool(step["alarm"]), "evidence": step["drift"],
+        "retrains": [r["trigger"] for r in step["retrains"]], "promoted": step["promoted"],
+        "retrain_runs": step["retrains"], "champion_scored": step["champion"],
+        "series_evaluated": step["series_evaluated"], "live_median_mase": step["median_live_mase"],
+        "ingest_s": step["ingest_s"], "step_s": step["step_s"],
+    }
+
+
+def mean_live(rows: list[dict[str, Any]], policy: str) -> float | None:
+    values = [r["live"][policy]["mase"] for r in rows if r["live"][policy]["mase"] is not None]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's targets on these months (None where the replay does not cover what one is about)."""
+    months = [r["month"] for r in records]
+    calm = [r for r in records if CALM[0] <= r["month"] <= CALM[1]]
+    policies = (SERVICE, *POLICIES)
+    after = {name: [r for r in records if start <= r["month"] < str(pd.Period(start, "M") + 12)] for name, start in BREAKS.items()}
+    live = {p: mean_live(records, p) for p in policies}
+    live_after = {name: {p: mean_live(rows, p) for p in policies} for name, rows in after.items() if rows}
+    first_alarm = next((r["month"] for r in records if r["month"] >= BREAKS["covid"] and r["alarm"]), None)
+    alarms = [r["month"] for r in records if r["alarm"]]
+
+    def not_worse(figures: dict[str, float | None]) -> bool | None:
+        if figures[SERVICE] is None or figures["schedule"] is None:
+            return None
+        return figures[SERVICE] <= figures["schedule"]
+
+    return {
+        "months": len(records), "from": months[0], "to": months[-1],
+        "alarm_months": alarms, "alarm_share": round(len(alarms) / len(records), 3),
+        "calm_alarms": sum(r["alarm"] for r in calm), "calm_months": len(calm),
+        "first_alarm_from_covid": first_alarm,
+        "retrains": {trigger: sum(trigger in r["retrains"] for r in records) for trigger in ("schedule", "alarm")},
+        "promotions": sum(r["promoted"] is not None for r in records),
+        "live_mase": live, "live_mase_12_months_after": live_after,
+        "coverage": {p: round(float(np.mean(values)), 4) if (values := [r["live"][p]["coverage"] for r in records
+                                                                         if r["live"][p]["coverage"] is not None]) else None
+                     for p in policies},
+        "targets": {
+            "alarm_in_at_most_a_quarter_of_months": len(alarms) <= len(records) / 4,
+            "at_most_1_alarm_in_the_calm_months": sum(r["alarm"] for r in calm) <= 1 if len(calm) == 14 else None,
+            "first_alarm_by_2020_04": (first_alarm is not None and first_alarm <= "2020-04") if "2020-04" in months else None,
+            "service_not_worse_than_schedule": not_worse(live),
+            "service_not_worse_than_schedule_12_months_after": {name: not_worse(f) for name, f in live_after.items()},
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--as-of", default="2016-10", help="the month the city starts from (default 2016-10)")
-    parser.add_argument("--steps", type=int, default=24, help="months replayed after it (default 24: to 2018-10)")
+    parser.add_argument("--data", type=Path, action="append", default=None,
+                        help=f"a tidy counts file month,community_area,primary_type,count (repeatable; default {AREA_TYPE_FILE})")
+    parser.add_argument("--as-of", default="2016-10", help="the last month the service starts with (default 2016-10)")
+    parser.add_argument("--steps", type=int, default=24, help="months replayed after it (default 24)")
     parser.add_argument("--areas", default=None, help="only these areas, e.g. 8,25,32 (0: the unplaced reports)")
     parser.add_argument("--types", default=None, help="only these types, e.g. ASSAULT,THEFT")
     parser.add_argument("--workers", type=int, default=None, help="training processes (default: every core)")
@@ -76,43 +165,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="replay", help="bench/results/<name>.json")
     parser.add_argument("--start-timeout", type=float, default=4 * 3600)
     args = parser.parse_args(argv)
+    args.data = args.data or [args.data_dir / AREA_TYPE_FILE]
+    as_of = pd.Period(args.as_of, "M")
+    served = load_replay_files(args.data, [int(a) for a in args.areas.split(",")] if args.areas else None,
+                               [t.strip() for t in args.types.split(",")] if args.types else None)
+    frame = served.frame
+    counts = counts_from_tidy(pd.DataFrame({"month": frame["date"].dt.strftime("%Y-%m"),
+                                            "community_area": frame["community_area"].fillna("0"),
+                                            "primary_type": frame["primary_type"], "count": frame["_n"]}))
+    tasks, skipped = tasks_of(counts, as_of, args.steps, served.given_series)  # the series the service is given
+    if not tasks:
+        parser.error("no series worth a model in the data at --as-of")
+    if as_of + args.steps > counts.last_complete_month:
+        parser.error(f"--as-of {as_of} + {args.steps} steps runs past the data's last month {counts.last_complete_month}")
+    labels = [t.label for t in tasks]
     log = Path(tempfile.mkdtemp(prefix="crimecast-replay-")) / "stack.err"
     print(f"stack output: {log}", file=sys.stderr)
     started = time.monotonic()
-    process, replay = start_stack(args, log)
+    process, stack = start_stack(args, log)
     steps: list[dict[str, Any]] = []
+    published: dict[str, dict[str, dict[str, float]]] = {label: {} for label in labels}  # label -> month -> forecast
     try:
-        wait_ready(process, replay, log, args.start_timeout)
+        wait_ready(process, stack, log, args.start_timeout)
         start_s = round(time.monotonic() - started, 1)
-        series = replay.get("/evaluate")["summary"].get("series")
-        print(f"ready in {start_s} s ({series} series trained)", file=sys.stderr)
-        for _ in range(args.steps):
-            step = replay.step()
+        trained = stack.get("/evaluate")["summary"].get("series")
+        print(f"ready in {start_s} s ({trained} series trained)", file=sys.stderr)
+        for n in range(args.steps):
+            for label, row in stack.forecasts(labels, str(as_of + n + 1)).items():
+                published[label][str(as_of + n + 1)] = row
+            step = stack.step()
             steps.append(step)
-            print(f"{step['month']}: live median MASE {step['median_live_mase']}, alarm {step['alarm']}, "
-                  f"retrain {'started' if step['retrain_started'] else 'not started'} ({step['retrain_reason']}), "
-                  f"{step['step_s']} s", file=sys.stderr)
+            print(f"{step['month']}: alarm {step['alarm']} ({(step['drift'] or {}).get('summary')}), retrains "
+                  f"{[r['trigger'] for r in step['retrains']]}, promoted {step['promoted']}, {step['step_s']} s", file=sys.stderr)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    retrains = [s for s in steps if s["retrain_started"]]
+        stop(process)
+    stack_s = round(time.monotonic() - started, 1)
+    policies = replay(tasks, drift.DriftRule(), [], args.workers)  # the model alone: never, schedule, alarm
+    records = []
+    for step, fixed in zip(steps, policies["months"], strict=True):
+        record = month_record(step)
+        record["live"] = {SERVICE: month_scores(step["month"], policies["series_results"], published), **fixed["live"]}
+        record["model_alone_alarm"] = fixed["alarm"]
+        records.append(record)
     write(args.name, {
-        "as_of": args.as_of, "areas": args.areas or "all", "types": args.types or "all", "workers": args.workers,
-        "cores": os.cpu_count(), "data": str(args.data_dir / "area_type_monthly_2001_2018.csv.gz"),
-        "series": series, "start_s": start_s, "steps_s": round(sum(s["step_s"] for s in steps), 1),
-        "retrains_started": len(retrains),
-        "retrains_promoted": sum(bool(((s["retrain"] or {}).get("promotion") or {}).get("promoted")) for s in retrains),
-        "mean_retrain_s": round(sum(s["retrain"]["duration_s"] for s in retrains) / len(retrains), 1) if retrains else None,
-        "months": [{
-            "month": s["month"], "champion": s["champion"], "series_evaluated": s["series_evaluated"],
-            "live_median_mase": s["median_live_mase"], "alarm": s["alarm"], "evidence": s["drift"],
-            "retrain_started": s["retrain_started"], "reason": s["retrain_reason"],
-            "retrain": s["retrain"], "ingest_s": s["ingest_s"], "step_s": s["step_s"],
-        } for s in steps],
+        "data": [str(p) for p in args.data], "as_of": str(as_of), "steps": args.steps,
+        "areas": args.areas or "all", "types": args.types or "all", "workers": args.workers, "cores": os.cpu_count(),
+        "series": len(tasks), "series_labels": labels, "series_trained_at_start": trained, "skipped": skipped,
+        "cross_tabulation_made_up": served.given_series is not None,
+        "rule": {"q": drift.DriftRule().q, "min_series": drift.DriftRule().min_series},
+        "start_s": start_s, "stack_s": stack_s, "policies_s": policies["seconds"],
+        "steps_s": round(sum(s["step_s"] for s in steps), 1),
+        "summary": summary(records), "months": records,
     })
     return 0
 

@@ -37,7 +37,9 @@ Faults and changes on demand, from Python (:class:`StandInPortal`) or over HTTP:
 ``CRIMECAST_SOCRATA_URL=http://127.0.0.1:8089``.
 
 **Replay** (``--replay-from YYYY-MM``, ``StandInPortal("replay", ..., replay_from="2016-10")``):
-the city as it was at the end of that month. The rows come from
+the city as it was at the end of that month. The rows come from any tidy counts files
+(``--replay-data FILE``, repeatable; :func:`load_replay_files` says how files of totals only
+are served), by default from
 ``area_type_monthly_2001_2018.csv.gz`` (every area x type, monthly, 2001-01..2018-10; area 0,
 unplaced reports, is served with no ``community_area``; the two rows a cell may have, one
 per ``area_source``, are summed), optionally cut to a few areas (``--areas 8,25,32``; area 0
@@ -183,9 +185,16 @@ def load_area_type(path: Path, areas: list[int] | None = None, types: list[str] 
         wanted = {normalise_type(t) for t in types}
         raw = raw[raw["primary_type"].map(lambda t: normalise_type(t) in wanted)]
     cells = raw.groupby(["month", "community_area", "primary_type"], as_index=False, sort=True)["count"].sum()
-    cells = cells[cells["count"] > 0].reset_index(drop=True)
-    if cells.empty:
+    if cells[cells["count"] > 0].empty:
         raise ValueError(f"no rows left in {path.name} for areas {areas} and types {types}")
+    return weighted_rows(cells)
+
+
+def weighted_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells (``month`` YYYY-MM, ``community_area`` 0 for none, ``primary_type``, ``count``) as
+    the portal's weighted rows: each non-zero cell one row of ``_n`` incidents dated the 1st."""
+    cells = cells[cells["count"] > 0].sort_values(["month", "community_area", "primary_type"], kind="stable")
+    cells = cells.reset_index(drop=True)
     weights = cells["count"].to_numpy(dtype=np.int64)
     frame = pd.DataFrame({
         "id": (10_000_000 + np.cumsum(weights) - weights).astype(str),  # the cell's first incident; ids stay 8 digits
@@ -196,6 +205,114 @@ def load_area_type(path: Path, areas: list[int] | None = None, types: list[str] 
     frame["_row"] = -1
     frame["_n"] = weights
     return frame
+
+
+# The files' types that do not add up to their city total, served together under this name.
+OTHER_TYPES = "OTHER TYPES (NOT IN THE DATA)"
+
+
+@dataclass(frozen=True)
+class ReplayData:
+    """What a replaying portal serves (weighted rows), and when it had to make up the
+    area x type cross-tabulation (files of totals only), the series the files do give."""
+
+    frame: pd.DataFrame
+    given_series: list[str] | None  # None: every level served is the files' own
+
+
+def load_replay_files(paths: list[Path], areas: list[int] | None = None, types: list[str] | None = None) -> ReplayData:
+    """Any tidy counts files (``month,community_area,primary_type,count``, any type names;
+    several are joined as ``crimecast.domain.series.read_many`` joins them) as incidents.
+
+    The portal publishes incidents, each with an area (or none) and a type; the ingest
+    counts every level from them. Files of area x type cells are served as they are: every
+    level the ingest counts is theirs (the city's reports no area holds are the city's count of
+    a type less its areas'). Files of totals only (area totals, citywide types, the city: no
+    cross-tabulation, as the 2019-2026 files) have no incidents to serve: each month is
+    served as a made-up cross-tabulation whose margins are exactly the files' (areas and types
+    paired off in order, :func:`integer_table`; reports of no area are the city total less the
+    areas', and of types the files lack ``OTHER_TYPES``). The ingest then stores area totals, citywide types and the city total as
+    the files give them, and the made-up area x type cells beside: ``given_series`` names the
+    series the files give, the only ones the replayed service may forecast
+    (``CRIMECAST_FORECAST_SERIES``)."""
+    from crimecast.domain.crime_types import ALL_TYPES
+    from crimecast.domain.series import normalise_type, read_many
+
+    frame = read_many(paths).frame
+    frame = frame.assign(month=frame["month"].astype(str), community_area=frame["community_area"].fillna(0).astype(int))
+    given = frame[~frame["derived"]]
+    has_cells = ((given["community_area"] > 0) & (given["primary_type"] != ALL_TYPES)).any()
+    totals = given[(given["community_area"] == 0) | (given["primary_type"] == ALL_TYPES)]
+    if has_cells and not totals.empty:
+        raise ValueError("the files hold both area x type cells and totals (e.g. "
+                         f"{'city' if totals['community_area'].iloc[0] == 0 else totals['community_area'].iloc[0]}:"
+                         f"{totals['primary_type'].iloc[0]}): a portal serves incidents, from which every total follows; "
+                         "replay the cells or the totals, not both")
+    if has_cells:
+        cells = frame[(frame["community_area"] > 0) & (frame["primary_type"] != ALL_TYPES)]
+        city = frame[(frame["community_area"] == 0) & (frame["primary_type"] != ALL_TYPES)].set_index(["month", "primary_type"])["count"]
+        placed = cells.groupby(["month", "primary_type"])["count"].sum()
+        unplaced = city.sub(placed, fill_value=0).clip(lower=0).rename("count").reset_index().assign(community_area=0)
+        served, given_series = pd.concat([cells, unplaced], ignore_index=True), None
+    else:
+        served = _cross_tabulation(frame)
+        pairs = frame[["community_area", "primary_type"]].drop_duplicates().itertuples(index=False)
+        given_series = sorted(f"{'city' if area == 0 else area}:{crime_type}" for area, crime_type in pairs)
+    served = served[["month", "community_area", "primary_type", "count"]]
+    if areas is not None:
+        served = served[served["community_area"].isin(areas)]
+    if types is not None:
+        wanted = {normalise_type(t) for t in types}
+        served = served[served["primary_type"].isin(wanted)]
+    if served[served["count"] > 0].empty:
+        raise ValueError(f"no incident left in {', '.join(p.name for p in paths)} for areas {areas} and types {types}")
+    return ReplayData(weighted_rows(served), given_series)
+
+
+def _cross_tabulation(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per month, integer cells whose area totals and type totals are the files' (see load_replay_files)."""
+    from crimecast.domain.crime_types import ALL_TYPES
+
+    rows = []
+    for month, part in frame.groupby("month", sort=True):
+        area_totals = part[(part["community_area"] > 0) & (part["primary_type"] == ALL_TYPES)].set_index("community_area")["count"]
+        type_totals = part[(part["community_area"] == 0) & (part["primary_type"] != ALL_TYPES)].set_index("primary_type")["count"]
+        city = part[(part["community_area"] == 0) & (part["primary_type"] == ALL_TYPES)]["count"]
+        total = int(city.iloc[0]) if len(city) else int(max(area_totals.sum(), type_totals.sum()))
+        unplaced, other = total - int(area_totals.sum()), total - int(type_totals.sum())
+        if unplaced < 0 or other < 0:
+            raise ValueError(f"{month}: the areas ({int(area_totals.sum()):,}) or the types ({int(type_totals.sum()):,}) "
+                             f"add up to more than the city total ({total:,})")
+        row_labels = [*area_totals.index, 0]
+        col_labels = [*type_totals.index, OTHER_TYPES]
+        table = integer_table(np.array([*area_totals.to_numpy(), unplaced], dtype=np.int64),
+                              np.array([*type_totals.to_numpy(), other], dtype=np.int64))
+        r, c = np.nonzero(table)
+        rows.append(pd.DataFrame({"month": month, "community_area": np.asarray(row_labels)[r],
+                                  "primary_type": np.asarray(col_labels, dtype=object)[c], "count": table[r, c]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def integer_table(row_sums: np.ndarray, col_sums: np.ndarray) -> np.ndarray:
+    """A non-negative integer table with exactly these margins (equal totals), filled row by
+    row, column by column (the north-west corner rule): at most rows + columns - 1 non-zero
+    cells, so a made-up cross-tabulation adds as few cells as it can to what the ingest stores."""
+    total = int(row_sums.sum())
+    if total != int(col_sums.sum()):
+        raise ValueError(f"margins of different totals: {total} and {int(col_sums.sum())}")
+    table = np.zeros((len(row_sums), len(col_sums)), dtype=np.int64)
+    rows_left, cols_left = row_sums.astype(np.int64).copy(), col_sums.astype(np.int64).copy()
+    i = j = 0
+    while i < len(rows_left) and j < len(cols_left):
+        step = min(rows_left[i], cols_left[j])
+        table[i, j] += step
+        rows_left[i] -= step
+        cols_left[j] -= step
+        if rows_left[i] == 0:
+            i += 1
+        if j < len(cols_left) and cols_left[j] == 0:
+            j += 1
+    return table
 
 
 def _stamp(value: Any) -> str:
@@ -689,9 +806,11 @@ class StandInPortal:
 
     def __init__(self, dataset: str = "csv", data: Path | None = None, port: int = 0, host: str = "127.0.0.1",
                  replicate_years: int = 1, now: datetime | None = None, quiet: bool = True, *,
-                 replay_from: str | None = None, areas: list[int] | None = None, types: list[str] | None = None) -> None:
+                 replay_from: str | None = None, areas: list[int] | None = None, types: list[str] | None = None,
+                 replay_files: list[Path] | None = None) -> None:
         folder = data or data_dir()
         raw = None
+        self.given_series: list[str] | None = None  # replay of totals only: the series the files give
         if dataset == "csv":
             frame = load_csv(folder / CSV_FILE, replicate_years)
         elif dataset == "api-sample":
@@ -699,7 +818,11 @@ class StandInPortal:
         elif dataset == "replay":
             if not replay_from:
                 raise ValueError("the replay dataset needs replay_from (YYYY-MM): the month the city is shown as of")
-            frame = load_area_type(folder / AREA_TYPE_FILE, areas, types)
+            if replay_files:
+                replayed = load_replay_files(replay_files, areas, types)
+                frame, self.given_series = replayed.frame, replayed.given_series
+            else:
+                frame = load_area_type(folder / AREA_TYPE_FILE, areas, types)
         else:
             raise ValueError(f"unknown dataset {dataset!r}: csv, api-sample or replay")
         self.state = PortalState(frame, raw, folder / BOUNDARIES_FILE, now, today=replay_from if dataset == "replay" else None)
@@ -801,6 +924,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: replay with --replay-from, else csv")
     parser.add_argument("--replay-from", metavar="YYYY-MM", default=None,
                         help=f"replay {AREA_TYPE_FILE}: the city as of the end of this month")
+    parser.add_argument("--replay-data", type=Path, action="append", default=None, metavar="FILE",
+                        help=f"replay these tidy counts files (repeatable) instead of {AREA_TYPE_FILE}")
     parser.add_argument("--areas", type=_int_list, default=None, help="replay: only these areas, e.g. 8,25,32 (0: unplaced)")
     parser.add_argument("--types", type=_text_list, default=None, help="replay: only these types, e.g. ASSAULT,THEFT")
     parser.add_argument("--replicate-years", type=int, default=1, help="copy the 2022 rows into this many years (benchmarks)")
@@ -810,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dataset = args.dataset or ("replay" if args.replay_from else "csv")
     portal = StandInPortal(dataset, args.data_dir, args.port, args.host, args.replicate_years, args.now, quiet=not args.verbose,
-                           replay_from=args.replay_from, areas=args.areas, types=args.types)
+                           replay_from=args.replay_from, areas=args.areas, types=args.types, replay_files=args.replay_data)
     frame = portal.state.frame
     incidents = int(frame["_n"].sum()) if "_n" in frame.columns else len(frame)
     replay = f", replaying: today {portal.state.today}" if portal.state.today is not None else ""

@@ -1,23 +1,86 @@
-"""Drive the live loop of a replaying stack (``CRIMECAST_AS_OF=YYYY-MM make demo``) over HTTP.
+"""Drive the live loop of a replaying stack (``CRIMECAST_AS_OF=YYYY-MM make demo``) as it runs on AWS.
 
-One step: the portal stand-in publishes the next month (``POST /__control/advance``), the
-service ingests it (``POST /ingest``, then ``GET /runs/{id}`` until it ends), the ingest's
-live evaluation scores the champion on it (its run, ``GET /runs/{id}``), and when that
-started a retrain, the step waits for it to end (so the next month is scored against the
-model it promoted, if it promoted one). ``bench/replay.py`` and the integration test use it.
+One step is one month of the deployed service: the portal stand-in publishes the month
+(``POST /__control/advance``); the daily ingest runs as EventBridge starts it (the template's
+``Daily`` schedule: its target function invoked asynchronously with the scheduled event), then
+its live evaluation scores the champion on the month and its drift alarm may start a retrain;
+the step waits for that retrain; then the monthly retrain runs as EventBridge starts it (the
+``Monthly`` schedule, the 2nd at 08:00, 90 minutes after the ingest that brought the month),
+and the step waits for it too, so the next month is scored against what it promoted.
+Functions are invoked on the stack's embedded Lambda (moto's, at the endpoint the stack
+prints) with the stack's admin keys, as EventBridge's role would. ``bench/replay.py`` and the
+integration tests use it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
+from pathlib import Path
+import re
 import time
 from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from local.portal import advance
+from local.template import function_name, load_template
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+EMBEDDED_AWS = re.compile(r"embedded AWS at (http://[\d.]+:\d+)")
+
+
+def embedded_aws(log: str) -> str:
+    """The stack's embedded AWS endpoint, from its console output."""
+    found = EMBEDDED_AWS.search(log)
+    if not found:
+        raise RuntimeError("the stack's output names no embedded AWS endpoint")
+    return found.group(1)
+
+
+def schedules(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each ``Schedule`` event of the template: its name -> (its target function, its properties)."""
+    found = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for name, event in (resource["Properties"].get("Events") or {}).items():
+            if event["Type"] == "Schedule":
+                found[name] = (logical_id, event["Properties"])
+    return found
+
+
+def _cron_hour_minute(template: dict[str, Any], schedule: Any) -> tuple[int, int]:
+    expression = schedule
+    if isinstance(schedule, dict) and "Ref" in schedule:  # a template parameter: its default
+        expression = template["Parameters"][schedule["Ref"]]["Default"]
+    minute, hour = str(expression).removeprefix("cron(").split()[:2]
+    return int(hour), int(minute)
+
+
+def scheduled_event(template: dict[str, Any], name: str, day: str) -> tuple[str, dict[str, Any]]:
+    """The function EventBridge invokes for schedule ``name`` on ``day`` (YYYY-MM-DD), and the
+    event it passes: the schedule's ``Input`` when the template gives one, else EventBridge's
+    scheduled event (a new id each time, as each delivery of a rule's firing has)."""
+    logical_id, properties = schedules(template)[name]
+    target = function_name(template, logical_id)
+    if "Input" in properties:
+        return target, json.loads(properties["Input"])
+    hour, minute = _cron_hour_minute(template, properties["Schedule"])
+    return target, {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": f"{day}T{hour:02d}:{minute:02d}:00Z", "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:000000000000:rule/{target}-{name}"], "detail": {},
+    }
+
+
+def next_month_day(month: str, day: int) -> str:
+    """``day`` of the month after ``month`` (YYYY-MM): when the month's data is in and retrained."""
+    year, number = int(month[:4]), int(month[5:7])
+    year, number = (year + 1, 1) if number == 12 else (year, number + 1)
+    return f"{year:04d}-{number:02d}-{day:02d}"
 
 
 def call(url: str, token: str | None = None, *, form: dict[str, str] | None = None, body: dict | None = None,
@@ -42,8 +105,10 @@ class Replay:
     base: str  # the stack, http://127.0.0.1:<port>
     portal: str  # its portal stand-in
     password: str
+    aws: str | None = None  # its embedded AWS (embedded_aws); needed to run the schedules
     user: str = "admin"
     poll_s: float = 0.5
+    template: dict[str, Any] = field(default_factory=lambda: load_template(TEMPLATE))
     _token: str | None = None
     _token_at: float = 0.0
 
@@ -75,34 +140,89 @@ class Replay:
             time.sleep(self.poll_s)
 
     def ingest(self, timeout: float = 600.0) -> dict[str, Any]:
+        """``POST /ingest`` (an operator's), until it ended and noted its live evaluation."""
         status, run = call(f"{self.base}/ingest", self.token(), body={"mode": "incremental"}, method="POST")
         if status != 202:
             raise RuntimeError(f"POST /ingest: {status} {run}")
         return self.wait_run(run["run_id"], timeout, then="live_evaluation")
 
+    def run_ids(self, kind: str) -> set[str]:
+        return {r["run_id"] for r in self.get(f"/runs?kind={kind}&limit=20")["runs"]}
+
+    def fire_schedule(self, name: str, day: str, kind: str, appear_s: float = 30.0) -> str | None:
+        """EventBridge firing schedule ``name`` on ``day``: its target invoked asynchronously with
+        its event on the embedded Lambda; the run of ``kind`` it started, or None when it started
+        none within ``appear_s`` (e.g. a retrain was running: that one is the month's)."""
+        import boto3
+
+        if self.aws is None:
+            raise RuntimeError("no embedded AWS endpoint: Replay(aws=embedded_aws(the stack's output))")
+        before = self.run_ids(kind)
+        target, event = scheduled_event(self.template, name, day)
+        client = boto3.client("lambda", endpoint_url=self.aws, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")  # nosec B106 - the stack's admin keys
+        answer = client.invoke(FunctionName=target, InvocationType="Event", Payload=json.dumps(event).encode())
+        if answer["StatusCode"] != 202:
+            raise RuntimeError(f"invoking {target} for schedule {name}: {answer['StatusCode']}")
+        deadline = time.monotonic() + appear_s
+        while time.monotonic() < deadline:
+            new = self.run_ids(kind) - before
+            if new:
+                return min(new)
+            time.sleep(self.poll_s)
+        return None
+
     def step(self, retrain_timeout: float = 3600.0) -> dict[str, Any]:
-        """Publish the next month, ingest it, read its live evaluation, wait for any retrain."""
+        """One month as deployed: publish it, the daily ingest and its live evaluation (which may
+        start a retrain: waited for), the monthly scheduled retrain (waited for)."""
         started = time.monotonic()
         month = advance(self.portal)["today"]
-        ingested = self.ingest()
+        ingest_id = self.fire_schedule("Daily", next_month_day(month, 2), "ingest")
+        if ingest_id is None:
+            raise RuntimeError(f"the daily ingest after {month} started no run")
+        ingested = self.wait_run(ingest_id, 600, then="live_evaluation")
         if ingested["status"] != "succeeded":
             raise RuntimeError(f"ingest of {month} failed: {ingested['detail'].get('error')}")
         ingest_s = time.monotonic() - started
         note = ingested["detail"].get("live_evaluation") or {}
         evaluation = self.get(f"/runs/{note['run_id']}")["detail"] if note.get("run_id") else {}
         retrain = evaluation.get("retrain") or {}
-        retrained = None
+        retrains = []
         if retrain.get("started"):
-            run = self.wait_run(retrain["run_id"], retrain_timeout)
-            retrained = {"run_id": run["run_id"], "status": run["status"], "reason": run["detail"].get("reason"),
-                         "promotion": run["detail"].get("promotion"), "version": run["detail"].get("version"),
-                         "duration_s": round(time.monotonic() - started - ingest_s, 1)}
+            retrains.append(self._retrain("alarm", retrain["run_id"], retrain_timeout))
+        scheduled = self.fire_schedule("Monthly", next_month_day(month, 2), "retrain")
+        if scheduled is not None:
+            retrains.append(self._retrain("schedule", scheduled, retrain_timeout))
         return {
             "month": month, "stored_last_month": ingested["detail"]["stored"]["last_month"],
             "ingest_run": ingested["run_id"], "evaluation_run": note.get("run_id"), "evaluation_note": note,
             "champion": evaluation.get("version"), "series_evaluated": evaluation.get("series_evaluated"),
             "median_live_mase": evaluation.get("median_live_mase"), "alarm": evaluation.get("alarm"),
-            "drift": evaluation.get("drift"),
-            "retrain_started": bool(retrain.get("started")), "retrain_reason": retrain.get("reason"),
-            "retrain": retrained, "ingest_s": round(ingest_s, 1), "step_s": round(time.monotonic() - started, 1),
+            "drift": evaluation.get("drift"), "alarm_retrain": retrain,
+            "retrains": retrains, "schedule_started": scheduled is not None,
+            "promoted": next((r["version"] for r in reversed(retrains) if (r["promotion"] or {}).get("promoted")), None),
+            "ingest_s": round(ingest_s, 1), "step_s": round(time.monotonic() - started, 1),
         }
+
+    def _retrain(self, trigger: str, run_id: str, timeout: float) -> dict[str, Any]:
+        started = time.monotonic()
+        run = self.wait_run(run_id, timeout)
+        detail = run["detail"]
+        return {"trigger": trigger, "run_id": run_id, "status": run["status"], "reason": detail.get("reason"),
+                "version": detail.get("version"), "promotion": detail.get("promotion"),
+                "series_planned": detail.get("series_planned"), "waited_s": round(time.monotonic() - started, 1)}
+
+    def forecasts(self, labels: list[str], month: str) -> dict[str, dict[str, float]]:
+        """The serving forecast of ``month`` for each series (label -> yhat, yhat_lower, yhat_upper),
+        as ``GET /predict`` serves it; series without one are left out."""
+        out = {}
+        for label in labels:
+            area, _, crime_type = label.rpartition(":")
+            query = urllib.parse.urlencode({"community_area": area, "crime_type": crime_type, "months": 24})
+            status, answer = call(f"{self.base}/predict?{query}", self.token())
+            if status != 200:
+                continue
+            row = next((f for f in answer.get("forecast") or [] if f["month"] == month), None)
+            if row is not None:
+                out[label] = {k: float(row[k]) for k in ("yhat", "yhat_lower", "yhat_upper")}
+        return out

@@ -9,7 +9,8 @@ With ``CRIMECAST_AS_OF=YYYY-MM`` (``--as-of``) it replays the city from the end 
 month: it starts the portal stand-in (``local/portal.py``) in replay mode over
 ``area_type_monthly_2001_2018.csv.gz`` in ``CRIMECAST_DATA_DIR``, on ``CRIMECAST_REPLAY_PORT``
 (default 8089), optionally cut to ``CRIMECAST_REPLAY_AREAS`` / ``CRIMECAST_REPLAY_TYPES``
-(comma-separated); backfills from it through the normal ingest path, trains and serves.
+(comma-separated), or over other tidy files (``CRIMECAST_REPLAY_DATA``); backfills from it
+through the normal ingest path, trains and serves.
 ``python -m local.portal advance`` publishes the next month; ``POST /ingest`` brings it in.
 """
 
@@ -675,22 +676,34 @@ def _portal_for_demo() -> tuple[str | None, str]:
     return None, f"the portal at {client.base_url} did not answer within 3 s"
 
 
-def start_replay_portal(as_of: str, port: int, areas: str | None, types: str | None) -> Any:
+def start_replay_portal(as_of: str, port: int, areas: str | None, types: str | None, files: str | None = None) -> Any:
     """The portal stand-in replaying the city as of the end of ``as_of``, on a thread of this
-    process; CRIMECAST_SOCRATA_URL points the functions at it."""
+    process, over ``files`` (os.pathsep-separated tidy counts files; default the area x type
+    file in CRIMECAST_DATA_DIR); CRIMECAST_SOCRATA_URL points the functions at it. When the
+    files hold totals only, the service forecasts only their series (CRIMECAST_FORECAST_SERIES):
+    the area x type cells the stand-in made up to serve them are stored, never forecast."""
     from local.portal import StandInPortal, data_dir
 
     folder = data_dir()
-    if not (folder / AREA_TYPE_FILE).is_file():
-        raise FileNotFoundError(f"replay needs {AREA_TYPE_FILE} in {folder}: set CRIMECAST_DATA_DIR to the folder that holds it")
+    paths = [Path(p) for p in files.split(os.pathsep) if p.strip()] if files else [folder / AREA_TYPE_FILE]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"replay needs {path}: set CRIMECAST_DATA_DIR to the folder that holds {AREA_TYPE_FILE}, "
+                                    "or CRIMECAST_REPLAY_DATA to the files to replay")
     area_list = [int(a) for a in areas.split(",") if a.strip()] if areas else None
     type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
-    portal = StandInPortal("replay", folder, port, replay_from=as_of, areas=area_list, types=type_list).start()
+    portal = StandInPortal("replay", folder, port, replay_from=as_of, areas=area_list, types=type_list,
+                           replay_files=paths if files else None).start()
     os.environ["CRIMECAST_SOCRATA_URL"] = portal.url
+    if portal.given_series is not None:
+        os.environ["CRIMECAST_FORECAST_SERIES"] = ",".join(portal.given_series)
+        say(f"replay: the files hold totals only; the portal serves them as a made-up area x type cross-tabulation "
+            f"with their margins, and the service forecasts only their {len(portal.given_series)} series "
+            "(CRIMECAST_FORECAST_SERIES)")
     cut = (f", areas {areas}" if areas else "") + (f", types {types}" if types else "")
     say(f"replay: the portal stand-in at {portal.url} shows the city as of the end of {as_of} "
-        f"({folder / AREA_TYPE_FILE}{cut}); `python -m local.portal advance --url {portal.url}` publishes the next month, "
-        "then POST /ingest brings it in")
+        f"({', '.join(str(p) for p in paths)}{cut}); `python -m local.portal advance --url {portal.url}` publishes the next "
+        "month, then POST /ingest brings it in")
     return portal
 
 
@@ -832,6 +845,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-port", type=int, default=int(os.environ.get("CRIMECAST_REPLAY_PORT", 8089)))
     parser.add_argument("--replay-areas", default=os.environ.get("CRIMECAST_REPLAY_AREAS"), help="e.g. 8,25,32")
     parser.add_argument("--replay-types", default=os.environ.get("CRIMECAST_REPLAY_TYPES"), help="e.g. ASSAULT,THEFT")
+    parser.add_argument("--replay-data", default=os.environ.get("CRIMECAST_REPLAY_DATA"),
+                        help=f"tidy counts files to replay, separated by {os.pathsep!r} (default: {AREA_TYPE_FILE})")
     args = parser.parse_args(argv)
     if args.as_of and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.as_of):
         say(f"CRIMECAST_AS_OF must be YYYY-MM, not {args.as_of!r}")
@@ -864,7 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         serving.start()  # answers 503 (/health: the step) until every series is served
         if args.as_of:
             try:
-                portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types)
+                portal = start_replay_portal(args.as_of, args.replay_port, args.replay_areas, args.replay_types,
+                                             args.replay_data)
             except (OSError, ValueError) as exc:
                 port_taken = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
                 say(f"replay: cannot start the portal stand-in: {exc}"

@@ -193,6 +193,16 @@ class RetrainOptions:
     # One retrain at a time: a lease held by the running run, released when it ends; if its
     # holder died without letting go (the workflow killed, the Catch never ran) it lapses after this.
     lease_seconds: int = env("CRIMECAST_RETRAIN_LEASE_SECONDS", 6 * 3600)
+    # Only these series get a model (comma-separated labels, e.g. ``city:ALL,25:ALL``); unset:
+    # every series worth one. A replay over files that hold only totals sets it to their series
+    # (``local/portal.py``): the cross-tabulation its portal stand-in had to make up is not forecast.
+    forecast_series: str | None = env("CRIMECAST_FORECAST_SERIES", None)
+
+    def forecast_only(self) -> frozenset[str] | None:
+        """The labels of the series this deployment forecasts, or None for every series."""
+        if not self.forecast_series:
+            return None
+        return frozenset(label.strip() for label in self.forecast_series.split(",") if label.strip())
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,21 @@ def test_plan_skips_thin_series_and_says_why(aws) -> None:
     assert "24:ARSON" not in manifest["planned"] and "10 months with any report" in reasons["24:ARSON"]
 
 
+def test_plan_forecasts_only_the_series_a_deployment_names(aws, monkeypatch) -> None:
+    """CRIMECAST_FORECAST_SERIES (a replay over files of totals only sets it): other series,
+    however long their history, are skipped with that reason."""
+    _healthy(aws)
+    monkeypatch.setenv("CRIMECAST_FORECAST_SERIES", "city:THEFT, 25:THEFT")
+    settings.reset()
+    run = runs.start_run(aws, "retrain")
+    manifest = aws.blobs.get_json(retrain.plan(aws, run["run_id"])["manifest_key"])
+    assert sorted(manifest["planned"]) == ["25:THEFT", "city:THEFT"]
+    reasons = {s["series"]: s["reason"] for s in manifest["skipped"]}
+    assert "CRIMECAST_FORECAST_SERIES" in reasons["8:THEFT"]
+    monkeypatch.delenv("CRIMECAST_FORECAST_SERIES")
+    settings.reset()
+
+
 def test_first_run_promotes_and_reports(aws) -> None:
     _healthy(aws)
     summary = retrain.run_locally(aws, workers=1)  # in-process moto: forked workers would write to copies

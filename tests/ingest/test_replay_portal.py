@@ -88,3 +88,51 @@ def test_a_cut_to_areas_and_types_leaves_the_unplaced_out_unless_listed() -> Non
     assert with_unplaced["community_area"].isna().any()
     with pytest.raises(ValueError, match="outside the data"):
         StandInPortal("replay", FIXTURES, replay_from="2019-01")
+
+
+TOTALS_FILES = ("area_monthly_all_types_2001_2026.csv", "citywide_monthly_by_type_2001_2026.csv")
+
+
+def _totals_with_new_type_names(folder) -> list:
+    """The fixture's area totals and citywide types, the types renamed to names no code knows."""
+    from pathlib import Path
+
+    areas, city = (FIXTURES / name for name in TOTALS_FILES)
+    renamed = pd.read_csv(city, dtype=str, keep_default_na=False)
+    renamed["primary_type"] = renamed["primary_type"].replace({"ASSAULT": "Moonlight Mischief", "THEFT": "TIME-TRAVEL FRAUD"})
+    target = Path(folder) / "city_types_renamed.csv"
+    renamed.to_csv(target, index=False)
+    return [areas, target]
+
+
+def test_files_of_totals_travel_through_the_portal_and_the_ingest_exactly(aws, tmp_path) -> None:
+    """Area totals and citywide types (any type names) have no incidents: the stand-in serves a
+    made-up cross-tabulation whose margins are theirs, and the real ingest then stores every
+    series the files give exactly as they give it; those series are the ones it names."""
+    from crimecast.domain.series import read_many
+
+    files = _totals_with_new_type_names(tmp_path)
+    with StandInPortal("replay", FIXTURES, replay_from="2021-12", replay_files=files) as replaying:
+        assert replaying.given_series == ["25:ALL", "32:ALL", "8:ALL", "city:ALL", "city:MOONLIGHT MISCHIEF",
+                                          "city:TIME-TRAVEL FRAUD"]
+        view = run(aws, portal_source(replaying), mode="backfill", first_year=2017)
+    assert view["status"] == "succeeded" and view["detail"]["stored"]["last_month"] == "2021-12"
+    counts, given = load_counts(aws), read_many(files)
+    for label in replaying.given_series:
+        key = SeriesKey.parse(label)
+        expected = given.series(key).loc[:"2021-12"]
+        assert counts.series(key).loc[expected.index[0]:].equals(expected), label
+    made_up = portal_module.OTHER_TYPES
+    assert SeriesKey(None, made_up) in set(counts.keys())  # the city's other types: stored, never forecast
+
+
+def test_integer_table_has_exactly_the_margins() -> None:
+    table = portal_module.integer_table(pd.Series([7, 0, 13, 1]).to_numpy(), pd.Series([10, 6, 5]).to_numpy())
+    assert table.min() >= 0 and table.sum(axis=1).tolist() == [7, 0, 13, 1] and table.sum(axis=0).tolist() == [10, 6, 5]
+    with pytest.raises(ValueError, match="different totals"):
+        portal_module.integer_table(pd.Series([1]).to_numpy(), pd.Series([2]).to_numpy())
+
+
+def test_cells_and_totals_together_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="both area x type cells and totals"):
+        portal_module.load_replay_files([FIXTURES / AREA_TYPE_FILE, FIXTURES / TOTALS_FILES[0]])

@@ -160,7 +160,12 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
         champion = None
     version = f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"[:-4] + "Z"
     planned, skipped = [], []
+    only = options.forecast_only()
     for key in counts.keys():
+        if only is not None and key.label not in only:
+            skipped.append({"series": key.label, "reason": "not among the series this deployment forecasts "
+                                                            "(CRIMECAST_FORECAST_SERIES)"})
+            continue
         reason = skip_reason(counts.series(key), options)
         if reason:
             skipped.append({"series": key.label, "reason": reason})
