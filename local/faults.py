@@ -76,14 +76,16 @@ class Faults:
     injected: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
     enabled: bool = True
-    _random: random.Random = field(init=False)
+    # One stream per service: which calls of a service fail does not depend on how its calls
+    # interleave with other services' (threads), so a seed reproduces the same faults.
+    _randoms: dict[str, random.Random] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         unknown = set(self.shares) - set(ERRORS)
         if unknown:
             raise ValueError(f"{ENV}: no faults for {sorted(unknown)} (only {sorted(ERRORS)})")
-        self._random = random.Random(self.seed)
+        self._randoms = {service: random.Random(f"{self.seed}:{service}") for service in self.shares}
 
     @classmethod
     def parse(cls, text: str, seed: int = 0) -> Faults:
@@ -108,9 +110,10 @@ class Faults:
             return None
         with self._lock:
             self.calls[service] += 1
-            if self._random.random() >= share:
+            stream = self._randoms[service]
+            if stream.random() >= share:
                 return None
-            status, code = self._random.choice(ERRORS[service])
+            status, code = stream.choice(ERRORS[service])
             self.injected[f"{service}:{code}"] += 1
         return _response(service, getattr(request, "url", ""), status, code)
 

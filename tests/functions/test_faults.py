@@ -66,7 +66,7 @@ def test_with_faults_an_ingest_and_a_retrain_end_with_the_data_of_a_clean_run(aw
     workflow.unregister_all()
     provision(monkeypatch)
     stores = use_stores(get_stores().with_launcher(RecordingLauncher()))
-    injected = faults.install(faults.Faults.parse("dynamodb:0.1,s3:0.1,lambda:0.3", seed=7))
+    injected = faults.install(faults.Faults.parse("dynamodb:0.1,s3:0.1,lambda:0.3", seed=1))
     try:
         faulted = _ingest_and_retrain(stores, tmp_path)
     finally:
