@@ -77,7 +77,7 @@ def test_every_action_and_resource_of_a_statement_and_every_policy_template_must
 
 def test_a_grant_listed_as_unreachable_that_a_call_used_must_leave_the_list(template) -> None:
     queue = "arn:aws:sqs:us-east-1:123456789012:crimecast-async-failures-dev"
-    assert f"IngestFunction: {queue}" in UNREACHABLE  # the template's queue, as check() names it
-    problems = check([_call("IngestFunction", "sqs:SendMessage", queue)], template)
-    assert "IngestFunction: sqs:SendMessage is listed as unreachable by the tests, yet a recorded call used it: " \
+    assert f"RetrainFunction: {queue}" in UNREACHABLE  # the template's queue, as check() names it
+    problems = check([_call("RetrainFunction", "sqs:SendMessage", queue)], template)
+    assert "RetrainFunction: sqs:SendMessage is listed as unreachable by the tests, yet a recorded call used it: " \
            "take it off the list" in problems
