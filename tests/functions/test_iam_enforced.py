@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -117,12 +118,18 @@ def test_without_its_secret_grant_the_authorizer_fails_every_request(iam_roles, 
                                              "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/dev/GET/auth/me"})
 
 
-def test_an_ingest_publishes_evaluates_and_starts_the_retrain_as_the_ingest_function(iam_roles, aws, tmp_path) -> None:
+def _a_champion_then_degraded_months(aws, tmp_path) -> Path:
+    """A backfill and its promoted retrain; the file of the degraded months that follow it."""
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     _write(first, 72, degrade=False)
     _write(second, 78, degrade=True)
     pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
     assert retrain.run_locally(aws, workers=1)["promoted"]
+    return second
+
+
+def test_an_ingest_publishes_evaluates_and_starts_the_retrain_as_the_ingest_function(iam_roles, aws, tmp_path) -> None:
+    second = _a_champion_then_degraded_months(aws, tmp_path)
     roles = iam_roles()
     stale = _a_lease_held_by_an_aborted_execution(roles)  # the retrain it starts takes the lease over
     with roles.as_function("IngestFunction"):  # what the API path and then the worker invocation do
@@ -152,11 +159,7 @@ def test_post_ingest_starts_its_worker_by_invoking_the_ingest_function_itself(ia
 
 def test_without_start_execution_the_ingest_publishes_and_the_evaluation_and_retrain_end_failed(iam_roles, aws,
                                                                                                  tmp_path) -> None:
-    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    _write(first, 72, degrade=False)
-    _write(second, 78, degrade=True)
-    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
-    assert retrain.run_locally(aws, workers=1)["promoted"]
+    second = _a_champion_then_degraded_months(aws, tmp_path)
     template = _without(load_template(REPO / "template.yaml"), "IngestFunction", "StepFunctionsExecutionPolicy",
                         "RetrainStateMachine")
     roles = iam_roles(template)
@@ -290,11 +293,7 @@ def test_post_evaluate_without_counts_answers_without_an_access_error(iam_roles,
 
 
 def test_post_evaluate_of_degraded_months_takes_over_a_dead_lease_and_starts_a_retrain(iam_roles, aws, tmp_path) -> None:
-    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    _write(first, 72, degrade=False)
-    _write(second, 78, degrade=True)
-    pipeline.ingest_now(aws, "test", ingest.FileSource(first), mode="backfill")
-    assert retrain.run_locally(aws, workers=1)["promoted"]
+    second = _a_champion_then_degraded_months(aws, tmp_path)
     view = pipeline.ingest_now(aws, "test", ingest.FileSource(second), mode="backfill")
     stale = runs.get_run(aws, view["detail"]["live_evaluation"]["retrain"]["run_id"], admin=True)
     boto3.client("stepfunctions").stop_execution(executionArn=stale["detail"]["execution_arn"])  # ended unrecorded
