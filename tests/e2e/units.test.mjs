@@ -7,7 +7,7 @@ import { niceTicks } from '../../web/chart.js';
 import {
   METRIC_ROWS, accuracySentences, bestMethods, consecutiveRuns, dataThroughText, monthLabel, nextMonth, previousMonth, roughCount, typeLabel,
 } from '../../web/format.js';
-import { PALETTE, colourClasses, projectAreas } from '../../web/map.js';
+import { PALETTE, colourClasses, projectAreas } from '../../web/choropleth.js';
 
 test('accuracy in words follows the example wording', () => {
   const [first, ...rest] = accuracySentences({
