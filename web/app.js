@@ -3,7 +3,6 @@
 // module in views/ with enter(params) to show it and init() to wire its controls.
 
 import * as API from './api.js';
-import { forget } from './data.js';
 import { $ } from './dom.js';
 import { forecastHash, onRoute, parseHash } from './router.js';
 import { VIEWS, showLoggedIn, showView } from './shell.js';
@@ -13,7 +12,7 @@ import * as Forecast from './views/forecast.js';
 import * as Login from './views/login.js';
 import * as MapView from './views/map.js';
 
-const ENTER = { forecast: Forecast.enter, map: MapView.enter, compare: Compare.enter, admin: () => Admin.enter() };
+const ENTER = { forecast: Forecast.enter, map: MapView.enter, compare: Compare.enter, admin: Admin.enter };
 const CAVEATS = ['forecast-caveats', 'compare-caveats', 'map-caveats'];
 
 /** Show the view the hash names: the login form without a valid session, the forecast for an unknown name. */
@@ -41,7 +40,7 @@ function fillCaveats() {
 
 function wire() {
   fillCaveats();
-  Login.init({ onEnd: () => { Admin.stop(); forget(); } });
+  Login.init();
   Forecast.init();
   MapView.init();
   Compare.init();

@@ -175,13 +175,13 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
 
   for (const area of projected.areas) {
     const row = rows.get(area.number);
+    const description = describeArea(area, row, month, { mode, reason: reasons.get(area.number) });
     const path = svg('path', {
       d: area.d, class: 'map-area', 'data-area': area.number, tabindex: 0, role: 'button',
-      fill: row ? fillOf(row) : 'url(#no-data)',
-      'aria-label': describeArea(area, row, month, { mode, reason: reasons.get(area.number) }),
+      fill: row ? fillOf(row) : 'url(#no-data)', 'aria-label': description,
     }, layer);
     if (!row) path.classList.add('map-area-none');
-    svg('title', {}, path).textContent = describeArea(area, row, month, { mode, reason: reasons.get(area.number) });
+    svg('title', {}, path).textContent = description;
     path.addEventListener('pointermove', (event) => showTip(area, row, path, event));
     path.addEventListener('pointerleave', hideTip);
     path.addEventListener('focus', () => showTip(area, row, path));

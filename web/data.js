@@ -72,6 +72,19 @@ export async function downloadCsv(path, query, fallbackName, status) {
   }
 }
 
+/**
+ * The answer to `request`, or undefined when it failed: then `onError(err)` says so, unless a
+ * newer load started (`current()` is false) or the session ended (the login form is shown).
+ */
+export async function settle(request, current, onError) {
+  try {
+    return await request;
+  } catch (err) {
+    if (current() && !API.isSessionEnd(err)) onError(err);
+    return undefined;
+  }
+}
+
 /** A guard against late answers: `next()` starts a load and returns `current()`, false once a newer load started. */
 export function latest() {
   let count = 0;

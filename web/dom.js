@@ -44,6 +44,21 @@ export function showProblem(id, message, retry) {
   box.hidden = false;
 }
 
+/**
+ * Run `render()`; when it throws (the service sent data the page does not understand), hide
+ * `resultId` and say in `problemId` that `what` could not be drawn.
+ */
+export function renderOrExplain(render, resultId, problemId, what) {
+  try {
+    render();
+  } catch (err) {
+    console.error(err);
+    $(resultId).hidden = true;
+    showProblem(problemId, `${what} could not be drawn: the service sent data this page does not understand. ` +
+      'Please reload the page; if it keeps happening, tell the crimecast team.');
+  }
+}
+
 /** Give `select` one option per value (kept when they are already these), then choose `current`. */
 export function fillSelect(select, values, label, current) {
   const shown = [...select.options].map((o) => o.value);

@@ -23,6 +23,11 @@ export function compareHash(list = store.get().compare) {
   return `#/compare?series=${list.map((s) => `${s.area ?? 'city'}:${encodeURIComponent(s.type)}`).join(',')}`;
 }
 
+/** The crime type a URL names (any case), "ALL" when it names none. */
+export function typeParam(params) {
+  return params.get('type').trim().toUpperCase() || 'ALL';
+}
+
 /** What Compare shows when nothing is chosen: the current series next to the city's. */
 export function defaultComparison({ area, type } = store.get()) {
   return [{ area, type }, { area: null, type }];
@@ -38,14 +43,14 @@ export function keepHash(hash) {
   if (location.hash !== hash) history.replaceState(null, '', hash);
 }
 
-const routing = { show: () => {} };
+let showRoute = () => {};
 
 /** `show` is what shows the view the hash names. */
 export function onRoute(show) {
-  routing.show = show;
+  showRoute = show;
 }
 
 /** Show the current hash's view again (after logging in, or to try a failed load again). */
 export function reroute() {
-  routing.show();
+  showRoute();
 }

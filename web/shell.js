@@ -8,7 +8,7 @@ import * as store from './store.js';
 
 export const VIEWS = ['login', 'forecast', 'compare', 'map', 'admin'];
 const TITLES = { login: 'Log in', forecast: 'Forecast', compare: 'Compare', map: 'Map', admin: 'Admin' };
-const focus = { first: true }; // the first view shown keeps the page's own focus
+let firstView = true; // the first view shown keeps the page's own focus
 
 /** The navigation: the current view marked, each link to that view as the state would show it. */
 function updateNavLinks(state) {
@@ -32,11 +32,11 @@ export function showView(name) {
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
   document.title = `${TITLES[name]} · crimecast`;
   if (name !== 'login') store.set({ view: name });
-  if (!focus.first) {
+  if (!firstView) {
     $(`${name}-heading`)?.focus({ preventScroll: true });
     window.scrollTo(0, 0);
   }
-  focus.first = false;
+  firstView = false;
 }
 
 /** The header as the session is: who is logged in, the navigation, the admin link for admins. */

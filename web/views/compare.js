@@ -5,7 +5,7 @@ import * as API from '../api.js';
 import { areaName, resolveArea } from '../areas.js';
 import { drawFitted } from '../chart.js';
 import { COMPARE_STYLES, drawCompareChart, shownHistory } from '../compare-chart.js';
-import { latest, loadCatalog, loadForecast } from '../data.js';
+import { latest, loadCatalog, loadForecast, settle } from '../data.js';
 import { $, fillSelect, h, numCell, showProblem } from '../dom.js';
 import { changeText, formatCount, monthLabel, placeName, seriesTitle, typeLabel } from '../format.js';
 import { compareHash, defaultComparison, go, keepHash, reroute } from '../router.js';
@@ -33,16 +33,11 @@ export async function enter(params) {
   const chosen = store.get().compare;
   $('compare-problem').hidden = true;
   $('compare-status').textContent = 'Loading the series…';
-  let catalog;
-  try {
-    catalog = await loadCatalog();
-  } catch (err) {
-    if (!current() || API.isSessionEnd(err)) return;
+  const catalog = await settle(loadCatalog(), current, (err) => {
     $('compare-status').textContent = '';
     showProblem('compare-problem', `Could not load the list of crime types. ${err.message}`, reroute);
-    return;
-  }
-  if (!current()) return;
+  });
+  if (catalog === undefined || !current()) return;
   for (let i = 0; i < MAX_COMPARED; i += 1) {
     $(`compare-area-${i}`).value = chosen[i] ? areaName(chosen[i].area) : '';
     fillSelect($(`compare-type-${i}`), catalog.types, typeLabel, chosen[i] && catalog.types.includes(chosen[i].type) ? chosen[i].type : 'ALL');

@@ -1,12 +1,11 @@
 // The forecast view's controller: reads the series from the URL into the store, loads the
 // catalogue and the forecast, and hands them to the render functions; the form's controls.
 
-import * as API from '../api.js';
 import { AREA_NAMES, areaKey, areaName, resolveArea, suggestAreas } from '../areas.js';
-import { downloadCsv, hasForecast, latest, loadCatalog, loadForecast } from '../data.js';
-import { $, fillSelect, h, showProblem } from '../dom.js';
+import { downloadCsv, hasForecast, latest, loadCatalog, loadForecast, settle } from '../data.js';
+import { $, fillSelect, h, renderOrExplain, showProblem } from '../dom.js';
 import { seriesTitle, typeLabel } from '../format.js';
-import { forecastHash, go, keepHash, reroute } from '../router.js';
+import { forecastHash, go, keepHash, reroute, typeParam } from '../router.js';
 import * as store from '../store.js';
 import { renderForecast } from './forecast-render.js';
 
@@ -21,7 +20,7 @@ function readParams(params) {
     const area = value === 'city' ? null : resolveArea(value);
     if (area !== undefined) changes.area = area;
   }
-  if (params.has('type')) changes.type = params.get('type').trim().toUpperCase() || 'ALL';
+  if (params.has('type')) changes.type = typeParam(params);
   const months = Number(params.get('months'));
   if (MONTH_CHOICES.includes(months)) changes.months = months;
   store.set(changes);
@@ -56,14 +55,8 @@ export async function enter(params) {
   $('forecast-problem').hidden = true;
   showLoading(true);
 
-  let catalog;
-  try {
-    catalog = await loadCatalog();
-  } catch (err) {
-    if (current() && !API.isSessionEnd(err)) fail(`Could not load the list of crime types. ${err.message}`, reroute);
-    return;
-  }
-  if (!current()) return;
+  const catalog = await settle(loadCatalog(), current, (err) => fail(`Could not load the list of crime types. ${err.message}`, reroute));
+  if (catalog === undefined || !current()) return;
   if (!catalog.types.includes(state.type)) {
     showProblem('forecast-problem', `There is no crime type called “${state.type}”. Showing all crimes instead.`);
     store.set({ type: 'ALL' });
@@ -78,23 +71,10 @@ export async function enter(params) {
     return;
   }
 
-  let data;
-  try {
-    data = await loadForecast(state);
-  } catch (err) {
-    if (current() && !API.isSessionEnd(err)) fail(`Could not load this forecast. ${err.message}`, reroute);
-    return;
-  }
-  if (!current()) return;
+  const data = await settle(loadForecast(state), current, (err) => fail(`Could not load this forecast. ${err.message}`, reroute));
+  if (data === undefined || !current()) return;
   showLoading(false);
-  try {
-    renderForecast(data);
-  } catch (err) {
-    console.error(err);
-    $('forecast-result').hidden = true;
-    showProblem('forecast-problem', 'This forecast could not be drawn: the service sent data this page does not understand. ' +
-      'Please reload the page; if it keeps happening, tell the crimecast team.');
-  }
+  renderOrExplain(() => renderForecast(data), 'forecast-result', 'forecast-problem', 'This forecast');
 }
 
 /** Show the area the user typed, or say why it names none (`quiet`: say nothing, the typing goes on). */

@@ -3,13 +3,16 @@
 
 import * as API from '../api.js';
 import { $, setText } from '../dom.js';
+import { forget } from '../data.js';
 import { reroute } from '../router.js';
 import { showLoggedIn, showLoggedOut, showView } from '../shell.js';
+import * as Admin from './admin.js';
 
-const session = { wanted: null, expiry: null, onEnd: () => {} }; // the hash to go to after logging in; the expiry timer
+let wanted = null; // the hash to go to after logging in
+let expiryTimer = null;
 
 /** Show the login form with `notice` above it (or none). */
-export function showLogin(notice) {
+function showLogin(notice) {
   showLoggedOut();
   setText('login-notice', notice);
   $('login-error').hidden = true;
@@ -22,20 +25,19 @@ export function showLogin(notice) {
 
 /** Show the login form for a visitor without a valid session, and come back to `name`'s hash afterwards. */
 export function askToLogIn(name) {
-  const stored = API.currentSession();
-  const expired = Boolean(stored);
+  const expired = Boolean(API.currentSession());
   API.clearSession();
-  if (name !== 'login') session.wanted = location.hash;
+  if (name !== 'login') wanted = location.hash;
   showLogin(expired ? API.EXPIRED_MESSAGE : $('login-notice').hidden ? null : $('login-notice').textContent);
 }
 
 /** Watch the session's expiry time: at it, back to the login form. */
 export function scheduleExpiry() {
-  clearTimeout(session.expiry);
+  clearTimeout(expiryTimer);
   const current = API.currentSession();
   if (!current) return;
   const wait = Math.min(Math.max(0, current.expiresAt - Date.now()) + 50, 2 ** 31 - 1);
-  session.expiry = setTimeout(() => {
+  expiryTimer = setTimeout(() => {
     if (!API.currentSession()) return;
     if (API.isExpired()) {
       API.clearSession();
@@ -46,14 +48,16 @@ export function scheduleExpiry() {
   }, wait);
 }
 
+/** Stop what the session runs (the expiry timer, a watched run) and forget what it showed. */
 function endSession() {
-  clearTimeout(session.expiry);
-  session.onEnd();
+  clearTimeout(expiryTimer);
+  Admin.stop();
+  forget();
 }
 
 function sessionEnded(message) {
   endSession();
-  if (!session.wanted && location.hash && !location.hash.startsWith('#/login')) session.wanted = location.hash;
+  if (!wanted && location.hash && !location.hash.startsWith('#/login')) wanted = location.hash;
   showLogin(message);
 }
 
@@ -90,8 +94,8 @@ async function onLogin(event) {
   $('login-notice').hidden = true;
   showLoggedIn();
   scheduleExpiry();
-  const target = session.wanted && !session.wanted.startsWith('#/login') ? session.wanted : '#/forecast';
-  session.wanted = null;
+  const target = wanted && !wanted.startsWith('#/login') ? wanted : '#/forecast';
+  wanted = null;
   if (location.hash === target) reroute();
   else location.hash = target;
 }
@@ -99,14 +103,13 @@ async function onLogin(event) {
 function logout() {
   API.logout();
   endSession();
-  session.wanted = null;
+  wanted = null;
   $('login-username').value = '';
   showLogin('You have logged out.');
 }
 
-/** Wire the login form and the logout button; `onEnd` forgets what the session showed. */
-export function init({ onEnd }) {
-  session.onEnd = onEnd;
+/** Wire the login form and the logout button. */
+export function init() {
   API.onSessionExpired(() => sessionEnded(API.EXPIRED_MESSAGE));
   $('login-form').addEventListener('submit', onLogin);
   $('logout-button').addEventListener('click', logout);

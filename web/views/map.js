@@ -2,10 +2,10 @@
 // outlines, the map's data and the unusual months loaded, then handed to the render functions.
 
 import * as API from '../api.js';
-import { downloadCsv, latest, loadAlerts, loadBoundaries, loadCatalog, loadMap } from '../data.js';
-import { $, fillSelect, showProblem } from '../dom.js';
+import { downloadCsv, latest, loadAlerts, loadBoundaries, loadCatalog, loadMap, settle } from '../data.js';
+import { $, fillSelect, renderOrExplain, showProblem } from '../dom.js';
 import { typeLabel } from '../format.js';
-import { forecastHash, go, keepHash, mapHash, reroute } from '../router.js';
+import { forecastHash, go, keepHash, mapHash, reroute, typeParam } from '../router.js';
 import * as store from '../store.js';
 import { renderAlerts, renderAlertsProblem, renderMap } from './map-render.js';
 
@@ -19,7 +19,7 @@ function selectArea(area) {
 
 export async function enter(params) {
   const changes = { mapMode: params.get('show') === 'change' ? 'change' : 'expected' };
-  if (params.has('type')) changes.type = params.get('type').trim().toUpperCase() || 'ALL';
+  if (params.has('type')) changes.type = typeParam(params);
   store.set(changes);
   const state = store.get();
   for (const input of document.querySelectorAll('input[name="map-mode"]')) input.checked = input.value === state.mapMode;
@@ -29,50 +29,33 @@ export async function enter(params) {
   $('map-problem').hidden = true;
   $('map-status').textContent = 'Loading the map…';
   $('map-result').setAttribute('aria-busy', 'true');
-  let projected;
-  let data;
-  try {
-    const catalog = await loadCatalog();
-    if (!current()) return;
-    if (!catalog.types.includes(state.type)) {
-      store.set({ type: 'ALL' });
-      keepHash(mapHash());
-    }
-    fillSelect($('map-type-select'), catalog.types, typeLabel, state.type);
-    // Without the outlines the ranking is still worth showing.
-    [projected, data] = await Promise.all([loadBoundaries().catch((err) => ({ error: err })), loadMap(state.type)]);
-    if (projected.error && API.isSessionEnd(projected.error)) return;
-  } catch (err) {
-    if (!current() || API.isSessionEnd(err)) return;
+  const failed = (err) => {
     $('map-status').textContent = '';
     $('map-result').hidden = true;
     showProblem('map-problem', `Could not load the map. ${err.message}`, reroute);
-    return;
+  };
+  const catalog = await settle(loadCatalog(), current, failed);
+  if (catalog === undefined || !current()) return;
+  if (!catalog.types.includes(state.type)) {
+    store.set({ type: 'ALL' });
+    keepHash(mapHash());
   }
-  if (!current()) return;
+  fillSelect($('map-type-select'), catalog.types, typeLabel, state.type);
+  // Without the outlines the ranking is still worth showing.
+  const loaded = await settle(Promise.all([loadBoundaries().catch((err) => ({ error: err })), loadMap(state.type)]), current, failed);
+  if (loaded === undefined) return;
+  const [projected, data] = loaded;
+  if ((projected.error && API.isSessionEnd(projected.error)) || !current()) return;
   $('map-status').textContent = '';
   $('map-result').removeAttribute('aria-busy');
   showAlerts(state.type, current);
-  try {
-    renderMap(projected, data, state, selectArea);
-  } catch (err) {
-    console.error(err);
-    $('map-result').hidden = true;
-    showProblem('map-problem', 'The map could not be drawn: the service sent data this page does not understand. ' +
-      'Please reload the page; if it keeps happening, tell the crimecast team.');
-  }
+  renderOrExplain(() => renderMap(projected, data, state, selectArea), 'map-result', 'map-problem', 'The map');
 }
 
 /** The type's unusual months, unless the map moved on meanwhile. */
 async function showAlerts(type, current) {
-  let data;
-  try {
-    data = await loadAlerts(type);
-  } catch (err) {
-    if (current() && !API.isSessionEnd(err)) renderAlertsProblem(err.message);
-    return;
-  }
-  if (current()) renderAlerts(type, data, store.get());
+  const data = await settle(loadAlerts(type), current, (err) => renderAlertsProblem(err.message));
+  if (data !== undefined && current()) renderAlerts(type, data, store.get());
 }
 
 export function init() {

@@ -2,26 +2,21 @@
 // earlier one again (a rollback: POST /models/{version}/promote with the reason).
 
 import { api, isSessionEnd } from '../api.js';
-import { forget, latest } from '../data.js';
+import { forget, latest, settle } from '../data.js';
 import { $, h, numCell, setResult } from '../dom.js';
 import { formatCount, formatMetric, formatPercent, formatTime } from '../format.js';
 
 const loads = latest();
-const rollback = { version: null }; // the version the form would serve again
+let chosen = null; // the version the form would serve again
 
 async function load() {
   const current = loads.next();
   $('models-status').textContent = 'Loading the model versions…';
-  let data;
-  try {
-    data = await api('/models');
-  } catch (err) {
-    if (!current() || isSessionEnd(err)) return;
+  const data = await settle(api('/models'), current, (err) => {
     $('models-status').textContent = `Could not load the model versions. ${err.message}`;
     $('models-table').hidden = true;
-    return;
-  }
-  if (current()) renderVersions(data.versions || []);
+  });
+  if (data !== undefined && current()) renderVersions(data.versions || []);
 }
 
 /** The table of versions, each with its scores and, unless it serves or cannot, a "Serve again" button. */
@@ -46,7 +41,7 @@ function renderVersions(versions) {
 }
 
 function ask(version) {
-  rollback.version = version;
+  chosen = version;
   $('rollback-version').textContent = version;
   $('rollback-reason').value = '';
   $('rollback-form').hidden = false;
@@ -56,7 +51,6 @@ function ask(version) {
 
 async function confirm(event) {
   event.preventDefault();
-  const chosen = rollback.version;
   const reason = $('rollback-reason').value.trim();
   if (!reason) {
     setResult('rollback-result', 'Say why this version should serve again: the reason is kept with the change.', false);
@@ -82,7 +76,7 @@ export function init() {
   $('rollback-form').addEventListener('submit', confirm);
   $('rollback-cancel').addEventListener('click', () => {
     $('rollback-form').hidden = true;
-    document.querySelector(`#models-table button[data-version="${rollback.version}"]`)?.focus();
+    document.querySelector(`#models-table button[data-version="${chosen}"]`)?.focus();
   });
 }
 

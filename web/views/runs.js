@@ -2,12 +2,12 @@
 // 2 seconds), and the run history. The words and the DOM are in run-render.js.
 
 import { api, apiBase, isSessionEnd } from '../api.js';
-import { forget, latest } from '../data.js';
+import { forget, latest, settle } from '../data.js';
 import { $, h } from '../dom.js';
 import { FINAL, historyRow, renderWatch } from './run-render.js';
 
 const POLL_MS = 2000;
-const watching = { run: null }; // { runId, kind, timer, failures } of the run being watched
+let watch = null; // { runId, kind, timer, failures } of the run being watched
 const historyLoads = latest();
 
 function setButtons(disabled) {
@@ -25,7 +25,7 @@ function sameOrigin() {
 }
 
 async function startRun(kind) {
-  if (watching.run) return;
+  if (watch) return;
   setButtons(true);
   const box = $('run-watch');
   box.hidden = false;
@@ -48,7 +48,7 @@ async function startRun(kind) {
     setButtons(false);
     return;
   }
-  watching.run = { runId: run.run_id, kind, timer: null, failures: 0 };
+  watch = { runId: run.run_id, kind, timer: null, failures: 0 };
   renderWatch(box, run);
   loadHistory();
   if (FINAL.has(run.status)) finish(run);
@@ -57,25 +57,25 @@ async function startRun(kind) {
 
 /** Check the watched run again in POLL_MS; after five failed checks in a row, stop and say so. */
 function poll() {
-  const current = watching.run;
+  const current = watch;
   if (!current) return;
   current.timer = setTimeout(async () => {
     let run;
     try {
       run = await api(`/runs/${encodeURIComponent(current.runId)}`);
     } catch (err) {
-      if (watching.run !== current || isSessionEnd(err)) return;
+      if (watch !== current || isSessionEnd(err)) return;
       current.failures += 1;
       if (current.failures >= 5) {
         $('run-watch').append(h('p', { className: 'error', text: `Stopped checking this run: ${err.message} Its status is in the run history.` }));
-        watching.run = null;
+        watch = null;
         setButtons(false);
         return;
       }
       poll();
       return;
     }
-    if (watching.run !== current) return;
+    if (watch !== current) return;
     current.failures = 0;
     renderWatch($('run-watch'), run);
     if (FINAL.has(run.status)) finish(run);
@@ -84,7 +84,7 @@ function poll() {
 }
 
 function finish(run) {
-  watching.run = null;
+  watch = null;
   setButtons(false);
   loadHistory();
   if (run.kind === 'retrain' && run.status === 'succeeded') forget(); // a new model: new forecasts
@@ -102,18 +102,13 @@ export async function loadHistory() {
   const status = $('history-status');
   const table = $('history-table');
   status.textContent = 'Loading the run history…';
-  let runs;
-  try {
-    runs = await fetchRuns($('history-kind').value);
-  } catch (err) {
-    if (!current() || isSessionEnd(err)) return;
+  const runs = await settle(fetchRuns($('history-kind').value), current, (err) => {
     status.textContent = err.status === 404 && err.code === 'not_found' && /route/i.test(err.message)
       ? 'The run history is not available on this server yet.'
       : `Could not load the run history. ${err.message}`;
     table.hidden = true;
-    return;
-  }
-  if (!current()) return;
+  });
+  if (runs === undefined || !current()) return;
   status.textContent = runs.length ? '' : 'No runs yet.';
   table.hidden = !runs.length;
   table.tBodies[0].replaceChildren(...runs.map(historyRow));
@@ -128,8 +123,8 @@ export function init() {
 
 /** Stop watching and forget the runs shown. */
 export function stop() {
-  if (watching.run) clearTimeout(watching.run.timer);
-  watching.run = null;
+  if (watch) clearTimeout(watch.timer);
+  watch = null;
   historyLoads.cancel();
   setButtons(false);
   $('run-watch').hidden = true;

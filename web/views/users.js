@@ -3,7 +3,7 @@
 import { api, currentSession, isSessionEnd } from '../api.js';
 import { $, setResult } from '../dom.js';
 
-const deleting = { username: null }; // the user the confirmation asks about
+let pendingDelete = null; // the user the confirmation asks about
 
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
@@ -48,7 +48,7 @@ function askDelete(event) {
     setResult('delete-user-result', 'You cannot delete the account you are logged in with.', false);
     return;
   }
-  deleting.username = username;
+  pendingDelete = username;
   $('delete-confirm-text').textContent = `Delete the user “${username}”? They will not be able to log in any more.`;
   $('delete-confirm').hidden = false;
   $('delete-user-result').textContent = '';
@@ -56,9 +56,9 @@ function askDelete(event) {
 }
 
 async function confirmDelete() {
-  const { username } = deleting;
+  const username = pendingDelete;
   $('delete-confirm').hidden = true;
-  deleting.username = null;
+  pendingDelete = null;
   if (!username) return;
   setResult('delete-user-result', 'Deleting the user…', true);
   try {
@@ -74,7 +74,7 @@ async function confirmDelete() {
 }
 
 function cancelDelete() {
-  deleting.username = null;
+  pendingDelete = null;
   $('delete-confirm').hidden = true;
   $('delete-user-button').focus();
 }
