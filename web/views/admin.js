@@ -3,11 +3,14 @@
 
 import * as API from '../api.js';
 import { $ } from '../dom.js';
+import { ADMIN_CARDS } from './admin-cards.js';
 import * as Models from './models.js';
 import * as Runs from './runs.js';
 import * as Users from './users.js';
 
+/** Put the admin's cards in the page and wire them. */
 export function init() {
+  $('admin-content').innerHTML = ADMIN_CARDS;
   Runs.init();
   Models.init();
   Users.init();
