@@ -1,5 +1,7 @@
 // Formatting for people: numbers, months, crime types, and the model's accuracy in words.
 
+import { areaName } from './areas.js';
+
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September',
   'October', 'November', 'December'];
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -83,19 +85,21 @@ export function shortMonth(month) {
   return MONTHS[m - 1]?.slice(0, 3) ?? '';
 }
 
-/** An ISO time -> "Jun 2, 2026, 3:41 AM" in the reader's time zone. */
-export function formatTime(iso) {
+/** An ISO time in words by `say(date)`; "—" for none, the text itself when it is not a time. */
+function readTime(iso, say) {
   if (!iso) return '—';
   const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return String(iso);
-  return date.toLocaleString('en-US', { dateStyle: 'medium', timeStyle: 'short' });
+  return Number.isNaN(date.getTime()) ? String(iso) : say(date);
 }
 
+/** An ISO time -> "Jun 2, 2026, 3:41 AM" in the reader's time zone. */
+export function formatTime(iso) {
+  return readTime(iso, (date) => date.toLocaleString('en-US', { dateStyle: 'medium', timeStyle: 'short' }));
+}
+
+/** An ISO time -> "June 2, 2026". */
 export function formatDate(iso) {
-  if (!iso) return '—';
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return String(iso);
-  return date.toLocaleDateString('en-US', { dateStyle: 'long' });
+  return readTime(iso, (date) => date.toLocaleDateString('en-US', { dateStyle: 'long' }));
 }
 
 /** 252 -> "4 min 12 s". */
@@ -116,11 +120,24 @@ export function formatDuration(startIso, endIso) {
   return formatSeconds((end - start) / 1000);
 }
 
+/** A change against a year before ({ change, pct }) -> "+120 (+8%)", "−3 (−1%)". */
+export function changeText(part) {
+  if (!part || !isNumber(part.change)) return '—';
+  const sign = part.change > 0 ? '+' : part.change < 0 ? '−' : '';
+  const pct = isNumber(part.pct) ? ` (${sign}${Math.abs(Math.round(part.pct))}%)` : '';
+  return `${sign}${formatCount(Math.abs(part.change))}${pct}`;
+}
+
 /** "CRIMINAL DAMAGE" -> "Criminal damage"; "ALL" -> "All crimes". */
 export function typeLabel(type) {
   if (!type || type === 'ALL') return 'All crimes';
   const lower = String(type).toLowerCase();
   return lower[0].toUpperCase() + lower.slice(1);
+}
+
+/** An area's name as the API gave it (`name`), else the page's own; "Citywide" for null. */
+export function placeName(area, name) {
+  return area == null ? 'Citywide' : (name || areaName(area));
 }
 
 /** "Assault in Austin", "All crimes across Chicago". */

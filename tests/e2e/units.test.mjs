@@ -1,4 +1,5 @@
-// Node-only tests of the page's pure helpers (no browser): wording, rounding, areas, map classes.
+// Node-only tests of the page's pure helpers (no browser): wording, rounding, areas, map classes,
+// the state store, the addresses and the guard against late answers.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -7,7 +8,11 @@ import { niceTicks } from '../../web/chart.js';
 import {
   METRIC_ROWS, accuracySentences, bestMethods, consecutiveRuns, dataThroughText, monthLabel, nextMonth, previousMonth, roughCount, typeLabel,
 } from '../../web/format.js';
-import { PALETTE, colourClasses, projectAreas } from '../../web/map.js';
+import { PALETTE, colourClasses, projectAreas } from '../../web/choropleth.js';
+import { ApiError, EXPIRED_MESSAGE } from '../../web/api.js';
+import { latest, settle } from '../../web/data.js';
+import { compareHash, defaultComparison, forecastHash, mapHash } from '../../web/router.js';
+import * as store from '../../web/store.js';
 
 test('accuracy in words follows the example wording', () => {
   const [first, ...rest] = accuracySentences({
@@ -99,4 +104,44 @@ test('where the data stop and where they have none, in words; runs of months spl
   assert.deepEqual(consecutiveRuns(rows).map((run) => run.map((r) => r.month)), [['2018-09', '2018-10'], ['2024-01', '2024-02', '2024-03']]);
   assert.deepEqual(consecutiveRuns([]), []);
   assert.equal(consecutiveRuns(rows.slice(2)).length, 1);
+});
+
+test('the store merges each change and tells its subscribers until they stop listening', () => {
+  const seen = [];
+  const stop = store.subscribe((state) => seen.push(`${state.area}:${state.type}`));
+  store.set({ area: 25, type: 'THEFT' });
+  store.set({ type: 'ASSAULT' });
+  stop();
+  store.set({ area: 8 });
+  assert.deepEqual(seen, ['25:THEFT', '25:ASSAULT']);
+  assert.equal(store.get().area, 8);
+  assert.equal(store.get().type, 'ASSAULT', 'a change keeps what it does not name');
+});
+
+test('each view has an address built from the state', () => {
+  assert.equal(forecastHash({ area: 25, type: 'CRIMINAL DAMAGE', months: 24 }), '#/forecast?area=25&type=CRIMINAL%20DAMAGE&months=24');
+  assert.equal(forecastHash({ area: null, type: 'ALL', months: 12 }), '#/forecast?area=city&type=ALL&months=12');
+  assert.equal(mapHash({ type: 'THEFT', mapMode: 'change' }), '#/map?type=THEFT&show=change');
+  assert.equal(mapHash({ type: 'THEFT', mapMode: 'expected' }), '#/map?type=THEFT');
+  assert.equal(compareHash(defaultComparison({ area: 8, type: 'THEFT' })), '#/compare?series=8:THEFT,city:THEFT');
+});
+
+test('a load answered after a newer one started is dropped, and so is its error', async () => {
+  const loads = latest();
+  const first = loads.next();
+  assert.equal(first(), true);
+  const second = loads.next();
+  assert.equal(first(), false);
+  assert.equal(second(), true);
+  loads.cancel();
+  assert.equal(second(), false, 'cancel drops every load under way');
+
+  const errors = [];
+  const now = loads.next();
+  assert.equal(await settle(Promise.resolve(7), now, (err) => errors.push(err.message)), 7);
+  assert.equal(await settle(Promise.reject(new Error('down')), now, (err) => errors.push(err.message)), undefined);
+  const ended = new ApiError(401, 'session_expired', EXPIRED_MESSAGE);
+  assert.equal(await settle(Promise.reject(ended), now, (err) => errors.push(err.message)), undefined);
+  assert.equal(await settle(Promise.reject(new Error('late')), first, (err) => errors.push(err.message)), undefined);
+  assert.deepEqual(errors, ['down'], 'neither the ended session (the login form shows) nor a late load says anything');
 });

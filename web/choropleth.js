@@ -1,6 +1,7 @@
 // The map of the 77 community areas: projection of the GeoJSON, colour classes and the SVG.
 
 import { svg } from './chart.js';
+import { fillTooltip, h, placeTooltip } from './dom.js';
 import { formatCount, monthLabel } from './format.js';
 
 /** ColorBrewer YlOrRd, 5 classes: sequential and safe for colour-blind readers. */
@@ -59,6 +60,15 @@ export function projectAreas(geojson, { width = 560, pad = 6, tolerance = 0.6 } 
   return { width, height, areas };
 }
 
+/** A value's class: how many of the increasing `cuts` it reaches. */
+function classBetween(cuts) {
+  return (v) => {
+    let c = 0;
+    while (c < cuts.length && v >= cuts[c]) c += 1;
+    return c;
+  };
+}
+
 /**
  * Up to five classes of about equal size (quintiles). Returns [{min, max, colour}] in
  * increasing order and a function from a value to its class index.
@@ -74,11 +84,7 @@ export function colourClasses(values) {
   const count = cuts.length + 1;
   const colours = count === 1 ? [PALETTE[2]]
     : Array.from({ length: count }, (_, i) => PALETTE[Math.round((i * (PALETTE.length - 1)) / (count - 1))]);
-  const classOf = (v) => {
-    let c = 0;
-    while (c < cuts.length && v >= cuts[c]) c += 1;
-    return c;
-  };
+  const classOf = classBetween(cuts);
   const classes = colours.map((colour) => ({ colour, min: Infinity, max: -Infinity, n: 0 }));
   for (const v of sorted) {
     const cls = classes[classOf(v)];
@@ -96,11 +102,7 @@ const CHANGE_CUTS = [-20, -5, 5, 20];
 /** Fixed classes of % change from the same month last year, so two maps read alike. */
 export function changeClasses(values) {
   const labels = ['20% or more fewer', '5 to 20% fewer', 'within 5%', '5 to 20% more', '20% or more more'];
-  const classOf = (v) => {
-    let c = 0;
-    while (c < CHANGE_CUTS.length && v >= CHANGE_CUTS[c]) c += 1;
-    return c;
-  };
+  const classOf = classBetween(CHANGE_CUTS);
   const classes = CHANGE_PALETTE.map((colour, i) => ({ colour, label: labels[i], n: 0 }));
   for (const v of values) if (typeof v === 'number' && Number.isFinite(v)) classes[classOf(v)].n += 1;
   return { classes, classOf };
@@ -141,22 +143,16 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
   svg('line', { x1: 0, y1: 0, x2: 0, y2: 6, stroke: '#b8bec7', 'stroke-width': 2 }, pattern);
 
   const layer = svg('g', { class: 'map-areas' }, root);
-  const tip = document.createElement('div');
-  tip.className = 'map-tooltip';
-  tip.hidden = true;
-  tip.setAttribute('aria-hidden', 'true');
+  const tip = h('div', { className: 'map-tooltip', hidden: true, 'aria-hidden': 'true' });
   const hover = svg('path', { class: 'map-hover', visibility: 'hidden' });
   const chosen = svg('path', { class: 'map-selected', visibility: 'hidden' });
 
   const showTip = (area, row, path, event) => {
-    const strong = document.createElement('strong');
-    strong.textContent = area.name;
     const lines = row
       ? [`About ${formatCount(row.yhat)} reports expected`, `Likely ${formatCount(row.yhat_lower)}–${formatCount(row.yhat_upper)}`,
         mode === 'change' ? `${formatChange(row.change_pct)}` : `Rank ${row.rank} of ${rows.size}`]
       : ['No forecast for this crime type', ...(reasons.get(area.number) ? [`Why: ${reasons.get(area.number)}`] : [])];
-    tip.replaceChildren(strong, ...lines.flatMap((line) => [document.createElement('br'), line]));
-    tip.hidden = false;
+    fillTooltip(tip, area.name, lines);
     const box = container.getBoundingClientRect();
     let left;
     let top;
@@ -168,10 +164,7 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
       left = r.left + r.width / 2 - box.left;
       top = r.top + r.height / 2 - box.top;
     }
-    const flip = left > box.width * 0.55;
-    tip.style.left = `${flip ? left - 16 : left + 16}px`;
-    tip.style.top = `${Math.max(0, top - 10)}px`;
-    tip.style.transform = flip ? 'translateX(-100%)' : 'none';
+    placeTooltip(tip, left, top, box.width, { flipAt: 0.55, gap: 16, lift: 10, minTop: 0 });
     hover.setAttribute('d', area.d);
     hover.setAttribute('visibility', 'visible');
   };
@@ -182,13 +175,13 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
 
   for (const area of projected.areas) {
     const row = rows.get(area.number);
+    const description = describeArea(area, row, month, { mode, reason: reasons.get(area.number) });
     const path = svg('path', {
       d: area.d, class: 'map-area', 'data-area': area.number, tabindex: 0, role: 'button',
-      fill: row ? fillOf(row) : 'url(#no-data)',
-      'aria-label': describeArea(area, row, month, { mode, reason: reasons.get(area.number) }),
+      fill: row ? fillOf(row) : 'url(#no-data)', 'aria-label': description,
     }, layer);
     if (!row) path.classList.add('map-area-none');
-    svg('title', {}, path).textContent = describeArea(area, row, month, { mode, reason: reasons.get(area.number) });
+    svg('title', {}, path).textContent = description;
     path.addEventListener('pointermove', (event) => showTip(area, row, path, event));
     path.addEventListener('pointerleave', hideTip);
     path.addEventListener('focus', () => showTip(area, row, path));
@@ -213,25 +206,13 @@ export function drawMap(container, projected, { rows, month, selected, onSelect,
 
 /** The legend: one swatch per class, and one for areas without a forecast. */
 export function drawLegend(container, classes, { missing }) {
-  container.replaceChildren();
-  const list = document.createElement('ul');
-  list.className = 'map-legend-list';
-  for (const cls of classes) {
-    const item = document.createElement('li');
-    const swatch = document.createElement('span');
-    swatch.className = 'swatch';
-    swatch.style.background = cls.colour;
-    const text = document.createElement('span');
-    text.textContent = cls.label ?? (cls.min === cls.max ? formatCount(cls.min) : `${formatCount(cls.min)}–${formatCount(cls.max)}`);
-    item.append(swatch, text);
-    list.appendChild(item);
-  }
-  if (missing) {
-    const item = document.createElement('li');
-    const swatch = document.createElement('span');
-    swatch.className = 'swatch swatch-none';
-    item.append(swatch, 'No forecast');
-    list.appendChild(item);
-  }
-  container.appendChild(list);
+  const swatch = (className, colour) => {
+    const node = h('span', { className });
+    if (colour) node.style.background = colour;
+    return node;
+  };
+  container.replaceChildren(h('ul', { className: 'map-legend-list' },
+    ...classes.map((cls) => h('li', {}, swatch('swatch', cls.colour),
+      h('span', { text: cls.label ?? (cls.min === cls.max ? formatCount(cls.min) : `${formatCount(cls.min)}–${formatCount(cls.max)}`) }))),
+    missing ? h('li', {}, swatch('swatch swatch-none'), 'No forecast') : null));
 }

@@ -1,35 +1,26 @@
 // The admin page's model versions: each one's backtest and live accuracy, and serving an
 // earlier one again (a rollback: POST /models/{version}/promote with the reason).
 
-import { api, isSessionEnd } from './api.js';
-import { h } from './dom.js';
-import { formatCount, formatMetric, formatPercent, formatTime } from './format.js';
+import { api, isSessionEnd } from '../api.js';
+import { forget, latest, settle } from '../data.js';
+import { $, h, numCell, setResult } from '../dom.js';
+import { formatCount, formatMetric, formatPercent, formatTime } from '../format.js';
 
-const $ = (id) => document.getElementById(id);
-let hooks = { onModelChanged: () => {} };
-let ticket = 0;
-let chosen = null;
-
-function setResult(message, ok) {
-  const node = $('rollback-result');
-  node.textContent = message;
-  node.className = `form-result ${ok ? 'is-ok' : 'is-error'}`;
-}
+const loads = latest();
+let chosen = null; // the version the form would serve again
 
 async function load() {
-  const mine = ++ticket;
+  const current = loads.next();
   $('models-status').textContent = 'Loading the model versions…';
-  let data;
-  try {
-    data = await api('/models');
-  } catch (err) {
-    if (mine !== ticket || isSessionEnd(err)) return;
+  const data = await settle(api('/models'), current, (err) => {
     $('models-status').textContent = `Could not load the model versions. ${err.message}`;
     $('models-table').hidden = true;
-    return;
-  }
-  if (mine !== ticket) return;
-  const versions = data.versions || [];
+  });
+  if (data !== undefined && current()) renderVersions(data.versions || []);
+}
+
+/** The table of versions, each with its scores and, unless it serves or cannot, a "Serve again" button. */
+function renderVersions(versions) {
   $('models-status').textContent = versions.length ? '' : 'No model has been trained yet.';
   $('models-table').hidden = !versions.length;
   $('models-table').tBodies[0].replaceChildren(...versions.map((v) => {
@@ -40,10 +31,10 @@ async function load() {
     return h('tr', { className: v.serving ? 'is-serving' : '' },
       h('th', { scope: 'row' }, h('code', { text: v.version })),
       h('td', { text: v.serving ? 'Yes' : 'No' }),
-      h('td', { className: 'num', text: formatCount(v.series) }),
-      h('td', { className: 'num', text: formatMetric(v.backtest?.median_mase, 2) }),
-      h('td', { className: 'num', text: formatPercent(v.backtest?.coverage) }),
-      h('td', { className: 'num', text: v.live ? `${formatMetric(v.live.median_live_mase, 2)} (${formatCount(v.live.series_evaluated)} series)` : 'not scored yet' }),
+      numCell(formatCount(v.series)),
+      numCell(formatMetric(v.backtest?.median_mase, 2)),
+      numCell(formatPercent(v.backtest?.coverage)),
+      numCell(v.live ? `${formatMetric(v.live.median_live_mase, 2)} (${formatCount(v.live.series_evaluated)} series)` : 'not scored yet'),
       h('td', { text: v.promoted ? `${formatTime(v.promoted.promoted_at)} by ${v.promoted.by}` : 'never' }),
       h('td', {}, action));
   }));
@@ -54,7 +45,7 @@ function ask(version) {
   $('rollback-version').textContent = version;
   $('rollback-reason').value = '';
   $('rollback-form').hidden = false;
-  setResult('', true);
+  setResult('rollback-result', '', true);
   $('rollback-reason').focus();
 }
 
@@ -62,7 +53,7 @@ async function confirm(event) {
   event.preventDefault();
   const reason = $('rollback-reason').value.trim();
   if (!reason) {
-    setResult('Say why this version should serve again: the reason is kept with the change.', false);
+    setResult('rollback-result', 'Say why this version should serve again: the reason is kept with the change.', false);
     $('rollback-reason').focus();
     return;
   }
@@ -70,18 +61,17 @@ async function confirm(event) {
   try {
     const run = await api(`/models/${encodeURIComponent(chosen)}/promote`, { method: 'POST', json: { reason } });
     $('rollback-form').hidden = true;
-    setResult(`${run.detail?.version || chosen} is serving again (run ${run.run_id}).`, true);
-    hooks.onModelChanged();
+    setResult('rollback-result', `${run.detail?.version || chosen} is serving again (run ${run.run_id}).`, true);
+    forget(); // another model: other forecasts
     await load();
   } catch (err) {
-    if (!isSessionEnd(err)) setResult(`Could not serve ${chosen}. ${err.message}`, false);
+    if (!isSessionEnd(err)) setResult('rollback-result', `Could not serve ${chosen}. ${err.message}`, false);
   } finally {
     $('rollback-confirm').disabled = false;
   }
 }
 
-export function init(options) {
-  hooks = { ...hooks, ...options };
+export function init() {
   $('models-refresh').addEventListener('click', load);
   $('rollback-form').addEventListener('submit', confirm);
   $('rollback-cancel').addEventListener('click', () => {
