@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from any interpreter
-from crimecast.domain import comparison, passwords  # noqa: E402
+from crimecast.domain import comparison, drift, passwords  # noqa: E402
 from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is found on
 from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
 from crimecast.domain.errors import InvalidInputError  # noqa: E402
@@ -226,13 +226,14 @@ def backtest(months: list[str], counts: list[float]) -> dict[str, Any]:
     model = profile_forecast(train_m, train_c, 12)
     seed = _trend_forecast(train_m, train_c, 12)
     naive = [train_c[-12 + i] for i in range(12)]
-    result = {"backtest_origin": train_m[-1]}
+    result: dict[str, Any] = {"origins": [train_m[-1]]}  # one origin; the service's retrain scores up to a few
     for name, rows in (("model", model), ("seed_prophet", seed)):
         scores = _scores(test, [r["yhat"] for r in rows], naive_scale)
         inside = sum(1 for a, r in zip(test, rows) if r["yhat_lower"] <= a <= r["yhat_upper"])
         scores["coverage"] = round(inside / 12, 3)
         result[name] = scores
     result["seasonal_naive"] = _scores(test, naive, naive_scale)
+    result["beats_seasonal_naive"] = int(result["model"]["mae"] < result["seasonal_naive"]["mae"])
     return result
 
 
@@ -295,7 +296,8 @@ def unusual_months(area: int | None, crime_type: str, history: list[dict[str, An
         band = issued_band(area, crime_type, row["month"])
         direction = comparison.outside_band(row["count"], band["yhat_lower"], band["yhat_upper"]) if band else None
         if direction:
-            found.append({"month": row["month"], "count": row["count"], "yhat": band["yhat"], "yhat_lower": band["yhat_lower"],
+            found.append({"month": row["month"], "z": drift.standardised_error(row["count"], band["yhat"], band["yhat_upper"]),
+                          "count": row["count"], "yhat": band["yhat"], "yhat_lower": band["yhat_lower"],
                           "yhat_upper": band["yhat_upper"], "direction": direction, "issued_by": "v20260502T030000Z",
                           "distance": round(comparison.band_distance(row["count"], band["yhat_lower"], band["yhat_upper"]), 4)})
     return found
@@ -543,7 +545,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        api = method != "GET" or path in API_GET or path.startswith(("/runs/", "/__"))
+        api = method != "GET" or route_of(method, path) is not None
         if not api:
             self._static(url.path)
             return
@@ -575,83 +577,92 @@ class Handler(BaseHTTPRequestHandler):
     # routes
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> None:
-        if (method, path) == ("POST", "/auth/token"):
-            return self._token()
-        if (method, path) == ("GET", "/health"):
-            return self._json(200, {"status": "ok"})
-        if path == "/__expire" and method == "POST":
-            with STATE.lock:
-                for entry in STATE.tokens.values():
-                    if not query.get("username") or entry["username"] == query["username"]:
-                        entry["expires"] = 0
-            return self._json(200, {"expired": True})
-        if path == "/__reset" and method == "POST":
-            with STATE.lock:
-                STATE.reset()
-            return self._json(200, {"reset": True})
-        who = self._identity()
-        if (method, path) == ("GET", "/auth/me"):
-            return self._json(200, {"username": who["username"], "roles": who["roles"]})
-        if (method, path) == ("POST", "/auth/logout"):  # as the service: every token of the user ends
-            with STATE.lock:
-                for entry in STATE.tokens.values():
-                    if entry["username"] == who["username"]:
-                        entry["expires"] = 0
-            return self._json(200, {"username": who["username"], "logged_out": "every session"})
-        if (method, path) == ("POST", "/auth/users"):
-            self._identity("admin")
-            return self._add_user()
-        if method == "DELETE" and path.startswith("/auth/users/"):
-            self._identity("admin")
-            name = unquote(path.removeprefix("/auth/users/"))
-            with STATE.lock:
-                if STATE.users.pop(name, None) is None:
-                    raise ApiError(404, "not_found", f"no user {name!r}")
-            return self._send(204, b"", "application/json")
-        if (method, path) == ("GET", "/catalog"):
-            return self._json(200, {"model_version": STATE.model_version, "types": types(), "series": series_labels(),
-                                    "skipped": []})
-        if (method, path) == ("GET", "/boundaries"):
-            return self._send(200, boundaries(), "application/geo+json")
-        if (method, path) == ("GET", "/predict"):
-            return self._predict(query)
-        if (method, path) == ("GET", "/predict/map"):
-            return self._map(query)
-        if (method, path) == ("GET", "/alerts"):
-            return self._alerts(query)
-        if (method, path) == ("GET", "/models"):
-            self._identity("admin")
-            with STATE.lock:
-                return self._json(200, {"champion": STATE.model_version, "versions": [
-                    {"version": v, "serving": v == STATE.model_version, "promoted": STATE.promoted.get(v), "series": 900, "types": 13,
-                     "backtest": d["backtest"], "live": d["live"], "problem": d.get("problem")}
-                    for v, d in sorted(STATE.versions.items(), reverse=True)]})
-        if method == "POST" and re.fullmatch(r"/models/[^/]+/promote", path):
-            return self._promote(who["username"], unquote(path.split("/")[2]))
-        if (method, path) == ("GET", "/evaluate"):
-            return self._evaluate(query)
-        if (method, path) in (("POST", "/ingest"), ("POST", "/retrain")):
-            self._identity("admin")
-            return self._start_run(path.strip("/"))
-        if (method, path) == ("GET", "/runs"):  # like the service: one kind at a time, retrains by default
-            kind = query.get("kind", "retrain")
-            if kind not in ("ingest", "retrain", "evaluate", "promote"):
-                raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate|promote)$'")
-            limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
-            with STATE.lock:
-                views = [for_reader(run_view(r), who) for r in STATE.runs.values() if r["kind"] == kind]
-            views.sort(key=lambda r: r["started_at"], reverse=True)
-            return self._json(200, {"runs": views[:limit]})
-        if method == "GET" and path.startswith("/runs/"):
-            run_id = path.removeprefix("/runs/")
-            with STATE.lock:
-                run = STATE.runs.get(run_id)
-                if not run:
-                    raise ApiError(404, "not_found", f"no run {run_id!r}")
-                return self._json(200, for_reader(run_view(run), who))
-        raise ApiError(404, "not_found", "no such route")
+        found = route_of(method, path)
+        if found is None:
+            raise ApiError(404, "not_found", "no such route")
+        handler, params = found
+        getattr(self, handler)(query, **params)
 
-    def _token(self) -> None:
+    # the API's routes (ROUTES), each with the query and its path's parameters
+
+    def _expire(self, query: dict[str, str]) -> None:
+        with STATE.lock:
+            for entry in STATE.tokens.values():
+                if not query.get("username") or entry["username"] == query["username"]:
+                    entry["expires"] = 0
+        self._json(200, {"expired": True})
+
+    def _reset(self, query: dict[str, str]) -> None:
+        with STATE.lock:
+            STATE.reset()
+        self._json(200, {"reset": True})
+
+    def _health(self, query: dict[str, str]) -> None:
+        self._json(200, {"status": "ok"})
+
+    def _me(self, query: dict[str, str]) -> None:
+        who = self._identity()
+        self._json(200, {"username": who["username"], "roles": who["roles"]})
+
+    def _logout(self, query: dict[str, str]) -> None:
+        who = self._identity()
+        with STATE.lock:  # as the service: every token of the user ends
+            for entry in STATE.tokens.values():
+                if entry["username"] == who["username"]:
+                    entry["expires"] = 0
+        self._json(200, {"username": who["username"], "logged_out": "every session"})
+
+    def _delete_user(self, query: dict[str, str], name: str) -> None:
+        self._identity("admin")
+        with STATE.lock:
+            if STATE.users.pop(name, None) is None:
+                raise ApiError(404, "not_found", f"no user {name!r}")
+        self._send(204, b"", "application/json")
+
+    def _catalog(self, query: dict[str, str]) -> None:
+        self._identity()
+        self._json(200, {"model_version": STATE.model_version, "types": types(), "series": series_labels(), "skipped": []})
+
+    def _boundaries(self, query: dict[str, str]) -> None:
+        self._identity()
+        self._send(200, boundaries(), "application/geo+json")
+
+    def _models(self, query: dict[str, str]) -> None:
+        self._identity("admin")
+        with STATE.lock:
+            self._json(200, {"champion": STATE.model_version, "versions": [
+                {"version": v, "serving": v == STATE.model_version, "promoted": STATE.promoted.get(v), "series": 900, "types": 13,
+                 "backtest": d["backtest"], "live": d["live"], "problem": d.get("problem")}
+                for v, d in sorted(STATE.versions.items(), reverse=True)]})
+
+    def _runs(self, query: dict[str, str]) -> None:
+        who = self._identity()
+        kind = query.get("kind", "retrain")  # like the service: one kind at a time, retrains by default
+        if kind not in ("ingest", "retrain", "evaluate", "promote"):
+            raise ApiError(422, "validation_error", "kind: String should match pattern '^(ingest|retrain|evaluate|promote)$'")
+        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
+        with STATE.lock:
+            views = [for_reader(run_view(r), who) for r in STATE.runs.values() if r["kind"] == kind]
+        views.sort(key=lambda r: r["started_at"], reverse=True)
+        self._json(200, {"runs": views[:limit]})
+
+    def _run(self, query: dict[str, str], run_id: str) -> None:
+        who = self._identity()
+        with STATE.lock:
+            run = STATE.runs.get(run_id)
+            if not run:
+                raise ApiError(404, "not_found", f"no run {run_id!r}")
+            self._json(200, for_reader(run_view(run), who))
+
+    def _ingest(self, query: dict[str, str]) -> None:
+        self._identity("admin")
+        self._start_run("ingest")
+
+    def _retrain(self, query: dict[str, str]) -> None:
+        self._identity("admin")
+        self._start_run("retrain")
+
+    def _token(self, query: dict[str, str]) -> None:
         def oauth_error(status: int, error: str, description: str) -> None:
             self._send(status, json.dumps({"error": error, "error_description": description}).encode(), "application/json")
 
@@ -667,7 +678,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL,
                                     "scope": " ".join(user["roles"])}).encode(), "application/json")
 
-    def _add_user(self) -> None:
+    def _add_user(self, query: dict[str, str]) -> None:
+        self._identity("admin")
         try:
             data = json.loads(self._body() or b"{}")
         except json.JSONDecodeError:
@@ -693,6 +705,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(201, {"username": username, "roles": roles})
 
     def _predict(self, query: dict[str, str]) -> None:
+        self._identity()
         area, crime_type = parse_area(query.get("community_area")), parse_type(query.get("crime_type"))
         try:
             months = int(query.get("months", "12"))
@@ -736,6 +749,7 @@ class Handler(BaseHTTPRequestHandler):
                    {"Content-Disposition": f'attachment; filename="{filename.replace(" ", "_")}"'})
 
     def _alerts(self, query: dict[str, str]) -> None:
+        self._identity()
         crime_type = parse_type(query.get("crime_type")) if query.get("crime_type") else None
         checked = []
         for t in [crime_type] if crime_type else types():
@@ -760,8 +774,8 @@ class Handler(BaseHTTPRequestHandler):
                          "below": sum(a["direction"] == "below" for a in judged),
                          "no_earlier_forecast": 0, "no_data": 0, "alerts": judged})
 
-    def _promote(self, who: str, version: str) -> None:
-        self._identity("admin")
+    def _promote(self, query: dict[str, str], version: str) -> None:
+        who = self._identity("admin")["username"]
         try:
             reason = str(json.loads(self._body() or b"{}").get("reason") or "").strip()
         except (json.JSONDecodeError, AttributeError):
@@ -787,6 +801,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, run_view(run))
 
     def _map(self, query: dict[str, str]) -> None:
+        self._identity()
         crime_type, month = parse_type(query.get("crime_type")), query.get("month")
         try:
             month = parse_month(month) if month is not None else None
@@ -839,6 +854,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, answer)
 
     def _evaluate(self, query: dict[str, str]) -> None:
+        self._identity()
         if "community_area" not in query and "crime_type" not in query:
             return self._json(200, {"model_version": STATE.model_version, "summary": {"series": len(series_labels()), "failed": 0}})
         area, crime_type = parse_area(query.get("community_area")), parse_type(query.get("crime_type"))
@@ -848,7 +864,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "not_found", f"no forecast for {label} (too little history to model)")
         self._json(200, {"model_version": STATE.model_version, "series": label, "community_area": area, "crime_type": crime_type,
                          "trained_at": STATE.trained_at, "data_through": payload["data_through"], "data_gaps": payload["data_gaps"],
-                         "data_note": data_note(payload["data_through"], payload["data_gaps"]), "metrics": payload["metrics"]})
+                         "data_note": data_note(payload["data_through"], payload["data_gaps"]), "metrics": payload["metrics"],
+                         "live": None})  # no live evaluation of the fake's versions
 
     def _start_run(self, kind: str) -> None:
         body = self._body()
@@ -886,7 +903,48 @@ class Handler(BaseHTTPRequestHandler):
         self._json(202, view)
 
 
-API_GET = {"/health", "/auth/me", "/catalog", "/boundaries", "/predict", "/predict/map", "/evaluate", "/runs", "/alerts", "/models"}
+# The API's routes the fake answers, (method, path, handler), paths written as in the API's OpenAPI
+# document: "{name}" is one path segment, passed to the handler by that name. Every route here
+# is checked against the document (tests/infra/test_fake_api_contract.py), but TEST_HOOKS.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/auth/token", "_token"),
+    ("GET", "/auth/me", "_me"),
+    ("POST", "/auth/logout", "_logout"),
+    ("POST", "/auth/users", "_add_user"),
+    ("DELETE", "/auth/users/{name}", "_delete_user"),
+    ("GET", "/health", "_health"),
+    ("GET", "/catalog", "_catalog"),
+    ("GET", "/boundaries", "_boundaries"),
+    ("GET", "/predict", "_predict"),
+    ("GET", "/predict/map", "_map"),
+    ("GET", "/alerts", "_alerts"),
+    ("GET", "/evaluate", "_evaluate"),
+    ("GET", "/models", "_models"),
+    ("POST", "/models/{version}/promote", "_promote"),
+    ("POST", "/ingest", "_ingest"),
+    ("POST", "/retrain", "_retrain"),
+    ("GET", "/runs", "_runs"),
+    ("GET", "/runs/{run_id}", "_run"),
+    ("POST", "/__expire", "_expire"),
+    ("POST", "/__reset", "_reset"),
+)
+TEST_HOOKS = {("POST", "/__expire"), ("POST", "/__reset")}
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+
+
+ROUTE_PATTERNS = [(method, _pattern(path), handler) for method, path, handler in ROUTES]
+
+
+def route_of(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """The handler of ``method path`` and its path parameters (decoded), or None."""
+    for route_method, pattern, handler in ROUTE_PATTERNS:
+        found = pattern.match(path)
+        if found and route_method == method:
+            return handler, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

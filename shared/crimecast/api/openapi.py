@@ -28,6 +28,7 @@ from crimecast.api import (
     evaluate,
     ingest,
     predict,
+    responses,
     retrain,
 )
 
@@ -36,14 +37,12 @@ API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "Monthly crime forecasts per Chicago community area and crime type. Sign in with Authorize "
     "(OAuth2 password flow). Every error, 422 included, has the body "
-    '`{"error": {"code": "...", "message": "..."}}`; the 422 schema shown per route is the generic one. '
+    '`{"error": {"code": "...", "message": "..."}}`, but for `/auth/token`\'s (RFC 6749\'s) and the 401 of a '
+    'missing or expired token (API Gateway\'s `{"message": "Unauthorized"}`). '
     "A request body is JSON, sent with `Content-Type: application/json`: any other type, or none, is a 415, "
     "and JSON that does not parse a 400."
 )
 ROUTERS = (auth.router, predict.router, evaluate.router, ingest.router, retrain.router)
-ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
-    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
 # What crimecast.api.bodies.json_body answers on every route that reads a body.
 BODY_ERRORS = {400: "invalid_request: the body is not valid JSON",
                415: "unsupported_media_type: the body is not sent as application/json"}
@@ -51,21 +50,27 @@ OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace
 
 
 class DocumentedResolver(SecureRestResolver):
-    """The resolver whose document lists, on every route that reads a JSON body, the 400 and
-    415 its body answers (they come from the shared body reader, not from any one route)."""
+    """The resolver whose document gives every route the shapes of its answers
+    (``responses.ANSWERS``: the routes return plain dicts, which Powertools can only call
+    objects) and, on every route that reads a JSON body, the 400 and 415 its body answers
+    (they come from the shared body reader, not from any one route)."""
 
     def get_openapi_schema(self, **options: Any) -> OpenAPI:
         document = super().get_openapi_schema(**options)
-        for item in (document.paths or {}).values():
-            for operation in filter(None, (getattr(item, method, None) for method in OPERATIONS)):
-                if operation.requestBody is None:
+        for path, item in (document.paths or {}).items():
+            for method in OPERATIONS:
+                operation = getattr(item, method, None)
+                if operation is None:
                     continue
-                responses = operation.responses if operation.responses is not None else {}
-                for status, description in BODY_ERRORS.items():
-                    if status not in responses and str(status) not in responses:
-                        responses[status] = ResponseObject.model_validate(
-                            {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}})
-                operation.responses = responses
+                documented = responses.responses_of(method, path)
+                found = operation.responses if documented is None else {
+                    status: ResponseObject.model_validate(answer) for status, answer in documented.items()}
+                found = found if found is not None else {}
+                if operation.requestBody is not None:
+                    for status, description in BODY_ERRORS.items():
+                        found.setdefault(status, ResponseObject.model_validate(
+                            {"description": description, "content": {"application/json": {"schema": responses.ERROR}}}))
+                operation.responses = found
         return document
 
 
