@@ -15,6 +15,10 @@ the same shapes and error formats as the real service:
 - every answer carries the security headers (``crimecast.security_headers``), the CSP included,
   as the local stack and CloudFront send them, so the browser tests run under the policy.
 
+Its routes (``ROUTES``) and answers are checked against the API's OpenAPI document, in the pytest
+suite (tests/infra/test_fake_api_contract.py): a route the API does not have, a status it does not
+document or a body that does not match its schema fails there, named.
+
 Test hooks: ``POST /__expire`` expires every token issued so far (``?username=`` for one
 user's), ``POST /__reset`` restores the initial users, runs and model version. Environment:
 ``FAKE_TOKEN_TTL`` (seconds, default 3600), ``FAKE_RUN_SECONDS`` (how long a run takes,
@@ -66,6 +70,8 @@ LATENCY = float(os.environ.get("FAKE_LATENCY_MS", "0")) / 1000
 AREA_NAMES = tuple(area.name for area in AREAS)  # the domain's list: one source of the 77 names
 HISTORY_MONTHS = 60
 FORECAST_MONTHS = 24
+# What the service reads as JSON (crimecast.api.bodies): application/json or a +json type.
+JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.-]+\+)?json")
 NULL_SEED_AREA = 9  # Edison Park: the seed's Prophet has no score there, to show null metrics
 # Burglary in Austin as the area x type series are in `make demo`: the 2001-2018 history and the
 # 2024 export, no data 2018-11..2023-12 between them, data through 2024-12, a forecast from 2025-01.
@@ -519,6 +525,20 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _json_body(self) -> Any:
+        """The body as the service reads it (crimecast.api.bodies.json_body): None when empty,
+        a 415 unless sent as JSON, a 400 when it does not parse."""
+        body = self._body()
+        if not body:
+            return None
+        declared = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if not JSON_MEDIA_TYPE.fullmatch(declared):
+            raise ApiError(415, "unsupported_media_type", "the body must be JSON, sent with Content-Type: application/json")
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, "invalid_request", f"the body is not valid JSON: {exc}") from None
+
     def _identity(self, role: str | None = None) -> dict[str, Any]:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
         with STATE.lock:
@@ -680,10 +700,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _add_user(self, query: dict[str, str]) -> None:
         self._identity("admin")
-        try:
-            data = json.loads(self._body() or b"{}")
-        except json.JSONDecodeError:
-            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
+        data = self._json_body()
+        if not isinstance(data, dict):
+            raise ApiError(422, "validation_error", "request: Field required")
         problems = []
         username, password, role = data.get("username"), data.get("password"), data.get("role", "viewer")
         if not isinstance(username, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", username):
@@ -776,10 +795,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _promote(self, query: dict[str, str], version: str) -> None:
         who = self._identity("admin")["username"]
-        try:
-            reason = str(json.loads(self._body() or b"{}").get("reason") or "").strip()
-        except (json.JSONDecodeError, AttributeError):
-            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
+        request = self._json_body()
+        if not isinstance(request, dict) or not isinstance(request.get("reason"), str) or not request["reason"]:
+            raise ApiError(422, "validation_error", "reason: Field required")
+        reason = request["reason"].strip()
         with STATE.lock:
             if not reason:
                 raise ApiError(400, "invalid_request", "say why: a reason is required, and is kept with the run")
@@ -868,15 +887,10 @@ class Handler(BaseHTTPRequestHandler):
                          "live": None})  # no live evaluation of the fake's versions
 
     def _start_run(self, kind: str) -> None:
-        body = self._body()
-        try:
-            options = json.loads(body) if body.strip() else {}
-        except json.JSONDecodeError:
-            raise ApiError(422, "validation_error", "request: the body is not valid JSON") from None
-        if kind == "retrain" and options:
-            raise ApiError(422, "validation_error", "request: retrain takes no body")
-        mode = options.get("mode", "incremental") if isinstance(options, dict) else None
-        window = options.get("window_months", 13) if isinstance(options, dict) else None
+        options = (self._json_body() or {}) if kind == "ingest" else {}  # retrain reads no body
+        if not isinstance(options, dict) or set(options) - {"mode", "window_months"}:
+            raise ApiError(422, "validation_error", "request: an object with mode and window_months only")
+        mode, window = options.get("mode", "incremental"), options.get("window_months", 13)
         if mode not in ("incremental", "backfill") or not isinstance(window, int) or not 2 <= window <= 480:
             raise ApiError(422, "validation_error", "mode: Input should be 'incremental' or 'backfill'; window_months: 2..480")
         key = self.headers.get("Idempotency-Key")

@@ -42,6 +42,7 @@ class Call:
     query: dict[str, str] | None = None
     json_body: Any = None
     form: dict[str, str] | None = None
+    raw_body: tuple[str, bytes] | None = None  # (Content-Type, body) sent as they are
 
 
 def load_fake() -> ModuleType:
@@ -80,6 +81,8 @@ def send(base: str, call: Call, tokens: dict[str, str], accept: str = "applicati
     if call.json_body is not None:
         headers["Content-Type"] = "application/json"
         data = json.dumps(call.json_body).encode()
+    elif call.raw_body is not None:
+        headers["Content-Type"], data = call.raw_body
     elif call.form is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         data = urlencode(call.form).encode()
@@ -134,6 +137,7 @@ def calls(fake: ModuleType) -> list[Call]:
         Call("GET", "/models", 200, "admin"),
         Call("GET", "/models", 403),
         Call("POST", f"/models/{older}/promote", 400, "admin", json_body={"reason": " "}),
+        Call("POST", f"/models/{older}/promote", 422, "admin", json_body={"why": "no reason given"}),
         Call("POST", "/models/v19990101T000000Z/promote", 404, "admin", json_body={"reason": "test"}),
         Call("POST", f"/models/{current}/promote", 409, "admin", json_body={"reason": "test"}),
         Call("POST", f"/models/{broken}/promote", 409, "admin", json_body={"reason": "test"}),
@@ -153,6 +157,9 @@ def calls(fake: ModuleType) -> list[Call]:
         Call("POST", "/auth/users", 409, "admin", json_body={"username": "contract-user", "password": "a-long-unusual-passphrase"}),
         Call("POST", "/auth/users", 400, "admin", json_body={"username": "other-user", "password": "password"}),
         Call("POST", "/auth/users", 422, "admin", json_body={"username": "no spaces allowed", "password": "x" * 20}),
+        Call("POST", "/auth/users", 400, "admin", raw_body=("application/json", b'{"username": "other-user",')),
+        Call("POST", "/auth/users", 415, "admin", raw_body=("text/plain", b'{"username": "other-user"}')),
+        Call("POST", "/ingest", 415, "admin", raw_body=("application/x-www-form-urlencoded", b"mode=backfill")),
         Call("POST", "/auth/users", 403, json_body={"username": "other-user", "password": "a-long-unusual-passphrase"}),
         Call("DELETE", "/auth/users/contract-user", 204, "admin"),
         Call("DELETE", "/auth/users/contract-user", 404, "admin"),
