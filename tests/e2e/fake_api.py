@@ -474,9 +474,11 @@ def now_iso() -> str:
 # --- HTTP ------------------------------------------------------------------------------
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An error answer in the service's shape; a conflict with a run in progress names it (``run_id``)."""
+
+    def __init__(self, status: int, code: str, message: str, run_id: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.run_id = status, code, message, run_id
 
 
 def parse_area(value: str | None) -> int | None:
@@ -577,7 +579,8 @@ class Handler(BaseHTTPRequestHandler):
             if exc.status == 401 and not exc.code:
                 self._json(401, {"message": "Unauthorized"})  # API Gateway's authorizer body
             else:
-                self._json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+                named = {"run_id": exc.run_id} if exc.run_id else {}
+                self._json(exc.status, {"error": {"code": exc.code, "message": exc.message, **named}})
         except Exception as exc:  # noqa: BLE001 - a fake server: log and answer like the real one
             print(f"fake_api: {exc!r}", file=sys.stderr)
             self._json(500, {"error": {"code": "internal_error", "message": "the service failed; the error is logged"}})
@@ -899,9 +902,10 @@ class Handler(BaseHTTPRequestHandler):
             if key and (kind, key) in STATE.idempotency:
                 return self._json(202, run_view(STATE.runs[STATE.idempotency[(kind, key)]]))
             running = [r for r in STATE.runs.values() if r["kind"] == kind and run_view(r)["status"] in ("queued", "running")]
-            if kind == "ingest" and running:
+            if running:  # as the service: one run of a kind at a time
                 holder = running[0]["run_id"]
-                raise ApiError(409, "conflict", f"ingest run {holder} is in progress: follow it at GET /runs/{holder}")
+                raise ApiError(409, "conflict", f"{kind} run {holder} is in progress: follow it at GET /runs/{holder}",
+                               run_id=holder)
             run_id = f"{kind}-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
             if kind == "retrain":
                 detail: dict[str, Any] = {"trigger": "api", "version": f"v{started:%Y%m%dT%H%M%SZ}",

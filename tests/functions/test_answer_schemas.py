@@ -14,6 +14,7 @@ from crimecast.jobs import accounts
 from tests.api_document import answer_problem, api_document
 from tests.functions.conftest import body, invoke, load_event
 from tests.functions.test_api import _publish
+from tests.functions.test_page_routes import OLD, _get, _judge_april, _promote
 
 ADMIN = {"principalId": "admin", "username": "admin", "roles": "admin,viewer"}
 PASSWORD = "a-long-unusual-passphrase"
@@ -40,10 +41,7 @@ def _problem(function: str, event: dict[str, Any], status: int) -> str | None:
     answer = invoke(function, event)
     if answer["statusCode"] != status:
         return f"{event['httpMethod']} {event['path']}: answered {answer['statusCode']}, expected {status}: {answer['body'][:300]}"
-    headers = {k.lower(): v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items()}
-    headers |= {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
-    return answer_problem(event["httpMethod"], event["path"], status, headers.get("content-type", ""),
-                          (answer.get("body") or "").encode())
+    return _answer_problem(event["httpMethod"], event["path"], answer)
 
 
 def test_every_documented_route_has_its_answers_described() -> None:
@@ -89,3 +87,21 @@ def test_the_service_answers_as_its_document_says(aws) -> None:
     problems = [_problem(function, event, status) for function, event, status in cases]
     found = [p for p in problems if p]
     assert not found, "the service's answers differ from its OpenAPI document:\n" + "\n".join(found)
+
+
+def _answer_problem(method: str, path: str, answer: dict[str, Any]) -> str | None:
+    headers = {k.lower(): v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items()}
+    return answer_problem(method, path, answer["statusCode"], headers.get("content-type", ""), (answer.get("body") or "").encode())
+
+
+def test_unusual_months_alerts_and_a_rollback_answer_as_documented(aws) -> None:
+    """The rows only a live evaluation fills (unusual months, alerts), and a promote that succeeds."""
+    _judge_april(aws, {25: 400, 8: 165})
+    alerts = _get("/alerts", {"crime_type": "THEFT"})
+    prediction = _get("/predict", {"community_area": "25", "crime_type": "THEFT"})
+    assert body(alerts)["alerts"] and body(prediction)["unusual"]  # rows to check
+    rollback = _promote(OLD, "the newer version over-forecasts")
+    assert rollback["statusCode"] == 200, rollback["body"]
+    found = [_answer_problem("GET", "/alerts", alerts), _answer_problem("GET", "/predict", prediction),
+             _answer_problem("POST", f"/models/{OLD}/promote", rollback)]
+    assert not [p for p in found if p], found

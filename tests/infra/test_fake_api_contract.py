@@ -147,6 +147,7 @@ def calls(fake: ModuleType) -> list[Call]:
         Call("POST", "/ingest", 202, "admin", json_body={"mode": "incremental", "window_months": 13}),
         Call("POST", "/ingest", 409, "admin", json_body={}),
         Call("POST", "/retrain", 202, "admin"),
+        Call("POST", "/retrain", 409, "admin"),
         Call("GET", "/runs", 200),
         Call("GET", "/runs", 200, "admin", query={"kind": "ingest"}),
         Call("GET", "/runs", 200, query={"kind": "promote"}),
