@@ -30,7 +30,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check shared functions local tests bench
-	cd shared && ../$(BIN)/lint-imports ../pyproject.toml
+	$(BIN)/lint-imports pyproject.toml
 
 # Template checks, sam build, the layer tests and the browser tests first; the main suite
 # last, so its summary is the closing line.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import logging
 import os
 import re
 import secrets
 import socket
+import threading
 from typing import Any
 
 from local.aws.template import dynamodb_table_specs, resources_of_type
@@ -15,6 +17,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: the ARNs the embedded AWS gives
 PARTITION = "aws"
 DATA_BUCKET = "crimecast-local-data"
+_applied: set[str] = set()  # the patches of moto applied in this process
+_applying = threading.Lock()
 
 
 def function_arn(name: str) -> str:
@@ -25,6 +29,15 @@ def function_arn(name: str) -> str:
 def environment_name(logical_id: str) -> str:
     """The variable that names a resource to the functions: ``SeriesTable`` -> ``SERIES_TABLE``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).upper()
+
+
+def patch_once(patch: Callable[[], None]) -> None:
+    """Apply a patch of moto once per process, whichever thread asks first."""
+    key = f"{patch.__module__}.{patch.__qualname__}"
+    with _applying:
+        if key not in _applied:
+            patch()
+            _applied.add(key)
 
 
 def free_port() -> int:

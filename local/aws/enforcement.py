@@ -25,7 +25,7 @@ bucket policies, by moto), KMS and CloudWatch/X-Ray writes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 import json
 import re
 import threading
@@ -299,21 +299,20 @@ def enforce_from_now() -> None:
 
 
 @contextmanager
-def paused() -> Iterator[None]:
-    """No checks until the end of the block (creating roles and assuming them as the admin)."""
-    before = _set_enforcement(float("inf"))
+def _enforcement(no_auth_count: float) -> Iterator[None]:
+    before = _set_enforcement(no_auth_count)
     try:
         yield
     finally:
         _set_enforcement(*before)
 
 
-@contextmanager
-def enforce() -> Iterator[None]:
+def paused() -> AbstractContextManager[None]:
+    """No checks until the end of the block (creating roles and assuming them as the admin)."""
+    return _enforcement(float("inf"))
+
+
+def enforce() -> AbstractContextManager[None]:
     """``enforce_from_now`` until the end of the block."""
     _install_resources()
-    before = _set_enforcement(0)
-    try:
-        yield
-    finally:
-        _set_enforcement(*before)
+    return _enforcement(0)

@@ -10,6 +10,7 @@ session are allowed what its role allows, and nothing else, once ``local.aws.enf
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import copy
 import json
 import logging
@@ -271,10 +272,7 @@ def sign_workflow_calls(credentials: Credentials | None) -> None:
     base = importlib.import_module(_INTERPRETER_CLIENT_MODULES[0])
     original = getattr(base.boto_client_for, "crimecast_original", base.boto_client_for)
     if credentials is None:
-        for name in _INTERPRETER_CLIENT_MODULES:
-            module = importlib.import_module(name)
-            if hasattr(module, "boto_client_for"):
-                module.boto_client_for = original  # type: ignore[attr-defined]
+        _use_client_factory(original)
         return
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -284,7 +282,14 @@ def sign_workflow_calls(credentials: Credentials | None) -> None:
                             aws_session_token=credentials.session_token)
 
     boto_client_for.crimecast_original = original  # type: ignore[attr-defined]
+    _use_client_factory(boto_client_for)
+
+
+def _use_client_factory(factory: Callable[..., Any]) -> None:
+    """``factory`` in place of ``boto_client_for`` in every module of the interpreter that holds it."""
+    import importlib
+
     for name in _INTERPRETER_CLIENT_MODULES:
         module = importlib.import_module(name)
         if hasattr(module, "boto_client_for"):
-            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+            module.boto_client_for = factory  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ import threading
 from typing import Any
 import zipfile
 
+from local.aws.embedded import patch_once
 from local.aws.lambda_runtime import Functions, error_document
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
@@ -52,8 +53,6 @@ class LocalFunction:
 
 
 _registry: dict[str, tuple[LocalFunction, Functions]] = {}  # function name -> its code and what runs it
-_installed = threading.Lock()
-_patched = False
 _queue_urls: dict[str, str] = {}  # logical id -> the URL of a queue the template defines, on the embedded AWS
 _names: dict[str, str] = {}  # logical id -> the function's name on the embedded AWS
 
@@ -122,11 +121,7 @@ def _patch_lambda() -> None:
 
 def install() -> None:
     """Patch moto's Lambda once per process: an invoke of a registered function runs its handler here."""
-    global _patched
-    with _installed:
-        if not _patched:
-            _patch_lambda()
-            _patched = True
+    patch_once(_patch_lambda)
 
 
 def local_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:

@@ -149,17 +149,6 @@ def logged(protocol: str, serve: Callable[[PortalState, Request, dict[str, Any]]
 # --- the controls -----------------------------------------------------------------------------
 
 
-def _replay_state(state: PortalState) -> Any:
-    return state.replay_state()
-
-
-GET_CONTROLS: dict[str, Callable[[PortalState], Any]] = {
-    "log": lambda state: state.recent_requests(1000),
-    "revisions": lambda state: state.revisions,
-    "replay": _replay_state,
-}
-
-
 def _soda3_switch(state: PortalState, body: dict[str, Any]) -> Any:
     state.soda3 = bool(body.get("enabled", True))
     return {"soda3": state.soda3}
@@ -175,7 +164,13 @@ def _reset(state: PortalState, body: dict[str, Any]) -> Any:
     return {"reset": True}
 
 
-POST_CONTROLS: dict[str, Callable[[PortalState, dict[str, Any]], Any]] = {
+Control = Callable[[PortalState, dict[str, Any]], Any]  # the state and the request's JSON body -> the answer
+GET_CONTROLS: dict[str, Control] = {
+    "log": lambda state, body: state.recent_requests(1000),
+    "revisions": lambda state, body: state.revisions,
+    "replay": lambda state, body: state.replay_state(),
+}
+POST_CONTROLS: dict[str, Control] = {
     "soda3": _soda3_switch,
     "fault": lambda state, body: asdict(state.add_fault(**body)),
     "revise": lambda state, body: state.revise(body.get("id"), body.get("index"), body.get("primary_type"), body.get("date")),
@@ -185,26 +180,22 @@ POST_CONTROLS: dict[str, Callable[[PortalState, dict[str, Any]], Any]] = {
 }
 
 
-def control_get(state: PortalState, request: Request) -> Reply:
-    action = GET_CONTROLS.get(request.path.removeprefix(CONTROL))
-    if action is None:
-        return error(404, f"no control action {request.path.removeprefix(CONTROL)}")
-    try:
-        return reply(action(state))
-    except ValueError as exc:
-        return error(400, str(exc))
+def controls(table: dict[str, Control]) -> Callable[[PortalState, Request], Reply]:
+    """``/__control/<action>`` answered by the action's entry of ``table``: 409 past a replay's
+    end, 400 for a bad body, 404 for an action the table does not have."""
 
+    def control(state: PortalState, request: Request) -> Reply:
+        action = request.path.removeprefix(CONTROL)
+        if action not in table:
+            return error(404, f"no control action {action}")
+        try:
+            return reply(table[action](state, json.loads(request.body or b"{}")))
+        except ReplayEnded as exc:
+            return error(409, str(exc))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            return error(400, f"{type(exc).__name__}: {exc}")
 
-def control_post(state: PortalState, request: Request) -> Reply:
-    action = POST_CONTROLS.get(request.path.removeprefix(CONTROL))
-    if action is None:
-        return error(404, f"no control action {request.path.removeprefix(CONTROL)}")
-    try:
-        return reply(action(state, json.loads(request.body or b"{}")))
-    except ReplayEnded as exc:
-        return error(409, str(exc))
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        return error(400, f"{type(exc).__name__}: {exc}")
+    return control
 
 
 def no_post(state: PortalState, request: Request) -> Reply:
@@ -214,12 +205,12 @@ def no_post(state: PortalState, request: Request) -> Reply:
 # Per method, (does the path match, what answers it): the first match wins.
 Route = tuple[Callable[[str], bool], Callable[[PortalState, Request], Reply]]
 GET_ROUTES: tuple[Route, ...] = (
-    (lambda path: path.startswith(CONTROL), control_get),
+    (lambda path: path.startswith(CONTROL), controls(GET_CONTROLS)),
     (lambda path: True, logged("soda2.1", soda2)),
 )
 POST_ROUTES: tuple[Route, ...] = (
     (lambda path: SODA3_PATH.fullmatch(path) is not None, logged("soda3", soda3)),
-    (lambda path: path.startswith(CONTROL), control_post),
+    (lambda path: path.startswith(CONTROL), controls(POST_CONTROLS)),
     (lambda path: True, no_post),
 )
 

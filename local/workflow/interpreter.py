@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
-_installed = threading.Lock()
-_patched = False
+from local.aws.embedded import patch_once
 
 
 def _patch_result_writer() -> None:
@@ -124,9 +122,5 @@ def set_retry_time_scale(scale: float) -> None:
 
 def install() -> None:
     """Patch moto's interpreter once per process (the Map's ResultWriter and tolerance)."""
-    global _patched
-    with _installed:
-        if not _patched:
-            _patch_result_writer()
-            _patch_tolerance()
-            _patched = True
+    patch_once(_patch_result_writer)
+    patch_once(_patch_tolerance)
