@@ -1,9 +1,10 @@
 """The whole service on one machine, without Docker: ``make demo``.
 
-moto's server stands in for AWS. The bucket, tables and secret are the ones
-``template.yaml`` defines, read from it. A small HTTP server plays API Gateway: it routes
-each request by the template's ``Api`` events to the same handlers, through the same
-authorizer, with API Gateway's proxy event shape, and serves the web UI at ``/``.
+moto's server stands in for AWS (``local/aws/``). The bucket, tables, secret, queues,
+functions and state machine are the ones ``template.yaml`` defines, read from it, each
+function held to its IAM grants. A small HTTP server plays API Gateway (``local/gateway/``):
+it routes each request by the template's ``Api`` events to the same handlers, through the
+same authorizer, with API Gateway's proxy event shape, and serves the web UI at ``/``.
 
 With ``CRIMECAST_AS_OF=YYYY-MM`` (``--as-of``) it replays the city from the end of that
 month: it starts the portal stand-in (``local/portal/``) in replay mode over

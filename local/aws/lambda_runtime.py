@@ -143,6 +143,12 @@ class Functions:
         if timeout is None and give_up_at is None and start_by is None:
             with self._lock:
                 return self._call(codeuri, handler, event, context)
+        return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by)
+
+    def _invoke_with_limits(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext,
+                            timeout: float | None, give_up_at: float | None, start_by: float | None) -> Any:
+        """The handler run on a thread of its own, the caller waiting only until the first limit;
+        a handler still running at its timeout is abandoned with its container (the lock)."""
         lock = self._lock
         started, finished = threading.Event(), threading.Event()
         box: dict[str, Any] = {}
