@@ -30,7 +30,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check shared functions local tests bench
-	cd shared && ../$(BIN)/lint-imports ../pyproject.toml
+	$(BIN)/lint-imports pyproject.toml
 
 # Template checks, sam build, the layer tests and the browser tests first; the main suite
 # last, so its summary is the closing line.
@@ -40,7 +40,7 @@ test:
 	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || exit 1; done
 
 # CRIMECAST_CHECK_ROLES=1: at the end, every grant of template.yaml must have been used by an AWS
-# call recorded under IAM during the run (local/iam_calls.py; it takes the whole suite).
+# call recorded under IAM during the run (local/aws/iam_calls.py; it takes the whole suite).
 pytest: venv
 	CRIMECAST_CHECK_ROLES=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 

@@ -75,7 +75,7 @@ def measure(portal: str, endpoint: str, first_year: int, page_size: int, trace: 
                        "AWS_SECRET_ACCESS_KEY": "bench", "DATA_BUCKET": f"bench-{suffix}",
                        "SERIES_TABLE": f"bench-series-{suffix}", "RUNS_TABLE": f"bench-runs-{suffix}"})
     sys.path[:0] = [str(REPO / "shared"), str(REPO)]
-    from local.template import dynamodb_table_specs, load_template
+    from local.aws.template import dynamodb_table_specs, load_template
 
     boto3.client("s3").create_bucket(Bucket=os.environ["DATA_BUCKET"])
     specs = dynamodb_table_specs(load_template(REPO / "template.yaml"))

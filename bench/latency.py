@@ -38,8 +38,8 @@ sys.path[:0] = [str(REPO / "shared"), str(REPO)]
 
 from bench.results import write  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
+from local.aws.embedded import free_port  # noqa: E402
 from local.model_cache import CACHE_ENV, cache_dir  # noqa: E402
-from local.stack import free_port  # noqa: E402
 
 PASSWORD = "bench-latency-password"
 ROUNDS = 4

@@ -49,9 +49,9 @@ from results import write  # noqa: E402
 from crimecast.domain import drift  # noqa: E402
 from crimecast.domain.series import counts_from_tidy  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
-from local.portal import load_replay_files  # noqa: E402
+from local.aws.embedded import free_port  # noqa: E402
+from local.portal.rows import load_replay_files  # noqa: E402
 from local.replay import Replay, call, embedded_aws  # noqa: E402
-from local.stack import free_port  # noqa: E402
 
 SERVICE = "service"
 

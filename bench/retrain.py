@@ -47,9 +47,11 @@ from crimecast.jobs import retrain
 from crimecast.jobs.counts import load_counts, store_counts
 from crimecast.tools.data import real_data_dir
 from local import model_cache
+from local.aws.embedded import free_port, provision, start_moto
+from local.aws.lambda_runtime import Functions, LocalContext
+from local.aws.template import load_template
 from local.replay import call
-from local.stack import Functions, LocalContext, free_port, provision, snapshot_files, start_moto
-from local.template import load_template
+from local.stack import snapshot_files
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
@@ -257,7 +259,7 @@ def main() -> None:
 
 
 def predict_latency(stores: Stores, counts, calls: int) -> dict[str, float]:
-    from local.template import api_routes
+    from local.aws.template import api_routes
 
     route = next(r for r in api_routes(load_template(TEMPLATE)) if r.path == "/predict")
     functions = Functions()

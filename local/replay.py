@@ -25,8 +25,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from local.portal import advance
-from local.template import function_name, load_template
+from local.aws.template import function_name, load_template
+from local.portal.server import advance
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 EMBEDDED_AWS = re.compile(r"embedded AWS at (http://[\d.]+:\d+)")

@@ -114,7 +114,7 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _unexpected_skips.append(f"{report.nodeid} (the whole module): {_reason(report)}")
 
 
-# --- every role proven both ways (local/iam_calls.py) -----------------------------------------
+# --- every role proven both ways (local/aws/iam_calls.py) ---------------------------------------
 # The embedded AWS records each decision it makes for a role of template.yaml in one file for the
 # whole session: the pytest-xdist workers and the local stacks the tests start inherit
 # CRIMECAST_IAM_CALLS from the process that set it here (set it yourself to keep the file). At the
@@ -126,7 +126,7 @@ _calls_folder: list[Path] = []  # the folder made here for the file, removed at 
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from local.iam_calls import RECORD_ENV
+    from local.aws.iam_calls import RECORD_ENV
 
     if hasattr(config, "workerinput") or os.environ.get(RECORD_ENV):  # a worker, or a file of the caller's
         return
@@ -136,8 +136,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _check_roles(session: pytest.Session) -> None:
-    from local.iam_calls import RECORD_ENV, check, read_calls
-    from local.template import load_template
+    from local.aws.iam_calls import RECORD_ENV, check, read_calls
+    from local.aws.template import load_template
 
     if hasattr(session.config, "workerinput"):
         return  # the controller checks the calls of every worker

@@ -21,9 +21,11 @@ from crimecast import settings
 from crimecast.adapters.aws import Credentials, reset_clients, use_credentials
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import get_stores, use_stores
-from local import workflow
-from local.stack import Functions
-from local.template import dynamodb_table_specs, entry_points, function_name, load_template
+from local.aws import lambda_service
+from local.aws.lambda_runtime import Functions
+from local.aws.template import dynamodb_table_specs, entry_points, function_name, load_template
+from local.workflow.interpreter import set_retry_time_scale
+from local.workflow.machine import create_state_machine, wait_for_execution
 from tests.conftest import REPO
 
 EVENTS = REPO / "events"
@@ -115,7 +117,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, functio
     executing = request.node.get_closest_marker("workflow") is not None
     if executing:  # the Retry waits of the definition, a hundredth as long
         monkeypatch.setattr(retrier_decl, "time", retrier_decl.time)
-        workflow.set_retry_time_scale(0.01)
+        set_retry_time_scale(0.01)
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "crimecast", "POWERTOOLS_METRICS_NAMESPACE": "Crimecast",
@@ -131,7 +133,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, functio
         # client for the next test.
         if executing:
             wait_for_executions(machine)
-        workflow.unregister_all()
+        lambda_service.unregister_all()
         reset_clients()
         settings.reset()
         use_stores(None)
@@ -154,8 +156,8 @@ def provision(monkeypatch: pytest.MonkeyPatch, functions: Functions | None = Non
         monkeypatch.setenv(TABLE_ENV[logical_id], name)
     secret = boto3.client("secretsmanager").create_secret(Name="crimecast-jwt", SecretString="k" * 64)
     monkeypatch.setenv("JWT_SECRET_ARN", secret["ARN"])
-    arns = workflow.register_functions(template, functions or Functions())
-    machine = workflow.create_state_machine(template, arns, {"DATA_BUCKET": "crimecast-test-data"})
+    arns = lambda_service.register_functions(template, functions or Functions())
+    machine = create_state_machine(template, arns, {"DATA_BUCKET": "crimecast-test-data"})
     monkeypatch.setenv("RETRAIN_STATE_MACHINE_ARN", machine)
     settings.reset()
     return machine
@@ -164,7 +166,7 @@ def provision(monkeypatch: pytest.MonkeyPatch, functions: Functions | None = Non
 def wait_for_executions(machine: str, timeout: float = 120) -> None:
     sfn = boto3.client("stepfunctions")
     for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
-        workflow.wait_for_execution(execution["executionArn"], timeout=timeout)
+        wait_for_execution(execution["executionArn"], timeout=timeout)
 
 
 @dataclass
@@ -195,8 +197,8 @@ def iam_roles(aws):
     """``grant(template=None)``: roles for the template (a copy with a statement removed, say),
     each function's session, moto enforcing IAM from then on; the test's own calls (outside
     ``Roles.as_function``) are an admin's. The calls of the roles of template.yaml itself are
-    recorded for the role coverage check (local/iam_calls.py)."""
-    from local import iam, iam_calls
+    recorded for the role coverage check (local/aws/iam_calls.py)."""
+    from local.aws import enforcement, iam, iam_calls
 
     # The test's own keys (mock_aws puts its fake ones in the environment) are an admin's.
     iam.create_admin(boto3.client("iam"), Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]))
@@ -210,12 +212,12 @@ def iam_roles(aws):
         policies = iam.function_policies(template, physical)
         made[0] += 1
         prefix = f"test{made[0]}"
-        with iam.paused():
+        with enforcement.paused():
             sessions = iam.create_roles(boto3.client("iam"), boto3.client("sts"), policies, prefix=prefix)
         iam_calls.register({iam.role_name(prefix, name): name for name in policies}, template, physical, recorded)
         return Roles(sessions, template)
 
-    with iam.enforce():
+    with enforcement.enforce():
         yield grant
 
 
@@ -223,7 +225,7 @@ def iam_roles(aws):
 def iam_workflow(iam_roles, functions: Functions) -> Iterator[Roles]:
     """A test marked ``workflow`` under IAM as the local stack runs it: each Lambda task's handler
     signed with its function's role, the state machine interpreter's calls with the machine's."""
-    from local import iam
+    from local.aws import iam
     from local.stack import run_as_roles
 
     roles = iam_roles()

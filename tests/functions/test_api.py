@@ -14,7 +14,7 @@ from crimecast.api import DOCS_PATH, OPENAPI_PATH
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts, retrain
 from crimecast.security_headers import source_hash
-from local.template import api_routes, load_template
+from local.aws.template import api_routes, load_template
 from tests.conftest import REPO
 from tests.functions.conftest import body, invoke, load_event
 

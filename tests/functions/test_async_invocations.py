@@ -24,9 +24,9 @@ import pytest
 
 from crimecast.adapters.launcher import AwsLauncher
 from crimecast.jobs import counts, ingest, pipeline, runs
-from local import iam, lambda_async, workflow
-from local.portal import StandInPortal
-from local.template import async_invoke_config, entry_points, load_template
+from local.aws import enforcement, lambda_async, lambda_service
+from local.aws.template import async_invoke_config, entry_points, load_template
+from local.portal.server import StandInPortal
 from tests.conftest import REPO, data_source_dir
 from tests.functions.conftest import body, invoke, load_event
 from tests.functions.test_iam_enforced import _without
@@ -56,7 +56,7 @@ def roles(aws, iam_roles, monkeypatch, portal):
     """IAM on: each registered function runs with its own role's session, as the stack runs them."""
     monkeypatch.setenv("CRIMECAST_SOCRATA_URL", portal.url)
     granted = iam_roles()
-    _, runner = workflow.registered(INGEST)
+    _, runner = lambda_service.registered(INGEST)
     runner.sessions = {entry: granted.sessions[name] for name, entry in entry_points(granted.template).items()
                        if name in granted.sessions}
     runner.handler(*entry_points(granted.template)[INGEST])  # loaded (a cold start is not what is timed here)
@@ -67,14 +67,14 @@ def _invoke_worker(roles: Any, run_id: str) -> dict[str, Any]:
     """The worker's invocation as the ingest function makes it (InvocationType Event)."""
     event = ingest.worker_event(run_id)
     with roles.as_function(INGEST):
-        AwsLauncher().invoke_async(workflow.function_name(INGEST), event)
+        AwsLauncher().invoke_async(lambda_service.function_name(INGEST), event)
     return event
 
 
 def _records(expected: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
     """The invocation records in the OnFailure queue (read as an admin, then deleted), once
     ``expected`` have come or the timeout has passed."""
-    sqs, url, found = boto3.client("sqs"), workflow.queue_url(QUEUE), []
+    sqs, url, found = boto3.client("sqs"), lambda_service.queue_url(QUEUE), []
     deadline = time.monotonic() + timeout
     while len(found) < expected and time.monotonic() < deadline:
         for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
@@ -85,16 +85,16 @@ def _records(expected: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
 
 
 def _queue_is_empty() -> bool:
-    return not boto3.client("sqs").receive_message(QueueUrl=workflow.queue_url(QUEUE)).get("Messages")
+    return not boto3.client("sqs").receive_message(QueueUrl=lambda_service.queue_url(QUEUE)).get("Messages")
 
 
 def _failed_attempts(text: str) -> int:
-    return text.count(f"async {workflow.function_name(INGEST)} failed")
+    return text.count(f"async {lambda_service.function_name(INGEST)} failed")
 
 
 def _function_arn() -> str:
     """The function's ARN on the embedded AWS (moto's account and region)."""
-    return f"arn:aws:lambda:us-east-1:123456789012:function:{workflow.function_name(INGEST)}"
+    return f"arn:aws:lambda:us-east-1:123456789012:function:{lambda_service.function_name(INGEST)}"
 
 
 def _hold_the_lease(stores: Any, holder_of: str, seconds: int) -> str:
@@ -139,12 +139,12 @@ def test_an_event_past_its_maximum_age_is_dropped_with_event_age_exceeded(roles,
     and the second retry, due two minutes after that, would come after the event's age."""
     template = copy.deepcopy(roles.template)
     template["Resources"][INGEST]["Properties"]["EventInvokeConfig"]["MaximumEventAgeInSeconds"] = 150
-    _, runner = workflow.registered(INGEST)
-    with iam.paused():  # the test's own set-up (moto refuses the admin's signature on Lambda's paths)
+    _, runner = lambda_service.registered(INGEST)
+    with enforcement.paused():  # the test's own set-up (moto refuses the admin's signature on Lambda's paths)
         for logical_id in entry_points(template):
-            boto3.client("lambda").delete_function(FunctionName=workflow.function_name(logical_id))
-        workflow.unregister_all()
-        workflow.register_functions(template, runner)
+            boto3.client("lambda").delete_function(FunctionName=lambda_service.function_name(logical_id))
+        lambda_service.unregister_all()
+        lambda_service.register_functions(template, runner)
     assert async_invoke_config(template, INGEST).max_retry_attempts == 2  # a third attempt would be allowed
     clock(0.02)  # 3 s of age: the second attempt, due at 1.2 s, has room on a loaded machine
     started = time.monotonic()
@@ -204,7 +204,7 @@ def test_runs_shows_the_run_of_a_worker_lambda_gave_up_on_with_the_reason(roles,
     deadline = time.monotonic() + 20
     handled = 0
     while not handled and time.monotonic() < deadline:  # the AsyncFailures event, as the stack's poller runs it
-        handled = workflow.poll_queue_events(roles.template)
+        handled = lambda_service.poll_queue_events(roles.template)
         time.sleep(0.02)
     assert handled == 1 and _queue_is_empty()
     assert _failed_attempts(capsys.readouterr().err) == async_invoke_config(roles.template, INGEST).max_retry_attempts + 1
@@ -219,7 +219,7 @@ def test_runs_shows_the_run_of_a_worker_lambda_gave_up_on_with_the_reason(roles,
     assert shown["detail"]["error"] == ("the ingest worker (leg 0) failed: Lambda ran it 3 times and gave up; "
                                         "its last error: ConflictError")
     assert "error_detail" not in shown  # the error's text is an admin's to read
-    assert workflow.poll_queue_events(roles.template) == 0
+    assert lambda_service.poll_queue_events(roles.template) == 0
 
 
 def test_a_record_read_again_changes_nothing(aws) -> None:
@@ -242,17 +242,17 @@ def test_without_its_poller_grant_the_function_cannot_read_the_queue(aws, iam_ro
     record itself is sent with the role too; SAM grants that from the OnFailure destination.)"""
     template = _without(load_template(REPO / "template.yaml"), INGEST, "SQSPollerPolicy", QUEUE)
     denied = iam_roles(template)
-    _, runner = workflow.registered(INGEST)
+    _, runner = lambda_service.registered(INGEST)
     runner.sessions = {entry: denied.sessions[name] for name, entry in entry_points(template).items() if name in denied.sessions}
     clock(0.001)
     _invoke_worker(denied, "ingest-20220101T000000Z-deadbeef")
-    sqs, url = boto3.client("sqs"), workflow.queue_url(QUEUE)
+    sqs, url = boto3.client("sqs"), lambda_service.queue_url(QUEUE)
     deadline = time.monotonic() + 20
     while sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
             "ApproximateNumberOfMessages"] == "0" and time.monotonic() < deadline:
         time.sleep(0.02)
     with pytest.raises(ClientError, match="AccessDenied"):
-        workflow.poll_queue_events(template)
+        lambda_service.poll_queue_events(template)
     assert len(_records()) == 1  # still there
 
 

@@ -1,4 +1,4 @@
-"""Fault injection (local/faults.py): with a share of DynamoDB, S3 and Lambda calls failing as
+"""Fault injection (local/aws/faults.py): with a share of DynamoDB, S3 and Lambda calls failing as
 AWS fails them, an ingest and a retrain (the template's state machine) end with exactly the
 data of a clean run."""
 
@@ -13,7 +13,8 @@ import pytest
 
 from crimecast.adapters.stores import Stores, get_stores, use_stores
 from crimecast.jobs import counts, forecasts, ingest, pipeline, runs
-from local import faults, workflow
+from local.aws import faults, lambda_service
+from local.workflow.machine import wait_for_execution
 from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import RecordingLauncher, body, invoke, load_event, provision
 
@@ -42,7 +43,7 @@ def _ingest_and_retrain(stores: Stores, tmp_path) -> dict[str, Any]:
                for area, level in {25: 80, 8: 300}.items()], ignore_index=True).to_csv(source, index=False)
     ingested = pipeline.ingest_now(stores, "test", ingest.FileSource(source), mode="backfill")
     started = body(invoke("retrain", load_event("retrain-api")))
-    described = workflow.wait_for_execution(started["detail"]["execution_arn"])
+    described = wait_for_execution(started["detail"]["execution_arn"])
     run = runs.get_run(stores, started["run_id"])
     manifest = counts.current_manifest(stores)
     version = (stores.series.champion() or {}).get("model_version")
@@ -63,7 +64,7 @@ def test_with_faults_an_ingest_and_a_retrain_end_with_the_data_of_a_clean_run(aw
     assert clean["counts"] and len(clean["series"]) == 3
 
     moto_api_backend.reset()  # the same world again, from nothing
-    workflow.unregister_all()
+    lambda_service.unregister_all()
     provision(monkeypatch)
     stores = use_stores(get_stores().with_launcher(RecordingLauncher()))
     injected = faults.install(faults.Faults.parse("dynamodb:0.1,s3:0.1,lambda:0.3", seed=1))

@@ -20,9 +20,9 @@ from crimecast.adapters.launcher import AwsLauncher
 from crimecast.adapters.stores import use_stores
 from crimecast.domain.errors import NotFoundError
 from crimecast.jobs import accounts, ingest, pipeline, retrain, runs
-from local import iam_calls
-from local.iam_calls import read_calls, refusal_expected
-from local.template import load_template, references
+from local.aws import iam_calls
+from local.aws.iam_calls import read_calls, refusal_expected
+from local.aws.template import load_template, references
 from tests.conftest import REPO
 from tests.functions.conftest import body, load_event
 from tests.functions.test_api import _publish
@@ -201,7 +201,7 @@ MODEL_KEY = "models/v20260101T000000Z/25:THEFT.json"
 
 
 def _denied(call: Any) -> str:
-    """The error code of a call the test expects refused (a probe, not a code path: local/iam_calls.py)."""
+    """The error code of a call the test expects refused (a probe, not a code path: local/aws/iam_calls.py)."""
     with refusal_expected(), pytest.raises(ClientError) as denied:
         call()
     return denied.value.response["Error"]["Code"]
@@ -412,7 +412,7 @@ def test_without_describe_execution_the_lease_stands_and_the_refusal_is_logged(i
     assert any("states:DescribeExecution" in m and "RetrainFunction" in m for m in refused), refused
 
 
-# --- the calls recorded for the role coverage check (local/iam_calls.py) -----------------------
+# --- the calls recorded for the role coverage check (local/aws/iam_calls.py) -----------------------
 
 SERIES = "arn:aws:dynamodb:us-east-1:123456789012:table/crimecast-local-SeriesTable"
 

@@ -28,7 +28,7 @@ from crimecast.adapters.limits import (
 from crimecast.adapters.series_store import CATALOG, SKIPPED, SUMMARY
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts, retrain, runs
-from local.template import load_template
+from local.aws.template import load_template
 from tests.conftest import REPO
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function, write_map_results
 

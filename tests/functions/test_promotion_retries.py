@@ -18,7 +18,8 @@ from crimecast.domain.errors import ConflictError
 from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import forecasts, models, retrain, runs
 from crimecast.jobs.counts import store_counts
-from local import workflow
+from local.aws import lambda_service
+from local.workflow.machine import wait_for_execution
 from tests.conftest import seasonal_series, tidy_frame
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function
 from tests.functions.test_page_routes import _publish
@@ -186,10 +187,10 @@ def test_the_state_machine_retrying_promote_after_its_switch_gives_one_promoted_
 
     monkeypatch.setenv("RETRAIN_BATCH_SIZE", "1")
     _two_series(aws)
-    lost = _LostAnswer(workflow.function_name("RetrainPromoteFunction"))
+    lost = _LostAnswer(lambda_service.function_name("RetrainPromoteFunction"))
     monkeypatch.setattr(LambdaFunction, "invoke", lost.wrap(LambdaFunction.invoke))
     started = body(invoke("retrain", load_event("retrain-api")))
-    described = workflow.wait_for_execution(started["detail"]["execution_arn"])
+    described = wait_for_execution(started["detail"]["execution_arn"])
     assert lost.lost == 1
     from crimecast.jobs import pipeline
 

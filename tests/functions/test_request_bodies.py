@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from crimecast.api import openapi
-from local.template import api_routes, load_template
+from local.aws.template import api_routes, load_template
 from tests.conftest import REPO
 from tests.functions.conftest import ASYNC_INVOCATIONS, body, invoke, load_event
 

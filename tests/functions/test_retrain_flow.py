@@ -17,8 +17,8 @@ from crimecast.domain.errors import InvalidInputError
 from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import pipeline, retrain, runs
 from crimecast.jobs.counts import store_counts
-from local import workflow
-from local.template import granted_resources, load_template
+from local.aws.template import granted_resources, load_template
+from local.workflow.machine import wait_for_execution
 from tests.conftest import REPO, seasonal_series, tidy_frame
 from tests.functions.conftest import FakeContext, body, invoke, load_event, load_function, write_map_results
 
@@ -125,7 +125,7 @@ def _retrain_to_the_end(aws, roles) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /retrain (as the retrain function), then the execution's end and the run as GET
     /runs/<id> shows it."""
     started = body(roles.invoke("RetrainFunction", load_event("retrain-api")))
-    described = workflow.wait_for_execution(started["detail"]["execution_arn"])
+    described = wait_for_execution(started["detail"]["execution_arn"])
     return described, pipeline.run_with_workflow(aws, runs.get_run(aws, started["run_id"], admin=True))
 
 

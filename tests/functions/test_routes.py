@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from local.template import api_routes, load_template
+from local.aws.template import api_routes, load_template
 from tests.conftest import REPO
 from tests.functions.conftest import body, invoke, load_event
 

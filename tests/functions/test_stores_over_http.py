@@ -15,7 +15,7 @@ from crimecast.adapters.aws import reset_clients
 from crimecast.adapters.stores import Stores
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs import forecasts, runs
-from local.template import dynamodb_table_specs, load_template
+from local.aws.template import dynamodb_table_specs, load_template
 from tests.conftest import REPO
 
 

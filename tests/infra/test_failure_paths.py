@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.template import load_template, resources_of_type
+from local.aws.template import load_template, resources_of_type
 from tests.conftest import REPO
 
 # Errors of the Lambda service, not of the code: worth another try with backoff.

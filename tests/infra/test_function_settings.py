@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from crimecast import settings
-from local.template import SERVERLESS_FUNCTION, load_template, resources_of_type
+from local.aws.template import SERVERLESS_FUNCTION, load_template, resources_of_type
 from tests.conftest import REPO
 
 TEMPLATE = load_template(REPO / "template.yaml")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from local.template import granted_resources, load_template, references
+from local.aws.template import granted_resources, load_template, references
 from tests.conftest import REPO
 
 STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "LoginAttemptsTable", "IdempotencyTable"}

@@ -1,4 +1,4 @@
-"""local/iam.py decides as IAM does (the policy evaluation logic), conditions included: the
+"""local/aws/policy.py decides as IAM does (the policy evaluation logic), conditions included: the
 enforcement on moto and the template's least-privilege tests rest on it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from local.iam import decide
+from local.aws.policy import decide
 
 BUCKET = "arn:aws:s3:::data"
 

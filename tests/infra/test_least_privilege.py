@@ -1,4 +1,4 @@
-"""template.yaml's grants and resource policies, decided as IAM decides them (local/iam.py over
+"""template.yaml's grants and resource policies, decided as IAM decides them (local/aws/policy.py over
 the SAM translator's output): each function reaches the data bucket's prefixes its code uses and
 no other, the bucket refuses requests without TLS, and the signing key's own policy keeps it to
 the auth functions whatever a role is granted. Then the rest of the template's hardening: log
@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from local import iam
-from local.template import load_template, resources_of_type
+from local.aws import iam
+from local.aws.embedded import ACCOUNT
+from local.aws.policy import decide, listed
+from local.aws.template import load_template, resources_of_type
 from tests.conftest import REPO
 
 TEMPLATE = load_template(REPO / "template.yaml")
@@ -104,7 +106,7 @@ def test_each_function_reaches_only_its_prefixes_of_the_data_bucket(policies: di
                                                                     allowed: bool) -> None:
     resource = BUCKET if key is None else _object(key)
     context = {} if prefix is None else {"s3:prefix": prefix}
-    assert iam.decide(policies[function], action, resource, context) == ("Allow" if allowed else "None")
+    assert decide(policies[function], action, resource, context) == ("Allow" if allowed else "None")
 
 
 def test_no_function_may_do_more_to_the_bucket_than_read_write_delete_or_list_objects(
@@ -114,7 +116,7 @@ def test_no_function_may_do_more_to_the_bucket_than_read_write_delete_or_list_ob
         assert not any(key.startswith("S3") for p in TEMPLATE["Resources"][name]["Properties"].get("Policies", [])
                        if isinstance(p, dict) for key in p), name
         actions = {a for document in policies.get(name, []) for s in document["Statement"]
-                   for a in iam._listed(s.get("Action", [])) if str(a).startswith("s3:")}
+                   for a in listed(s.get("Action", [])) if str(a).startswith("s3:")}
         assert actions <= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}, name
 
 
@@ -131,31 +133,31 @@ def test_no_function_may_do_more_to_the_bucket_than_read_write_delete_or_list_ob
 ])
 def test_the_train_function_only_writes_forecasts_and_predict_only_gets_and_queries(
         policies: dict[str, list[dict[str, Any]]], function: str, action: str, resource: str, allowed: bool) -> None:
-    assert iam.decide(policies[function], action, resource) == ("Allow" if allowed else "None")
+    assert decide(policies[function], action, resource) == ("Allow" if allowed else "None")
 
 
 def _resolved(translated: dict[str, Any], logical_id: str, field: str) -> dict[str, Any]:
     """A resource policy of the translated template, with this stack's names (roles as IAM names them)."""
     physical = iam.physical_names(TEMPLATE, {"DATA_BUCKET": "data"})
-    physical |= {name: {"Arn": f"arn:aws:iam::{iam.ACCOUNT}:role/{name}"} for name, resource in
+    physical |= {name: {"Arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"} for name, resource in
                  translated["Resources"].items() if resource["Type"] == "AWS::IAM::Role"}
     return iam.Resolver(translated, physical).value(translated["Resources"][logical_id]["Properties"][field])
 
 
 def test_the_data_bucket_refuses_every_request_without_tls(translated: dict[str, Any]) -> None:
     policy = _resolved(translated, "DataBucketPolicy", "PolicyDocument")
-    admin = f"arn:aws:iam::{iam.ACCOUNT}:role/admin"
+    admin = f"arn:aws:iam::{ACCOUNT}:role/admin"
     for action, resource in (("s3:GetObject", _object("counts/current.json")), ("s3:ListBucket", BUCKET),
                              ("s3:PutObject", _object("models/v1/a.json"))):
-        plain = iam.decide([policy], action, resource, {"aws:SecureTransport": "false"}, principal=admin)
+        plain = decide([policy], action, resource, {"aws:SecureTransport": "false"}, principal=admin)
         assert plain == "Deny", action
-        assert iam.decide([policy], action, resource, {"aws:SecureTransport": "true"}, principal=admin) == "None"
+        assert decide([policy], action, resource, {"aws:SecureTransport": "true"}, principal=admin) == "None"
 
 
-def _on_key(translated: dict[str, Any], role: str, action: str, account: str = iam.ACCOUNT) -> str:
+def _on_key(translated: dict[str, Any], role: str, action: str, account: str = ACCOUNT) -> str:
     policy = _resolved(translated, "JwtSigningKeyPolicy", "ResourcePolicy")
     arn = f"arn:aws:iam::{account}:role/{role}"
-    return iam.decide([policy], action, "*", {"aws:PrincipalArn": arn, "aws:PrincipalAccount": account}, principal=arn)
+    return decide([policy], action, "*", {"aws:PrincipalArn": arn, "aws:PrincipalAccount": account}, principal=arn)
 
 
 def test_only_the_auth_functions_may_read_the_signing_key_whatever_their_roles_say(translated: dict[str, Any]) -> None:

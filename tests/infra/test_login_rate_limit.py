@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from local.template import load_template
+from local.aws.template import load_template
 from tests.conftest import REPO
 
 TEMPLATE = load_template(REPO / "template.yaml")

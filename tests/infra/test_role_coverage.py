@@ -1,4 +1,4 @@
-"""The role coverage check (local/iam_calls.py), on calls made up here and on calls recorded under
+"""The role coverage check (local/aws/iam_calls.py), on calls made up here and on calls recorded under
 IAM: it names a call a role is not granted and a grant no call used. The check of the suite's own
 calls runs at the end of every pytest session (tests/conftest.py)."""
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from local.iam_calls import UNREACHABLE, Call, check
-from local.template import load_template
+from local.aws.iam_calls import UNREACHABLE, Call, check
+from local.aws.template import load_template
 from tests.conftest import REPO
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:crimecast-retrain-dev:retrain-1"

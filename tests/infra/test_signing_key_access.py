@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from local.template import load_template, resources_of_type
+from local.aws.template import load_template, resources_of_type
 from tests.conftest import REPO
 
 KEY_READERS = {"AuthFunction", "AuthorizerFunction"}

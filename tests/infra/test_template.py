@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from local.template import api_routes, dynamodb_table_specs, load_template, resources_of_type
+from local.aws.template import api_routes, dynamodb_table_specs, load_template, resources_of_type
 from tests.conftest import REPO
 
 TEMPLATE = REPO / "template.yaml"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from crimecast import security_headers
-from local import stack
-from local.template import load_template, resources_of_type
+from local.aws.template import load_template, resources_of_type
+from local.gateway import server
 from tests.conftest import REPO
 
 # The API's origin as the template spells it (its ApiUrl output, without the stage).
@@ -40,14 +40,14 @@ def test_the_csp_is_the_local_stack_s_with_the_api_origin(headers_config: dict[s
     assert csp["Override"] is True
     deployed = csp["ContentSecurityPolicy"]["Fn::Sub"]
     assert deployed == security_headers.content_security_policy(api_origin=API_ORIGIN)
-    local = stack.SECURITY_HEADERS["Content-Security-Policy"]
+    local = server.SECURITY_HEADERS["Content-Security-Policy"]
     assert deployed.replace(f"connect-src 'self' {API_ORIGIN};", "connect-src 'self';") == local
     assert "'unsafe-inline'" not in deployed and "'unsafe-eval'" not in deployed
     assert len(deployed) < 1783  # CloudFront's limit on the policy's length
 
 
 def test_the_other_headers_match_the_local_stack_s(headers_config: dict[str, Any]) -> None:
-    sent = stack.SECURITY_HEADERS
+    sent = server.SECURITY_HEADERS
     hsts = headers_config["StrictTransportSecurity"]
     assert f"max-age={hsts['AccessControlMaxAgeSec']}; includeSubDomains" == sent["Strict-Transport-Security"]
     assert hsts["AccessControlMaxAgeSec"] == 63072000 and hsts["IncludeSubdomains"] is True

@@ -1,5 +1,5 @@
 """Ingest tests: moto for AWS (the functions' ``aws`` fixture) and the portal stand-in
-(local/portal.py) over the city's real rows, so nothing needs the network. The rows are the
+(local/portal/) over the city's real rows, so nothing needs the network. The rows are the
 whole 2022 extract when ../shared/data is there, else three areas of it (tests/fixtures):
 the totals the tests expect are counted from whichever file is served."""
 
@@ -20,7 +20,7 @@ from crimecast.adapters.stores import Stores
 from crimecast.domain.series import MonthlyCounts
 from crimecast.jobs import ingest, pipeline
 from crimecast.jobs.counts import load_counts
-from local.portal import StandInPortal
+from local.portal.server import StandInPortal
 from tests.conftest import data_source_dir
 from tests.functions.conftest import aws, functions, iam_roles  # noqa: F401 - the fixtures, shared
 

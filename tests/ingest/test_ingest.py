@@ -15,7 +15,7 @@ from crimecast.adapters.socrata import SocrataClient
 from crimecast.domain.errors import ConflictError, InvalidInputError
 from crimecast.jobs import counts, forecasts, ingest, pipeline, runs
 from crimecast.jobs.counts import STAGING_PREFIX, VERSIONS_PREFIX, current_manifest, load_counts, store_counts
-from local.portal import StandInPortal
+from local.portal.server import StandInPortal
 from tests.ingest.conftest import (
     AS_OF,
     READ_TIMEOUT_S,

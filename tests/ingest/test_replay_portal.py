@@ -13,8 +13,9 @@ import pytest
 from crimecast.adapters.socrata import CRIMES_DATASET, SocrataClient
 from crimecast.domain.keys import SeriesKey
 from crimecast.jobs.counts import load_counts
-from local import portal as portal_module
-from local.portal import AREA_TYPE_FILE, StandInPortal, advance
+from crimecast.tools.data import AREA_TYPE_FILE
+from local.portal import cli, rows
+from local.portal.server import StandInPortal, advance
 from tests.conftest import FIXTURES
 from tests.ingest.conftest import assert_same_counts, portal_source, recount, run, stored
 
@@ -74,17 +75,17 @@ def test_advancing_past_the_data_is_refused(replaying) -> None:
 
 
 def test_the_command_line_advances_a_replaying_portal(replaying, capsys) -> None:
-    assert portal_module.main(["advance", "--url", replaying.url]) == 0
+    assert cli.main(["advance", "--url", replaying.url]) == 0
     assert json.loads(capsys.readouterr().out)["today"] == "2018-09"
     with StandInPortal("csv", FIXTURES) as not_replaying:
-        assert portal_module.main(["advance", "--url", not_replaying.url]) == 2
+        assert cli.main(["advance", "--url", not_replaying.url]) == 2
     assert "not replaying" in capsys.readouterr().err
 
 
 def test_a_cut_to_areas_and_types_leaves_the_unplaced_out_unless_listed() -> None:
-    frame = portal_module.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[25], types=["THEFT"])
+    frame = rows.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[25], types=["THEFT"])
     assert set(frame["community_area"]) == {"25"} and set(frame["primary_type"]) == {"THEFT"}
-    with_unplaced = portal_module.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[0, 25])
+    with_unplaced = rows.load_area_type(FIXTURES / AREA_TYPE_FILE, areas=[0, 25])
     assert with_unplaced["community_area"].isna().any()
     with pytest.raises(ValueError, match="outside the data"):
         StandInPortal("replay", FIXTURES, replay_from="2019-01")
@@ -122,17 +123,17 @@ def test_files_of_totals_travel_through_the_portal_and_the_ingest_exactly(aws, t
         key = SeriesKey.parse(label)
         expected = given.series(key).loc[:"2021-12"]
         assert counts.series(key).loc[expected.index[0]:].equals(expected), label
-    made_up = portal_module.OTHER_TYPES
+    made_up = rows.OTHER_TYPES
     assert SeriesKey(None, made_up) in set(counts.keys())  # the city's other types: stored, never forecast
 
 
 def test_integer_table_has_exactly_the_margins() -> None:
-    table = portal_module.integer_table(pd.Series([7, 0, 13, 1]).to_numpy(), pd.Series([10, 6, 5]).to_numpy())
+    table = rows.integer_table(pd.Series([7, 0, 13, 1]).to_numpy(), pd.Series([10, 6, 5]).to_numpy())
     assert table.min() >= 0 and table.sum(axis=1).tolist() == [7, 0, 13, 1] and table.sum(axis=0).tolist() == [10, 6, 5]
     with pytest.raises(ValueError, match="different totals"):
-        portal_module.integer_table(pd.Series([1]).to_numpy(), pd.Series([2]).to_numpy())
+        rows.integer_table(pd.Series([1]).to_numpy(), pd.Series([2]).to_numpy())
 
 
 def test_cells_and_totals_together_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="both area x type cells and totals"):
-        portal_module.load_replay_files([FIXTURES / AREA_TYPE_FILE, FIXTURES / TOTALS_FILES[0]])
+        rows.load_replay_files([FIXTURES / AREA_TYPE_FILE, FIXTURES / TOTALS_FILES[0]])

@@ -101,7 +101,7 @@ def test_the_app_token_is_read_from_secrets_manager(aws, monkeypatch) -> None:
 
 
 def test_probe_says_whether_a_portal_answers(portal) -> None:
-    from local.stack import free_port
+    from local.aws.embedded import free_port
 
     assert SocrataClient(portal.url).probe(timeout=2)
     assert not SocrataClient(f"http://127.0.0.1:{free_port()}").probe(timeout=1)

@@ -8,7 +8,8 @@ import pytest
 
 from crimecast.jobs.counts import current_manifest, load_counts
 from local import stack
-from local.stack import SNAPSHOT_FILES, free_port
+from local.aws.embedded import free_port
+from local.stack import SNAPSHOT_FILES
 from tests.conftest import seasonal_series, tidy_frame
 from tests.ingest.conftest import assert_same_counts, recount, stored
 

@@ -14,8 +14,9 @@ from typing import NamedTuple
 
 import pytest
 
+from local.aws.embedded import free_port
 from local.replay import call
-from local.stack import SNAPSHOT_FILES, free_port
+from local.stack import SNAPSHOT_FILES
 from tests.conftest import REPO, seasonal_series, tidy_frame
 
 PASSWORD = "integration-admin-password"

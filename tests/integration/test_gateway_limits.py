@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from crimecast.adapters import launcher, limits
-from local.stack import Gateway, make_handler
-from local.template import SERVERLESS_FUNCTION, AsyncInvokeConfig
+from local.aws.template import SERVERLESS_FUNCTION, AsyncInvokeConfig
+from local.gateway.api import Gateway
+from local.gateway.server import make_handler
 
 APP = '''
 import json, time
@@ -171,7 +172,7 @@ def test_no_answer_within_the_integration_timeout_is_a_504(gateway) -> None:
 
 def test_the_authorizer_result_is_cached_per_token_for_the_templates_ttl(gateway) -> None:
     port = gateway[1]
-    assert gateway[0].authorizer_spec.ttl == TTL_S
+    assert gateway[0].authorizer.spec.ttl == TTL_S
     assert _call(port, "GET", "/me")[0] == 401
     assert _call(port, "GET", "/me", headers={"Authorization": "Bearer bad"})[0] == 401
     first = _call(port, "GET", "/me", headers={"Authorization": "Bearer good-1"})
@@ -194,7 +195,7 @@ def test_an_authorizer_that_fails_is_a_500_not_a_401(gateway) -> None:
 
 def test_an_async_invocation_over_256_kb_is_refused(gateway, monkeypatch) -> None:
     functions = gateway[0].functions
-    code = gateway[0].authorizer[0]
+    code = gateway[0].authorizer.spec.codeuri
     big = {"pad": "x" * limits.LAMBDA_ASYNC_PAYLOAD_BYTES}
     with pytest.raises(limits.PayloadTooLargeError):
         functions.invoke_async(code, "app.handler", big)
@@ -211,7 +212,7 @@ def test_an_async_invocation_past_its_timeout_fails_with_lambdas_error(gateway) 
     failures: list[dict[str, Any]] = []
     event = {"queryStringParameters": {"sleep": "2"}, "body": None, "requestContext": {"authorizer": None}}
     no_retry = AsyncInvokeConfig(max_retry_attempts=0, max_event_age_s=60, on_failure=None)
-    functions.invoke_async(gateway[0].authorizer[0], "app.handler", event, timeout=0.5, on_failure=failures.append,
+    functions.invoke_async(gateway[0].authorizer.spec.codeuri, "app.handler", event, timeout=0.5, on_failure=failures.append,
                            config=no_retry).join(10)
     (record,) = failures
     assert record["requestContext"]["condition"] == "RetriesExhausted" and record["requestPayload"] == event

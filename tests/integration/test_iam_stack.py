@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from local.template import load_template
+from local.aws.template import load_template
 from tests.conftest import REPO
 from tests.integration.conftest import PASSWORD, request, running_stack
 

@@ -4,7 +4,7 @@ run in sandbox processes, as many at once as the Map's MaxConcurrency, each sand
 for the next batch; a sandbox that dies fails its batch, which counts against the Map's
 ToleratedFailurePercentage.
 
-The stack's own start-up (``local.stack``: provision, lambda_service, start_workflows) in this
+The stack's own start-up (``local.stack``: provision, invoked_functions, start_workflows) in this
 process, without the gateway and without IAM (tests/integration/test_iam_stack.py runs a
 retrain through the state machine with IAM on)."""
 
@@ -27,9 +27,12 @@ from crimecast.domain import parallel
 from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import pipeline, retrain, runs
 from crimecast.jobs.counts import store_counts
-from local import workflow
-from local.stack import Functions, lambda_service, provision, start_moto, start_workflows
-from local.template import entry_points, load_template
+from local.aws import lambda_service
+from local.aws.embedded import provision, start_moto
+from local.aws.lambda_runtime import Functions
+from local.aws.template import entry_points, load_template
+from local.stack import invoked_functions, start_workflows
+from local.workflow import machine
 from tests.conftest import REPO, seasonal_series, tidy_frame
 
 AREAS = (8, 24, 25)  # with the city: four series, four batches of one
@@ -57,7 +60,7 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Functions, Store
         template = load_template(REPO / "template.yaml")
         for name, value in provision(template).items():
             monkeypatch.setenv(name, value)
-        functions = lambda_service(template)
+        functions = invoked_functions(template)
         for name, value in start_workflows(template, functions, MAX_CONCURRENCY).items():
             monkeypatch.setenv(name, value)
         reset_clients()
@@ -71,7 +74,7 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Functions, Store
         yield functions, stores
     finally:
         parallel.stop_workers()  # the warm sandboxes
-        workflow.unregister_all()
+        lambda_service.unregister_all()
         moto.stop()
         reset_clients()
         settings.reset()
@@ -82,10 +85,10 @@ def _retrain_to_the_end(functions: Functions, stores: Stores) -> tuple[dict[str,
     """POST /retrain (the retrain function's handler), then the execution's end and the run."""
     codeuri, handler = entry_points(load_template(REPO / "template.yaml"))["RetrainFunction"]
     event = json.loads((REPO / "events" / "retrain-api.json").read_text())
-    answer = functions.invoke(codeuri, handler, event, name=workflow.function_name("RetrainFunction"))
+    answer = functions.invoke(codeuri, handler, event, name=lambda_service.function_name("RetrainFunction"))
     assert answer["statusCode"] == 202, answer
     started = json.loads(answer["body"])
-    described = workflow.wait_for_execution(started["detail"]["execution_arn"], timeout=600)
+    described = machine.wait_for_execution(started["detail"]["execution_arn"], timeout=600)
     return described, pipeline.run_with_workflow(stores, runs.get_run(stores, started["run_id"], admin=True))
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from local.aws.embedded import free_port
 from local.replay import Replay, embedded_aws
-from local.stack import free_port
 from tests.conftest import FIXTURES
 from tests.integration.conftest import PASSWORD, running_stack
 

@@ -21,8 +21,9 @@ import time
 
 import pytest
 
+from local.aws.embedded import free_port
 from local.replay import call
-from local.stack import SNAPSHOT_FILES, free_port
+from local.stack import SNAPSHOT_FILES
 from tests.conftest import REPO, seasonal_series, tidy_frame
 from tests.integration.conftest import PASSWORD, request
 from tests.processes import children, descendants, group, wait_gone

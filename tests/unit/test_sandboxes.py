@@ -1,4 +1,4 @@
-"""The local stack's Lambda sandboxes (local.stack.Functions): a Distributed Map's item function
+"""The local stack's Lambda sandboxes (local.aws.lambda_runtime.Functions): a Distributed Map's item function
 runs each invocation in a worker process kept warm for the next, and fails as Lambda does."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import time
 import pytest
 
 from crimecast.domain import parallel
-from local import stack, workflow
-from local.stack import Functions, FunctionTimeout, SandboxError
+from local.aws import lambda_runtime
+from local.aws.lambda_runtime import Functions, FunctionTimeout, SandboxError, error_document
 from tests.processes import wait_gone
 
 ENTRY = ("tests/fixtures/lambda/", "sandboxed.handler")
@@ -33,7 +33,7 @@ def test_a_sandboxed_function_runs_in_a_warm_worker_process(functions: Functions
 def test_its_failures_are_lambda_s(functions: Functions) -> None:
     with pytest.raises(SandboxError) as raised:
         functions.invoke(*ENTRY, {"do": "raise"})
-    assert workflow._error_document(raised.value) == {"errorType": "LookupError", "errorMessage": "no such series"}
+    assert error_document(raised.value) == {"errorType": "LookupError", "errorMessage": "no such series"}
     warm = functions.invoke(*ENTRY, {})["pid"]  # a handler that raised leaves its sandbox warm
     with pytest.raises(SandboxError) as died:
         functions.invoke(*ENTRY, {"do": "exit"})
@@ -45,7 +45,7 @@ def test_its_failures_are_lambda_s(functions: Functions) -> None:
 
 
 def test_an_idle_sandbox_is_reclaimed(functions: Functions, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "SANDBOX_IDLE_S", 0.3)
+    monkeypatch.setattr(lambda_runtime, "SANDBOX_IDLE_S", 0.3)
     pid = functions.invoke(*ENTRY, {})["pid"]
     time.sleep(0.1)
     assert functions.invoke(*ENTRY, {})["pid"] == pid  # still warm

@@ -1,6 +1,6 @@
 """Every role proven both ways: the AWS calls IAM decided, recorded per role, against the grants.
 
-While ``CRIMECAST_IAM_CALLS`` names a file, the embedded AWS (``local/iam.py``) appends to it
+While ``CRIMECAST_IAM_CALLS`` names a file, the embedded AWS (``local.aws.enforcement``) appends to it
 each decision it makes for a role made from the repository's template (:func:`register`): the
 function or state machine, the IAM action, the resource and the request's condition keys,
 allowed or refused. Resources are written with the template's reference names
@@ -28,8 +28,9 @@ from pathlib import Path
 import threading
 from typing import Any
 
-from local import iam
-from local.template import references
+from local.aws import iam
+from local.aws.policy import decide, like, listed, statement_applies
+from local.aws.template import references
 
 RECORD_ENV = "CRIMECAST_IAM_CALLS"
 
@@ -205,11 +206,11 @@ def _roles(template: dict[str, Any]) -> dict[str, _Role]:
             index = document["PolicyName"].removeprefix(prefix)
             sam = _policy_template(originals[int(index)]) if index.isdigit() and index != document["PolicyName"] else None
             units = []
-            for statement in iam._listed(document["PolicyDocument"].get("Statement", [])):
+            for statement in listed(document["PolicyDocument"].get("Statement", [])):
                 if statement.get("Effect") != "Allow":
                     continue
-                actions = {str(a): _Grant(f"{logical_id}: {a}") for a in iam._listed(statement.get("Action", []))}
-                resources = {str(r): _Grant(f"{logical_id}: {r}") for r in iam._listed(statement.get("Resource", []))}
+                actions = {str(a): _Grant(f"{logical_id}: {a}") for a in listed(statement.get("Action", []))}
+                resources = {str(r): _Grant(f"{logical_id}: {r}") for r in listed(statement.get("Resource", []))}
                 units.append((statement, actions, resources))
             statements.append(units)
             templates.append(_Grant(f"{logical_id}: {sam}") if sam else None)
@@ -231,20 +232,20 @@ def check(calls: Iterable[Call], template: dict[str, Any], unreachable: Mapping[
         if role is None:
             refused.setdefault(f"{call.role} (no such role in the template) calls {call.action}", set()).add(call.test)
             continue
-        if iam.decide(role.documents, call.action, call.resource, call.context) != "Allow":
+        if decide(role.documents, call.action, call.resource, call.context) != "Allow":
             refused.setdefault(f"{call.role} calls {call.action} on {call.resource}, which its role is not granted",
                                set()).add(call.test)
             continue
         for units, sam in zip(role.statements, role.templates, strict=True):
             for statement, actions, resources in units:
-                if not iam.statement_applies(statement, call.action, call.resource, call.context):
+                if not statement_applies(statement, call.action, call.resource, call.context):
                     continue
                 if sam is not None:
                     sam.used = True
                 for pattern, grant in actions.items():
-                    grant.used = grant.used or iam._like(pattern, call.action, ignore_case=True)
+                    grant.used = grant.used or like(pattern, call.action, ignore_case=True)
                 for pattern, grant in resources.items():
-                    grant.used = grant.used or iam._like(pattern, call.resource)
+                    grant.used = grant.used or like(pattern, call.resource)
     problems = [f"{what} (recorded in {', '.join(sorted(t for t in tests if t)[:3]) or 'a stack'})"
                 for what, tests in sorted(refused.items())]
     if unused:

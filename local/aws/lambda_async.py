@@ -27,7 +27,7 @@ import time
 from typing import Any
 import uuid
 
-from local.template import AsyncInvokeConfig
+from local.aws.template import AsyncInvokeConfig
 
 RETRY_WAITS_S = (60.0, 120.0)  # before the first retry, and before each later one
 RETRIES_EXHAUSTED = "RetriesExhausted"

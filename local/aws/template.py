@@ -82,21 +82,24 @@ def default_stage(template: dict[str, Any]) -> str:
     return str(template.get("Parameters", {}).get("Stage", {}).get("Default", "dev"))
 
 
-def function_name(template: dict[str, Any], logical_id: str, stage: str | None = None) -> str:
-    """A function's name once deployed: its ``FunctionName`` (``!Sub`` of the stage) if the
-    template gives one; else its logical id (AWS would add the stack's name and a suffix)."""
-    given = template["Resources"][logical_id].get("Properties", {}).get("FunctionName")
+def deployed_name(template: dict[str, Any], logical_id: str, name_property: str, stage: str | None = None) -> str:
+    """A resource's name once deployed: its ``name_property`` (``FunctionName``, ``QueueName``,
+    ``Name``; a ``!Sub`` of the stage) if the template gives one; else its logical id (AWS would
+    add the stack's name and a suffix)."""
+    given = template["Resources"][logical_id].get("Properties", {}).get(name_property)
     if isinstance(given, dict) and "Fn::Sub" in given:
         return str(given["Fn::Sub"]).replace("${Stage}", stage or default_stage(template))
     return str(given) if isinstance(given, str) else logical_id
+
+
+def function_name(template: dict[str, Any], logical_id: str, stage: str | None = None) -> str:
+    """A function's name once deployed (its ``FunctionName``)."""
+    return deployed_name(template, logical_id, "FunctionName", stage)
 
 
 def queue_name(template: dict[str, Any], logical_id: str, stage: str | None = None) -> str:
-    """An SQS queue's name once deployed: its ``QueueName`` (``!Sub`` of the stage), else its logical id."""
-    given = template["Resources"][logical_id].get("Properties", {}).get("QueueName")
-    if isinstance(given, dict) and "Fn::Sub" in given:
-        return str(given["Fn::Sub"]).replace("${Stage}", stage or default_stage(template))
-    return str(given) if isinstance(given, str) else logical_id
+    """An SQS queue's name once deployed (its ``QueueName``)."""
+    return deployed_name(template, logical_id, "QueueName", stage)
 
 
 # Lambda's asynchronous invocation settings when a function has no EventInvokeConfig.

@@ -1,0 +1,269 @@
+"""What runs the functions' handlers, as Lambda runs them: warm containers, timeouts, sandboxes.
+
+The gateway, the embedded Lambda service and the workflow all invoke handlers through
+:class:`Functions`, and read its failures (:class:`FunctionTimeout`, :class:`SandboxError`)
+as Lambda's error document (:func:`error_document`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import partial
+import importlib.util
+from pathlib import Path
+import sys
+import threading
+import time
+from types import ModuleType
+from typing import Any
+import uuid
+
+from crimecast.adapters import aws, limits
+from crimecast.domain import parallel
+from local.aws import embedded, lambda_async
+from local.aws.template import LAMBDA_ASYNC_DEFAULTS, AsyncInvokeConfig
+from local.console import say
+
+REPO = Path(__file__).resolve().parents[2]
+# An idle sandbox is reclaimed after this long (Lambda reclaims idle execution environments too):
+# its process and what it loaded (a warm train sandbox keeps the whole city's counts) go.
+SANDBOX_IDLE_S = 600.0
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = field(default_factory=lambda: embedded.function_arn("local"))
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def _context(codeuri: str, name: str | None, request_id: str | None = None) -> LocalContext:
+    """``request_id``: an asynchronous event's, the same for each of its attempts (as Lambda's)."""
+    ids = {"aws_request_id": request_id} if request_id else {}
+    if name is None:
+        return LocalContext(function_name=Path(codeuri).name, **ids)
+    return LocalContext(function_name=name, invoked_function_arn=embedded.function_arn(name), **ids)
+
+
+class FunctionTimeout(Exception):
+    """A handler ran past its function's Timeout (Lambda ends the invocation: "Task timed out")."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Task timed out after {seconds:.2f} seconds")
+        self.seconds = seconds
+
+
+class IntegrationTimeout(Exception):
+    """The caller stopped waiting (API Gateway's 29 s, or what was left of them)."""
+
+
+class SandboxError(Exception):
+    """The handler failed in its sandbox (a worker process): ``error_type`` is what Lambda's error
+    document names (the handler's exception's type; ``Runtime.ExitError`` when the sandbox died)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def error_document(exc: BaseException) -> dict[str, str]:
+    """Lambda's answer for a function error: the handler's exception (raised here or in its
+    sandbox), or its timeout."""
+    if isinstance(exc, FunctionTimeout):
+        return {"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}
+    if isinstance(exc, SandboxError):
+        return {"errorType": exc.error_type, "errorMessage": str(exc)}
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+
+class Functions:
+    """Handler modules loaded once each, as warm Lambda containers keep them.
+
+    Handlers run one at a time (Powertools' resolvers keep the current event in a class
+    attribute shared by every function), each on a thread of its own so that a caller stops
+    waiting at the function's timeout; a handler still running then is abandoned, as Lambda
+    drops the container: the next invocations no longer wait for it.
+
+    The functions in ``sandboxed`` (a Distributed Map's item function: the retrain's batches)
+    run instead in sandboxes, worker processes of their own, as many at once as they are
+    invoked (the Map's MaxConcurrency bounds it): a sandbox runs one invocation at a time and
+    stays warm for the next (what it loaded stays loaded); it is ended when its invocation
+    times out or it dies, after SANDBOX_IDLE_S without one, and with the stack
+    (``parallel.stop_workers``)."""
+
+    def __init__(self, sandboxed: Iterable[tuple[str, str]] = ()) -> None:
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.Lock()
+        self._swap = threading.Lock()
+        self._loading = threading.Lock()
+        # Per (CodeUri, Handler), the session of the function's role its calls are signed with
+        # (``secure``); none: the process's own credentials.
+        self.sessions: dict[tuple[str, str], aws.Credentials] = {}
+        self.sandboxed = frozenset(sandboxed)
+        # Per function, its warm sandboxes and when each was last released.
+        self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
+
+    def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
+        with self.as_role(codeuri, handler):
+            return self.handler(codeuri, handler)(event, context)
+
+    def as_role(self, codeuri: str, handler: str) -> AbstractContextManager[None]:
+        """The calls of a block signed with the function's role session (what Lambda does with the
+        execution role: the handler's calls, its OnFailure records, its event source mappings' reads)."""
+        return aws.use_credentials(self.sessions.get((codeuri, handler)))
+
+    def handler(self, codeuri: str, handler: str) -> Any:
+        folder = REPO / codeuri
+        module_name, function_name = handler.rsplit(".", 1)
+        key = f"{folder.name}_{module_name}"
+        if key not in self._modules:
+            spec = importlib.util.spec_from_file_location(f"lambda_{key}", folder / f"{module_name}.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            self._modules[key] = module
+        return getattr(self._modules[key], function_name)
+
+    def invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+               give_up_at: float | None = None, name: str | None = None, start_by: float | None = None,
+               request_id: str | None = None) -> Any:
+        """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
+        long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first;
+        with ``start_by`` (likewise): EventExpired if it is still queued behind other invocations then.
+        ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
+        if (codeuri, handler) in self.sandboxed:
+            return self._invoke_in_sandbox(codeuri, handler, event, timeout, name)
+        context = _context(codeuri, name, request_id)
+        if timeout is None and give_up_at is None and start_by is None:
+            with self._lock:
+                return self._call(codeuri, handler, event, context)
+        return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by)
+
+    def _invoke_with_limits(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext,
+                            timeout: float | None, give_up_at: float | None, start_by: float | None) -> Any:
+        """The handler run on a thread of its own, the caller waiting only until the first limit;
+        a handler still running at its timeout is abandoned with its container (the lock)."""
+        lock = self._lock
+        started, finished = threading.Event(), threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            with lock:
+                if box.get("abandoned"):
+                    return
+                box["started"] = time.monotonic()
+                started.set()
+                try:
+                    box["result"] = self._call(codeuri, handler, event, context)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box["error"] = exc
+                finally:
+                    finished.set()
+
+        threading.Thread(target=run, name=f"lambda-{context.function_name}", daemon=True).start()
+        waits = [(at, error) for at, error in ((give_up_at, IntegrationTimeout()), (start_by, lambda_async.EventExpired()))
+                 if at is not None]
+        start_limit, not_started = min(waits, key=lambda w: w[0]) if waits else (None, None)
+        if not started.wait(None if start_limit is None else max(0.0, start_limit - time.monotonic())):
+            box["abandoned"] = True  # still queued behind another invocation
+            raise not_started or IntegrationTimeout()
+        ends = [(box["started"] + timeout, FunctionTimeout(timeout))] if timeout is not None else []
+        if give_up_at is not None:
+            ends.append((give_up_at, IntegrationTimeout()))
+        end, error = min(ends, key=lambda e: e[0])
+        if not finished.wait(max(0.0, end - time.monotonic())):
+            with self._swap:
+                if self._lock is lock:
+                    self._lock = threading.Lock()  # a new container for the next invocations
+            raise error
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _invoke_in_sandbox(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,
+                           name: str | None) -> Any:
+        """The handler's answer from a warm sandbox of its function, or a new one (forked once the
+        handler is loaded here, so it starts warm); its calls signed with the function's session."""
+        key = (codeuri, handler, name)
+        with self._loading:
+            self.handler(codeuri, handler)
+            idle = [(s, released) for s, released in self._idle.get(key, []) if s.alive()]
+            sandbox = idle.pop()[0] if idle else None
+            self._idle[key] = idle
+        if sandbox is None:
+            sandbox = parallel.Worker(partial(self._run_in_sandbox, codeuri, handler, name), setup=aws.reset_clients)
+        try:
+            result = sandbox.call(event, timeout)
+        except TimeoutError:  # the sandbox is gone, as Lambda ends the one that timed out
+            raise FunctionTimeout(timeout or 0.0) from None
+        except parallel.WorkerDied as exc:
+            raise SandboxError("Runtime.ExitError", f"Error: Runtime exited with error: exit status {exc.exitcode}") from None
+        except parallel.CallFailed as exc:
+            self._keep_warm(key, sandbox)
+            raise SandboxError(exc.error_type, exc.error_message) from None
+        self._keep_warm(key, sandbox)
+        return result
+
+    def _keep_warm(self, key: tuple[str, str, str | None], sandbox: parallel.Worker) -> None:
+        """Back in the pool for the next invocation; reclaimed if none comes within SANDBOX_IDLE_S."""
+        entry = (sandbox, time.monotonic())
+        with self._loading:
+            self._idle.setdefault(key, []).append(entry)
+        timer = threading.Timer(SANDBOX_IDLE_S, self._reclaim, (key, entry))
+        timer.daemon = True
+        timer.start()
+
+    def _reclaim(self, key: tuple[str, str, str | None], entry: tuple[parallel.Worker, float]) -> None:
+        with self._loading:
+            idle = self._idle.get(key, [])
+            if entry not in idle:  # invoked again since (or gone)
+                return
+            idle.remove(entry)
+        entry[0].stop()
+
+    def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None, event: dict[str, Any]) -> Any:
+        return self._call(codeuri, handler, event, _context(codeuri, name))
+
+    def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
+                     on_failure: Callable[[dict[str, Any]], None] | None = None, name: str | None = None,
+                     config: AsyncInvokeConfig = LAMBDA_ASYNC_DEFAULTS,
+                     function_arn: str | None = None) -> threading.Thread:
+        """An asynchronous invocation (InvocationType Event): PayloadTooLargeError over 256 KB, as
+        Lambda refuses it; else the event is run on a thread as Lambda runs it (``local.aws.lambda_async``:
+        retried as ``config`` says, dropped past its age), and the invocation record of one that
+        finally failed goes to ``on_failure``, called with the function's role (Lambda sends it to
+        the OnFailure destination with the execution role)."""
+        limits.check_async_payload(Path(codeuri).name, event)
+        label = name or Path(codeuri).name
+        arn = function_arn or embedded.function_arn(label)
+
+        def attempt(start_by: float, request_id: str) -> None:
+            try:
+                self.invoke(codeuri, handler, event, timeout, name=name, start_by=start_by, request_id=request_id)
+            except lambda_async.EventExpired:
+                raise
+            except Exception as exc:
+                say(f"async {label} failed: {error_document(exc)['errorMessage']}")
+                raise
+
+        def run() -> None:
+            record = lambda_async.run_attempts(attempt, config, arn, event, error_document)
+            if record is None:
+                return
+            context = record["requestContext"]
+            say(f"async {label}: dropped after {context['approximateInvokeCount']} attempt(s) ({context['condition']})")
+            if on_failure is not None:
+                with self.as_role(codeuri, handler):
+                    on_failure(record)
+
+        thread = threading.Thread(target=run, name=f"event-{label}", daemon=True)
+        thread.start()
+        return thread
+
+
