@@ -195,7 +195,7 @@ class RetrainOptions:
     lease_seconds: int = env("CRIMECAST_RETRAIN_LEASE_SECONDS", 6 * 3600)
     # Only these series get a model (comma-separated labels, e.g. ``city:ALL,25:ALL``); unset:
     # every series worth one. A replay over files that hold only totals sets it to their series
-    # (``local/portal.py``): the cross-tabulation its portal stand-in had to make up is not forecast.
+    # (``local/portal/``): the cross-tabulation its portal stand-in had to make up is not forecast.
     forecast_series: str | None = env("CRIMECAST_FORECAST_SERIES", None)
 
     def forecast_only(self) -> frozenset[str] | None:
