@@ -14,7 +14,7 @@ import csv
 import io
 from typing import Any
 
-from crimecast.domain.months import add_months
+from crimecast.domain.months import add_months, complete_counts
 
 BAND_LEVEL = 0.8  # the forecasts' interval: 80% of months are meant to fall inside
 UNUSUAL_NOTE = ("The likely range holds 8 months in 10: by chance alone, about 1 month in 5 falls outside it. "
@@ -46,7 +46,7 @@ def year_comparison(history: Sequence[dict[str, Any]], forecast: Sequence[dict[s
     Only complete months count (``partial`` rows are left out); a window with a month missing
     has no total (None), never a total over fewer months.
     """
-    counts = {str(r["month"]): float(r["count"]) for r in history if not r.get("partial")}
+    counts = complete_counts(history)
     if not data_through or data_through not in counts:
         return {"data_through": data_through, "last_12": None, "year_to_date": None, "next_12": None}
     last = data_through
@@ -68,8 +68,7 @@ def year_comparison(history: Sequence[dict[str, Any]], forecast: Sequence[dict[s
 
 def same_month_last_year(history: Sequence[dict[str, Any]], month: str) -> float | None:
     """The complete count of the month a year before ``month``, if the history has it."""
-    wanted = add_months(month, -12)
-    return next((float(r["count"]) for r in history if r["month"] == wanted and not r.get("partial")), None)
+    return complete_counts(history).get(add_months(month, -12))
 
 
 def outside_band(count: float, lower: float, upper: float) -> str | None:

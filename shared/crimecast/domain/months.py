@@ -1,9 +1,12 @@
-"""Month arithmetic on ``YYYY-MM`` strings, the form months take in files, keys and JSON."""
+"""Month arithmetic on ``YYYY-MM`` strings, the form months take in files, keys and JSON, and
+the one rule of which months are complete."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
 import re
+from typing import Any
 
 from crimecast.domain.errors import InvalidInputError
 
@@ -36,3 +39,20 @@ def month_range(first: str, last: str) -> list[str]:
         months.append(month)
         month = add_months(month, 1)
     return months
+
+
+def partial_month(last_month: str, unreported_from: date) -> str | None:
+    """``last_month`` when it is still being reported, else None (it is complete).
+
+    Reports are in up to, not including, day ``unreported_from`` (today; today less the
+    portal's lag; the day after the last report): a month that day falls in, or comes before,
+    is not over in the data. A partial month is shown, never trained on or scored, and only
+    the trailing month can be one (the data's last month is the one asked about).
+    """
+    return last_month if last_month >= month_of(unreported_from) else None
+
+
+def complete_counts(history: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """The complete months of stored history rows (``{"month", "count", "partial"}``), month ->
+    count, oldest first: the partial month is left out of every total, score and comparison."""
+    return {str(r["month"]): float(r["count"]) for r in history if not r.get("partial")}

@@ -25,6 +25,7 @@ from crimecast.domain.areas import AREAS
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.errors import InvalidInputError, nearest
 from crimecast.domain.keys import SeriesKey
+from crimecast.domain.months import partial_month
 
 # The portal leaves ``community_area`` blank for nearly every report of 2001 and early
 # 2002; per-area counts are only whole from May 2002 on. Earlier area months are
@@ -87,6 +88,10 @@ class MonthlyCounts:
     @property
     def last_complete_month(self) -> pd.Period:
         return self.last_month - 1 if self.partial_month == self.last_month else self.last_month
+
+    def partial_if_last(self, month: str) -> str | None:
+        """``month`` when it is these counts' partial month: what a publish of them asks of its last month."""
+        return month if self.partial_month is not None and str(self.partial_month) == month else None
 
     def data_end(self, key: SeriesKey) -> pd.Period:
         """The last complete month of one series: what its forecast starts after."""
@@ -266,9 +271,9 @@ def counts_from_incidents(incidents: pd.DataFrame, as_of: date | None = None) ->
     cells = cells.groupby(["month", "community_area", "primary_type"], dropna=False, observed=True).size()
     cells = cells.rename("count").reset_index()
     frame = _all_levels_from_cells(cells)
-    last = stamps.max()
-    partial = None if last.normalize() >= last.to_period("M").end_time.normalize() else last.to_period("M")
-    return _build(frame, partial, as_of)
+    last = stamps.max()  # reports are in through that day
+    partial = partial_month(str(last.to_period("M")), (last + pd.Timedelta(days=1)).date())
+    return _build(frame, None if partial is None else pd.Period(partial, freq="M"), as_of)
 
 
 def counts_from_tidy(tidy: pd.DataFrame, as_of: date | None = None) -> MonthlyCounts:
@@ -340,8 +345,7 @@ def _build(frame: pd.DataFrame, partial: pd.Period | None, as_of: date | None) -
     if frame.empty:
         raise InvalidInputError("the counts hold no incident at all")
     first, last = frame["month"].min(), frame["month"].max()
-    current = pd.Period(as_of or date.today(), freq="M")
-    if last >= current:  # a month not over yet cannot be complete
+    if partial_month(str(last), as_of or date.today()):  # a month not over yet cannot be complete
         partial = last
     if partial is not None and partial != last:
         partial = None  # only the trailing month can be cut short

@@ -159,8 +159,7 @@ def store_counts(stores: Stores, counts: Any) -> None:
         key = f"{STAGING_PREFIX}{version}/{year}.csv.gz"
         stores.blobs.put_bytes(key, part_bytes(frame[months.str.startswith(f"{year}-")]), "application/gzip")
         staged[year] = [key]
-    partial = None if counts.partial_month is None else str(counts.partial_month)
-    publish(stores, version, staged, None, lambda last: partial if partial == last else None,
+    publish(stores, version, staged, None, counts.partial_if_last,
             {"source": "store_counts", "mode": "backfill", **counts.spans_by_label()})
     stores.blobs.delete_keys(stores.blobs.list_keys(f"{STAGING_PREFIX}{version}/"))
 

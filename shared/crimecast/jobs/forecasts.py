@@ -23,7 +23,7 @@ from crimecast.domain.areas import AREAS, area_name
 from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.errors import InvalidInputError, NotFoundError, OutOfRangeError, nearest
 from crimecast.domain.keys import CITY, SeriesKey, parse_area
-from crimecast.domain.months import parse_month
+from crimecast.domain.months import complete_counts, parse_month
 
 MAX_MONTHS = 24
 HISTORY_MONTHS = 60  # observed months kept beside each forecast, for the chart
@@ -366,8 +366,7 @@ def data_note(through: str | None, gaps: Iterable[dict[str, str]] = ()) -> str |
 
 
 def last_complete_month(history: list[dict[str, Any]]) -> str | None:
-    complete = [row["month"] for row in history if not row.get("partial")]
-    return complete[-1] if complete else None
+    return max(complete_counts(history), default=None)
 
 
 def accuracy(stores: Stores, community_area: str | None = None, crime_type: str | None = None,
@@ -448,17 +447,16 @@ def unusual_months(stores: Stores, key: SeriesKey, version: str, payload: dict[s
     series: outside the 80% band forecast before them, by more than chance across the city's
     series explains (the drift alarm's test). Months it has not judged are not marked."""
     judged = judged_months(stores, SERVING_CACHE_S)
-    history = [r for r in payload["history"] if not r.get("partial")][-UNUSUAL_MONTHS_SHOWN:]
+    history = list(complete_counts(payload["history"]).items())[-UNUSUAL_MONTHS_SHOWN:]
     served = _served_versions(stores, version)
     found: list[dict[str, Any]] = []
-    for row in history:
-        verdict = judged.get(row["month"], {})
+    for month, count in history:
+        verdict = judged.get(month, {})
         if key.label not in verdict.get("unusual", ()):
             continue
-        issued = _band_issued_before(stores, key.label, row["month"], served, (version, payload))
+        issued = _band_issued_before(stores, key.label, month, served, (version, payload))
         if issued is not None:
-            found.append({"month": row["month"], "z": verdict["z"].get(key.label),
-                          **_verdict(float(row["count"]), issued[1], issued[0])})
+            found.append({"month": month, "z": verdict["z"].get(key.label), **_verdict(count, issued[1], issued[0])})
     return found
 
 
@@ -485,7 +483,7 @@ def alerts(stores: Stores, crime_type: str | None = None, month: str | None = No
         for item in stores.series.query_type_version(f"{name}#{version}"):
             payload = json.loads(item["payload"])
             wanted = month or data_through(payload)
-            count = next((float(r["count"]) for r in payload["history"] if r["month"] == wanted and not r.get("partial")), None)
+            count = complete_counts(payload["history"]).get(wanted) if wanted else None
             if wanted is None or count is None:
                 no_data += 1
                 continue

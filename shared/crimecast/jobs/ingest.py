@@ -38,7 +38,7 @@ from crimecast.adapters.blobs import BOUNDARIES_KEY
 from crimecast.adapters.socrata import MAX_PAGE_SIZE, PortalDataError, SocrataClient
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConflictError, CrimecastError, InvalidInputError
-from crimecast.domain.months import add_months, month_of, month_range
+from crimecast.domain.months import add_months, month_of, month_range, partial_month
 from crimecast.jobs import counts, runs
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the API's start of a run needs none
@@ -174,8 +174,7 @@ class PortalSource:
 
     def partial_month(self, last_month: str) -> str | None:
         """The last month is partial while it is not over, or not yet past the portal's lag."""
-        cut = month_of(self.as_of - timedelta(days=PORTAL_LAG_DAYS))
-        return last_month if last_month >= cut else None
+        return partial_month(last_month, self.as_of - timedelta(days=PORTAL_LAG_DAYS))
 
     def boundaries(self) -> dict[str, Any] | None:
         return self.client.boundaries()
@@ -207,8 +206,7 @@ class FileSource:
         return rows, {"pages": 0, "rows": len(rows), "incidents": int(city_all["count"].sum())}
 
     def partial_month(self, last_month: str) -> str | None:
-        partial = self.counts.partial_month
-        return last_month if partial is not None and str(partial) == last_month else None
+        return self.counts.partial_if_last(last_month)
 
     def boundaries(self) -> dict[str, Any] | None:
         return None
