@@ -62,7 +62,9 @@ def test_plan_train_promote_serves_the_new_forecasts(aws) -> None:
         result = steps.train_handler({"Items": batches}, FakeContext())
     key = f"runs/{run['run_id']}/results/00000.json"
     assert result == {"result_keys": [key], "trained": 1, "failed": 0}  # the result itself is in S3
-    assert aws.blobs.get_json(key) == {"trained": ["25:THEFT"], "failed": []}
+    stored = aws.blobs.get_json(key)
+    assert stored["trained"] == ["25:THEFT"] and stored["failed"] == [] and [i["series"] for i in stored["items"]] == ["25:THEFT"]
+    assert aws.series.query_type_version(f"THEFT#{planned['version']}") == []  # promote writes the forecasts
     assert aws.blobs.get_bytes(f"models/{planned['version']}/25:THEFT.json")
 
     map_results = write_map_results(aws, [result])  # what the Map's ResultWriter leaves in S3

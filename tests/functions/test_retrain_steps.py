@@ -176,3 +176,30 @@ def test_a_type_without_its_siblings_is_not_scaled_up_to_its_areas_total(aws) ->
     assert 0.25 < first_month("25", "THEFT") / first_month("25", "ALL") < 0.42
     assert 0.25 < first_month("city", "THEFT") / first_month("city", "ALL") < 0.42
     assert retrain.covered_shares({}) == {}
+
+
+def test_a_retrain_writes_each_forecast_once(aws, monkeypatch) -> None:
+    """Every series' forecast is put once per retrain, reconciled, by promote's batch writes
+    (25 items a request): the train batches write theirs to S3 only."""
+    from botocore.client import BaseClient
+
+    requests: list[tuple[str, dict]] = []
+    real = BaseClient._make_api_call
+
+    def counting(self, operation: str, params: dict) -> dict:
+        if self.meta.service_model.service_name == "dynamodb":
+            requests.append((operation, params))
+        return real(self, operation, params)
+
+    _store(aws, [tidy_frame(seasonal_series("2018-01", 72, level=level, seed=seed), area, crime_type)
+                 for seed, (area, crime_type, level) in enumerate([(25, "THEFT", 80), (25, "BATTERY", 140),
+                                                                    (8, "THEFT", 300), (8, "BATTERY", 60)])])
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    summary = retrain.run_locally(aws, workers=1, batch_size=2)  # five batches
+    forecast_writes = [[r["PutRequest"]["Item"] for r in rs if "type_version" in r["PutRequest"]["Item"]]
+                       for op, p in requests if op == "BatchWriteItem" for rs in p["RequestItems"].values()]
+    written = [item for request in forecast_writes for item in request]
+    assert summary["series_trained"] == 9 and len([w for w in forecast_writes if w]) == 1
+    assert sorted(i["series"] for i in written) == sorted(forecasts.catalog(aws)["series"])  # each once
+    assert all(json.loads(i["payload"]).get("reconciled") for i in written)
+    assert not [op for op, _ in requests if op in ("PutItem", "UpdateItem") and "type_version" in str(_)]

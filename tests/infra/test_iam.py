@@ -15,8 +15,8 @@ STORES = {"DataBucket", "SeriesTable", "RunsTable", "UsersTable", "LoginAttempts
 # tests/functions/test_retrain_flow.py runs each with only these stores).
 RETRAIN_STEPS = {
     "RetrainPlanFunction": {"DataBucket", "RunsTable", "SeriesTable"},  # counts in, batches and manifest out; the run; the champion
-    "RetrainTrainFunction": {"DataBucket", "SeriesTable"},  # counts in, models out; the forecasts
-    # the Map's and batches' results, the plan's manifest; summaries, catalogue, champion; the run
+    "RetrainTrainFunction": {"DataBucket"},  # counts in; models and the batch's forecasts out
+    # the Map's and batches' results, the plan's manifest; forecasts, summaries, catalogue, champion; the run
     "RetrainPromoteFunction": {"DataBucket", "SeriesTable", "RunsTable"},
     "RetrainFailFunction": {"RunsTable", "SeriesTable"},  # the Catch: the run and the retrain lease; was it promoted?
 }

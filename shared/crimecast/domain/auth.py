@@ -237,13 +237,6 @@ def read_token(token: str, *, key: str | SigningKey | KeyRing) -> TokenClaims:
                        str(kid), int(claims["exp"]))
 
 
-def verify_token(token: str, *, key: str | SigningKey | KeyRing) -> Identity:
-    """The token's identity as the token states it (signature, kid, expiry checked; the
-    user record is not: :func:`check_against_record` does that)."""
-    claims = read_token(token, key=key)
-    return Identity(claims.username, claims.roles)
-
-
 def check_against_record(claims: TokenClaims, user: dict[str, Any] | None) -> Identity:
     """The identity a verified token stands for now: its user must exist, be enabled and
     hold the token's version; the roles come from the record, never from the token."""

@@ -3,11 +3,12 @@
 On AWS a Step Functions Distributed Map drives the three steps; on one machine
 :func:`run_locally` drives the same functions over every core. Nothing that grows with
 the number of series passes through the state machine: the plan writes the batches and
-its manifest to S3, each batch writes its result to S3 and returns a reference to it, the
-Map's ResultWriter writes those references to S3, and promote reads them all back from
-there (:func:`map_run_outputs`). A candidate version
-is written beside the champion and only served after :func:`promote` flips the
-pointer, so a crash at any point leaves the champion serving and a rerun starts clean.
+its manifest to S3, each batch writes its result (its series' forecasts) to S3 and returns a
+reference to it, the Map's ResultWriter writes those references to S3, and promote reads them
+all back from there (:func:`map_run_outputs`), makes the forecasts add up across levels and
+writes each one to the series table, once. A candidate version is written beside the champion
+and only served after :func:`promote` flips the pointer, so a crash at any point leaves the
+champion serving and a rerun starts clean.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from crimecast.adapters.series_store import LIVE_SUMMARY, SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from crimecast.domain.keys import SeriesKey
+from crimecast.domain.months import complete_counts
 from crimecast.jobs import forecasts, runs
 from crimecast.jobs.counts import current_manifest, load_counts
 from crimecast.settings import RetrainOptions
@@ -207,10 +209,11 @@ def unplaced_shares(counts: Any, months: int = 12) -> dict[str, float]:
     return dict(sorted(shares.items()))
 
 
-def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dict[str, float]) -> dict[str, Any]:
+def reconcile_items(items: list[dict[str, Any]], unplaced: dict[str, float]) -> dict[str, Any]:
     """Make a candidate's forecasts add up across levels where the levels end in the same month:
     area x type to area totals, areas (less the unplaced share) and types to the city.
-    Rewrites the items it changed, in place and in the table; says how far from coherent they are after."""
+    Rewrites the items it changes in place (before they are stored: each is written once);
+    says how many it changed and how far from coherent they are after."""
     import numpy as np
 
     from crimecast.domain.reconcile import Band, coherence_gaps, reconcile
@@ -238,7 +241,6 @@ def reconcile_version(stores: Stores, items: list[dict[str, Any]], unplaced: dic
             item["payload"] = json.dumps(payload)
             changed.append(item)
         gaps[end] = coherence_gaps(coherent, unplaced, shares)
-    stores.series.put_items(changed)
     return {"series_adjusted": len(changed), "max_relative_gap": gaps}
 
 
@@ -250,8 +252,7 @@ def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) 
     for the reports it does not hold."""
     from crimecast.domain.crime_types import ALL_TYPES
 
-    counts = {key: {r["month"]: float(r["count"]) for r in p.get("history", []) if not r.get("partial")}
-              for key, p in payloads.items()}
+    counts = {key: complete_counts(p.get("history", [])) for key, p in payloads.items()}
     children: dict[SeriesKey, list[SeriesKey]] = {}
     for key in payloads:
         if key.primary_type != ALL_TYPES:
@@ -367,8 +368,9 @@ def pinned_counts(stores: Stores, version: str | None) -> Any:
 def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
                 options: RetrainOptions | None = None) -> dict[str, Any]:
     """Every series of one batch; a failing series is recorded, not fatal. The result
-    (``{"trained": [labels], "failed": [...]}``) goes to S3; the return value is a small
-    reference to it, whatever the batch's size and errors (a Step Functions state holds 256 KB)."""
+    (``{"trained": [labels], "failed": [...], "items": [forecast items]}``) goes to S3, where
+    promote reads it; the return value is a small reference to it, whatever the batch's size and
+    errors (a Step Functions state holds 256 KB)."""
     options = options or settings.load(RetrainOptions)
     # The version the plan pinned, not the serving one: an ingest during the run changes nothing here.
     counts = counts if counts is not None else pinned_counts(stores, batch.get("counts_version"))
@@ -383,9 +385,8 @@ def train_batch(stores: Stores, batch: dict[str, Any], counts: Any = None,
             continue
         stores.blobs.put_bytes(f"models/{batch['version']}/{label}.json", model_json.encode(), "application/json")
         items.append(item)
-    forecasts.publish_version(stores, batch["version"], items)
-    key = result_key(batch)
-    stores.blobs.put_json(key, {"trained": [i["series"] for i in items], "failed": failed})
+    key = result_key(batch)  # the items too: promote reconciles them across batches, then stores each once
+    stores.blobs.put_json(key, {"trained": [i["series"] for i in items], "failed": failed, "items": items})
     return {"result_key": key, "trained": len(items), "failed": len(failed)}
 
 
@@ -511,8 +512,8 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     accounted = set(trained) | {f["series"] for f in failed}
     failed += [{"series": label, **UNFINISHED} for label in manifest.get("planned", []) if label not in accounted]
     keys = [SeriesKey.parse(label) for label in trained]
-    items = [i for t in sorted({k.primary_type for k in keys}) for i in stores.series.query_type_version(f"{t}#{version}")]
-    coherence = reconcile_version(stores, items, manifest.get("unplaced_share", {})) if options.reconcile else None
+    items = list({i["series"]: i for r in results for i in r.get("items", [])}.values())
+    coherence = reconcile_items(items, manifest.get("unplaced_share", {})) if options.reconcile else None
     summary = summarise(items)
     planned = manifest.get("planned", [])
     done = set(trained)
@@ -520,6 +521,8 @@ def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
     # The champion this run was based on (its plan pinned it): the one it is compared with and replaces.
     based_on = manifest["champion"] if "champion" in manifest else _current_champion(stores)
     switched = forecasts.promoted_by_run(stores, version, run_id)
+    if not switched:  # the one write of each forecast, reconciled (an earlier attempt that switched wrote them)
+        forecasts.publish_version(stores, version, items)
     refused = not switched and bool(planned) and len(missing) > options.missing_tolerance * len(planned)
     if switched:  # an earlier attempt switched: its decision stands, as the switch recorded it
         promoted, reason = True, (forecasts.promotion_record(stores, version) or {}).get("reason") or ALREADY_PROMOTED

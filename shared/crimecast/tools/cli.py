@@ -54,65 +54,59 @@ def _read_password(name: str) -> str:
     return getpass.getpass(f"password for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
 
 
-def _users_add(args: argparse.Namespace) -> int:
+def _accounts() -> tuple[Any, Any]:
+    """The stores and the accounts job, imported when a user command runs (the others need neither)."""
     from crimecast.adapters.stores import get_stores
     from crimecast.jobs import accounts
 
-    user = accounts.add_user(get_stores(), args.name, _read_password(args.name), args.role)
+    return get_stores(), accounts
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    stores, accounts = _accounts()
+    user = accounts.add_user(stores, args.name, _read_password(args.name), args.role)
     print(f"user {args.name} added with roles {', '.join(user['roles'])}")
     return 0
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    for user in accounts.list_users(get_stores()):
+    stores, accounts = _accounts()
+    for user in accounts.list_users(stores):
         print(f"{user['username']:24s} {','.join(user['roles']):16s} {'disabled' if user['disabled'] else 'active'}")
     return 0
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    accounts.disable_user(get_stores(), args.name)
+    stores, accounts = _accounts()
+    accounts.disable_user(stores, args.name)
     print(f"user {args.name} disabled")
     return 0
 
 
 def _users_reset_password(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    accounts.reset_password(get_stores(), args.name, _read_password(args.name))
+    stores, accounts = _accounts()
+    accounts.reset_password(stores, args.name, _read_password(args.name))
     print(f"password of {args.name} reset")
     return 0
 
 
 def _users_unlock(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    forgotten = accounts.unlock(get_stores(), args.name)
+    stores, accounts = _accounts()
+    forgotten = accounts.unlock(stores, args.name)
     print(f"{args.name}: {forgotten} sign-in throttle records forgotten (holds, counts and trusted addresses)")
     return 0
 
 
 def _users_set_role(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    user = accounts.update_user(get_stores(), args.name, role=args.role)
+    stores, accounts = _accounts()
+    user = accounts.update_user(stores, args.name, role=args.role)
     print(f"user {args.name} now has roles {', '.join(user['roles'])}; its tokens are revoked")
     return 0
 
 
 def _users_revoke(args: argparse.Namespace) -> int:
-    from crimecast.adapters.stores import get_stores
-    from crimecast.jobs import accounts
-
-    accounts.revoke_tokens(get_stores(), args.name)
+    stores, accounts = _accounts()
+    accounts.revoke_tokens(stores, args.name)
     print(f"every token of {args.name} is revoked")
     return 0
 
