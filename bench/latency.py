@@ -21,12 +21,10 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 import http.client
 import json
-import os
 from pathlib import Path
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,42 +34,14 @@ import urllib.request
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO)]
 
+from bench.demo_stack import demo_stack  # noqa: E402
 from bench.results import write  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
-from local.aws.embedded import free_port  # noqa: E402
-from local.model_cache import CACHE_ENV, cache_dir  # noqa: E402
+from local.model_cache import cache_dir  # noqa: E402
 
 PASSWORD = "bench-latency-password"
 ROUNDS = 4
 SEED = 21
-
-
-def _start(snapshot: Path, model_cache: Path, log: Path, start_timeout: float) -> tuple[subprocess.Popen, int, str]:
-    port = free_port()
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot),
-           "CRIMECAST_ADMIN_PASSWORD": PASSWORD, CACHE_ENV: str(model_cache),
-           "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO)])}
-    env.pop("AWS_ENDPOINT_URL", None)
-    with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=output, start_new_session=True)
-    deadline = time.monotonic() + start_timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"the stack exited: {log.read_text()}")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise SystemExit(f"the stack was not ready within {start_timeout:.0f} s: {log.read_text()[-2000:]}")
-        time.sleep(1)
-    endpoint = re.search(r"embedded AWS at (\S+)", log.read_text())
-    assert endpoint, log.read_text()
-    return process, port, endpoint[1]
 
 
 def _token(port: int) -> str:
@@ -194,11 +164,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "stack.err"
-        started = time.monotonic()
-        process, port, endpoint = _start(args.snapshot, args.model_cache, log, args.start_timeout)
-        start_s = time.monotonic() - started
-        try:
+        with demo_stack(args.snapshot, args.model_cache, PASSWORD, log, args.start_timeout) as (port, start_s):
             stack_log = log.read_text()
+            found = re.search(r"embedded AWS at (\S+)", stack_log)
+            assert found, stack_log
+            endpoint = found[1]
             token = _token(port)
             catalog = _get(port, token, "/catalog")
             paths = series_mix(catalog, args.requests)
@@ -213,9 +183,6 @@ def main() -> None:
                 getitem = (getitem[0] + t, getitem[1] + e)
                 t, e = _predict_load(port, token, paths[n * share:(n + 1) * share], args.clients)
                 predict = (predict[0] + t, predict[1] + e)
-        finally:
-            process.terminate()
-            process.wait(30)
     p, g = _summary(*predict), _summary(*getitem)
     firsts = first_reads(paths[:len(predict[0])], {_series_of(warm[0])})
     first = _summary([t for t, f in zip(predict[0], firsts, strict=True) if f], 0)

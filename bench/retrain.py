@@ -17,14 +17,11 @@ Usage: python bench/retrain.py [--sample 40] [--predict-calls 300] [--skip-resta
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 import os
 from pathlib import Path
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 
 from results import write
 
+from bench.demo_stack import demo_stack
 from crimecast.adapters.stores import Stores, get_stores
 from crimecast.domain.model import SEED_PROPHET_ARGS, quiet_stan_logging
 from crimecast.domain.parallel import StderrProgress
@@ -47,7 +45,7 @@ from crimecast.jobs import retrain
 from crimecast.jobs.counts import load_counts, store_counts
 from crimecast.tools.data import real_data_dir
 from local import model_cache
-from local.aws.embedded import free_port, provision, start_moto
+from local.aws.embedded import provision, start_moto
 from local.aws.lambda_runtime import Functions, LocalContext
 from local.aws.template import load_template
 from local.replay import call
@@ -104,35 +102,6 @@ def where_the_time_goes(stores: Stores, counts, labels: list[str]) -> dict[str, 
     return {"series": n, "seconds_per_series": round(wall / n, 4), "prophet_fits_per_series": round(TIMES["fits"] / n, 2),
             "prophet_fit": round(TIMES["prophet_fit"] / n, 4), "prophet_predict": round(TIMES["prophet_predict"] / n, 4),
             "serialise_model": round(TIMES["to_json"] / n, 4), "everything_else": round(other / n, 4)}
-
-
-@contextmanager
-def demo_stack(snapshot: Path, cache: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """`python -m local.stack` as `make demo` runs it, with the models this run cached: its base URL
-    once ready, and the seconds until then. Stopped (SIGTERM) on the way out."""
-    port = free_port()
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_MODEL_CACHE": str(cache),
-           "CRIMECAST_ADMIN_PASSWORD": ADMIN_PASSWORD, "PYTHONPATH": f"{REPO / 'shared'}{os.pathsep}{REPO}"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    started = time.monotonic()
-    log = cache / "second-start.err"
-    with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=output)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        while time.monotonic() - started < 900:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        ready = time.monotonic() - started
-        yield base, {"ready_seconds": round(ready, 1), "reused_models": "reused model" in log.read_text()}
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -249,8 +218,11 @@ def main() -> None:
             "predict_latency_ms": latency,
         }
         if not args.skip_restart:
-            with demo_stack(snapshot, cache) as (base, second_start):
-                figures["second_start"] = {**second_start, "within_60_seconds": second_start["ready_seconds"] <= 60}
+            log = cache / "second-start.err"
+            with demo_stack(snapshot, cache, ADMIN_PASSWORD, log, timeout=900) as (port, ready):
+                base = f"http://127.0.0.1:{port}"
+                figures["second_start"] = {"ready_seconds": round(ready, 1), "reused_models": "reused model" in log.read_text(),
+                                           "within_60_seconds": ready <= 60}
                 if not args.skip_demo_retrain:
                     figures["demo_retrain"] = demo_retrain(base, list(counts.keys()), wall)
         write("retrain", figures)
