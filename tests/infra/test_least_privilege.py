@@ -70,7 +70,7 @@ S3_CASES = [
     ("RetrainPlanFunction", "s3:PutObject", "runs/retrain-1/results/00000.json", None, False),
     ("RetrainPlanFunction", "s3:PutObject", "counts/current.json", None, False),
     ("RetrainPlanFunction", "s3:DeleteObject", "runs/retrain-1/batches.json", None, False),
-    # train (third-party code over outside data): reads the counts, writes models and its result
+    # train (third-party code over outside data): reads the counts, writes models and its result (its forecasts)
     ("RetrainTrainFunction", "s3:GetObject", "counts/versions/v1/monthly_counts.csv.gz", None, True),
     ("RetrainTrainFunction", "s3:PutObject", "models/v1/THEFT.json", None, True),
     ("RetrainTrainFunction", "s3:PutObject", "runs/retrain-1/results/00003.json", None, True),
@@ -121,7 +121,7 @@ def test_no_function_may_do_more_to_the_bucket_than_read_write_delete_or_list_ob
 
 
 @pytest.mark.parametrize(("function", "action", "resource", "allowed"), [
-    ("RetrainTrainFunction", "dynamodb:BatchWriteItem", SERIES, True),
+    ("RetrainTrainFunction", "dynamodb:BatchWriteItem", SERIES, False),  # its forecasts go to S3; promote stores them
     ("RetrainTrainFunction", "dynamodb:GetItem", SERIES, False),
     ("RetrainTrainFunction", "dynamodb:DeleteItem", SERIES, False),
     ("RetrainTrainFunction", "dynamodb:Scan", SERIES, False),
@@ -131,7 +131,7 @@ def test_no_function_may_do_more_to_the_bucket_than_read_write_delete_or_list_ob
     ("PredictFunction", "dynamodb:PutItem", SERIES, False),
     ("PredictFunction", "dynamodb:BatchGetItem", SERIES, False),
 ])
-def test_the_train_function_only_writes_forecasts_and_predict_only_gets_and_queries(
+def test_the_train_function_has_no_series_table_and_predict_only_gets_and_queries(
         policies: dict[str, list[dict[str, Any]]], function: str, action: str, resource: str, allowed: bool) -> None:
     assert decide(policies[function], action, resource) == ("Allow" if allowed else "None")
 
