@@ -117,7 +117,8 @@ def test_soda3_serves_when_the_portal_has_it_and_2_1_when_it_has_not(portal) -> 
     served = data_requests(portal)
     assert {r["protocol"] for r in served} == {portal.protocol} and all(r["app_token"] for r in served)
     if portal.protocol == "soda3":  # SoQL in the body; paged by page number, as many pages as 2.1 would take
-        assert [r["params"]["$offset"] for r in served[:2]] == ["0", str(page_size(2.5))]
+        offsets = list(dict.fromkeys(r["params"]["$offset"] for r in served))  # a page re-asked (its answer lost) once
+        assert offsets[:2] == ["0", str(page_size(2.5))]
         assert not [r for r in portal.requests if r["protocol"] == "soda2.1"]
     else:  # one SODA 3 attempt (404), then 2.1 for the rest of the client's life
         tried = [r for r in portal.requests if r["protocol"] == "soda3"]
