@@ -1,11 +1,13 @@
 """Chart of a replay result: the live error per month of the service and of the three fixed
 policies, with the months the drift alarm sounded and the retrains that were promoted.
 
-Reads bench/results/<name>.json (written by bench/replay.py) and writes docs/img/<name>.svg.
+Reads bench/results/<name>.json (written by bench/replay.py) and writes docs/img/<name>.svg;
+with ``--markdown``, also prints the issue's targets as a Markdown table for docs/, each figure
+a link to where it sits in the result file (as tests/infra/test_figures.py checks them).
 
 Usage:
     python bench/plot_replay.py replay_97
-    python bench/plot_replay.py bench/results/replay_97.json --out docs/img/replay_97.svg
+    python bench/plot_replay.py bench/results/replay_97.json --out docs/img/replay_97.svg --markdown
 """
 
 from __future__ import annotations
@@ -71,15 +73,60 @@ def draw(result: dict[str, Any], out: Path) -> Path:
     return out
 
 
+def _met(value: bool | None) -> str:
+    return {True: "met", False: "**not met**", None: ""}[value]
+
+
+def markdown(result: dict[str, Any], name: str) -> str:
+    """The replay's targets and figures as a Markdown table, each number linked to its place in the file."""
+    figures = result["figures"]
+    summary, targets = figures["summary"], figures["summary"]["targets"]
+
+    def link(path: str, form: str = "{}", under: str = "summary/") -> str:
+        value: Any = figures
+        for key in f"{under}{path}".split("/"):
+            value = value[key]
+        return f"[{form.format(value)}](../bench/results/{name}.json#{under}{path})"
+
+    def versus(path: str) -> str:
+        return f"{link(f'{path}/service', '{:.3f}')} vs {link(f'{path}/schedule', '{:.3f}')}"
+
+    after = targets["service_not_worse_than_schedule_12_months_after"]
+    rows = [
+        ("alarm in at most a quarter of the months",
+         f"{len(summary['alarm_months'])} of {link('months')} months, {link('alarm_share', '{:.1%}')}",
+         targets["alarm_in_at_most_a_quarter_of_months"]),
+        ("at most 1 alarm in the 14 calm months 2019-01..2020-02", f"{link('calm_alarms')} of {link('calm_months')}",
+         targets["at_most_1_alarm_in_the_calm_months"]),
+        ("first alarm by the evaluation of 2020-04", f"the evaluation of {summary['first_alarm_from_covid']}",
+         targets["first_alarm_by_2020_04"]),
+        ("service not worse than the monthly schedule alone (mean live MASE)", versus("live_mase"),
+         targets["service_not_worse_than_schedule"]),
+        *((f"the same over the 12 months from the {event.replace('_', ' ')} break",
+           versus(f"live_mase_12_months_after/{event}"), met) for event, met in after.items()),
+        ("within 30 minutes on this 2-core machine",
+         f"the stack {link('stack_s', '{:.0f} s', '')} + the fixed policies {link('policies_s', '{:.0f} s', '')}",
+         figures["stack_s"] + figures["policies_s"] <= 1800),
+        ("(retrains and promotions)",
+         f"{link('retrains/schedule')} scheduled, {link('retrains/alarm')} by the alarm; a new version served "
+         f"after {link('promotions')} of {summary['months']} months", None),
+    ]
+    lines = ["| Target | Measured | |", "|---|---|---|", *(f"| {t} | {v} | {_met(m)} |" for t, v, m in rows)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("result", help="a result name (bench/results/<name>.json) or a path to one")
     parser.add_argument("--out", type=Path, default=None, help="default docs/img/<name>.svg")
+    parser.add_argument("--markdown", action="store_true", help="print the targets as a Markdown table for docs/")
     args = parser.parse_args(argv)
     path = result_path(args.result)
     result = json.loads(path.read_text())
     out = draw(result, args.out or REPO / "docs" / "img" / f"{path.stem}.svg")
     print(out, file=sys.stderr)
+    if args.markdown:
+        print(markdown(result, path.stem))
     return 0
 
 
