@@ -7,8 +7,9 @@ trained. Then one step per month (``local/replay.py``): the portal publishes the
 daily ingest runs as EventBridge starts it, its live evaluation and drift alarm judge the
 month (an alarm starts a retrain at once), the monthly scheduled retrain runs as EventBridge
 starts it, and each retrain is waited for and promoted or not. After each step the tool reads
-the forecast the service then serves for the next month (``GET /predict``), so each month is
-scored against the forecast published before it.
+the forecast the service then serves for the next month (the champion's stored items, as
+``GET /predict`` serves them, in one query per type), so each month is scored against the
+forecast published before it.
 
 On the same months and series (those worth a model at ``--as-of``), the model alone replays
 three fixed policies (``bench/drift_replay.py``): never retrain, the monthly schedule alone,

@@ -14,8 +14,11 @@ integration tests use it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import json
+import os
 from pathlib import Path
 import re
 import time
@@ -30,6 +33,7 @@ from local.portal.server import advance
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 EMBEDDED_AWS = re.compile(r"embedded AWS at (http://[\d.]+:\d+)")
+SERIES_TABLE = "crimecast-local-SeriesTable"  # as local.stack.provision names the template's SeriesTable
 
 
 def embedded_aws(log: str) -> str:
@@ -214,15 +218,45 @@ class Replay:
 
     def forecasts(self, labels: list[str], month: str) -> dict[str, dict[str, float]]:
         """The serving forecast of ``month`` for each series (label -> yhat, yhat_lower, yhat_upper),
-        as ``GET /predict`` serves it; series without one are left out."""
-        out = {}
-        for label in labels:
-            area, _, crime_type = label.rpartition(":")
-            query = urllib.parse.urlencode({"community_area": area, "crime_type": crime_type, "months": 24})
-            status, answer = call(f"{self.base}/predict?{query}", self.token())
-            if status != 200:
-                continue
-            row = next((f for f in answer.get("forecast") or [] if f["month"] == month), None)
-            if row is not None:
-                out[label] = {k: float(row[k]) for k in ("yhat", "yhat_lower", "yhat_upper")}
+        as ``GET /predict`` serves it (the champion's stored item), read in one query per type
+        from the stack's series table rather than one request per series; series without one
+        are left out."""
+        from crimecast.adapters.series_store import CATALOG, SeriesStore
+
+        wanted, out = set(labels), {}
+        with self._embedded():
+            store = SeriesStore(SERIES_TABLE)
+            pointer = store.champion()
+            if pointer is None:
+                return {}
+            version = str(pointer["model_version"])
+            catalog = store.get(CATALOG, version)
+            for crime_type in json.loads(catalog["payload"])["types"] if catalog else []:
+                for item in store.query_type_version(f"{crime_type}#{version}"):
+                    if item["series"] not in wanted:
+                        continue
+                    row = next((f for f in json.loads(item["payload"])["forecast"] if f["month"] == month), None)
+                    if row is not None:
+                        out[item["series"]] = {k: float(row[k]) for k in ("yhat", "yhat_lower", "yhat_upper")}
         return out
+
+    @contextmanager
+    def _embedded(self) -> Iterator[None]:
+        """Calls of the crimecast stores made in this context go to the stack's embedded AWS, with its admin keys."""
+        from crimecast.adapters import aws
+
+        if self.aws is None:
+            raise RuntimeError("no embedded AWS endpoint: Replay(aws=embedded_aws(the stack's output))")
+        names = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        before = {name: os.environ.get(name) for name in names}
+        os.environ.update(dict(zip(names, (self.aws, "us-east-1", "local", "local"), strict=True)))
+        aws.reset_clients()
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            aws.reset_clients()

@@ -184,7 +184,9 @@ class RetrainOptions:
     backtest_origins: int = env("CRIMECAST_BACKTEST_ORIGINS", 2)  # yearly origins before the last complete month
     horizon: int = env("CRIMECAST_HORIZON", 12)
     forecast_months: int = env("CRIMECAST_FORECAST_MONTHS", 24)
-    promotion_tolerance: float = env("CRIMECAST_PROMOTION_TOLERANCE", 0.0)  # candidate median MASE may exceed the champion's by this share
+    # On the same data as the champion, a candidate's backtest MASE relative to the seasonal
+    # naive's may exceed the champion's by this share (on newer data it is not compared).
+    promotion_tolerance: float = env("CRIMECAST_PROMOTION_TOLERANCE", 0.0)
     batch_size: int = env("RETRAIN_BATCH_SIZE", 25)  # series per Distributed Map item
     reconcile: bool = env("CRIMECAST_RECONCILE", True)  # forecasts of levels ending in the same month add up
     # Promote refuses a version missing more than this share of the series the plan listed

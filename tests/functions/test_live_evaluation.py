@@ -65,9 +65,6 @@ def test_degraded_months_trigger_a_retrain_and_say_why(aws, champion) -> None:
     status = body(invoke("evaluate", {**load_event("evaluate-run"), "path": f"/runs/{retrain_info['run_id']}",
                                       "pathParameters": {"run_id": retrain_info["run_id"]}}))
     assert status["kind"] == "retrain" and status["detail"]["trigger"] == "evaluate"
-    # the next promotion judges the champion by this live accuracy, not only by its old backtest
-    judged = retrain._champion_summary(aws, forecasts.champion_version(aws))
-    assert judged["live"]["median_live_mase"] == run["detail"]["median_live_mase"] > 0
 
 
 def test_nothing_to_score_before_new_months_arrive(aws, champion) -> None:

@@ -71,20 +71,43 @@ def test_first_run_promotes_and_reports(aws) -> None:
     assert len(one["origins"]) == 2 and one["model"]["mase"] is not None and one["seasonal_naive"]["mae"] is not None
 
 
-def test_a_worse_candidate_is_not_promoted(aws) -> None:
+def _erratic(months: int, last: int) -> list[pd.DataFrame]:
+    """The two healthy THEFT series over ``months`` months, their last ``last`` months made erratic."""
+    frames = [tidy_frame(seasonal_series("2018-01", months, level=80), 25, "THEFT"),
+              tidy_frame(seasonal_series("2018-01", months, level=300, seed=3), 8, "THEFT")]
+    rng = __import__("numpy").random.default_rng(1)
+    for frame in frames:
+        frame.loc[frame.index[-last:], "count"] = rng.integers(0, 600, last)
+    return frames
+
+
+def test_a_candidate_worse_on_the_same_data_is_not_promoted(aws) -> None:
+    """Counts revised without a new month (the last two years made erratic): the candidate knows
+    the same months as the champion, and its skill against the seasonal naive is worse."""
     _healthy(aws)
     first = retrain.run_locally(aws, workers=1)
-    noisy = [tidy_frame(seasonal_series("2018-01", 72, level=80), 25, "THEFT"),
-             tidy_frame(seasonal_series("2018-01", 72, level=300, seed=3), 8, "THEFT")]
-    rng = __import__("numpy").random.default_rng(1)
-    for frame in noisy:  # the same series, with the last two years made erratic
-        frame.loc[frame.index[-24:], "count"] = rng.integers(0, 600, 24)
-    _store(aws, noisy)
+    _store(aws, _erratic(72, 24))
     second = retrain.run_locally(aws, workers=1)
-    assert second["promoted"] is False and "worse than the champion" in second["reason"]
+    assert second["promoted"] is False and "on the same data as the champion" in second["reason"]
+    assert "worse than the champion's" in second["reason"]
     assert forecasts.champion_version(aws) == first["version"]
     kept = json.loads(aws.series.get("__summary__", second["version"])["payload"])
     assert kept["series"] == second["series_trained"]  # the candidate's metrics stay queryable by version
+
+
+def test_a_candidate_on_newer_data_is_promoted_though_its_backtest_error_is_higher(aws) -> None:
+    """Six erratic months more (a break): the candidate's backtest covers them, the champion's
+    does not, so their errors are not compared; the candidate, not broken, serves."""
+    _healthy(aws)
+    first = retrain.run_locally(aws, workers=1)
+    _store(aws, _erratic(78, 6))
+    second = retrain.run_locally(aws, workers=1)
+    old = json.loads(aws.series.get("__summary__", first["version"])["payload"])
+    new = json.loads(aws.series.get("__summary__", second["version"])["payload"])
+    assert new["mase"]["median"] > old["mase"]["median"] and new["data_through"] > old["data_through"]
+    assert second["promoted"] is True and second["reason"].startswith(
+        f"trained on data through {new['data_through']}, newer than the champion's ({old['data_through']})")
+    assert forecasts.champion_version(aws) == second["version"]
 
 
 def test_a_crash_mid_run_leaves_the_champion_serving_and_a_rerun_starts_clean(aws) -> None:
@@ -101,25 +124,38 @@ def test_a_crash_mid_run_leaves_the_champion_serving_and_a_rerun_starts_clean(aw
 
 
 
-def test_promotion_rule() -> None:
-    summary = {"series": 3, "mase": {"median": 0.8}}
-    assert retrain.promotion_decision(summary, None, 0.0) == (True, "no champion yet")
-    assert retrain.promotion_decision(summary, {"mase": {"median": 0.8}}, 0.0)[0] is True
-    assert retrain.promotion_decision(summary, {"mase": {"median": 0.7}}, 0.0)[0] is False
-    assert retrain.promotion_decision(summary, {"mase": {"median": 0.7}}, 0.2)[0] is True
-    assert retrain.promotion_decision({"series": 0, "mase": {"median": None}}, None, 0.0)[0] is False
+def _version(relative_mase: float | None, data_through: str | None = "2024-06", series: int = 3) -> dict:
+    return {"series": series, "relative_mase": relative_mase, "data_through": data_through}
 
 
-def test_a_champion_that_degraded_live_is_judged_by_its_live_accuracy() -> None:
-    """Its backtest covered older months than the candidate's: the replay showed retrain after
-    retrain refused against a backtest the champion no longer matched."""
-    summary = {"series": 3, "mase": {"median": 0.9}}
-    degraded = {"mase": {"median": 0.7}, "live": {"median_live_mase": 1.1}}
-    promoted, reason = retrain.promotion_decision(summary, degraded, 0.0)
-    assert promoted is True and "1.100 (live since training)" in reason
-    steady = {"mase": {"median": 0.7}, "live": {"median_live_mase": 0.6}}
-    assert retrain.promotion_decision(summary, steady, 0.0) == (False, "median MASE 0.900 is worse than the champion's 0.700 "
-                                                                       "(backtest; limit 0.700)")
+def test_a_retrain_on_newer_data_is_promoted_unless_broken() -> None:
+    """The champion's backtest covered older years: after a break the replay showed retrain
+    after retrain refused against it, and a stale champion serving. Newer data wins."""
+    champion = _version(0.60, "2024-05")
+    promoted, reason = retrain.promotion_decision(_version(0.95), champion, 0.0)
+    assert promoted is True
+    assert reason == ("trained on data through 2024-06, newer than the champion's (2024-05); "
+                      "its backtest error is 0.95x the seasonal naive's on the same months")
+    assert retrain.promotion_decision(_version(0.95), {"mase": {"median": 0.7}}, 0.0)[0] is True  # a summary of old
+    broken, why = retrain.promotion_decision(_version(2.4), champion, 0.0)
+    assert broken is False and why.endswith("2.40x the seasonal naive's on the same months, more than 2x: the candidate is broken")
+
+
+def test_on_the_same_data_the_candidate_must_match_the_champions_skill() -> None:
+    champion = _version(0.80)
+    assert retrain.promotion_decision(_version(0.80), champion, 0.0)[0] is True
+    refused = retrain.promotion_decision(_version(0.90), champion, 0.0)
+    assert refused == (False, "on the same data as the champion, its backtest error is 0.90x the seasonal naive's on the "
+                              "same months, worse than the champion's 0.80x (limit 0.80x)")
+    assert retrain.promotion_decision(_version(0.90), champion, 0.2)[0] is True
+    assert retrain.promotion_decision(_version(0.90), {**champion, "data_through": "2024-07"}, 0.0)[0] is False
+
+
+def test_a_candidate_without_a_comparable_backtest_is_refused() -> None:
+    assert retrain.promotion_decision(_version(0.5), None, 0.0) == (True, "no champion yet")
+    assert retrain.promotion_decision(_version(None, series=0), None, 0.0) == (False, "the candidate has no trained series")
+    for missing in (None, float("nan"), float("inf")):
+        assert retrain.promotion_decision(_version(missing), None, 0.0)[0] is False
 
 
 @pytest.mark.parametrize(("name", "value", "expected"),

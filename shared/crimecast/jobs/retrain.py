@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from crimecast import settings
-from crimecast.adapters.series_store import LIVE_SUMMARY, SUMMARY
+from crimecast.adapters.series_store import SUMMARY
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from crimecast.domain.keys import SeriesKey
@@ -422,11 +422,17 @@ def map_run_outputs(stores: Stores, result_writer: dict[str, Any]) -> list[Any]:
 
 
 def summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy over every series of a version, from the backtest metrics of its items."""
+    """Accuracy over every series of a version, from the backtest metrics of its items.
+
+    ``relative_mase``: the median over series of the model's backtest MASE divided by the
+    seasonal naive's on the same origins, a skill comparable between versions whose
+    backtests cover different years; ``data_through``: the newest month any series knows."""
     rows = []
     for item in items:
-        metrics = json.loads(item["payload"])["metrics"]
-        rows.append({"series": item["series"], "model": metrics["model"], "naive": metrics["seasonal_naive"]})
+        payload = json.loads(item["payload"])
+        metrics = payload["metrics"]
+        rows.append({"series": item["series"], "model": metrics["model"], "naive": metrics["seasonal_naive"],
+                     "data_through": forecasts.data_through(payload)})
 
     def spread(name: str) -> dict[str, float | None]:
         values = sorted(v for r in rows if (v := r["model"].get(name)) is not None)
@@ -438,10 +444,15 @@ def summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
     comparable = [r for r in rows if r["model"].get("mae") is not None and r["naive"].get("mae") is not None]
     coverages = [c for r in rows if (c := r["model"].get("coverage")) is not None]
     worst = sorted((r for r in rows if r["model"].get("mase") is not None), key=lambda r: -r["model"]["mase"])
+    ratios = [r["model"]["mase"] / r["naive"]["mase"] for r in rows
+              if r["model"].get("mase") is not None and (r["naive"].get("mase") or 0) > 0]
+    ends = [r["data_through"] for r in rows if r["data_through"]]
     return {
         "series": len(rows),
         "mae": spread("mae"),
         "mase": spread("mase"),
+        "relative_mase": round(statistics.median(ratios), 4) if ratios else None,
+        "data_through": max(ends) if ends else None,
         "share_beating_seasonal_naive": round(sum(r["model"]["mae"] < r["naive"]["mae"] for r in comparable) / len(comparable), 4)
         if comparable else None,
         "coverage": round(statistics.fmean(coverages), 4) if coverages else None,
@@ -449,41 +460,46 @@ def summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def promotion_decision(candidate: dict[str, Any], champion: dict[str, Any] | None, tolerance: float) -> tuple[bool, str]:
-    """Serve the candidate when its backtest is not worse than what the champion does.
+BROKEN_RELATIVE_MASE = 2.0  # a backtest error over twice the seasonal naive's on the same months: a broken candidate
 
-    The champion is judged by the worse of its backtest and its live accuracy since it was
-    trained (``champion["live"]``, once scored): a champion that degraded live is not
-    defended by the backtest it had, which covered older months than the candidate's.
-    """
+
+def promotion_decision(candidate: dict[str, Any], champion: dict[str, Any] | None, tolerance: float) -> tuple[bool, str]:
+    """Serve the candidate unless it is broken, or the champion knows the same months and does better.
+
+    Like is compared with like: each version's backtest error relative to the seasonal
+    naive's on its own origins (``relative_mase``). A candidate trained on newer data than
+    the champion is served unless broken: the champion's backtest covered older years, so
+    after a break a stale champion would otherwise keep serving a world that is gone. On the
+    same data (two retrains of one month), the candidate must not be worse than the champion
+    by more than ``tolerance``."""
     if not candidate["series"]:
         return False, "the candidate has no trained series"
+    new = candidate.get("relative_mase")
+    if new is None or not math.isfinite(new):
+        return False, "the candidate's backtest has no error to compare with the seasonal naive's"
+    skill = f"its backtest error is {new:.2f}x the seasonal naive's on the same months"
+    if new > BROKEN_RELATIVE_MASE:
+        return False, f"{skill}, more than {BROKEN_RELATIVE_MASE:.0f}x: the candidate is broken"
     if champion is None:
         return True, "no champion yet"
-    new, backtest = candidate["mase"]["median"], champion.get("mase", {}).get("median")
-    live = (champion.get("live") or {}).get("median_live_mase")
-    old = max((v for v in (backtest, live) if v is not None), default=None)
+    new_end, old_end = candidate.get("data_through"), champion.get("data_through")
+    if new_end and (old_end is None or new_end > old_end):
+        return True, f"trained on data through {new_end}, newer than the champion's{f' ({old_end})' if old_end else ''}; {skill}"
+    old = champion.get("relative_mase")
     if old is None:
-        return True, "the champion has no comparable backtest"
-    if new is None:
-        return False, "the candidate has no comparable backtest"
-    which = "live since training" if live is not None and old == live and live != backtest else "backtest"
+        return True, f"the champion has no comparable backtest; {skill}"
     limit = old * (1 + tolerance)
     if new <= limit:
-        return True, f"median MASE {new:.3f} is not worse than the champion's {old:.3f} ({which})"
-    return False, f"median MASE {new:.3f} is worse than the champion's {old:.3f} ({which}; limit {limit:.3f})"
+        return True, f"on the same data as the champion, {skill}, not worse than the champion's {old:.2f}x"
+    return False, f"on the same data as the champion, {skill}, worse than the champion's {old:.2f}x (limit {limit:.2f}x)"
 
 
 def _champion_summary(stores: Stores, version: str | None) -> dict[str, Any] | None:
-    """Champion ``version``'s backtest summary, with its latest live accuracy under ``live`` when
-    scored (None: no champion, or no summary)."""
+    """Champion ``version``'s backtest summary (None: no champion, or no summary)."""
     if version is None:
         return None
     item = stores.series.get(SUMMARY, version)
-    if not item:
-        return None
-    live = stores.series.get(LIVE_SUMMARY, version)
-    return {**json.loads(item["payload"]), "live": json.loads(live["payload"]) if live else None}
+    return json.loads(item["payload"]) if item else None
 
 
 UNFINISHED = {"code": runs.INTERNAL, "error": "its training batch did not finish (the workflow gave up on it)"}
@@ -494,7 +510,7 @@ ALREADY_PROMOTED = "promoted by an earlier attempt of this step"
 
 def promote(stores: Stores, run_id: str, version: str, outputs: list[Any],
             options: RetrainOptions | None = None) -> dict[str, Any]:
-    """Summarise the candidate, compare it with the champion, and switch if it is not worse.
+    """Summarise the candidate, judge it against the champion (promotion_decision), and switch if it wins.
     ``outputs``: what the train steps returned (references to their results in S3).
 
     Idempotent, as a retried step needs: a run that has ended is returned as it is, and a run
