@@ -337,6 +337,16 @@ def boundaries() -> bytes:
 
 # --- state: users, tokens, runs, model version ----------------------------------------
 
+
+# Promotion reasons as the service words them (crimecast.jobs.retrain.promotion_decision).
+PROMOTED_NEWER = ("trained on data through 2026-05, newer than the champion's (2026-04);"
+    " its backtest error is 0.79x the seasonal naive's on the same months")
+REFUSED_SAME_DATA = ("on the same data as the champion, its backtest error is 0.84x the seasonal naive's on the same months,"
+    " worse than the champion's 0.81x (limit 0.81x)")
+PROMOTED_BY_RUN = ("trained on data through 2026-06, newer than the champion's (2026-05);"
+    " its backtest error is 0.78x the seasonal naive's on the same months")
+
+
 class State:
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -374,7 +384,7 @@ def _seed_runs(current: str) -> list[dict[str, Any]]:
          "started_at": "2026-06-02T03:00:00Z", "finished_at": "2026-06-02T03:41:12Z",
          "detail": {"trigger": "schedule", "version": current, "series_planned": series, "batches": math.ceil(series / 25),
                     "series_trained": series, "series_failed": 0, "failures": [],
-                    "promotion": {"promoted": True, "reason": "trained on data through 2026-05, newer than the champion's (2026-04); its backtest error is 0.79x the seasonal naive's on the same months"}}},
+                    "promotion": {"promoted": True, "reason": PROMOTED_NEWER}}},
         {"run_id": "evaluate-20260601T020700Z-3e5f0a19", "kind": "evaluate", "status": "succeeded",
          "started_at": "2026-06-01T02:07:00Z", "finished_at": "2026-06-01T02:07:09Z",
          "detail": {"trigger": "ingest", "version": "v20260502T030000Z", "series_evaluated": series, "median_live_mase": 1.42,
@@ -391,7 +401,7 @@ def _seed_runs(current: str) -> list[dict[str, Any]]:
          "detail": {"trigger": "schedule", "version": "v20260502T030000Z", "series_planned": series, "batches": math.ceil(series / 25),
                     "series_trained": series - 3, "series_failed": 3,
                     "failures": [{"series": "9:ARSON", "error": "too little history to model"}],
-                    "promotion": {"promoted": False, "reason": "on the same data as the champion, its backtest error is 0.84x the seasonal naive's on the same months, worse than the champion's 0.81x (limit 0.81x)"}}},
+                    "promotion": {"promoted": False, "reason": REFUSED_SAME_DATA}}},
         {"run_id": "ingest-20260501T020000Z-0b9e33d1", "kind": "ingest", "status": "failed",
          "started_at": "2026-05-01T02:00:00Z", "finished_at": "2026-05-01T02:00:04Z",
          "detail": {**_ingest_detail("schedule", "incremental", "2026-05-01"), "phase": "failed", "duration_s": 4.2,
@@ -448,7 +458,7 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
             run["detail"].update(series_trained=series - 2, series_failed=2,
                                  failures=[{"series": "9:ARSON", "error": "too little history to model"},
                                            {"series": "47:STALKING", "error": "too little history to model"}],
-                                 promotion={"promoted": True, "reason": "trained on data through 2026-06, newer than the champion's (2026-05); its backtest error is 0.78x the seasonal naive's on the same months"})
+                                 promotion={"promoted": True, "reason": PROMOTED_BY_RUN})
             with STATE.lock:
                 STATE.model_version, STATE.trained_at = run["detail"]["version"], run["finished_at"]
         else:
