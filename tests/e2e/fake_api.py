@@ -53,9 +53,10 @@ sys.path.insert(0, str(HERE.parent.parent / "shared"))  # run as a script, from 
 from crimecast.domain import comparison, drift, passwords  # noqa: E402
 from crimecast.domain.areas import AREAS  # noqa: E402 - after the path it is found on
 from crimecast.domain.crime_types import RENAMED_TYPES  # noqa: E402
-from crimecast.domain.errors import InvalidInputError  # noqa: E402
+from crimecast.domain.errors import InvalidInputError, OutOfRangeError  # noqa: E402
 from crimecast.domain.keys import parse_area as domain_parse_area  # noqa: E402
 from crimecast.domain.months import add_months, month_range, parse_month  # noqa: E402
+from crimecast.jobs.forecasts import rank_areas  # noqa: E402
 from crimecast.security_headers import security_headers  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
@@ -840,30 +841,10 @@ class Handler(BaseHTTPRequestHandler):
         except InvalidInputError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         payloads = {a: p for a in range(1, 78) if (p := series_payload(a, crime_type)) is not None}
-        months = sorted({f["month"] for p in payloads.values() for f in p["forecast"]})
-        if month is None:  # the newest first forecast month, as the service chooses it
-            month = max((p["forecast"][0]["month"] for p in payloads.values()), default=None)
-        elif payloads and month not in months:
-            raise ApiError(422, "out_of_range", f"month {month} is not forecast; forecast months run {months[0]}..{months[-1]}")
-        covering = {a: p for a, p in payloads.items() if any(f["month"] == month for f in p["forecast"])}
-        start = max((p["forecast"][0]["month"] for p in covering.values()), default=None)
-        newest = max((p["data_through"] for p in covering.values() if p["forecast"][0]["month"] == start), default=None)
-        rows, elsewhere = [], {}
-        for area, payload in payloads.items():  # only forecasts made from data to the same month, as the service
-            forecast = payload["forecast"]
-            if area not in covering or forecast[0]["month"] != start:
-                elsewhere[area] = (f"its data end in {payload['data_through']}, the other areas' in {newest}: its forecast "
-                                   f"({forecast[0]['month']}..{forecast[-1]['month']}) is not ranked with theirs")
-                continue
-            chosen = next(f for f in forecast if f["month"] == month)
-            last_year = comparison.same_month_last_year(payload["history"], chosen["month"])
-            rows.append({"community_area": area, "name": AREA_NAMES[area - 1], "yhat": chosen["yhat"],
-                         "yhat_lower": chosen["yhat_lower"], "yhat_upper": chosen["yhat_upper"], "last_year": last_year,
-                         "change_pct": comparison.change(chosen["yhat"], last_year)["pct"],
-                         "data_through": payload["data_through"], "data_gaps": payload["data_gaps"]})
-        rows.sort(key=lambda r: -r["yhat"])
-        for rank, row in enumerate(rows, 1):
-            row["rank"] = rank
+        try:  # ranked as the service ranks them
+            month, rows, elsewhere = rank_areas(payloads, month)
+        except OutOfRangeError as exc:
+            raise ApiError(422, "out_of_range", str(exc)) from None
         chosen_month = month
         shown = {r["community_area"] for r in rows}
         missing = [{"community_area": a, "name": AREA_NAMES[a - 1],

@@ -300,6 +300,20 @@ def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[
     payloads = {int(item["community_area"]): json.loads(item["payload"])
                 for item in stores.series.query_type_version(f"{name}#{version}") if "community_area" in item}
     payloads = {area: payload for area, payload in payloads.items() if payload["forecast"]}
+    month, rows, elsewhere = rank_areas(payloads, month)
+    through = sorted({r["data_through"] for r in rows if r["data_through"]})
+    gaps = sorted({(g["from"], g["to"]) for r in rows for g in r["data_gaps"]})
+    shown_gaps = [{"from": a, "to": b} for a, b in gaps]
+    return {"crime_type": name, "month": month, "model_version": version,
+            "data_through": through[0] if through else None, "data_gaps": shown_gaps,
+            "data_note": data_note(through[0] if through else None, shown_gaps), "areas": rows,
+            "missing": _missing_areas(stores, version, found, name, {r["community_area"] for r in rows}, elsewhere)}
+
+
+def rank_areas(payloads: dict[int, dict[str, Any]], month: str | None) -> tuple[str | None, list[dict[str, Any]], dict[int, str]]:
+    """The areas' forecasts of ``month`` (else the newest first forecast month), highest first,
+    each with its rank: only forecasts made from data to the same month are ranked together;
+    the others are returned apart with why. A month no area forecasts is a 422 (OutOfRangeError)."""
     months = {m for p in payloads.values() for m in (f["month"] for f in p["forecast"])}
     if month is None:
         month = max((p["forecast"][0]["month"] for p in payloads.values()), default=None)
@@ -324,13 +338,7 @@ def area_map(stores: Stores, crime_type: str, month: str | None = None) -> dict[
     rows.sort(key=lambda r: -r["yhat"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
-    through = sorted({r["data_through"] for r in rows if r["data_through"]})
-    gaps = sorted({(g["from"], g["to"]) for r in rows for g in r["data_gaps"]})
-    shown_gaps = [{"from": a, "to": b} for a, b in gaps]
-    return {"crime_type": name, "month": month, "model_version": version,
-            "data_through": through[0] if through else None, "data_gaps": shown_gaps,
-            "data_note": data_note(through[0] if through else None, shown_gaps), "areas": rows,
-            "missing": _missing_areas(stores, version, found, name, {r["community_area"] for r in rows}, elsewhere)}
+    return month, rows, elsewhere
 
 
 def _missing_areas(stores: Stores, version: str, found: dict[str, Any], crime_type: str, shown: set[int],
