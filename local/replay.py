@@ -28,12 +28,12 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from local.aws.embedded import table_name
 from local.aws.template import function_name, load_template
 from local.portal.server import advance
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 EMBEDDED_AWS = re.compile(r"embedded AWS at (http://[\d.]+:\d+)")
-SERIES_TABLE = "crimecast-local-SeriesTable"  # as local.stack.provision names the template's SeriesTable
 
 
 def embedded_aws(log: str) -> str:
@@ -225,7 +225,7 @@ class Replay:
 
         wanted, out = set(labels), {}
         with self._embedded():
-            store = SeriesStore(SERIES_TABLE)
+            store = SeriesStore(table_name("SeriesTable"))
             pointer = store.champion()
             if pointer is None:
                 return {}

@@ -26,6 +26,11 @@ def function_arn(name: str) -> str:
     return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
+def table_name(logical_id: str) -> str:
+    """The name the embedded AWS gives a template's table (``provision`` creates it so)."""
+    return f"crimecast-local-{logical_id}"
+
+
 def environment_name(logical_id: str) -> str:
     """The variable that names a resource to the functions: ``SeriesTable`` -> ``SERIES_TABLE``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).upper()
@@ -69,7 +74,7 @@ def provision(template: dict[str, Any]) -> dict[str, str]:
     boto3.client("s3").create_bucket(Bucket=DATA_BUCKET)
     env["DATA_BUCKET"] = DATA_BUCKET
     for logical_id, spec in dynamodb_table_specs(template).items():
-        name = f"crimecast-local-{logical_id}"
+        name = table_name(logical_id)
         boto3.client("dynamodb").create_table(TableName=name, **spec)
         env[environment_name(logical_id)] = name
     for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):

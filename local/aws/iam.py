@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from crimecast.adapters.aws import Credentials
-from local.aws.embedded import ACCOUNT, PARTITION, REGION, environment_name
+from local.aws.embedded import ACCOUNT, PARTITION, REGION, environment_name, table_name
 from local.aws.template import function_name, queue_name
 
 LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
@@ -181,7 +181,7 @@ def physical_names(template: dict[str, Any], env: dict[str, str], stage: str = "
             name = env.get(env_name, f"crimecast-local-{logical_id.lower()}")
             names[logical_id] = {"Ref": name, "Arn": f"arn:{PARTITION}:s3:::{name}"}
         elif kind == "AWS::DynamoDB::Table":
-            name = env.get(env_name, f"crimecast-local-{logical_id}")
+            name = env.get(env_name, table_name(logical_id))
             names[logical_id] = {"Ref": name, "Arn": arn.format(service="dynamodb", rest=f"table/{name}")}
         elif kind == "AWS::SecretsManager::Secret":
             secret = env.get("JWT_SECRET_ARN") if logical_id == "JwtSigningKey" else None
