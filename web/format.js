@@ -199,17 +199,11 @@ export const METRIC_ROWS = [
 export const METHODS = [
   { key: 'model', label: 'crimecast model' },
   { key: 'seasonal_naive', label: 'Same month last year' },
-  { key: 'seed_prophet', label: 'Earlier Prophet model' },
 ];
-
-/** The methods a series was scored with: the earlier Prophet model only where it was run. */
-export function methodsOf(metrics) {
-  return METHODS.filter((m) => m.key !== 'seed_prophet' || metrics?.seed_prophet);
-}
 
 /** The method keys that did best on a metric row (none when fewer than two have a value). */
 export function bestMethods(metrics, row) {
-  const values = methodsOf(metrics).map((m) => [m.key, metrics?.[m.key]?.[row.key]]).filter(([, v]) => isNumber(v));
+  const values = METHODS.map((m) => [m.key, metrics?.[m.key]?.[row.key]]).filter(([, v]) => isNumber(v));
   if (values.length < 2) return new Set();
   const score = ([, v]) => (row.better === 'low' ? v : row.better === 'high' ? -v : Math.abs(v - row.target));
   const best = Math.min(...values.map(score));

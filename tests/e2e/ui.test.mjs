@@ -93,7 +93,7 @@ test('the forecast chart draws history, forecast, band and the partial month', a
   assert.equal(await page.locator('#numbers-table tbody tr').count(), 36 + 12 - 1);
 });
 
-test('the accuracy is said in plain words, with a table of the three methods', async () => {
+test('the accuracy is said in plain words, with a table of both methods', async () => {
   await login(page, api.url, ADMIN);
   await waitForForecast(page, 'All crimes across Chicago');
   const words = await visibleText('#accuracy-text');
@@ -101,19 +101,20 @@ test('the accuracy is said in plain words, with a table of the three methods', a
   assert.match(words, /'same month last year'.*\(MAE [\d,.]+\)/);
   assert.match(words, /held it \d+ in 10 \(coverage \d+%\)/);
   const headers = await page.locator('#metrics-table thead th').allInnerTexts();
-  assert.deepEqual(headers.slice(1), ['crimecast model', 'Same month last year', 'Earlier Prophet model']);
+  assert.deepEqual(headers.slice(1), ['crimecast model', 'Same month last year']);
   const rows = await page.locator('#metrics-table tbody th').allInnerTexts();
   assert.deepEqual(rows.map((r) => /\((\S+)\)$/.exec(r)[1]), ['MAE', 'RMSE', 'R²', 'MASE', 'coverage']);
   assert.match(await visibleText('#scores-note'), /the 12 months after \w+ \d{4}/);
 
-  // Null metrics: the fake has no seed Prophet scores for Edison Park; they show as a dash.
+  // Null metrics: the fake has no MASE for Edison Park; it shows as a dash, as the naive's coverage always does.
   await page.locator('#area-input').fill('Edison Park');
   await page.locator('#area-input').press('Enter');
   await waitForForecast(page, 'All crimes in Edison Park');
-  const seedColumn = await page.locator('#metrics-table tbody tr td:nth-of-type(3)').allTextContents();
-  assert.deepEqual(seedColumn, Array(5).fill('—not available'), 'a dash, and words for screen readers');
-  const modelColumn = await page.locator('#metrics-table tbody tr td:nth-of-type(1)').allTextContents();
-  assert.ok(modelColumn.every((t) => /^[\d,.%-]+( \(best\))?$/.test(t)), `the model's scores are there: ${modelColumn}`);
+  const cells = async (n) => page.locator(`#metrics-table tbody tr td:nth-of-type(${n})`).allTextContents();
+  const [model, naive] = [await cells(1), await cells(2)];
+  const dash = '—not available';  // a dash, and words for screen readers
+  assert.deepEqual([model[3], naive[3], naive[4]], [dash, dash, dash], 'MASE for both, coverage for the naive');
+  assert.ok([0, 1, 2, 4].every((i) => /^[\d,.%-]+( \(best\))?$/.test(model[i])), `the model's other scores are there: ${model}`);
 });
 
 test('choosing another area or crime type updates the forecast', async () => {

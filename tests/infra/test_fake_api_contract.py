@@ -121,7 +121,7 @@ def calls(fake: ModuleType) -> list[Call]:
         Call("GET", "/boundaries", 200),
         Call("GET", "/predict", 200),
         Call("GET", "/predict", 200, query={"community_area": str(area), "crime_type": crime_type}),
-        Call("GET", "/predict", 200, query={"community_area": str(fake.NULL_SEED_AREA), "crime_type": "ALL", "months": "24"}),
+        Call("GET", "/predict", 200, query={"community_area": str(fake.NULL_SCORES_AREA), "crime_type": "ALL", "months": "24"}),
         Call("GET", "/predict", 200, query={"community_area": "25", "format": "csv"}),
         Call("GET", "/predict", 422, query={"months": "99"}),
         Call("GET", "/predict", 404, query={"community_area": "999"}),

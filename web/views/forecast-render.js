@@ -7,7 +7,7 @@ import { $, h, numCell } from '../dom.js';
 import { drawForecastChart } from '../forecast-chart.js';
 import {
   METRIC_ROWS, accuracySentences, bestMethods, changeText, dataThroughText, formatCount, formatDate, formatMetricValue, isNumber,
-  methodsOf, monthLabel, placeName, plural, roughCount, seriesTitle, typeLabel,
+  METHODS, monthLabel, placeName, plural, roughCount, seriesTitle, typeLabel,
 } from '../format.js';
 
 export function renderForecast(data) {
@@ -139,11 +139,10 @@ function renderAccuracy(data, history) {
   renderMaeBars(metrics);
   renderScores(metrics);
   const origins = metrics.origins ?? (metrics.backtest_origin ? [metrics.backtest_origin] : []);
-  const prophetNote = metrics.seed_prophet ? "; the earlier Prophet model is the service's first set-up" : '';
   $('scores-note').textContent = origins.length
     ? `Each way forecast the 12 months after ${origins.map(monthLabel).join(' and after ')} from the data up to then, ` +
       `and was compared with what was reported${origins.length > 1 ? ' (the figures are means over those tests)' : ''}. ` +
-      `'Same month last year' repeats last year's count${prophetNote}. The best score in each row is in bold; — means no score.`
+      `'Same month last year' repeats last year's count. The best score in each row is in bold; — means no score.`
     : 'No test has been run for this series yet; — means no score.';
   $('metrics-note').textContent = `Model version ${data.model_version || 'unknown'}` +
     `${data.trained_at ? `, trained ${formatDate(data.trained_at)}` : ''}.`;
@@ -152,14 +151,14 @@ function renderAccuracy(data, history) {
 /** Each method's score on each measure, the best marked. */
 function renderScores(metrics) {
   const table = $('metrics-table');
-  $('metrics-caption').textContent = `How ${methodsOf(metrics).length} ways of forecasting this series did in its tests`;
+  $('metrics-caption').textContent = "How the model and 'same month last year' did in this series' tests";
   table.tHead.replaceChildren(h('tr', {}, h('th', { scope: 'col', text: 'Measure' }),
-    ...methodsOf(metrics).map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
+    ...METHODS.map((m) => h('th', { scope: 'col', className: 'num', text: m.label }))));
   table.tBodies[0].replaceChildren(...METRIC_ROWS.map((row) => {
     const best = bestMethods(metrics, row);
     return h('tr', {},
       h('th', { scope: 'row' }, row.label, ' ', h('abbr', { title: row.help, text: `(${row.abbr})` })),
-      ...methodsOf(metrics).map((m) => {
+      ...METHODS.map((m) => {
         const value = metrics[m.key]?.[row.key];
         const cell = h('td', { className: best.has(m.key) ? 'num best' : 'num' });
         if (isNumber(value)) {
@@ -173,12 +172,12 @@ function renderScores(metrics) {
   }));
 }
 
-/** Three bars: the typical miss (MAE) of each method, the model's highlighted. */
+/** One bar per method: the typical miss (MAE) of each method, the model's highlighted. */
 function renderMaeBars(metrics) {
-  const values = methodsOf(metrics).map((m) => metrics[m.key]?.mae);
+  const values = METHODS.map((m) => metrics[m.key]?.mae);
   const top = Math.max(...values.filter(isNumber), 0);
   $('mae-bars').hidden = !(top > 0);
-  $('mae-bars-rows').replaceChildren(...methodsOf(metrics).map((m, i) => {
+  $('mae-bars-rows').replaceChildren(...METHODS.map((m, i) => {
     const value = values[i];
     const bar = h('span', { className: `bar${m.key === 'model' ? ' bar-model' : ''}` });
     bar.style.width = isNumber(value) && top > 0 ? `${Math.max(1, (value / top) * 100)}%` : '0';
