@@ -27,6 +27,11 @@ LINES = {  # policy -> (label, colour, width)
 }
 
 
+# The targets each committed replay is held to beyond the common ones (minutes: its time limit;
+# alarms: the most alarm months allowed), as the live loop's specification sets them.
+LIMITS: dict[str, dict[str, int]] = {"replay_97": {"minutes": 30}, "replay_city": {"minutes": 120, "alarms": 2}}
+
+
 def result_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     return path if path.suffix == ".json" else REPO / "bench" / "results" / f"{name_or_path}.json"
@@ -92,24 +97,32 @@ def markdown(result: dict[str, Any], name: str) -> str:
         return f"{link(f'{path}/service', '{:.3f}')} vs {link(f'{path}/schedule', '{:.3f}')}"
 
     after = targets["service_not_worse_than_schedule_12_months_after"]
+    limits = LIMITS.get(name, {})
+    alarms, months = len(summary["alarm_months"]), summary["months"]
+    if "alarms" in limits:
+        listed = f" ({', '.join(summary['alarm_months'])})" if alarms else ""
+        alarm_row = (f"at most {limits['alarms']} alarm months", f"{alarms}{listed} of {link('months')} months",
+                     alarms <= limits["alarms"])
+    else:
+        alarm_row = ("alarm in at most a quarter of the months",
+                     f"{alarms} of {link('months')} months, {link('alarm_share', '{:.1%}')}",
+                     targets["alarm_in_at_most_a_quarter_of_months"])
     rows = [
-        ("alarm in at most a quarter of the months",
-         f"{len(summary['alarm_months'])} of {link('months')} months, {link('alarm_share', '{:.1%}')}",
-         targets["alarm_in_at_most_a_quarter_of_months"]),
-        ("at most 1 alarm in the 14 calm months 2019-01..2020-02", f"{link('calm_alarms')} of {link('calm_months')}",
-         targets["at_most_1_alarm_in_the_calm_months"]),
-        ("first alarm by the evaluation of 2020-04", f"the evaluation of {summary['first_alarm_from_covid']}",
-         targets["first_alarm_by_2020_04"]),
+        alarm_row,
+        *((("at most 1 alarm in the 14 calm months 2019-01..2020-02", f"{link('calm_alarms')} of {link('calm_months')}",
+            targets["at_most_1_alarm_in_the_calm_months"]),) if targets["at_most_1_alarm_in_the_calm_months"] is not None else ()),
+        *((("first alarm by the evaluation of 2020-04", f"the evaluation of {summary['first_alarm_from_covid']}",
+            targets["first_alarm_by_2020_04"]),) if targets["first_alarm_by_2020_04"] is not None else ()),
         ("service not worse than the monthly schedule alone (mean live MASE)", versus("live_mase"),
          targets["service_not_worse_than_schedule"]),
         *((f"the same over the 12 months from the {event.replace('_', ' ')} break",
            versus(f"live_mase_12_months_after/{event}"), met) for event, met in after.items()),
-        ("within 30 minutes on this 2-core machine",
+        (f"within {limits.get('minutes', 30)} minutes on this 2-core machine",
          f"the stack {link('stack_s', '{:.0f} s', '')} + the fixed policies {link('policies_s', '{:.0f} s', '')}",
-         figures["stack_s"] + figures["policies_s"] <= 1800),
+         figures["stack_s"] + figures["policies_s"] <= 60 * limits.get("minutes", 30)),
         ("(retrains and promotions)",
          f"{link('retrains/schedule')} scheduled, {link('retrains/alarm')} by the alarm; a new version served "
-         f"after {link('promotions')} of {summary['months']} months", None),
+         f"after {link('promotions')} of {months} months", None),
     ]
     lines = ["| Target | Measured | |", "|---|---|---|", *(f"| {t} | {v} | {_met(m)} |" for t, v, m in rows)]
     return "\n".join(lines)
