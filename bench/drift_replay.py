@@ -138,7 +138,7 @@ def replay(tasks: list[SeriesTask], rule: drift.DriftRule, rates: list[float], w
         step_started = time.monotonic()
         kept = {p: drift.merge_errors(kept[p], errors_of(month, results, by_policy[p])) for p in kept}
         decision = drift.decide(kept["schedule"], rule)
-        other_rates = {str(q): drift.decide(kept["schedule"], drift.DriftRule(q=q, min_series=rule.min_series))["alarm"]
+        other_rates = {str(q): drift.decide(kept["schedule"], drift.DriftRule(q=q, min_cells=rule.min_cells))["alarm"]
                        for q in rates}
         alarm_policy = drift.decide(kept["alarm"], rule)
         if alarm_policy["alarm"] and month != months[-1]:  # the alarm-only policy retrains now
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     done = replay(tasks, rule, rates, args.workers)
     write(args.name, {
         "data": [str(p) for p in paths], "as_of": str(as_of), "steps": args.steps,
-        "series": len(tasks), "skipped": skipped, "rule": {"q": rule.q, "min_series": rule.min_series},
+        "series": len(tasks), "skipped": skipped, "rule": {"q": rule.q, "min_cells": rule.min_cells},
         "summary": summary(done["months"], rates), "alarm_policy_retrains": done["alarm_policy_retrains"],
         "seconds": done["seconds"], "months": done["months"],
     })

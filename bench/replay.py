@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "areas": args.areas or "all", "types": args.types or "all", "workers": args.workers, "cores": os.cpu_count(),
         "series": len(tasks), "series_labels": labels, "series_trained_at_start": trained, "skipped": skipped,
         "cross_tabulation_made_up": served.given_series is not None,
-        "rule": {"q": drift.DriftRule().q, "min_series": drift.DriftRule().min_series},
+        "rule": {"q": drift.DriftRule().q, "min_cells": drift.DriftRule().min_cells},
         "start_s": start_s, "stack_s": stack_s, "policies_s": policies["seconds"],
         "steps_s": round(sum(s["step_s"] for s in steps), 1),
         "summary": summary(records), "months": records,

@@ -210,20 +210,22 @@ class RetrainOptions:
 @dataclass(frozen=True)
 class LiveThreshold:
     """The drift alarm (``crimecast.domain.drift``): series found moved at false-discovery rate
-    ``q`` across series; the alarm sounds with at least ``min_series`` of them. At q = 0.01 a
-    calm city raises it in about 1% of evaluations (``tests/unit/test_drift.py``); the rate
-    was chosen by replaying 2019-2026 (``bench/drift_replay.py``)."""
+    ``q`` across series; the alarm sounds on a moved aggregate (area total, citywide type,
+    city) or on at least ``min_cells`` moved area x type cells. At q = 0.01 a calm city raises
+    it in about 1% of evaluations (``tests/unit/test_drift.py``); the rate was chosen by
+    replaying 2019-2026 (``bench/drift_replay.py``), the cells' minimum by the whole-city
+    replay (``bench/replay.py``)."""
 
     q: float = env("CRIMECAST_DRIFT_FDR", 0.01)
-    min_series: int = env("CRIMECAST_DRIFT_MIN_SERIES", 1)
+    min_cells: int = env("CRIMECAST_DRIFT_MIN_CELLS", 3)
 
     def __post_init__(self) -> None:
-        if not 0 < self.q < 1 or self.min_series < 1:
+        if not 0 < self.q < 1 or self.min_cells < 1:
             raise ConfigurationError(f"LiveThreshold: CRIMECAST_DRIFT_FDR={self.q} must be in (0, 1) and "
-                                     f"CRIMECAST_DRIFT_MIN_SERIES={self.min_series} at least 1")
+                                     f"CRIMECAST_DRIFT_MIN_CELLS={self.min_cells} at least 1")
 
     def rule(self) -> DriftRule:
-        return DriftRule(q=self.q, min_series=self.min_series)
+        return DriftRule(q=self.q, min_cells=self.min_cells)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def test_every_problem_is_named_at_once() -> None:
 def test_values_are_typed_and_defaults_apply() -> None:
     assert settings.read(settings.LaunchSettings, {"AWS_LAMBDA_FUNCTION_NAME": "f"}).function_name == "f"
     assert settings.read(settings.RetrainTarget, {"RETRAIN_STATE_MACHINE_ARN": "arn"}).retrain_state_machine_arn == "arn"
-    assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(0.01, 1)
+    assert settings.read(settings.LiveThreshold, {}) == settings.LiveThreshold(0.01, 3)
     assert settings.read(settings.UserSettings, {"USERS_TABLE": "u", "JWT_SECRET_ARN": "arn"}).token_minutes == 30.0
 
 
