@@ -30,24 +30,34 @@ REPO = Path(__file__).resolve().parents[2]
 # An idle sandbox is reclaimed after this long (Lambda reclaims idle execution environments too):
 # its process and what it loaded (a warm train sandbox keeps the whole city's counts) go.
 SANDBOX_IDLE_S = 600.0
+MAX_TIMEOUT_S = 900.0  # Lambda's largest function timeout
 
 
 @dataclass
 class LocalContext:
-    """The parts of Lambda's context object that Powertools reads."""
+    """The parts of Lambda's context object that Powertools and the handlers read, with the
+    time left before the function's timeout (a long job chains its next leg before it; an
+    idempotency record in progress lapses with it)."""
 
     function_name: str
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = field(default_factory=lambda: embedded.function_arn("local"))
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_s: float = MAX_TIMEOUT_S
+    started: float = field(default_factory=time.monotonic)  # reset when the handler starts
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
 
 
-def _context(codeuri: str, name: str | None, request_id: str | None = None) -> LocalContext:
-    """``request_id``: an asynchronous event's, the same for each of its attempts (as Lambda's)."""
-    ids = {"aws_request_id": request_id} if request_id else {}
+def _context(codeuri: str, name: str | None, request_id: str | None = None, timeout: float | None = None) -> LocalContext:
+    """``request_id``: an asynchronous event's, the same for each of its attempts (as Lambda's);
+    ``timeout``: the function's (Lambda's largest when none is given)."""
+    extra: dict[str, Any] = {"aws_request_id": request_id} if request_id else {}
+    extra["timeout_s"] = MAX_TIMEOUT_S if timeout is None else timeout
     if name is None:
-        return LocalContext(function_name=Path(codeuri).name, **ids)
-    return LocalContext(function_name=name, invoked_function_arn=embedded.function_arn(name), **ids)
+        return LocalContext(function_name=Path(codeuri).name, **extra)
+    return LocalContext(function_name=name, invoked_function_arn=embedded.function_arn(name), **extra)
 
 
 class FunctionTimeout(Exception):
@@ -139,9 +149,10 @@ class Functions:
         ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
         if (codeuri, handler) in self.sandboxed:
             return self._invoke_in_sandbox(codeuri, handler, event, timeout, name)
-        context = _context(codeuri, name, request_id)
+        context = _context(codeuri, name, request_id, timeout)
         if timeout is None and give_up_at is None and start_by is None:
             with self._lock:
+                context.started = time.monotonic()
                 return self._call(codeuri, handler, event, context)
         return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by)
 
@@ -157,7 +168,7 @@ class Functions:
             with lock:
                 if box.get("abandoned"):
                     return
-                box["started"] = time.monotonic()
+                box["started"] = context.started = time.monotonic()
                 started.set()
                 try:
                     box["result"] = self._call(codeuri, handler, event, context)
@@ -199,7 +210,7 @@ class Functions:
         if sandbox is None:
             sandbox = parallel.Worker(partial(self._run_in_sandbox, codeuri, handler, name), setup=aws.reset_clients)
         try:
-            result = sandbox.call(event, timeout)
+            result = sandbox.call((event, timeout), timeout)
         except TimeoutError:  # the sandbox is gone, as Lambda ends the one that timed out
             raise FunctionTimeout(timeout or 0.0) from None
         except parallel.WorkerDied as exc:
@@ -227,8 +238,10 @@ class Functions:
             idle.remove(entry)
         entry[0].stop()
 
-    def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None, event: dict[str, Any]) -> Any:
-        return self._call(codeuri, handler, event, _context(codeuri, name))
+    def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None,
+                        invocation: tuple[dict[str, Any], float | None]) -> Any:
+        event, timeout = invocation
+        return self._call(codeuri, handler, event, _context(codeuri, name, timeout=timeout))
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
                      on_failure: Callable[[dict[str, Any]], None] | None = None, name: str | None = None,

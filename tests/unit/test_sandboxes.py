@@ -51,3 +51,16 @@ def test_an_idle_sandbox_is_reclaimed(functions: Functions, monkeypatch: pytest.
     assert functions.invoke(*ENTRY, {})["pid"] == pid  # still warm
     assert wait_gone({pid}, timeout=3) == set()
     assert functions.invoke(*ENTRY, {})["pid"] != pid
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "in-process"])
+def test_the_context_counts_down_from_the_function_s_timeout(sandboxed: bool) -> None:
+    """As Lambda's: a handler reads how long it has left (the ingest worker chains its next leg
+    before the timeout; an idempotency record in progress lapses with it)."""
+    functions = Functions(sandboxed={ENTRY} if sandboxed else ())
+    try:
+        left = functions.invoke(*ENTRY, {"do": "sleep", "seconds": 0.3}, timeout=5)["remaining_ms"]
+        assert 3500 <= left <= 4700
+        assert functions.invoke(*ENTRY, {})["remaining_ms"] > 890_000  # no timeout given: Lambda's largest, 900 s
+    finally:
+        parallel.stop_workers()
