@@ -214,6 +214,20 @@ def test_a_type_without_its_siblings_is_not_scaled_up_to_its_areas_total(aws) ->
     assert retrain.covered_shares({}) == {}
 
 
+def test_a_type_s_coverage_is_the_share_its_cells_hold() -> None:
+    """What reconciliation adds a type's cells up to: the areas with a forecast hold 5% of the
+    city's STALKING over the last 12 months; the city's ALL is held by its types."""
+    from crimecast.domain.keys import SeriesKey
+
+    def payload(count: float) -> dict:
+        return {"history": [{"month": f"2016-{m:02d}", "count": count} for m in range(1, 13)]
+                + [{"month": "2017-01", "count": 999, "partial": True}]}
+
+    shares = retrain.covered_shares({SeriesKey(None, "STALKING"): payload(40), SeriesKey(1, "STALKING"): payload(2),
+                                     SeriesKey(1, "ALL"): payload(150), SeriesKey(None, "ALL"): payload(400)})
+    assert shares == {SeriesKey(None, "STALKING"): 0.05, SeriesKey(1, "ALL"): round(2 / 150, 6), SeriesKey(None, "ALL"): 0.1}
+
+
 def test_a_retrain_writes_each_forecast_once(aws, monkeypatch) -> None:
     """Every series' forecast is put once per retrain, reconciled, by promote's batch writes
     (25 items a request): the train batches write theirs to S3 only."""

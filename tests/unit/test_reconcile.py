@@ -114,3 +114,21 @@ def test_finer_forecasts_add_up_to_the_share_of_the_total_they_cover() -> None:
     assert coherence_gaps(out, 0.05, coverage)["area_types_to_areas"] < 1e-6
     without = reconcile(forecasts, unplaced_share=0.05)  # what was done before: every crime put on three types
     np.testing.assert_allclose(sum(without[SeriesKey(None, t)].yhat for t in ("THEFT", "BATTERY", "ASSAULT")), forecasts[CITY].yhat)
+
+
+def test_a_sparse_type_s_few_cells_are_not_scaled_up_to_the_whole_type() -> None:
+    """STALKING: 40 reports a month in the city, of which the one area with a forecast holds 5%
+    (the other areas are too sparse to model). Its cell adds up to 5% of the type, not to all
+    of it; the area's THEFT is not squeezed to make room (measured on the city's 2016-11: one
+    area's STALKING went from 0.5 to 12.7 a month, and the replay's live error rose 0.024)."""
+    stalking, theft = SeriesKey(None, "STALKING"), SeriesKey(None, "THEFT")
+    forecasts = {CITY: _band(270), theft: _band(200), stalking: _band(40),
+                 SeriesKey(1, "ALL"): _band(150), SeriesKey(2, "ALL"): _band(120),
+                 SeriesKey(1, "THEFT"): _band(100), SeriesKey(1, "STALKING"): _band(2), SeriesKey(2, "THEFT"): _band(100)}
+    coverage = {CITY: 240 / 270, SeriesKey(1, "ALL"): 102 / 150, SeriesKey(2, "ALL"): 100 / 120, stalking: 0.05, theft: 1.0}
+    out = reconcile(forecasts, coverage=coverage)
+    assert out[SeriesKey(1, "STALKING")].yhat[0] == pytest.approx(2, rel=0.05)
+    assert out[SeriesKey(1, "THEFT")].yhat[0] == pytest.approx(100, rel=0.05)
+    assert coherence_gaps(out, 0.0, coverage)["area_types_to_areas"] < 1e-6
+    without = reconcile(forecasts, coverage={k: v for k, v in coverage.items() if k not in (stalking, theft)})
+    assert without[SeriesKey(1, "STALKING")].yhat[0] > 10  # what the service did: the cell stood for the whole type

@@ -102,11 +102,13 @@ def reconcile(
 
     ``unplaced_share``: the share of the city's reports that no area holds, one number or
     one per type (``ALL`` for the total); e.g. its share over the last 12 months.
-    ``coverage``: for a total (the city's ``ALL``, an area's ``ALL``), the share of its reports
-    that the finer forecasts given here cover (the city types given, the area's area x type
-    cells given), e.g. over the last 12 months; 1 (all of it) where not given. Those finer
-    forecasts then add up to that share of it, not to all of it: 3 of 30 types are not
-    scaled up to every crime.
+    ``coverage``: for a total (the city's ``ALL``, an area's ``ALL``, a city type), the share of
+    its reports that the finer forecasts given here cover (the city types given, the area's
+    area x type cells given, the type's cells given), e.g. over the last 12 months; 1 (all of
+    it; for a type, its placed reports) where not given. Those finer forecasts then add up to
+    that share of it, not to all of it: 3 of 30 types are not scaled up to every crime, and
+    the few areas of a sparse type that have a forecast (STALKING: 4% of its reports) are not
+    scaled up to the whole type.
     Forecasts that start in different months (``Band.start``) are reconciled apart, each
     group on its own: months that differ are never added up.
     """
@@ -173,8 +175,8 @@ def reconcile(
         cols = cells.sum(axis=0)
         for t, j in type_index.items():
             key = SeriesKey(None, t)
-            if key in out:
-                cols[j] = out[key].yhat * (1 - share(t))
+            if key in out:  # the part of the type its cells hold: all its placed reports unless told
+                cols[j] = out[key].yhat * (covered(key) if key in (coverage or {}) else 1 - share(t))
         fitted = ipf(cells, rows, cols)
         for k in placed:
             out[k] = _scaled(forecasts[k], fitted[area_index[k.community_area], type_index[k.primary_type]])

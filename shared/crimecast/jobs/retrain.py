@@ -245,11 +245,11 @@ def reconcile_items(items: list[dict[str, Any]], unplaced: dict[str, float]) -> 
 
 
 def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) -> dict[SeriesKey, float]:
-    """For each total among ``payloads`` (the city's ALL, each area's ALL), the share of its
-    reports of the last ``months`` complete months that the finer series among them hold (the
-    city types; the area's area x type cells): what those add up to when reconciled. A type
-    or cell with no forecast (too sparse, or its data end elsewhere) is not scaled up to stand
-    for the reports it does not hold."""
+    """For each total among ``payloads`` (the city's ALL, each area's ALL, each city type), the
+    share of its reports of the last ``months`` complete months that the finer series among
+    them hold (the city types; the area's area x type cells; the type's area x type cells):
+    what those add up to when reconciled. A type or cell with no forecast (too sparse, or its
+    data end elsewhere) is not scaled up to stand for the reports it does not hold."""
     from crimecast.domain.crime_types import ALL_TYPES
 
     counts = {key: complete_counts(p.get("history", [])) for key, p in payloads.items()}
@@ -257,6 +257,8 @@ def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) 
     for key in payloads:
         if key.primary_type != ALL_TYPES:
             children.setdefault(SeriesKey(key.community_area, ALL_TYPES), []).append(key)
+            if key.community_area is not None:
+                children.setdefault(SeriesKey(None, key.primary_type), []).append(key)
     shares = {}
     for parent, finer in children.items():
         if parent not in counts:
