@@ -224,7 +224,8 @@ def test_a_type_s_coverage_is_the_share_its_cells_hold() -> None:
                 + [{"month": "2017-01", "count": 999, "partial": True}]}
 
     shares = retrain.covered_shares({SeriesKey(None, "STALKING"): payload(40), SeriesKey(1, "STALKING"): payload(2),
-                                     SeriesKey(1, "ALL"): payload(150), SeriesKey(None, "ALL"): payload(400)})
+                                     SeriesKey(1, "ALL"): payload(150), SeriesKey(None, "ALL"): payload(400),
+                                     SeriesKey(3, "STALKING"): payload(9)})  # no area total: not reconciled, not counted
     assert shares == {SeriesKey(None, "STALKING"): 0.05, SeriesKey(1, "ALL"): round(2 / 150, 6), SeriesKey(None, "ALL"): 0.1}
 
 

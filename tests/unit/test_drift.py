@@ -106,11 +106,12 @@ def test_an_outlier_so_far_out_in_one_cell_is_unusual_and_moved_but_no_alarm():
     """One area's THEFT far out: found (unusual, moved, in the evidence), but a lone cell does
     not retrain the city; its area's total or its citywide type would."""
     rng = random.Random(5)
-    errors = {label: dict(e) for label, e in city(rng, {})[12].items()}
+    errors = {label: dict(e) for label, e in city(rng, {})[12].items()} | {"city:THEFT": {MONTHS[12]: 0.3}}
     errors["25:THEFT"][MONTHS[12]] = 6.0
     decision = drift.decide(errors)
     assert not decision["alarm"] and [r["series"] for r in decision["evidence"]["moved"]] == ["25:THEFT"]
     assert decision["evidence"]["cells_moved"] == 1 and decision["evidence"]["min_cells"] == 3
+    assert decision["evidence"]["quiet_because"].startswith("only 1 area x type cell moved")
     assert drift.unusual(errors) == {"25:THEFT"}
     assert decision["evidence"]["summary"].startswith("THEFT in 1 of 97 areas rose above its band in the newest month")
 
@@ -127,7 +128,7 @@ def test_the_same_outlier_on_an_aggregate_sounds_the_alarm(aggregate: str):
 
 def test_cells_sound_the_alarm_together_from_min_cells():
     rng = random.Random(5)
-    errors = {label: dict(e) for label, e in city(rng, {})[12].items()}
+    errors = {label: dict(e) for label, e in city(rng, {})[12].items()} | {"city:THEFT": {MONTHS[12]: 0.3}}
     for moved, label in enumerate(["25:THEFT", "8:THEFT", "32:THEFT"], 1):
         errors[label][MONTHS[12]] = 6.0
         decision = drift.decide(errors)
@@ -136,9 +137,18 @@ def test_cells_sound_the_alarm_together_from_min_cells():
     assert drift.decide(errors, drift.DriftRule(min_cells=4))["alarm"] is False
 
 
+def test_where_only_cells_are_judged_one_cell_sounds():
+    """A deployment that forecasts a few cells and no aggregate (CRIMECAST_FORECAST_SERIES):
+    nothing else could sound, so a moved cell does."""
+    errors = {"25:ASSAULT": {"2020-01": 8.0, "2020-02": 8.0, "2020-03": 8.0}, "8:ASSAULT": {"2020-03": 0.1}}
+    decision = drift.decide(errors)
+    assert decision["alarm"] and decision["evidence"]["cells_moved"] == 1
+    assert "quiet_because" not in decision["evidence"]
+
+
 def test_only_an_area_and_a_type_make_a_cell():
-    assert drift.is_cell("25:THEFT") and drift.is_cell("0:THEFT")
-    assert not any(drift.is_cell(label) for label in ("25:ALL", "city:THEFT", "city:ALL", "0:ALL"))
+    assert drift.is_cell("25:THEFT")
+    assert not any(drift.is_cell(label) for label in ("25:ALL", "city:THEFT", "city:ALL"))
 
 
 def test_a_month_keeps_the_error_of_the_forecast_made_before_it():

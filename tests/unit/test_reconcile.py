@@ -132,3 +132,18 @@ def test_a_sparse_type_s_few_cells_are_not_scaled_up_to_the_whole_type() -> None
     assert coherence_gaps(out, 0.0, coverage)["area_types_to_areas"] < 1e-6
     without = reconcile(forecasts, coverage={k: v for k, v in coverage.items() if k not in (stalking, theft)})
     assert without[SeriesKey(1, "STALKING")].yhat[0] > 10  # what the service did: the cell stood for the whole type
+
+
+def test_cells_with_no_recent_report_or_no_area_total_do_not_skew_their_type() -> None:
+    """A type whose cells held none of its last 12 months (share 0) keeps its cells' own sizes
+    (not all zero); a cell whose area has no total is left alone and is not in its type's margin."""
+    stalking = SeriesKey(None, "STALKING")
+    forecasts = {CITY: _band(270), SeriesKey(None, "THEFT"): _band(200), stalking: _band(40),
+                 SeriesKey(1, "ALL"): _band(150), SeriesKey(2, "ALL"): _band(120),
+                 SeriesKey(1, "THEFT"): _band(100), SeriesKey(1, "STALKING"): _band(0.5), SeriesKey(2, "THEFT"): _band(100),
+                 SeriesKey(3, "STALKING"): _band(1.5)}
+    coverage = {CITY: 240 / 270, SeriesKey(1, "ALL"): 100.5 / 150, SeriesKey(2, "ALL"): 100 / 120, stalking: 0.0}
+    out = reconcile(forecasts, coverage=coverage)
+    assert out[SeriesKey(1, "STALKING")].yhat[0] == pytest.approx(0.5, rel=0.05)
+    assert out[SeriesKey(1, "STALKING")].upper[0] > out[SeriesKey(1, "STALKING")].yhat[0] > 0
+    assert out[SeriesKey(3, "STALKING")] is forecasts[SeriesKey(3, "STALKING")]

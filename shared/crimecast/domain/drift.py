@@ -20,7 +20,7 @@ outlier month among calm ones weighs less with every month after it.
 The alarm combines the series with the Benjamini-Hochberg procedure at false-discovery rate
 ``q``: the series it finds are the moved ones. It sounds when a moved series is an
 *aggregate* (an area's total, a citywide type, the city: sums of many reports), or when at
-least ``min_cells`` area x type cells moved. While every series' forecasts hold (calibrated
+least ``min_cells`` area x type cells moved (where no aggregate is judged, one cell). While every series' forecasts hold (calibrated
 bands, independent series), the alarm sounds in at most ``q`` of the evaluations, whatever
 the number of series. Why cells need company: a cell holds a few reports a month, and its
 errors have a heavier far tail than the band's normal, so among ~1,300 cells one or two are
@@ -122,7 +122,9 @@ def decide(errors: Mapping[str, Mapping[str, float]], rule: DriftRule = DriftRul
     moved = benjamini_hochberg({label: t["p"] for label, t in tests.items()}, rule.q)
     ranked = sorted(moved, key=lambda label: (tests[label]["p"], label))
     cells = sum(is_cell(label) for label in moved)
-    alarm = len(moved) > cells or cells >= rule.min_cells
+    # Where no aggregate is judged (a deployment of a few cells), a cell stands for itself.
+    needed = rule.min_cells if any(not is_cell(label) for label in tests) else 1
+    alarm = len(moved) > cells or cells >= needed
     newest = max((t["months"][-1] for t in tests.values()), default=None)
     evidence = {
         "test": ("per series: windows of its last 1-3 months, S = sum of standardised errors / sqrt(months), "
@@ -133,6 +135,9 @@ def decide(errors: Mapping[str, Mapping[str, float]], rule: DriftRule = DriftRul
         "moved": [_moved_record(label, tests[label]) for label in ranked[:50]],
         "summary": summarise(ranked, tests),
     }
+    if moved and not alarm:
+        evidence["quiet_because"] = (f"only {cells} area x type cell{'s' if cells > 1 else ''} moved; the alarm needs "
+                                     f"an area total, a citywide type or the city, or {needed} cells")
     return {"alarm": alarm, "evidence": evidence}
 
 
@@ -206,8 +211,8 @@ def unusual_in_month(z_by_series: Mapping[str, float], rule: DriftRule = DriftRu
     """The series whose month was unusual: outside its 80% band and found by the alarm's test
     on that month alone (two-sided p, Benjamini-Hochberg at ``q`` across every series judged
     that month). One month in five falls outside its band by chance; of the months this flags,
-    at most a share ``q`` are expected to be chance, so the page and ``/alerts`` call unusual
-    only what the loop would act on."""
+    at most a share ``q`` are expected to be chance: the page and ``/alerts`` call unusual
+    what the alarm's test finds (the alarm itself also needs an aggregate or several cells)."""
     p_values = {label: _two_sided(z) if abs(z) > BAND_Z else 1.0 for label, z in z_by_series.items()}
     return benjamini_hochberg(p_values, rule.q)
 

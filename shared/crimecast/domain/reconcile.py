@@ -8,7 +8,8 @@ horizon block, keyed by :class:`SeriesKey`, and returns them adjusted so that
   2. area totals sum to the city total minus the share of reports that carry no area
      (``unplaced_share``; area 0 in the portal's data);
   3. the area x type matrix matches both margins (iterative proportional fitting: rows to
-     the area totals, columns to the city types less their unplaced share), rows exact.
+     the area totals, columns to the city types, each margin the share its cells hold), rows
+     exact.
 
 The anchor is the most aggregated forecast (``anchor="top"``) or, with ``anchor="mean"``,
 the average of each parent's own forecast and the sum of its children's. Bands are scaled
@@ -159,11 +160,11 @@ def reconcile(
     # 3. the area x type matrix to its margins
     if cell_keys and area_keys:
         area_index = {k.community_area: i for i, k in enumerate(area_keys)}
-        cell_types = sorted({k.primary_type for k in cell_keys})
+        placed = [k for k in cell_keys if k.community_area in area_index]
+        cell_types = sorted({k.primary_type for k in placed})
         type_index = {t: j for j, t in enumerate(cell_types)}
         horizon = len(next(iter(forecasts.values())).yhat)
         cells = np.zeros((len(area_keys), len(cell_types), horizon))
-        placed = [k for k in cell_keys if k.community_area in area_index]
         for k in placed:
             cells[area_index[k.community_area], type_index[k.primary_type]] = forecasts[k].yhat
         shares = np.array([covered(k) for k in area_keys], dtype=float)[:, None]
@@ -175,8 +176,13 @@ def reconcile(
         cols = cells.sum(axis=0)
         for t, j in type_index.items():
             key = SeriesKey(None, t)
-            if key in out:  # the part of the type its cells hold: all its placed reports unless told
-                cols[j] = out[key].yhat * (covered(key) if key in (coverage or {}) else 1 - share(t))
+            if key not in out:
+                continue
+            if key not in (coverage or {}):  # the part of the type its cells hold: all its placed reports
+                cols[j] = out[key].yhat * (1 - share(t))
+            elif covered(key) > 0:  # or the share they held
+                cols[j] = out[key].yhat * covered(key)
+            # a share of 0 (no recent report in its cells) says nothing of their size: left to the rows
         fitted = ipf(cells, rows, cols)
         for k in placed:
             out[k] = _scaled(forecasts[k], fitted[area_index[k.community_area], type_index[k.primary_type]])

@@ -88,7 +88,9 @@ def score_champion(stores: Stores, version: str, counts: Any, threshold: LiveThr
         _record_unusual(stores, newest, current, version, threshold.rule(), run_id)
     if decision["alarm"]:
         return detail, f"drift alarm: {evidence['summary']}"
-    detail["retrain"] = {"started": False, "reason": "no months to score yet" if not results else evidence["summary"]}
+    reason = "no months to score yet" if not results else " ".join(
+        filter(None, [evidence["summary"], evidence.get("quiet_because") and f"No alarm: {evidence['quiet_because']}."]))
+    detail["retrain"] = {"started": False, "reason": reason}
     return detail, None
 
 

@@ -257,8 +257,8 @@ def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) 
     for key in payloads:
         if key.primary_type != ALL_TYPES:
             children.setdefault(SeriesKey(key.community_area, ALL_TYPES), []).append(key)
-            if key.community_area is not None:
-                children.setdefault(SeriesKey(None, key.primary_type), []).append(key)
+            if key.community_area is not None and SeriesKey(key.community_area, ALL_TYPES) in payloads:
+                children.setdefault(SeriesKey(None, key.primary_type), []).append(key)  # cells reconcile() places
     shares = {}
     for parent, finer in children.items():
         if parent not in counts:
