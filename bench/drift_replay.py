@@ -181,10 +181,10 @@ def summary(records: list[dict[str, Any]], rates: list[float]) -> dict[str, Any]
         "first_alarm_from_covid": first_alarm_after_covid,
         "alarm_share_at_rates": {str(q): round(sum(r["alarm_at_rates"][str(q)] for r in records) / len(records), 3) for q in rates},
         "calm_alarms_at_rates": {str(q): sum(r["alarm_at_rates"][str(q)] for r in calm) for q in rates},
-        # the same decisions had the alarm needed k moved series (series_moved is the rule's, at its q)
-        "alarm_months_at_min_series": {str(k): [r["month"] for r in records if r["evidence"]["series_moved"] >= k]
+        # the same decisions had the alarm needed k moved series of any level (series_moved at the rule's q)
+        "alarm_months_if_moved_at_least": {str(k): [r["month"] for r in records if r["evidence"]["series_moved"] >= k]
                                        for k in (1, 2, 3, 5, 10)},
-        "calm_alarms_at_min_series": {str(k): sum(r["evidence"]["series_moved"] >= k for r in calm) for k in (1, 2, 3, 5, 10)},
+        "calm_alarms_if_moved_at_least": {str(k): sum(r["evidence"]["series_moved"] >= k for r in calm) for k in (1, 2, 3, 5, 10)},
         "live_mase": {p: mean_mase(p, records) for p in POLICIES},
         "live_mase_12_months_after": {name: {p: mean_mase(p, rows) for p in POLICIES} for name, rows in after.items() if rows},
         "coverage": {p: round(float(np.mean([r["live"][p]["coverage"] for r in records if r["live"][p]["coverage"] is not None])), 4)
