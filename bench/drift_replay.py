@@ -159,7 +159,7 @@ def replay(tasks: list[SeriesTask], rule: drift.DriftRule, rates: list[float], w
               f"MASE never {records[-1]['live']['never']['mase']} schedule {records[-1]['live']['schedule']['mase']} "
               f"alarm {records[-1]['live']['alarm']['mase']}", file=sys.stderr)
     return {"months": records, "alarm_policy_retrains": alarm_retrains, "seconds": round(time.monotonic() - started, 1),
-            "series_results": results}
+            "series_results": results, "forecasts": by_policy}  # per policy, label -> month -> the forecast it served
 
 
 def summary(records: list[dict[str, Any]], rates: list[float]) -> dict[str, Any]:

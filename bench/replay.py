@@ -13,8 +13,9 @@ forecast published before it.
 
 On the same months and series (those worth a model at ``--as-of``), the model alone replays
 three fixed policies (``bench/drift_replay.py``): never retrain, the monthly schedule alone,
-the alarm alone; the service's live error is scored the same way (a month's MASE: absolute
-error over the series' in-sample seasonal-naive error up to ``--as-of``; band coverage).
+the alarm alone. Each month the service and the three are scored on the same series, those
+the service published a forecast for (a month's MASE: absolute error over the series'
+in-sample seasonal-naive error up to ``--as-of``; band coverage).
 
 Writes bench/results/<name>.json: ``figures.months`` (per month: the alarm and its evidence,
 the retrains started and why, what was promoted, the live error of the service and of the
@@ -111,6 +112,16 @@ def month_record(step: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def live_scores(month: str, results: list[dict[str, Any]], published: dict[str, dict[str, dict[str, float]]],
+                policies: dict[str, dict[str, dict[str, dict[str, float]]]]) -> tuple[dict[str, Any], int]:
+    """The month's live error of the service and of each fixed policy, all on the same series: those
+    the service published a forecast for (it stops forecasting a series no longer worth a model,
+    the policies keep every one), and how many."""
+    served = [r for r in results if month in r["months"] and month in published.get(r["label"], {})]
+    scores = {SERVICE: month_scores(month, served, published)}
+    return scores | {p: month_scores(month, served, policies[p]) for p in POLICIES}, len(served)
+
+
 def mean_live(rows: list[dict[str, Any]], policy: str) -> float | None:
     values = [r["live"][policy]["mase"] for r in rows if r["live"][policy]["mase"] is not None]
     return round(float(np.mean(values)), 4) if values else None
@@ -205,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for step, fixed in zip(steps, policies["months"], strict=True):
         record = month_record(step)
-        record["live"] = {SERVICE: month_scores(step["month"], policies["series_results"], published), **fixed["live"]}
+        record["live"], record["series_scored"] = live_scores(step["month"], policies["series_results"], published,
+                                                              policies["forecasts"])
         record["model_alone_alarm"] = fixed["alarm"]
         records.append(record)
     write(args.name, {
