@@ -168,7 +168,7 @@ class Functions:
             with lock:
                 if box.get("abandoned"):
                     return
-                box["started"] = context.started = time.monotonic()
+                context.started = time.monotonic()
                 started.set()
                 try:
                     box["result"] = self._call(codeuri, handler, event, context)
@@ -184,7 +184,7 @@ class Functions:
         if not started.wait(None if start_limit is None else max(0.0, start_limit - time.monotonic())):
             box["abandoned"] = True  # still queued behind another invocation
             raise not_started or IntegrationTimeout()
-        ends = [(box["started"] + timeout, FunctionTimeout(timeout))] if timeout is not None else []
+        ends = [(context.started + timeout, FunctionTimeout(timeout))] if timeout is not None else []
         if give_up_at is not None:
             ends.append((give_up_at, IntegrationTimeout()))
         end, error = min(ends, key=lambda e: e[0])

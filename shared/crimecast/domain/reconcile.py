@@ -178,10 +178,11 @@ def reconcile(
             key = SeriesKey(None, t)
             if key not in out:
                 continue
-            if key not in (coverage or {}):  # the part of the type its cells hold: all its placed reports
+            held = (coverage or {}).get(key)  # the part of the type its cells hold
+            if held is None:  # not told: all its placed reports
                 cols[j] = out[key].yhat * (1 - share(t))
-            elif covered(key) > 0:  # or the share they held
-                cols[j] = out[key].yhat * covered(key)
+            elif held > 0:
+                cols[j] = out[key].yhat * held
             # a share of 0 (no recent report in its cells) says nothing of their size: left to the rows
         fitted = ipf(cells, rows, cols)
         for k in placed:
