@@ -13,9 +13,14 @@ forecast published before it.
 
 On the same months and series (those worth a model at ``--as-of``), the model alone replays
 three fixed policies (``bench/drift_replay.py``): never retrain, the monthly schedule alone,
-the alarm alone. Each month the service and the three are scored on the same series, those
-the service published a forecast for (a month's MASE: absolute error over the series'
-in-sample seasonal-naive error up to ``--as-of``; band coverage).
+the alarm alone. Each policy's forecasts are then made to add up across levels as the service
+makes its own (``reconcile_items``: the same shares of unplaced reports and of coverage, from
+the data through the month the policy's model was trained to), so the policies differ from
+the service in when they retrain and in nothing else; the monthly schedule's forecasts as the
+model made them, before reconciliation, are scored too (``schedule_unreconciled``: what
+reconciliation costs or gains). Each month the service and the policies are scored on the
+same series, those the service published a forecast for (a month's MASE: absolute error over
+the series' in-sample seasonal-naive error up to ``--as-of``; band coverage).
 
 Writes bench/results/<name>.json: ``figures.months`` (per month: the alarm and its evidence,
 the retrains started and why, what was promoted, the live error of the service and of the
@@ -49,13 +54,17 @@ import pandas as pd  # noqa: E402
 from results import write  # noqa: E402
 
 from crimecast.domain import drift  # noqa: E402
+from crimecast.domain.keys import SeriesKey  # noqa: E402
+from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
 from crimecast.domain.series import counts_from_tidy  # noqa: E402
+from crimecast.jobs.retrain import covered_shares, unplaced_shares  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
 from local.portal.rows import load_replay_files  # noqa: E402
 from local.replay import Replay, call, embedded_aws  # noqa: E402
 
 SERVICE = "service"
+UNRECONCILED = "schedule_unreconciled"  # the monthly schedule's forecasts as the model made them
 
 
 def start_stack(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, Replay]:
@@ -114,12 +123,49 @@ def month_record(step: dict[str, Any]) -> dict[str, Any]:
 
 def live_scores(month: str, results: list[dict[str, Any]], published: dict[str, dict[str, dict[str, float]]],
                 policies: dict[str, dict[str, dict[str, dict[str, float]]]]) -> tuple[dict[str, Any], int]:
-    """The month's live error of the service and of each fixed policy, all on the same series: those
+    """The month's live error of the service and of each policy given, all on the same series: those
     the service published a forecast for (it stops forecasting a series no longer worth a model,
     the policies keep every one), and how many."""
     served = [r for r in results if month in r["months"] and month in published.get(r["label"], {})]
     scores = {SERVICE: month_scores(month, served, published)}
-    return scores | {p: month_scores(month, served, policies[p]) for p in POLICIES}, len(served)
+    return scores | {p: month_scores(month, served, forecasts) for p, forecasts in policies.items()}, len(served)
+
+
+def trained_through(policy: str, month: pd.Period, as_of: pd.Period, alarm_months: list[str]) -> pd.Period:
+    """The last month a policy's model had seen when it forecast ``month``: the start (never), the
+    month before (the monthly schedule), the latest alarm before it (the alarm alone)."""
+    if policy == "schedule":
+        return month - 1
+    if policy == "alarm":
+        return max((pd.Period(a, "M") for a in alarm_months if pd.Period(a, "M") < month), default=as_of)
+    return as_of
+
+
+def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float]]]], tidy: pd.DataFrame,
+                        as_of: pd.Period, alarm_months: list[str]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Each policy's forecasts made to add up as the service's retrain makes its own: the shares of
+    unplaced reports (``unplaced_shares``) and of coverage (``covered_shares``) over the 12 months
+    to the month the policy's model was trained through, then ``reconcile``. Every step of the
+    horizon is reconciled on its own, so reconciling one month at a time is reconciling the block."""
+    context: dict[pd.Period, tuple[Any, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for policy, by_label in forecasts.items():
+        out[policy] = {label: {} for label in by_label}
+        for month in sorted({m for f in by_label.values() for m in f}):
+            origin = trained_through(policy, pd.Period(month, "M"), as_of, alarm_months)
+            if origin not in context:
+                counts = counts_from_tidy(tidy[tidy["month"] <= str(origin)])
+                context[origin] = (counts, unplaced_shares(counts))
+            counts, unplaced = context[origin]
+            bands = {SeriesKey.parse(label): Band(*(np.array([f[month][c]]) for c in ("yhat", "yhat_lower", "yhat_upper")),
+                                                  start=month)
+                     for label, f in by_label.items() if month in f}
+            history = {key: {"history": [{"month": str(m), "count": float(v)}
+                                         for m, v in counts.series(key).iloc[-12:].items()]} for key in bands}
+            for key, band in reconcile(bands, unplaced, coverage=covered_shares(history)).items():
+                out[policy][key.label][month] = {"yhat": float(band.yhat[0]), "yhat_lower": float(band.lower[0]),
+                                                 "yhat_upper": float(band.upper[0])}
+    return out
 
 
 def mean_live(rows: list[dict[str, Any]], policy: str) -> float | None:
@@ -131,7 +177,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The issue's targets on these months (None where the replay does not cover what one is about)."""
     months = [r["month"] for r in records]
     calm = [r for r in records if CALM[0] <= r["month"] <= CALM[1]]
-    policies = (SERVICE, *POLICIES)
+    policies = (SERVICE, *POLICIES, UNRECONCILED)
     after = {name: [r for r in records if start <= r["month"] < str(pd.Period(start, "M") + 12)] for name, start in BREAKS.items()}
     live = {p: mean_live(records, p) for p in policies}
     live_after = {name: {p: mean_live(rows, p) for p in policies} for name, rows in after.items() if rows}
@@ -182,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     served = load_replay_files(args.data, [int(a) for a in args.areas.split(",")] if args.areas else None,
                                [t.strip() for t in args.types.split(",")] if args.types else None)
     frame = served.frame
-    counts = counts_from_tidy(pd.DataFrame({"month": frame["date"].dt.strftime("%Y-%m"),
-                                            "community_area": frame["community_area"].fillna("0"),
-                                            "primary_type": frame["primary_type"], "count": frame["_n"]}))
+    tidy = pd.DataFrame({"month": frame["date"].dt.strftime("%Y-%m"), "community_area": frame["community_area"].fillna("0"),
+                         "primary_type": frame["primary_type"], "count": frame["_n"]})
+    counts = counts_from_tidy(tidy)
     tasks, skipped = tasks_of(counts, as_of, args.steps, served.given_series)  # the series the service is given
     if not tasks:
         parser.error("no series worth a model in the data at --as-of")
@@ -213,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         stop(process)
     stack_s = round(time.monotonic() - started, 1)
     policies = replay(tasks, drift.DriftRule(), [], args.workers)  # the model alone: never, schedule, alarm
+    started_reconcile = time.monotonic()
+    compared = reconciled_policies(policies["forecasts"], tidy, as_of, policies["alarm_policy_retrains"])
+    compared[UNRECONCILED] = policies["forecasts"]["schedule"]
+    reconcile_s = round(time.monotonic() - started_reconcile, 1)
     records = []
     for step, fixed in zip(steps, policies["months"], strict=True):
         record = month_record(step)
-        record["live"], record["series_scored"] = live_scores(step["month"], policies["series_results"], published,
-                                                              policies["forecasts"])
+        record["live"], record["series_scored"] = live_scores(step["month"], policies["series_results"], published, compared)
         record["model_alone_alarm"] = fixed["alarm"]
         records.append(record)
     write(args.name, {
@@ -226,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "series": len(tasks), "series_labels": labels, "series_trained_at_start": trained, "skipped": skipped,
         "cross_tabulation_made_up": served.given_series is not None,
         "rule": {"q": drift.DriftRule().q, "min_cells": drift.DriftRule().min_cells},
-        "start_s": start_s, "stack_s": stack_s, "policies_s": policies["seconds"],
+        "start_s": start_s, "stack_s": stack_s, "policies_s": policies["seconds"], "reconcile_policies_s": reconcile_s,
         "steps_s": round(sum(s["step_s"] for s in steps), 1),
         "summary": summary(records), "months": records,
     })

@@ -54,10 +54,13 @@ def test_every_month_is_recorded_as_the_service_ran_it(result: dict) -> None:
 
 def test_the_service_is_compared_with_the_three_policies_on_the_same_months(result: dict) -> None:
     for month in result["months"]:
-        assert set(month["live"]) == {"service", "never", "schedule", "alarm"}
+        assert set(month["live"]) == {"service", "never", "schedule", "alarm", "schedule_unreconciled"}
         assert all(month["live"][p]["mase"] is not None for p in month["live"])
     first = result["months"][0]["live"]  # before any retrain every fixed policy serves the same model
     assert first["never"] == first["schedule"] == first["alarm"]
+    # ... and the service too: the same model on the same months, reconciled the same way (it stores 2 decimals)
+    assert first["service"]["mase"] == pytest.approx(first["schedule"]["mase"], abs=2e-3)
+    assert first["service"]["coverage"] == first["schedule"]["coverage"]
     summary = result["summary"]
     mean = sum(m["live"]["service"]["mase"] for m in result["months"]) / STEPS
     assert summary["live_mase"]["service"] == pytest.approx(mean, abs=1e-4)
