@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO
@@ -37,9 +38,7 @@ def test_a_series_the_service_no_longer_forecasts_is_scored_for_no_one(replay_to
     assert all(live[p]["mase"] == pytest.approx(0.5) for p in ("never", "schedule", "alarm"))  # KIDNAPPING's 4.0 left out
 
 
-def _tidy() -> "pd.DataFrame":
-    import pandas as pd
-
+def _tidy() -> pd.DataFrame:
     rows = [{"month": str(m), "community_area": area, "primary_type": crime, "count": count}
             for m in pd.period_range("2015-01", "2016-12", freq="M")
             for area, crime, count in ((0, "THEFT", 5), (1, "THEFT", 40), (1, "BATTERY", 20), (2, "THEFT", 30), (2, "BATTERY", 5))]
@@ -47,8 +46,6 @@ def _tidy() -> "pd.DataFrame":
 
 
 def test_trained_through_is_when_each_policy_last_trained(replay_tool) -> None:
-    import pandas as pd
-
     as_of, month = pd.Period("2016-10", "M"), pd.Period("2016-12", "M")
     assert replay_tool.trained_through("never", month, as_of, ["2016-11"]) == as_of
     assert replay_tool.trained_through("schedule", month, as_of, []) == pd.Period("2016-11", "M")
@@ -61,7 +58,7 @@ def test_policies_are_reconciled_as_the_service_reconciles(replay_tool) -> None:
     raw = {"city:ALL": 110.0, "city:THEFT": 70.0, "city:BATTERY": 30.0, "1:ALL": 60.0, "2:ALL": 40.0,
            "1:THEFT": 30.0, "1:BATTERY": 10.0, "2:THEFT": 20.0, "2:BATTERY": 5.0}  # cells short of their areas
     forecasts = {p: {label: {month: _forecast(y)} for label, y in raw.items()} for p in ("never", "schedule")}
-    out = replay_tool.reconciled_policies(forecasts, _tidy(), pd_period("2016-10"), [])
+    out = replay_tool.reconciled_policies(forecasts, _tidy(), pd.Period("2016-10", "M"), [])
     for policy in ("never", "schedule"):
         got = {label: f[month]["yhat"] for label, f in out[policy].items()}
         assert got["1:THEFT"] + got["1:BATTERY"] == pytest.approx(got["1:ALL"])
@@ -72,8 +69,3 @@ def test_policies_are_reconciled_as_the_service_reconciles(replay_tool) -> None:
         assert out[policy]["1:THEFT"][month]["yhat_lower"] < got["1:THEFT"] < out[policy]["1:THEFT"][month]["yhat_upper"]
     assert forecasts["schedule"]["1:THEFT"][month]["yhat"] == 30.0  # the model's own forecasts are left as they were
 
-
-def pd_period(month: str):
-    import pandas as pd
-
-    return pd.Period(month, "M")
