@@ -83,6 +83,13 @@ def _backtest(counts, keys, origins: str, workers: int, label: str) -> dict:
 LEVEL_TARGETS = ("area_x_type/dense", "area_totals/dense", "city_types/dense", "city_total/dense")
 
 
+def reconciliation_effect(before: dict, after: dict) -> dict:
+    """Per group, the reconciled forecasts' figures and the change of the MASE ratio they make."""
+    return {g: {k: after[g].get(k) for k in ("mase_ratio", "beats_naive_share", "coverage_80", "mae_model")}
+            | {"mase_ratio_change": round(after[g]["mase_ratio"] - before[g]["mase_ratio"], 4)}
+            for g in after if g in before and after[g].get("mase_ratio") is not None}
+
+
 def area_type_levels(origins: list[pd.Period], workers: int | None) -> tuple[dict, list[dict]]:
     months, types, panel = levels.area_type_panel(data_dir() / "area_type_monthly_2001_2018.csv.gz")
     series, unplaced = levels.series_from_panel(months, types, panel)
@@ -96,11 +103,11 @@ def area_type_levels(origins: list[pd.Period], workers: int | None) -> tuple[dic
     recon = {}
     for anchor in ("top", "mean"):
         adjusted, worst = levels.reconciled(series, forecasts, unplaced, origins, anchor)
-        groups = levels.by_group(levels._rows(series, adjusted, origins))
-        recon[anchor] = {"max_incoherence": worst, "groups": {
-            g: {k: groups[g].get(k) for k in ("mase_ratio", "beats_naive_share", "coverage_80", "mae_model")}
-            | {"mase_ratio_change": round(groups[g]["mase_ratio"] - result["groups"][g]["mase_ratio"], 4)}
-            for g in groups if g in result["groups"] and groups[g].get("mase_ratio") is not None}}
+        own = {k: forecasts[k] for k in adjusted}  # the same series-origins before reconciling
+        recon[anchor] = {"max_incoherence": worst} | {
+            view: reconciliation_effect(levels.by_group(levels._rows(series, own, origins, horizon)),
+                                        levels.by_group(levels._rows(series, adjusted, origins, horizon)))
+            for view, horizon in (("groups", levels.HORIZON), ("groups_month_1", 1))}
     result["reconciliation"] = recon
     worst = recon["top"]["max_incoherence"]
     targets.append(levels.target("coherence after reconcile (max relative gap parent vs children)", worst["after"],

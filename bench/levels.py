@@ -27,8 +27,10 @@ from crimecast.domain.crime_types import ALL_TYPES, normalise_type
 from crimecast.domain.keys import SeriesKey
 from crimecast.domain.model import CrimeForecaster, seasonal_naive
 from crimecast.domain.parallel import StderrProgress, map_processes
-from crimecast.domain.reconcile import Band, reconcile
+from crimecast.domain.reconcile import Band, coherence_gaps, reconcile
 from crimecast.domain.series import AREA_COUNTS_COMPLETE_FROM
+from crimecast.jobs.retrain import covered_shares, skip_reason
+from crimecast.settings import RetrainOptions
 
 DENSE = 5.0
 SPARSE = 0.5
@@ -137,14 +139,16 @@ def forecast_all(series: Sequence[Series], origins: Sequence[pd.Period], workers
     return {(t.series.key, t.origin): r for t, r in zip(tasks, results, strict=True) if r is not None}
 
 
-def _rows(series: Sequence[Series], forecasts: dict, origins: Sequence[pd.Period]) -> list[dict[str, Any]]:
-    """One scored row per series-origin: model (as given) and seasonal naive."""
+def _rows(series: Sequence[Series], forecasts: dict, origins: Sequence[pd.Period], horizon: int = HORIZON
+          ) -> list[dict[str, Any]]:
+    """One scored row per series-origin: model (as given) and seasonal naive, over the first
+    ``horizon`` months after the origin (1: the month the live loop judges)."""
     by_key = {s.key: s for s in series}
     rows = []
     for (key, origin), f in forecasts.items():
         s = by_key[key]
         cut = (origin - s.start).n + 1
-        history, actual = s.values[:cut], s.values[cut:cut + HORIZON]
+        history, actual = s.values[:cut], s.values[cut:cut + horizon]
         n = len(actual)
         mean = float(history[-60:].mean())
         density = "dense" if mean >= DENSE else "sparse" if mean >= SPARSE else "rare"
@@ -197,47 +201,38 @@ def unplaced_shares(series: Sequence[Series], unplaced: dict[str, np.ndarray], o
     return shares
 
 
+def history_at(s: Series, origin: pd.Period) -> pd.Series:
+    """The series' months up to and including ``origin``."""
+    cut = (origin - s.start).n + 1
+    return pd.Series(s.values[:cut], index=pd.period_range(s.start, periods=cut, freq="M"))
+
+
 def reconciled(series: Sequence[Series], forecasts: dict, unplaced: dict[str, np.ndarray],
                origins: Sequence[pd.Period], anchor: str) -> tuple[dict, dict[str, float]]:
-    """The forecasts reconciled per origin, and the worst incoherence before and after."""
+    """The forecasts reconciled per origin as the service's retrain reconciles its own: only the
+    series it would give a model at that origin (``skip_reason``), each total's children adding up
+    to the share of it they held over the 12 months to the origin (``covered_shares``), the
+    unplaced reports left out of the areas. Returns the reconciled forecasts (of those series
+    only) and the worst incoherence before and after (``coherence_gaps``, with the same shares)."""
+    options = RetrainOptions()
+    by_key = {s.key: s for s in series}
     out, worst = {}, {"before": 0.0, "after": 0.0}
     for origin in origins:
-        block = {k: Band(f["yhat"], f["lower"], f["upper"]) for (k, o), f in forecasts.items() if o == origin}
+        block = {k: Band(f["yhat"], f["lower"], f["upper"]) for (k, o), f in forecasts.items()
+                 if o == origin and skip_reason(history_at(by_key[k], origin), options) is None}
         if not block:
             continue
         share = unplaced_shares(series, unplaced, origin)
-        result = reconcile(block, share, anchor=anchor)
-        worst["before"] = max(worst["before"], incoherence(block, share))
-        worst["after"] = max(worst["after"], incoherence(result, share))
+        coverage = covered_shares({k: {"history": [{"month": str(m), "count": float(v)}
+                                                   for m, v in history_at(by_key[k], origin).iloc[-12:].items()]}
+                                   for k in block})
+        result = reconcile(block, share, anchor=anchor, coverage=coverage)
+        for name, forecast in (("before", block), ("after", result)):
+            gaps = [g for g in coherence_gaps(forecast, share, coverage).values() if g is not None]
+            worst[name] = max(worst[name], *gaps) if gaps else worst[name]
         for k, b in result.items():
             out[(k, origin)] = {"yhat": b.yhat, "lower": b.lower, "upper": b.upper}
     return out, {k: round(v, 5) for k, v in worst.items()}
-
-
-def incoherence(block: dict[SeriesKey, Band], share: dict[str, float]) -> float:
-    """Largest relative gap, over months, between a parent and the sum of its children:
-    cells vs area totals, areas (+ unplaced share) vs the city, city types vs the city."""
-    gaps = []
-    cells: dict[int, np.ndarray] = {}
-    areas = np.zeros_like(next(iter(block.values())).yhat)
-    types = np.zeros_like(areas)
-    for k, b in block.items():
-        if k.community_area is not None and k.primary_type != ALL_TYPES:
-            cells[k.community_area] = cells.get(k.community_area, 0) + b.yhat
-        elif k.community_area is not None:
-            areas = areas + b.yhat
-        elif k.primary_type != ALL_TYPES:
-            types = types + b.yhat
-    for area, total in cells.items():
-        parent = block.get(SeriesKey(area, ALL_TYPES))
-        if parent is not None:
-            gaps.append(np.max(np.abs(total - parent.yhat) / np.maximum(parent.yhat, 1.0)))
-    city = block.get(SeriesKey(None, ALL_TYPES))
-    if city is not None:
-        placed = city.yhat * (1 - share.get(ALL_TYPES, 0.0))
-        gaps.append(np.max(np.abs(areas - placed) / np.maximum(placed, 1.0)))
-        gaps.append(np.max(np.abs(types - city.yhat) / np.maximum(city.yhat, 1.0)))
-    return float(max(gaps)) if gaps else 0.0
 
 
 def seconds_per_series(series: Sequence[Series], sample: int = 40) -> dict[str, float]:
