@@ -254,3 +254,23 @@ def test_a_retrain_writes_each_forecast_once(aws, monkeypatch) -> None:
     assert sorted(i["series"] for i in written) == sorted(forecasts.catalog(aws)["series"])  # each once
     assert all(json.loads(i["payload"]).get("reconciled") for i in written)
     assert not [op for op, _ in requests if op in ("PutItem", "UpdateItem") and "type_version" in str(_)]
+
+
+@pytest.mark.parametrize(("lower", "upper", "count", "inside"), [
+    (0.004, 5.4, 0, False),  # rounded to the nearest cent the band would start at 0 and hold the month with no report
+    (0.0, 5.4, 0, True),
+    (2.996, 7.0, 3, True),
+    (3.004, 7.0, 3, False),
+    (1.0, 6.996, 7, False),  # rounded to the nearest cent it would end at 7.00 and hold 7
+    (1.0, 7.0, 7, True),
+])
+def test_a_served_band_holds_a_count_exactly_when_the_model_s_band_does(lower, upper, count, inside) -> None:
+    row = forecasts.served_row("2017-03", 5.0, lower, upper)
+    assert (row["yhat_lower"] <= count <= row["yhat_upper"]) is inside is (lower <= count <= upper)
+    assert row["yhat_lower"] <= row["yhat"] == 5.0 <= row["yhat_upper"]
+    assert all(round(row[c], 2) == row[c] for c in ("yhat", "yhat_lower", "yhat_upper"))
+
+
+def test_a_band_narrower_than_a_cent_keeps_its_point() -> None:
+    row = forecasts.served_row("2017-03", 0.004, 0.003, 0.0045)
+    assert row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"]

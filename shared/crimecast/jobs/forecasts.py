@@ -43,6 +43,17 @@ SERVING_CACHE_S = 30.0
 SERVED_ITEM_KEPT_S = math.inf
 
 
+def served_row(month: str, yhat: float, lower: float, upper: float) -> dict[str, Any]:
+    """A forecast month as stored and served: 2 decimals, the band rounded inwards (the lower bound
+    up, the upper down), so a count is inside the served band exactly when it is inside the
+    model's: a lower bound of 0.004 is served as 0.01, not 0, and a month with no report stays
+    outside it. The point stays within its band (a band narrower than a cent keeps the point)."""
+    point = round(float(yhat), 2)
+    return {"month": month, "yhat": point,
+            "yhat_lower": min(math.ceil(round(float(lower) * 100, 6)) / 100, point),
+            "yhat_upper": max(math.floor(round(float(upper) * 100, 6)) / 100, point)}
+
+
 def series_item(
     key: SeriesKey,
     version: str,

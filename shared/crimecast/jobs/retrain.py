@@ -234,8 +234,7 @@ def reconcile_items(items: list[dict[str, Any]], unplaced: dict[str, float]) -> 
             if band is bands[key]:
                 continue
             item, payload = group[key]
-            payload["forecast"] = [{**row, "yhat": round(float(y), 2), "yhat_lower": round(float(lo), 2),
-                                    "yhat_upper": round(float(hi), 2)}
+            payload["forecast"] = [{**row, **forecasts.served_row(row["month"], y, lo, hi)}
                                    for row, y, lo, hi in zip(payload["forecast"], band.yhat, band.lower, band.upper, strict=True)]
             payload["reconciled"] = True
             item["payload"] = json.dumps(payload)
@@ -341,8 +340,7 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
     backtest = backtest_series(history, options)
     model = CrimeForecaster().fit(history)
     forecast = model.predict(options.forecast_months)
-    rows = [{"month": str(r.month), "yhat": round(float(r.yhat), 2), "yhat_lower": round(float(r.yhat_lower), 2),
-             "yhat_upper": round(float(r.yhat_upper), 2)} for r in forecast.itertuples()]
+    rows = [forecasts.served_row(str(r.month), r.yhat, r.yhat_lower, r.yhat_upper) for r in forecast.itertuples()]
     observed = counts.series(key, include_partial=True).dropna()  # no row for a month of a gap: unknown, not zero
     history_rows = [{"month": str(m), "count": int(c), "partial": m == counts.partial_month} for m, c in observed.items()]
     gaps = [(str(first), str(last)) for first, last in counts.data_gaps(key)]
