@@ -111,10 +111,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def month_record(step: dict[str, Any]) -> dict[str, Any]:
-    """What the issue asks of a month: the alarm, its evidence, the retrains, the promotion, the time."""
+    """What the issue asks of a month: the alarm, its evidence, the retrains (those that trained; the
+    schedule's is skipped after an alarm's retrain on the same counts), the promotion, the time."""
     return {
         "month": step["month"], "alarm": bool(step["alarm"]), "evidence": step["drift"],
-        "retrains": [r["trigger"] for r in step["retrains"]], "promoted": step["promoted"],
+        "retrains": [r["trigger"] for r in step["retrains"] if not r["skipped"]],
+        "skipped_retrains": [r["trigger"] for r in step["retrains"] if r["skipped"]], "promoted": step["promoted"],
         "retrain_runs": step["retrains"], "champion_scored": step["champion"],
         "series_evaluated": step["series_evaluated"], "live_median_mase": step["median_live_mase"],
         "ingest_s": step["ingest_s"], "step_s": step["step_s"],

@@ -213,6 +213,7 @@ class Replay:
         run = self.wait_run(run_id, timeout)
         detail = run["detail"]
         return {"trigger": trigger, "run_id": run_id, "status": run["status"], "reason": detail.get("reason"),
+                "skipped": bool(detail.get("skipped")),  # the schedule's, when a retrain already trained on the counts
                 "version": detail.get("version"), "promotion": detail.get("promotion"),
                 "series_planned": detail.get("series_planned"), "waited_s": round(time.monotonic() - started, 1)}
 

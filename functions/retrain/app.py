@@ -26,7 +26,7 @@ app = create_resolver(router)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("source") == "aws.events":  # the monthly schedule
         try:
-            return pipeline.request_retrain(get_stores(), trigger="schedule")
+            return pipeline.scheduled_retrain(get_stores())
         except ConflictError as exc:  # one is running: that one is this month's retrain (no error, no redelivery)
             logger.info("scheduled retrain not started: one is running", extra={"run_id": exc.run_id})
             return {"started": False, "already_running": exc.run_id}

@@ -439,3 +439,16 @@ def test_the_calls_of_a_role_are_recorded_with_the_templates_names(iam_roles, aw
         ("PredictFunction", "dynamodb:GetItem", SERIES, True, False),
         ("PredictFunction", "dynamodb:GetItem", SERIES.replace("SeriesTable", "RunsTable"), False, True)]
     assert calls[0].test.startswith("tests/functions/test_iam_enforced.py::test_the_calls_of_a_role_are_recorded")
+
+
+def test_the_schedule_before_any_counts_starts_a_retrain_without_an_access_error(iam_roles, aws) -> None:
+    started = iam_roles().invoke("RetrainFunction", load_event("retrain-schedule"))  # S3 refuses the missing pointer
+    assert started["status"] == "queued" and started["detail"]["trigger"] == "schedule"
+
+
+def test_the_schedule_reads_the_counts_pointer_and_skips_counts_already_trained(iam_roles, aws, tmp_path) -> None:
+    _write(tmp_path / "first.csv", 72, degrade=False)
+    pipeline.ingest_now(aws, "test", ingest.FileSource(tmp_path / "first.csv"), mode="backfill")
+    trained = retrain.run_locally(aws, workers=1, trigger="evaluate")
+    skipped = iam_roles().invoke("RetrainFunction", load_event("retrain-schedule"))
+    assert skipped["status"] == "succeeded" and skipped["detail"]["trained_by"] == trained["run_id"]

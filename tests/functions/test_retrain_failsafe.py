@@ -174,3 +174,26 @@ def test_every_batch_reads_the_counts_version_its_plan_pinned(aws) -> None:
     assert current_manifest(aws)["version"] != pinned
     ref = retrain.train_batch(aws, batch)
     assert ref["failed"] == 0 and "25:THEFT" in aws.blobs.get_json(ref["result_key"])["trained"]
+
+
+# --- the monthly schedule does not train the alarm's counts again --------------------------------
+
+
+def test_the_schedule_does_not_retrain_counts_a_retrain_already_trained_on(aws) -> None:
+    _store(aws, 25, 8)
+    alarm = retrain.run_locally(aws, workers=1, trigger="evaluate")  # the alarm's, after the same ingest
+    skipped = invoke("retrain", load_event("retrain-schedule"))
+    assert skipped["status"] == "succeeded" and skipped["detail"]["skipped"] is True
+    assert skipped["detail"]["trained_by"] == alarm["run_id"] and alarm["run_id"] in skipped["detail"]["reason"]
+    assert skipped["detail"]["counts_version"] == current_manifest(aws)["version"]
+    assert forecasts.champion_version(aws) == alarm["version"]  # nothing trained, nothing promoted
+    assert _start(aws)["http"] == 202  # it took no lease: an admin's retrain still starts
+
+
+def test_the_schedule_retrains_once_new_counts_are_in(aws) -> None:
+    _store(aws, 25, 8)
+    retrain.run_locally(aws, workers=1)
+    _store(aws, 25, 8, level=90)  # the next ingest publishes a new counts version
+    started = invoke("retrain", load_event("retrain-schedule"))
+    assert started["status"] == "queued" and started["detail"]["trigger"] == "schedule"
+    assert "skipped" not in started["detail"]

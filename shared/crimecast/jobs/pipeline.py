@@ -24,7 +24,7 @@ from crimecast import settings
 from crimecast.adapters.stores import Stores
 from crimecast.domain.errors import ConfigurationError, ConflictError, CrimecastError, NotFoundError
 from crimecast.jobs import forecasts, ingest, live_evaluation, retrain, runs
-from crimecast.jobs.counts import load_counts
+from crimecast.jobs.counts import current_manifest, load_counts
 
 logger = logging.getLogger(__name__)
 WORKER_EVENT_KEY = ingest.WORKER_EVENT_KEY  # an invocation of the ingest function carrying this key is a worker
@@ -204,6 +204,33 @@ def request_retrain(stores: Stores, trigger: str, reason: str | None = None) -> 
         runs.fail_run(stores, run_id, exc)
         raise
     return run
+
+
+def scheduled_retrain(stores: Stores) -> dict[str, Any]:
+    """The monthly schedule's retrain, unless a retrain has already trained on the counts there
+    are now (the one the drift alarm started after the same ingest): on the same counts the same
+    code trains the same models again, so the schedule records a run that says which retrain
+    knows them, and trains nothing. A ConflictError while a retrain runs (that one is the month's)."""
+    version = (current_manifest(stores) or {}).get("version")
+    done = trained_on(stores, version) if version else None
+    if done is None:
+        return request_retrain(stores, trigger="schedule")
+    run = runs.start_run(stores, "retrain", {"trigger": "schedule"})
+    reason = (f"not retrained: run {done['run_id']} ({done['detail'].get('trigger', 'a retrain')}) already trained "
+              f"on counts version {version}, the newest")
+    return runs.update_run(stores, run["run_id"], "succeeded", {"skipped": True, "reason": reason,
+                                                              "counts_version": version, "trained_by": done["run_id"]})
+
+
+def trained_on(stores: Stores, counts_version: str, newest: int = 20) -> dict[str, Any] | None:
+    """The newest retrain among the last ``newest`` that succeeded in training on ``counts_version``
+    (its plan pinned it), promoted or not; None when none did."""
+    for item in stores.runs.newest("retrain", newest):
+        run = runs.view(item)
+        detail = run.get("detail", {})
+        if run["status"] == "succeeded" and not detail.get("skipped") and detail.get("counts_version") == counts_version:
+            return run
+    return None
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
