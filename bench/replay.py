@@ -18,9 +18,10 @@ makes its own (``reconcile_items``: the same shares of unplaced reports and of c
 the data through the month the policy's model was trained to), so the policies differ from
 the service in when they retrain and in nothing else; the monthly schedule's forecasts as the
 model made them, before reconciliation, are scored too (``schedule_unreconciled``: what
-reconciliation costs or gains). Each month the service and the policies are scored on the
-same series, those the service published a forecast for (a month's MASE: absolute error over
-the series' in-sample seasonal-naive error up to ``--as-of``; band coverage).
+reconciliation costs or gains). All are scored as the service serves its own, to the cent.
+Each month the service and the policies are scored on the same series, those the service
+published a forecast for (a month's MASE: absolute error over the series' in-sample
+seasonal-naive error up to ``--as-of``; band coverage).
 
 Writes bench/results/<name>.json: ``figures.months`` (per month: the alarm and its evidence,
 the retrains started and why, what was promoted, the live error of the service and of the
@@ -57,6 +58,7 @@ from crimecast.domain import drift  # noqa: E402
 from crimecast.domain.keys import SeriesKey  # noqa: E402
 from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
 from crimecast.domain.series import counts_from_tidy  # noqa: E402
+from crimecast.jobs.forecasts import served_row  # noqa: E402
 from crimecast.jobs.retrain import covered_shares, unplaced_shares  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
@@ -165,9 +167,15 @@ def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float
             history = {key: {"history": [{"month": str(m), "count": float(v)}
                                          for m, v in counts.series(key).iloc[-12:].items()]} for key in bands}
             for key, band in reconcile(bands, unplaced, coverage=covered_shares(history)).items():
-                out[policy][key.label][month] = {"yhat": float(band.yhat[0]), "yhat_lower": float(band.lower[0]),
-                                                 "yhat_upper": float(band.upper[0])}
+                out[policy][key.label][month] = as_served(band.yhat[0], band.lower[0], band.upper[0])
     return out
+
+
+def as_served(yhat: float, lower: float, upper: float) -> dict[str, float]:
+    """A policy's forecast as the service would have stored and served it (to the cent, the band
+    rounded inwards): the service's are scored as served, so the policies' are too."""
+    row = served_row("", yhat, lower, upper)
+    return {k: row[k] for k in ("yhat", "yhat_lower", "yhat_upper")}
 
 
 def mean_live(rows: list[dict[str, Any]], policy: str) -> float | None:
@@ -263,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     policies = replay(tasks, drift.DriftRule(), [], args.workers)  # the model alone: never, schedule, alarm
     started_reconcile = time.monotonic()
     compared = reconciled_policies(policies["forecasts"], tidy, as_of, policies["alarm_policy_retrains"])
-    compared[UNRECONCILED] = policies["forecasts"]["schedule"]
+    compared[UNRECONCILED] = {label: {month: as_served(f["yhat"], f["yhat_lower"], f["yhat_upper"]) for month, f in by_month.items()}
+                              for label, by_month in policies["forecasts"]["schedule"].items()}
     reconcile_s = round(time.monotonic() - started_reconcile, 1)
     records = []
     for step, fixed in zip(steps, policies["months"], strict=True):

@@ -60,8 +60,8 @@ def test_the_service_is_compared_with_the_three_policies_on_the_same_months(resu
         assert all(month["live"][p]["mase"] is not None for p in month["live"])
     first = result["months"][0]["live"]  # before any retrain every fixed policy serves the same model
     assert first["never"] == first["schedule"] == first["alarm"]
-    # ... and the service too: the same model on the same months, reconciled the same way (it stores 2 decimals)
-    assert first["service"]["mase"] == pytest.approx(first["schedule"]["mase"], abs=2e-3)
+    # ... and the service too: the same model on the same months, reconciled the same way, served to the cent
+    assert first["service"]["mase"] == pytest.approx(first["schedule"]["mase"], abs=1e-6)
     assert first["service"]["coverage"] == first["schedule"]["coverage"]
     summary = result["summary"]
     mean = sum(m["live"]["service"]["mase"] for m in result["months"]) / STEPS
