@@ -29,8 +29,8 @@ def clairvoyant(series: list[levels.Series], seasonal: bool) -> dict:
     settings, out = ModelSettings(), {}
     for s in series:
         for origin in ORIGINS:
-            cut = (origin - s.start).n + 1
-            if cut < 36 or cut + levels.HORIZON > len(s.values):
+            cut = levels.scorable_cut(s, origin)
+            if cut is None:
                 continue
             history, ahead = s.values[:cut], s.values[cut:cut + levels.HORIZON]
             index = seasonal_index(history, settings.season_years, settings.season_prior_counts)[0] if seasonal \

@@ -29,7 +29,7 @@ from crimecast.domain.model import CrimeForecaster, seasonal_naive
 from crimecast.domain.parallel import StderrProgress, map_processes
 from crimecast.domain.reconcile import Band, coherence_gaps, reconcile
 from crimecast.domain.series import AREA_COUNTS_COMPLETE_FROM
-from crimecast.jobs.retrain import covered_shares, skip_reason
+from crimecast.jobs.retrain import shares_held, skip_reason
 from crimecast.settings import RetrainOptions
 
 DENSE = 5.0
@@ -119,10 +119,17 @@ class Task:
     min_test: int = HORIZON  # fewer known months after the origin: not scored
 
 
+def scorable_cut(s: Series, origin: pd.Period, min_test: int = HORIZON) -> int | None:
+    """How many of the series' months run to ``origin``; None when fewer than 36 do (too short to
+    backtest) or fewer than ``min_test`` known months follow it."""
+    cut = (origin - s.start).n + 1
+    return None if cut < 36 or cut + min_test > len(s.values) else cut
+
+
 def _forecast(task: Task) -> dict[str, Any] | None:
     s, origin = task.series, task.origin
-    cut = (origin - s.start).n + 1
-    if cut < 36 or cut + task.min_test > len(s.values):
+    cut = scorable_cut(s, origin, task.min_test)
+    if cut is None:
         return None
     train = pd.Series(s.values[:cut], index=pd.period_range(s.start, periods=cut, freq="M"))
     forecast = CrimeForecaster().fit(train).predict(HORIZON)
@@ -207,11 +214,16 @@ def history_at(s: Series, origin: pd.Period) -> pd.Series:
     return pd.Series(s.values[:cut], index=pd.period_range(s.start, periods=cut, freq="M"))
 
 
+def months_of(history: pd.Series) -> dict[str, float]:
+    """A history as month (YYYY-MM) -> count."""
+    return {str(m): float(v) for m, v in history.items()}
+
+
 def reconciled(series: Sequence[Series], forecasts: dict, unplaced: dict[str, np.ndarray],
                origins: Sequence[pd.Period], anchor: str) -> tuple[dict, dict[str, float]]:
     """The forecasts reconciled per origin as the service's retrain reconciles its own: only the
     series it would give a model at that origin (``skip_reason``), each total's children adding up
-    to the share of it they held over the 12 months to the origin (``covered_shares``), the
+    to the share of it they held over the 12 months to the origin (``shares_held``), the
     unplaced reports left out of the areas. Returns the reconciled forecasts (of those series
     only) and the worst incoherence before and after (``coherence_gaps``, with the same shares)."""
     options = RetrainOptions()
@@ -223,9 +235,7 @@ def reconciled(series: Sequence[Series], forecasts: dict, unplaced: dict[str, np
         if not block:
             continue
         share = unplaced_shares(series, unplaced, origin)
-        coverage = covered_shares({k: {"history": [{"month": str(m), "count": float(v)}
-                                                   for m, v in history_at(by_key[k], origin).iloc[-12:].items()]}
-                                   for k in block})
+        coverage = shares_held({k: months_of(history_at(by_key[k], origin).iloc[-12:]) for k in block})
         result = reconcile(block, share, anchor=anchor, coverage=coverage)
         for name, forecast in (("before", block), ("after", result)):
             gaps = [g for g in coherence_gaps(forecast, share, coverage).values() if g is not None]

@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO), str(REPO / "bench")]  # this checkout's package and local/ first
 
 from drift_replay import BREAKS, CALM, POLICIES, month_scores, replay, tasks_of  # noqa: E402
+from levels import months_of  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from results import write  # noqa: E402
@@ -59,7 +60,7 @@ from crimecast.domain.keys import SeriesKey  # noqa: E402
 from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
 from crimecast.domain.series import counts_from_tidy  # noqa: E402
 from crimecast.jobs.forecasts import served_row  # noqa: E402
-from crimecast.jobs.retrain import covered_shares, unplaced_shares  # noqa: E402
+from crimecast.jobs.retrain import shares_held, unplaced_shares  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
 from local.portal.rows import load_replay_files  # noqa: E402
@@ -148,7 +149,7 @@ def trained_through(policy: str, month: pd.Period, as_of: pd.Period, alarm_month
 def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float]]]], tidy: pd.DataFrame,
                         as_of: pd.Period, alarm_months: list[str]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """Each policy's forecasts made to add up as the service's retrain makes its own: the shares of
-    unplaced reports (``unplaced_shares``) and of coverage (``covered_shares``) over the 12 months
+    unplaced reports (``unplaced_shares``) and of coverage (``shares_held``) over the 12 months
     to the month the policy's model was trained through, then ``reconcile``. Every step of the
     horizon is reconciled on its own, so reconciling one month at a time is reconciling the block."""
     context: dict[pd.Period, tuple[Any, dict[str, float]]] = {}
@@ -164,9 +165,8 @@ def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float
             bands = {SeriesKey.parse(label): Band(*(np.array([f[month][c]]) for c in ("yhat", "yhat_lower", "yhat_upper")),
                                                   start=month)
                      for label, f in by_label.items() if month in f}
-            history = {key: {"history": [{"month": str(m), "count": float(v)}
-                                         for m, v in counts.series(key).iloc[-12:].items()]} for key in bands}
-            for key, band in reconcile(bands, unplaced, coverage=covered_shares(history)).items():
+            held = shares_held({key: months_of(counts.series(key).iloc[-12:]) for key in bands})
+            for key, band in reconcile(bands, unplaced, coverage=held).items():
                 out[policy][key.label][month] = as_served(band.yhat[0], band.lower[0], band.upper[0])
     return out
 

@@ -22,12 +22,13 @@ The alarm combines the series with the Benjamini-Hochberg procedure at false-dis
 *aggregate* (an area's total, a citywide type, the city: sums of many reports), or when at
 least ``min_cells`` area x type cells moved (where no aggregate is judged, one cell). While
 every series' forecasts hold (calibrated bands, independent series), the alarm sounds in at
-most ``q`` of the evaluations, whatever the number of series. Why cells need company: a cell holds a few reports a month, and its
-errors have a heavier far tail than the band's normal, so among ~1,300 cells one or two are
-found now and then by chance (the whole-city replay, ``bench/replay.py``: 3 cells in 24
-months, two of them in one month), while a change the city plans for moves an aggregate
-too (a type in many areas moves its citywide series; an area in many types, its total) or
-several cells at once. A lone cell's month is still found and shown as unusual.
+most ``q`` of the evaluations, whatever the number of series. Why cells need company: a cell
+holds a few reports a month, and its errors have a heavier far tail than the band's normal,
+so among ~1,300 cells one or two are found now and then by chance (the whole-city replay,
+``bench/replay.py``: 3 cells in 24 months, two of them in one month), while a change the
+city plans for moves an aggregate too (a type in many areas moves its citywide series; an
+area in many types, its total) or several cells at once. A lone cell's month is still found
+and shown as unusual.
 
 The same test on the newest month alone gives :func:`unusual_in_month`: a month outside its
 band whose series the alarm's test finds. The live evaluation records each month it judges

@@ -13,7 +13,7 @@ champion serving and a rerun starts clean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 import json
@@ -249,14 +249,19 @@ def covered_shares(payloads: dict[SeriesKey, dict[str, Any]], months: int = 12) 
     them hold (the city types; the area's area x type cells; the type's area x type cells):
     what those add up to when reconciled. A type or cell with no forecast (too sparse, or its
     data end elsewhere) is not scaled up to stand for the reports it does not hold."""
+    return shares_held({key: complete_counts(p.get("history", [])) for key, p in payloads.items()}, months)
+
+
+def shares_held(counts: Mapping[SeriesKey, Mapping[str, float]], months: int = 12) -> dict[SeriesKey, float]:
+    """:func:`covered_shares` from each series' complete months (month -> count), e.g. a backtest's
+    history up to its origin."""
     from crimecast.domain.crime_types import ALL_TYPES
 
-    counts = {key: complete_counts(p.get("history", [])) for key, p in payloads.items()}
     children: dict[SeriesKey, list[SeriesKey]] = {}
-    for key in payloads:
+    for key in counts:
         if key.primary_type != ALL_TYPES:
             children.setdefault(SeriesKey(key.community_area, ALL_TYPES), []).append(key)
-            if key.community_area is not None and SeriesKey(key.community_area, ALL_TYPES) in payloads:
+            if key.community_area is not None and SeriesKey(key.community_area, ALL_TYPES) in counts:
                 children.setdefault(SeriesKey(None, key.primary_type), []).append(key)  # cells reconcile() places
     shares = {}
     for parent, finer in children.items():
