@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crimecast import settings
+from crimecast.domain.keys import SeriesKey
 from crimecast.domain.series import counts_from_tidy
 from crimecast.jobs import forecasts, retrain, runs
 from crimecast.jobs.counts import store_counts
@@ -254,6 +255,28 @@ def test_a_retrain_writes_each_forecast_once(aws, monkeypatch) -> None:
     assert sorted(i["series"] for i in written) == sorted(forecasts.catalog(aws)["series"])  # each once
     assert all(json.loads(i["payload"]).get("reconciled") for i in written)
     assert not [op for op, _ in requests if op in ("PutItem", "UpdateItem") and "type_version" in str(_)]
+
+
+def test_a_forecast_is_rounded_once_after_reconciliation(aws) -> None:
+    """The batches keep the model's numbers whole; what is served is those reconciled, then
+    rounded to the cent once: within half a cent of the reconciled point (rounding before
+    reconciling and again after moved points by a whole cent)."""
+    _store(aws, [tidy_frame(seasonal_series("2018-01", 72, level=level, seed=seed), area, crime_type)
+                 for seed, (area, crime_type, level) in enumerate([(25, "THEFT", 80.3), (25, "BATTERY", 14.1),
+                                                                    (8, "THEFT", 30.7), (8, "BATTERY", 6.2)])])
+    summary = retrain.run_locally(aws, workers=1, batch_size=3)
+    results = [aws.blobs.get_json(key) for key in aws.blobs.list_keys(f"runs/{summary['run_id']}/results/")]
+    items = [item for result in results if result for item in result.get("items", [])]
+    model = [row[c] for item in items for row in json.loads(item["payload"])["forecast"] for c in ("yhat", "yhat_lower")]
+    assert len(items) == 9 and any(round(value, 2) != value for value in model)  # unrounded until published
+    retrain.reconcile_items(items, aws.blobs.get_json(retrain.manifest_key(summary["run_id"]))["unplaced_share"])
+    for item in items:
+        key = SeriesKey.parse(item["series"])
+        served = forecasts.prediction(aws, str(key.community_area or "city"), key.primary_type, 6)["forecast"]
+        exact = json.loads(item["payload"])["forecast"][:6]
+        assert [abs(s["yhat"] - e["yhat"]) <= 0.005 + 1e-9 for s, e in zip(served, exact, strict=True)] == [True] * 6
+        assert served == [s | forecasts.served_row(e["month"], e["yhat"], e["yhat_lower"], e["yhat_upper"])
+                          for s, e in zip(served, exact, strict=True)]
 
 
 @pytest.mark.parametrize(("lower", "upper", "count", "inside"), [

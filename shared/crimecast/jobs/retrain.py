@@ -234,7 +234,7 @@ def reconcile_items(items: list[dict[str, Any]], unplaced: dict[str, float]) -> 
             if band is bands[key]:
                 continue
             item, payload = group[key]
-            payload["forecast"] = [{**row, **forecasts.served_row(row["month"], y, lo, hi)}
+            payload["forecast"] = [{**row, **model_row(row["month"], y, lo, hi)}
                                    for row, y, lo, hi in zip(payload["forecast"], band.yhat, band.lower, band.upper, strict=True)]
             payload["reconciled"] = True
             item["payload"] = json.dumps(payload)
@@ -336,6 +336,12 @@ def backtest_series(history: Any, options: RetrainOptions) -> dict[str, Any]:
             "seasonal_naive": _mean_metrics(naive_rows)}
 
 
+def model_row(month: str, yhat: float, lower: float, upper: float) -> dict[str, Any]:
+    """A forecast month as the model (or reconciliation) made it, unrounded: a candidate's items
+    keep these until they are published (forecasts.served_item rounds each once)."""
+    return {"month": month, "yhat": float(yhat), "yhat_lower": float(lower), "yhat_upper": float(upper)}
+
+
 def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
                  options: RetrainOptions) -> tuple[dict[str, Any], str]:
     """One series: backtest, final fit on every complete month, forecast. Returns the item and the model JSON."""
@@ -345,7 +351,7 @@ def train_series(counts: Any, key: SeriesKey, version: str, trained_at: str,
     backtest = backtest_series(history, options)
     model = CrimeForecaster().fit(history)
     forecast = model.predict(options.forecast_months)
-    rows = [forecasts.served_row(str(r.month), r.yhat, r.yhat_lower, r.yhat_upper) for r in forecast.itertuples()]
+    rows = [model_row(str(r.month), r.yhat, r.yhat_lower, r.yhat_upper) for r in forecast.itertuples()]
     observed = counts.series(key, include_partial=True).dropna()  # no row for a month of a gap: unknown, not zero
     history_rows = [{"month": str(m), "count": int(c), "partial": m == counts.partial_month} for m, c in observed.items()]
     gaps = [(str(first), str(last)) for first, last in counts.data_gaps(key)]
