@@ -4,8 +4,8 @@ bench/results/<name>.json with the commit it ran on, the date, the Python, the m
 and prints the same JSON to stdout.
 
 The tree counts as dirty when a tracked file other than a results file has changes when the
-benchmark starts (imports this module); such a run records ``"dirty": true``, so its figures
-may not be the commit's.
+benchmark starts (imports this module); every result says which (``"dirty": false`` or
+``true``): a dirty run's figures may not be the commit's.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _tree() -> dict[str, Any]:
     """The commit checked out, and whether tracked files differ from it (results files aside)."""
     commit = _git("rev-parse", "HEAD")
     dirty = commit is not None and bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"))
-    return {"commit": commit, **({"dirty": True} if dirty else {})}
+    return {"commit": commit, "dirty": dirty}
 
 
 TREE_START = _tree()  # what the benchmark runs: the tree as it was when it started
