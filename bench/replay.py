@@ -15,8 +15,10 @@ On the same months and series (those worth a model at ``--as-of``), the model al
 three fixed policies (``bench/drift_replay.py``): never retrain, the monthly schedule alone,
 the alarm alone. Each policy's forecasts are then made to add up across levels as the service
 makes its own (``reconcile_items``: the same shares of unplaced reports and of coverage, from
-the data through the month the policy's model was trained to), so the policies differ from
-the service in when they retrain and in nothing else; the monthly schedule's forecasts as the
+the data through the month the policy's model was trained to), among the series a retrain at
+that month would plan (``skip_reason``: a series that became too sparse drops out, one that
+became worth a model joins, forecast from that month), so the policies differ from the
+service in when they retrain and in nothing else; the monthly schedule's forecasts as the
 model made them, before reconciliation, are scored too (``schedule_unreconciled``: what
 reconciliation costs or gains). All are scored as the service serves its own, to the cent.
 Each month the service and the policies are scored on the same series, those the service
@@ -37,6 +39,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 import os
 from pathlib import Path
 import secrets
@@ -49,7 +52,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO), str(REPO / "bench")]  # this checkout's package and local/ first
 
-from drift_replay import BREAKS, CALM, POLICIES, month_scores, replay, tasks_of  # noqa: E402
+from drift_replay import BREAKS, CALM, POLICIES, SeriesTask, fit_at, month_scores, replay, tasks_of  # noqa: E402
 from levels import months_of  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -57,10 +60,12 @@ from results import write  # noqa: E402
 
 from crimecast.domain import drift  # noqa: E402
 from crimecast.domain.keys import SeriesKey  # noqa: E402
+from crimecast.domain.parallel import map_processes  # noqa: E402
 from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
-from crimecast.domain.series import counts_from_tidy  # noqa: E402
+from crimecast.domain.series import MonthlyCounts, counts_from_tidy  # noqa: E402
 from crimecast.jobs.forecasts import served_row  # noqa: E402
-from crimecast.jobs.retrain import shares_held, unplaced_shares  # noqa: E402
+from crimecast.jobs.retrain import shares_held, skip_reason, unplaced_shares  # noqa: E402
+from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
 from local.portal.rows import load_replay_files  # noqa: E402
@@ -146,12 +151,45 @@ def trained_through(policy: str, month: pd.Period, as_of: pd.Period, alarm_month
     return as_of
 
 
+def planned_series(counts: MonthlyCounts, origins: list[pd.Period], only: Collection[str] | None
+                   ) -> dict[pd.Period, frozenset[str]]:
+    """The series a retrain on the data through each origin plans (``skip_reason``, as the service's)."""
+    options = RetrainOptions()
+    histories = [(key.label, counts.series(key)) for key in counts.keys() if only is None or key.label in only]
+    return {origin: frozenset(label for label, history in histories if skip_reason(history.loc[:origin], options) is None)
+            for origin in origins}
+
+
+def joining_forecasts(counts: MonthlyCounts, planned: dict[pd.Period, frozenset[str]], start: frozenset[str],
+                      months: tuple[pd.Period, ...], alarm_months: list[str], workers: int | None
+                      ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """The schedule's and the alarm policy's forecasts of the series that became worth a model after
+    the start, from each retrain that plans them: the schedule's one month ahead, the alarm's until
+    its next retrain. Never retraining never adds one."""
+    histories = {key.label: counts.series(key) for key in counts.keys()}
+    alarm_origins = [pd.Period(a, "M") for a in alarm_months]
+    jobs = sorted({(label, origin) for origin, labels in planned.items() for label in labels - start
+                   if origin + 1 in months or origin in alarm_origins})
+    fits = map_processes(fit_at, [(SeriesTask(label, histories[label], months[0] - 1, months), origin)
+                                  for label, origin in jobs], workers)
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {"schedule": {}, "alarm": {}}
+    for (label, origin), forecast in zip(jobs, fits, strict=True):  # in order of origin: a later retrain replaces
+        if str(origin + 1) in forecast:
+            out["schedule"].setdefault(label, {})[str(origin + 1)] = forecast[str(origin + 1)]
+        if origin in alarm_origins:
+            out["alarm"].setdefault(label, {}).update(forecast)
+    return out
+
+
 def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float]]]], tidy: pd.DataFrame,
-                        as_of: pd.Period, alarm_months: list[str]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Each policy's forecasts made to add up as the service's retrain makes its own: the shares of
-    unplaced reports (``unplaced_shares``) and of coverage (``shares_held``) over the 12 months
-    to the month the policy's model was trained through, then ``reconcile``. Every step of the
-    horizon is reconciled on its own, so reconciling one month at a time is reconciling the block."""
+                        as_of: pd.Period, alarm_months: list[str], planned: dict[pd.Period, frozenset[str]] | None = None
+                        ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Each policy's forecasts made to add up as the service's retrain makes its own: among the
+    series a retrain on the data through the month the policy's model was trained through plans
+    (``planned``, by origin; every series given when None), with the shares of unplaced reports
+    (``unplaced_shares``) and of coverage (``shares_held``) over the 12 months to it, then
+    ``reconcile``. Every step of the horizon is reconciled on its own, so reconciling one month
+    at a time is reconciling the block."""
     context: dict[pd.Period, tuple[Any, dict[str, float]]] = {}
     out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for policy, by_label in forecasts.items():
@@ -164,10 +202,10 @@ def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float
             counts, unplaced = context[origin]
             bands = {SeriesKey.parse(label): Band(*(np.array([f[month][c]]) for c in ("yhat", "yhat_lower", "yhat_upper")),
                                                   start=month)
-                     for label, f in by_label.items() if month in f}
+                     for label, f in by_label.items() if month in f and (planned is None or label in planned[origin])}
             held = shares_held({key: months_of(counts.series(key).iloc[-12:]) for key in bands})
             for key, band in reconcile(bands, unplaced, coverage=held).items():
-                out[policy][key.label][month] = as_served(band.yhat[0], band.lower[0], band.upper[0])
+                out[policy].setdefault(key.label, {})[month] = as_served(band.yhat[0], band.lower[0], band.upper[0])
     return out
 
 
@@ -270,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     stack_s = round(time.monotonic() - started, 1)
     policies = replay(tasks, drift.DriftRule(), [], args.workers)  # the model alone: never, schedule, alarm
     started_reconcile = time.monotonic()
-    compared = reconciled_policies(policies["forecasts"], tidy, as_of, policies["alarm_policy_retrains"])
+    planned = planned_series(counts, list(pd.period_range(as_of, periods=args.steps, freq="M")), served.given_series)
+    joining = joining_forecasts(counts, planned, frozenset(labels), tasks[0].months, policies["alarm_policy_retrains"],
+                                args.workers)
+    for policy, by_label in joining.items():
+        policies["forecasts"][policy] |= by_label
+    compared = reconciled_policies(policies["forecasts"], tidy, as_of, policies["alarm_policy_retrains"], planned)
     compared[UNRECONCILED] = {label: {month: as_served(f["yhat"], f["yhat_lower"], f["yhat_upper"]) for month, f in by_month.items()}
                               for label, by_month in policies["forecasts"]["schedule"].items()}
     reconcile_s = round(time.monotonic() - started_reconcile, 1)
@@ -284,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": [str(p) for p in args.data], "as_of": str(as_of), "steps": args.steps,
         "areas": args.areas or "all", "types": args.types or "all", "workers": args.workers, "cores": os.cpu_count(),
         "series": len(tasks), "series_labels": labels, "series_trained_at_start": trained, "skipped": skipped,
+        "series_planned_by_month": {str(origin + 1): len(p) for origin, p in planned.items()},
+        "series_joining": sorted(set().union(*planned.values()) - set(labels)),
         "cross_tabulation_made_up": served.given_series is not None,
         "rule": {"q": drift.DriftRule().q, "min_cells": drift.DriftRule().min_cells},
         "start_s": start_s, "stack_s": stack_s, "policies_s": policies["seconds"], "reconcile_policies_s": reconcile_s,

@@ -70,3 +70,42 @@ def test_policies_are_reconciled_as_the_service_reconciles(replay_tool) -> None:
         assert out[policy]["1:THEFT"][month]["yhat_lower"] < got["1:THEFT"] < out[policy]["1:THEFT"][month]["yhat_upper"]
     assert forecasts["schedule"]["1:THEFT"][month]["yhat"] == 30.0  # the model's own forecasts are left as they were
 
+
+
+def test_policies_reconcile_only_the_series_a_retrain_would_plan(replay_tool) -> None:
+    """A cell the service's retrain no longer plans is not served, so it adds to no total: its area's
+    other cells hold what they held of the area, as in the service's reconciliation."""
+    month, as_of = "2016-12", pd.Period("2016-10", "M")
+    raw = {"city:ALL": 110.0, "city:THEFT": 70.0, "city:BATTERY": 30.0, "1:ALL": 60.0, "2:ALL": 40.0,
+           "1:THEFT": 30.0, "1:BATTERY": 10.0, "2:THEFT": 20.0, "2:BATTERY": 5.0}
+    forecasts = {"schedule": {label: {month: _forecast(y)} for label, y in raw.items()}}
+    planned = {pd.Period("2016-11", "M"): frozenset(raw) - {"2:BATTERY"}}
+    out = replay_tool.reconciled_policies(forecasts, _tidy(), as_of, [], planned)["schedule"]
+    assert month not in out["2:BATTERY"]
+    assert out["2:THEFT"][month]["yhat"] == pytest.approx(out["2:ALL"][month]["yhat"] * 30 / 35, abs=0.01)  # 30 of 35 a month
+    every = replay_tool.reconciled_policies(forecasts, _tidy(), as_of, [])["schedule"]
+    assert every["2:THEFT"][month]["yhat"] + every["2:BATTERY"][month]["yhat"] == pytest.approx(every["2:ALL"][month]["yhat"], abs=0.01)
+
+
+def _joining_tidy() -> pd.DataFrame:
+    """Four years of two steady cells, and a third with reports from 2014-12 only: 23 months with a
+    report by 2016-10, 24 (enough for a model) by 2016-11."""
+    rows = [{"month": str(m), "community_area": 1, "primary_type": crime, "count": count + m.month % 3}
+            for m in pd.period_range("2012-01", "2016-12", freq="M") for crime, count in (("THEFT", 40), ("BATTERY", 20))]
+    rows += [{"month": str(m), "community_area": 1, "primary_type": "ARSON", "count": 2 + m.month % 2}
+             for m in pd.period_range("2014-12", "2016-12", freq="M")]
+    return pd.DataFrame(rows)
+
+
+def test_a_series_that_becomes_worth_a_model_is_forecast_from_the_retrain_that_plans_it(replay_tool) -> None:
+    counts = replay_tool.counts_from_tidy(_joining_tidy())
+    origins = list(pd.period_range("2016-10", periods=2, freq="M"))
+    planned = replay_tool.planned_series(counts, origins, None)
+    assert "1:ARSON" not in planned[origins[0]] and "1:ARSON" in planned[origins[1]]
+    assert {"1:THEFT", "1:BATTERY"} <= planned[origins[0]]
+    months = tuple(pd.period_range("2016-11", periods=2, freq="M"))
+    joining = replay_tool.joining_forecasts(counts, planned, planned[origins[0]], months, ["2016-11"], workers=1)
+    assert set(joining["schedule"]) == set(joining["alarm"]) == {"1:ARSON"}  # the steady cells are the policies' own
+    assert list(joining["schedule"]["1:ARSON"]) == list(joining["alarm"]["1:ARSON"]) == ["2016-12"]  # not 2016-11
+    assert 1 < joining["schedule"]["1:ARSON"]["2016-12"]["yhat"] < 5
+    assert replay_tool.joining_forecasts(counts, planned, planned[origins[0]], months, [], workers=1)["alarm"] == {}
