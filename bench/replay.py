@@ -205,15 +205,8 @@ def reconciled_policies(forecasts: dict[str, dict[str, dict[str, dict[str, float
                      for label, f in by_label.items() if month in f and (planned is None or label in planned[origin])}
             held = shares_held({key: months_of(counts.series(key).iloc[-12:]) for key in bands})
             for key, band in reconcile(bands, unplaced, coverage=held).items():
-                out[policy].setdefault(key.label, {})[month] = as_served(band.yhat[0], band.lower[0], band.upper[0])
+                out[policy].setdefault(key.label, {})[month] = served_row(month, band.yhat[0], band.lower[0], band.upper[0])
     return out
-
-
-def as_served(yhat: float, lower: float, upper: float) -> dict[str, float]:
-    """A policy's forecast as the service would have stored and served it (to the cent, the band
-    rounded inwards): the service's are scored as served, so the policies' are too."""
-    row = served_row("", yhat, lower, upper)
-    return {k: row[k] for k in ("yhat", "yhat_lower", "yhat_upper")}
 
 
 def mean_live(rows: list[dict[str, Any]], policy: str) -> float | None:
@@ -314,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     for policy, by_label in joining.items():
         policies["forecasts"][policy] |= by_label
     compared = reconciled_policies(policies["forecasts"], tidy, as_of, policies["alarm_policy_retrains"], planned)
-    compared[UNRECONCILED] = {label: {month: as_served(f["yhat"], f["yhat_lower"], f["yhat_upper"]) for month, f in by_month.items()}
+    compared[UNRECONCILED] = {label: {m: served_row(m, f["yhat"], f["yhat_lower"], f["yhat_upper"]) for m, f in by_month.items()}
                               for label, by_month in policies["forecasts"]["schedule"].items()}
     reconcile_s = round(time.monotonic() - started_reconcile, 1)
     records = []

@@ -265,8 +265,10 @@ def test_a_forecast_is_rounded_once_after_reconciliation(aws) -> None:
                  for seed, (area, crime_type, level) in enumerate([(25, "THEFT", 80.3), (25, "BATTERY", 14.1),
                                                                     (8, "THEFT", 30.7), (8, "BATTERY", 6.2)])])
     summary = retrain.run_locally(aws, workers=1, batch_size=3)
-    results = [aws.blobs.get_json(key) for key in aws.blobs.list_keys(f"runs/{summary['run_id']}/results/")]
-    items = [item for result in results if result for item in result.get("items", [])]
+    batches = runs.get_run(aws, summary["run_id"])["detail"]["batches"]
+    results = retrain.batch_results(aws, [{"result_key": retrain.result_key({"run_id": summary["run_id"], "batch": n})}
+                                          for n in range(batches)])
+    items = [item for result in results for item in result.get("items", [])]
     model = [row[c] for item in items for row in json.loads(item["payload"])["forecast"] for c in ("yhat", "yhat_lower")]
     assert len(items) == 9 and any(round(value, 2) != value for value in model)  # unrounded until published
     retrain.reconcile_items(items, aws.blobs.get_json(retrain.manifest_key(summary["run_id"]))["unplaced_share"])
