@@ -47,7 +47,7 @@ from crimecast.domain import drift, metrics  # noqa: E402
 from crimecast.domain.model import CrimeForecaster, quiet_stan_logging  # noqa: E402
 from crimecast.domain.parallel import StderrProgress, map_processes  # noqa: E402
 from crimecast.domain.series import MonthlyCounts, read_many  # noqa: E402
-from crimecast.jobs.retrain import skip_reason  # noqa: E402
+from crimecast.jobs.retrain import worth_a_model  # noqa: E402
 from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
@@ -200,18 +200,8 @@ def tasks_of(counts: MonthlyCounts, as_of: pd.Period, steps: int, only: Collecti
              ) -> tuple[list[SeriesTask], list[dict[str, str]]]:
     """The series worth a model at ``as_of`` (among ``only``, labels, when given), and the others with why not."""
     months = tuple(pd.period_range(as_of + 1, periods=steps, freq="M"))
-    options = RetrainOptions()
-    tasks, skipped = [], []
-    for key in counts.keys():
-        if only is not None and key.label not in only:
-            continue
-        history = counts.series(key)
-        reason = skip_reason(history.loc[:as_of], options)
-        if reason:
-            skipped.append({"series": key.label, "reason": reason})
-            continue
-        tasks.append(SeriesTask(key.label, history, as_of, months))
-    return tasks, skipped
+    keys, skipped = worth_a_model(counts, RetrainOptions(), only, through=as_of)
+    return [SeriesTask(key.label, counts.series(key), as_of, months) for key in keys], skipped
 
 
 def main(argv: list[str] | None = None) -> int:

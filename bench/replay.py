@@ -16,14 +16,16 @@ three fixed policies (``bench/drift_replay.py``): never retrain, the monthly sch
 the alarm alone. Each policy's forecasts are then made to add up across levels as the service
 makes its own (``reconcile_items``: the same shares of unplaced reports and of coverage, from
 the data through the month the policy's model was trained to), among the series a retrain at
-that month would plan (``skip_reason``: a series that became too sparse drops out, one that
+that month would plan (``worth_a_model``: a series that became too sparse drops out, one that
 became worth a model joins, forecast from that month), so the policies differ from the
 service in when they retrain and in nothing else; the monthly schedule's forecasts as the
 model made them, before reconciliation, are scored too (``schedule_unreconciled``: what
 reconciliation costs or gains). All are scored as the service serves its own, to the cent.
-Each month the service and the policies are scored on the same series, those the service
-published a forecast for (a month's MASE: absolute error over the series' in-sample
-seasonal-naive error up to ``--as-of``; band coverage).
+Each month the service and the policies are scored on the same series: those worth a model at
+``--as-of`` that the service published a forecast for (a month's MASE: absolute error over the
+series' in-sample seasonal-naive error up to ``--as-of``; band coverage). A series that joins
+later moves its area's and type's reconciled forecasts but is not scored itself: never
+retraining has no forecast of it, and every policy is scored on the same series.
 
 Writes bench/results/<name>.json: ``figures.months`` (per month: the alarm and its evidence,
 the retrains started and why, what was promoted, the live error of the service and of the
@@ -64,7 +66,7 @@ from crimecast.domain.parallel import map_processes  # noqa: E402
 from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
 from crimecast.domain.series import MonthlyCounts, counts_from_tidy  # noqa: E402
 from crimecast.jobs.forecasts import served_row  # noqa: E402
-from crimecast.jobs.retrain import shares_held, skip_reason, unplaced_shares  # noqa: E402
+from crimecast.jobs.retrain import shares_held, unplaced_shares, worth_a_model  # noqa: E402
 from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
@@ -134,8 +136,8 @@ def month_record(step: dict[str, Any]) -> dict[str, Any]:
 def live_scores(month: str, results: list[dict[str, Any]], published: dict[str, dict[str, dict[str, float]]],
                 policies: dict[str, dict[str, dict[str, dict[str, float]]]]) -> tuple[dict[str, Any], int]:
     """The month's live error of the service and of each policy given, all on the same series: those
-    the service published a forecast for (it stops forecasting a series no longer worth a model,
-    the policies keep every one), and how many."""
+    among ``results`` (the series worth a model at the start) the service published a forecast for
+    (it stops forecasting a series no longer worth a model, as the reconciled policies do), and how many."""
     served = [r for r in results if month in r["months"] and month in published.get(r["label"], {})]
     scores = {SERVICE: month_scores(month, served, published)}
     return scores | {p: month_scores(month, served, forecasts) for p, forecasts in policies.items()}, len(served)
@@ -153,10 +155,8 @@ def trained_through(policy: str, month: pd.Period, as_of: pd.Period, alarm_month
 
 def planned_series(counts: MonthlyCounts, origins: list[pd.Period], only: Collection[str] | None
                    ) -> dict[pd.Period, frozenset[str]]:
-    """The series a retrain on the data through each origin plans (``skip_reason``, as the service's)."""
-    options = RetrainOptions()
-    histories = [(key.label, counts.series(key)) for key in counts.keys() if only is None or key.label in only]
-    return {origin: frozenset(label for label, history in histories if skip_reason(history.loc[:origin], options) is None)
+    """The series a retrain on the data through each origin plans (``worth_a_model``, as the service's)."""
+    return {origin: frozenset(key.label for key in worth_a_model(counts, RetrainOptions(), only, through=origin)[0])
             for origin in origins}
 
 
@@ -168,8 +168,7 @@ def joining_forecasts(counts: MonthlyCounts, planned: dict[pd.Period, frozenset[
     its next retrain. Never retraining never adds one."""
     histories = {key.label: counts.series(key) for key in counts.keys()}
     alarm_origins = [pd.Period(a, "M") for a in alarm_months]
-    jobs = sorted({(label, origin) for origin, labels in planned.items() for label in labels - start
-                   if origin + 1 in months or origin in alarm_origins})
+    jobs = sorted({(label, origin) for origin, labels in planned.items() for label in labels - start})  # each origin a schedule's
     fits = map_processes(fit_at, [(SeriesTask(label, histories[label], months[0] - 1, months), origin)
                                   for label, origin in jobs], workers)
     out: dict[str, dict[str, dict[str, dict[str, float]]]] = {"schedule": {}, "alarm": {}}

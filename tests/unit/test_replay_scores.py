@@ -1,6 +1,7 @@
-"""``bench/replay.py`` scores the service and the fixed policies on the same series each month:
-the service stops forecasting a series that is no longer worth a model, the policies do not,
-and a mean over different series is no comparison."""
+"""``bench/replay.py`` scores the service and the fixed policies on the same series each month
+(a mean over different series is no comparison), and reconciles each policy's forecasts over the
+series the service's retrain would plan at that policy's origin: one that is no longer worth a
+model drops out, one that became worth one joins."""
 
 from __future__ import annotations
 
@@ -88,12 +89,12 @@ def test_policies_reconcile_only_the_series_a_retrain_would_plan(replay_tool) ->
 
 
 def _joining_tidy() -> pd.DataFrame:
-    """Four years of two steady cells, and a third with reports from 2014-12 only: 23 months with a
+    """Five years of two steady cells, and a third with reports from 2014-12 only: 23 months with a
     report by 2016-10, 24 (enough for a model) by 2016-11."""
     rows = [{"month": str(m), "community_area": 1, "primary_type": crime, "count": count + m.month % 3}
-            for m in pd.period_range("2012-01", "2016-12", freq="M") for crime, count in (("THEFT", 40), ("BATTERY", 20))]
+            for m in pd.period_range("2012-01", "2017-01", freq="M") for crime, count in (("THEFT", 40), ("BATTERY", 20))]
     rows += [{"month": str(m), "community_area": 1, "primary_type": "ARSON", "count": 2 + m.month % 2}
-             for m in pd.period_range("2014-12", "2016-12", freq="M")]
+             for m in pd.period_range("2014-12", "2017-01", freq="M")]
     return pd.DataFrame(rows)
 
 
@@ -109,3 +110,18 @@ def test_a_series_that_becomes_worth_a_model_is_forecast_from_the_retrain_that_p
     assert list(joining["schedule"]["1:ARSON"]) == list(joining["alarm"]["1:ARSON"]) == ["2016-12"]  # not 2016-11
     assert 1 < joining["schedule"]["1:ARSON"]["2016-12"]["yhat"] < 5
     assert replay_tool.joining_forecasts(counts, planned, planned[origins[0]], months, [], workers=1)["alarm"] == {}
+
+
+def test_a_joining_series_is_forecast_by_the_alarm_policy_from_its_latest_alarm(replay_tool) -> None:
+    """The alarm policy's forecast of a series that joined comes from the latest alarm's retrain
+    before the month (a later one replaces an earlier one); the schedule's from the month before."""
+    counts = replay_tool.counts_from_tidy(_joining_tidy())
+    origins = list(pd.period_range("2016-10", periods=3, freq="M"))
+    planned = replay_tool.planned_series(counts, origins, None)
+    months = tuple(pd.period_range("2016-11", periods=3, freq="M"))
+    both = replay_tool.joining_forecasts(counts, planned, planned[origins[0]], months, ["2016-11", "2016-12"], workers=1)
+    assert list(both["schedule"]["1:ARSON"]) == list(both["alarm"]["1:ARSON"]) == ["2016-12", "2017-01"]
+    assert both["alarm"]["1:ARSON"] == both["schedule"]["1:ARSON"]  # each month from the retrain just before it
+    first = replay_tool.joining_forecasts(counts, planned, planned[origins[0]], months, ["2016-11"], workers=1)
+    assert first["alarm"]["1:ARSON"]["2016-12"] == both["schedule"]["1:ARSON"]["2016-12"]
+    assert first["alarm"]["1:ARSON"]["2017-01"] != both["schedule"]["1:ARSON"]["2017-01"]  # two months ahead of 2016-11

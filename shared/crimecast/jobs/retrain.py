@@ -13,7 +13,7 @@ champion serving and a rerun starts clean.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 import json
@@ -144,6 +144,24 @@ def skip_reason(history: Any, options: RetrainOptions) -> str | None:
     return None
 
 
+def worth_a_model(counts: Any, options: RetrainOptions, only: Collection[str] | None = None,
+                  through: Any = None) -> tuple[list[SeriesKey], list[dict[str, str]]]:
+    """The series worth a model on the data through month ``through`` (all of it when None),
+    among ``only`` (labels) when given, and the others with why not (``skip_reason``): the one
+    rule a retrain plans by, and the benches replay it with at past origins."""
+    keys, skipped = [], []
+    for key in counts.keys():
+        if only is not None and key.label not in only:
+            continue
+        history = counts.series(key)
+        reason = skip_reason(history if through is None else history.loc[:through], options)
+        if reason:
+            skipped.append({"series": key.label, "reason": reason})
+        else:
+            keys.append(key)
+    return keys, skipped
+
+
 def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: RetrainOptions | None = None,
          counts: Any = None, counts_version: str | None = None) -> dict[str, Any]:
     """List the series worth a model, in batches, with a manifest of what is skipped and why.
@@ -161,18 +179,12 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
     except NotFoundError:
         champion = None
     version = f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"[:-4] + "Z"
-    planned, skipped = [], []
     only = options.forecast_only()
-    for key in counts.keys():
-        if only is not None and key.label not in only:
-            skipped.append({"series": key.label, "reason": "not among the series this deployment forecasts "
-                                                            "(CRIMECAST_FORECAST_SERIES)"})
-            continue
-        reason = skip_reason(counts.series(key), options)
-        if reason:
-            skipped.append({"series": key.label, "reason": reason})
-        else:
-            planned.append(key.label)
+    keys, skipped = worth_a_model(counts, options, only)
+    planned = [key.label for key in keys]
+    if only is not None:
+        skipped += [{"series": key.label, "reason": "not among the series this deployment forecasts (CRIMECAST_FORECAST_SERIES)"}
+                    for key in counts.keys() if key.label not in only]
     batches = [{"run_id": run_id, "version": version, "counts_version": counts_version, "batch": n,
                 "series": planned[i:i + batch_size]} for n, i in enumerate(range(0, len(planned), batch_size))]
     prefix = f"runs/{run_id}"
