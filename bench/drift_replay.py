@@ -47,7 +47,7 @@ from crimecast.domain import drift, metrics  # noqa: E402
 from crimecast.domain.model import CrimeForecaster, quiet_stan_logging  # noqa: E402
 from crimecast.domain.parallel import StderrProgress, map_processes  # noqa: E402
 from crimecast.domain.series import MonthlyCounts, read_many  # noqa: E402
-from crimecast.jobs.retrain import worth_a_model  # noqa: E402
+from crimecast.jobs.retrain import series_histories, worth_a_model  # noqa: E402
 from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import default_data_dir  # noqa: E402
 
@@ -200,8 +200,9 @@ def tasks_of(counts: MonthlyCounts, as_of: pd.Period, steps: int, only: Collecti
              ) -> tuple[list[SeriesTask], list[dict[str, str]]]:
     """The series worth a model at ``as_of`` (among ``only``, labels, when given), and the others with why not."""
     months = tuple(pd.period_range(as_of + 1, periods=steps, freq="M"))
-    keys, skipped = worth_a_model(counts, RetrainOptions(), only, through=as_of)
-    return [SeriesTask(key.label, counts.series(key), as_of, months) for key in keys], skipped
+    histories = series_histories(counts, only)
+    keys, skipped = worth_a_model(histories, RetrainOptions(), through=as_of)
+    return [SeriesTask(key.label, histories[key], as_of, months) for key in keys], skipped
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,7 @@ from crimecast.domain.parallel import map_processes  # noqa: E402
 from crimecast.domain.reconcile import Band, reconcile  # noqa: E402
 from crimecast.domain.series import MonthlyCounts, counts_from_tidy  # noqa: E402
 from crimecast.jobs.forecasts import served_row  # noqa: E402
-from crimecast.jobs.retrain import shares_held, unplaced_shares, worth_a_model  # noqa: E402
+from crimecast.jobs.retrain import series_histories, shares_held, unplaced_shares, worth_a_model  # noqa: E402
 from crimecast.settings import RetrainOptions  # noqa: E402
 from crimecast.tools.data import AREA_TYPE_FILE, default_data_dir  # noqa: E402
 from local.aws.embedded import free_port  # noqa: E402
@@ -137,7 +137,8 @@ def live_scores(month: str, results: list[dict[str, Any]], published: dict[str, 
                 policies: dict[str, dict[str, dict[str, dict[str, float]]]]) -> tuple[dict[str, Any], int]:
     """The month's live error of the service and of each policy given, all on the same series: those
     among ``results`` (the series worth a model at the start) the service published a forecast for
-    (it stops forecasting a series no longer worth a model, as the reconciled policies do), and how many."""
+    (it stops forecasting a series no longer worth a model, as the reconciled schedule and alarm
+    policies do; never retraining and the unreconciled schedule keep every one), and how many."""
     served = [r for r in results if month in r["months"] and month in published.get(r["label"], {})]
     scores = {SERVICE: month_scores(month, served, published)}
     return scores | {p: month_scores(month, served, forecasts) for p, forecasts in policies.items()}, len(served)
@@ -156,7 +157,8 @@ def trained_through(policy: str, month: pd.Period, as_of: pd.Period, alarm_month
 def planned_series(counts: MonthlyCounts, origins: list[pd.Period], only: Collection[str] | None
                    ) -> dict[pd.Period, frozenset[str]]:
     """The series a retrain on the data through each origin plans (``worth_a_model``, as the service's)."""
-    return {origin: frozenset(key.label for key in worth_a_model(counts, RetrainOptions(), only, through=origin)[0])
+    histories = series_histories(counts, only)
+    return {origin: frozenset(key.label for key in worth_a_model(histories, RetrainOptions(), through=origin)[0])
             for origin in origins}
 
 

@@ -144,16 +144,18 @@ def skip_reason(history: Any, options: RetrainOptions) -> str | None:
     return None
 
 
-def worth_a_model(counts: Any, options: RetrainOptions, only: Collection[str] | None = None,
-                  through: Any = None) -> tuple[list[SeriesKey], list[dict[str, str]]]:
-    """The series worth a model on the data through month ``through`` (all of it when None),
-    among ``only`` (labels) when given, and the others with why not (``skip_reason``): the one
-    rule a retrain plans by, and the benches replay it with at past origins."""
+def series_histories(counts: Any, only: Collection[str] | None = None) -> dict[SeriesKey, Any]:
+    """Every series' monthly counts, among ``only`` (labels) when given: read once, judged at many origins."""
+    return {key: counts.series(key) for key in counts.keys() if only is None or key.label in only}
+
+
+def worth_a_model(histories: Mapping[SeriesKey, Any], options: RetrainOptions, through: Any = None
+                  ) -> tuple[list[SeriesKey], list[dict[str, str]]]:
+    """The series worth a model on the data through month ``through`` (all of it when None), and
+    the others with why not (``skip_reason``): the one rule a retrain plans by, and the benches
+    replay it with at past origins."""
     keys, skipped = [], []
-    for key in counts.keys():
-        if only is not None and key.label not in only:
-            continue
-        history = counts.series(key)
+    for key, history in histories.items():
         reason = skip_reason(history if through is None else history.loc[:through], options)
         if reason:
             skipped.append({"series": key.label, "reason": reason})
@@ -180,7 +182,7 @@ def plan(stores: Stores, run_id: str, batch_size: int | None = None, options: Re
         champion = None
     version = f"v{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"[:-4] + "Z"
     only = options.forecast_only()
-    keys, skipped = worth_a_model(counts, options, only)
+    keys, skipped = worth_a_model(series_histories(counts, only), options)
     planned = [key.label for key in keys]
     if only is not None:
         skipped += [{"series": key.label, "reason": "not among the series this deployment forecasts (CRIMECAST_FORECAST_SERIES)"}
