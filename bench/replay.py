@@ -168,9 +168,10 @@ def joining_forecasts(counts: MonthlyCounts, planned: dict[pd.Period, frozenset[
     """The schedule's and the alarm policy's forecasts of the series that became worth a model after
     the start, from each retrain that plans them: the schedule's one month ahead, the alarm's until
     its next retrain. Never retraining never adds one."""
-    histories = {key.label: counts.series(key) for key in counts.keys()}
     alarm_origins = [pd.Period(a, "M") for a in alarm_months]
-    jobs = sorted({(label, origin) for origin, labels in planned.items() for label in labels - start})  # each origin a schedule's
+    # every origin is a month's scheduled retrain; the alarm policy's are among them
+    jobs = sorted({(label, origin) for origin, labels in planned.items() for label in labels - start})
+    histories = {key.label: h for key, h in series_histories(counts, {label for label, _ in jobs}).items()}
     fits = map_processes(fit_at, [(SeriesTask(label, histories[label], months[0] - 1, months), origin)
                                   for label, origin in jobs], workers)
     out: dict[str, dict[str, dict[str, dict[str, float]]]] = {"schedule": {}, "alarm": {}}
