@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+import ctypes
 from dataclasses import dataclass, field
 from functools import partial
 import importlib.util
@@ -68,6 +69,18 @@ class FunctionTimeout(Exception):
         self.seconds = seconds
 
 
+class FunctionStopped(BaseException):
+    """Raised in a handler's thread at its function's timeout: Lambda ends the invocation there, so
+    nothing the handler would have done afterwards happens (a BaseException: no ``except Exception``
+    of the handler's keeps it going)."""
+
+
+def stop_thread(thread_id: int) -> bool:
+    """FunctionStopped raised in the thread ``thread_id`` at its next Python instruction (a blocking
+    call it is in returns first); False if there is no such thread."""
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(FunctionStopped)) == 1
+
+
 class IntegrationTimeout(Exception):
     """The caller stopped waiting (API Gateway's 29 s, or what was left of them)."""
 
@@ -96,8 +109,10 @@ class Functions:
 
     Handlers run one at a time (Powertools' resolvers keep the current event in a class
     attribute shared by every function), each on a thread of its own so that a caller stops
-    waiting at the function's timeout; a handler still running then is abandoned, as Lambda
-    drops the container: the next invocations no longer wait for it.
+    waiting at the function's timeout. A handler still running then is stopped (FunctionStopped,
+    at its next Python instruction) and its container dropped, as Lambda ends the invocation: the
+    next invocations do not wait for it. One that API Gateway stopped waiting for first runs on,
+    as on AWS, until its own timeout stops it.
 
     The functions in ``sandboxed`` (a Distributed Map's item function: the retrain's batches)
     run instead in sandboxes, worker processes of their own, as many at once as they are
@@ -159,23 +174,44 @@ class Functions:
     def _invoke_with_limits(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext,
                             timeout: float | None, give_up_at: float | None, start_by: float | None) -> Any:
         """The handler run on a thread of its own, the caller waiting only until the first limit;
-        a handler still running at its timeout is abandoned with its container (the lock)."""
+        a handler still running at its timeout is stopped, and its container (the lock) dropped."""
         lock = self._lock
         started, finished = threading.Event(), threading.Event()
+        ending = threading.Lock()
         box: dict[str, Any] = {}
 
         def run() -> None:
-            with lock:
-                if box.get("abandoned"):
-                    return
-                context.started = time.monotonic()
-                started.set()
-                try:
-                    box["result"] = self._call(codeuri, handler, event, context)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    box["error"] = exc
-                finally:
+            try:
+                with lock:
+                    if box.get("abandoned"):
+                        return
+                    run_until_timeout()
+            except FunctionStopped:  # it came as the handler returned: the caller has stopped waiting
+                pass
+
+        def run_until_timeout() -> None:
+            context.started = time.monotonic()
+            stopper = None if timeout is None else threading.Timer(timeout, stop_unless_finished, (threading.get_ident(),))
+            if stopper:
+                stopper.daemon = True
+                stopper.start()
+            started.set()
+            try:
+                box["result"] = self._call(codeuri, handler, event, context)
+            except FunctionStopped:
+                box["error"] = FunctionTimeout(timeout or 0.0)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+            finally:
+                with ending:
                     finished.set()
+                if stopper:
+                    stopper.cancel()
+
+        def stop_unless_finished(thread_id: int) -> None:
+            with ending:  # not once the handler has returned: the exception would hit whatever its thread does next
+                if not finished.is_set():
+                    stop_thread(thread_id)
 
         threading.Thread(target=run, name=f"lambda-{context.function_name}", daemon=True).start()
         waits = [(at, error) for at, error in ((give_up_at, IntegrationTimeout()), (start_by, lambda_async.EventExpired()))
