@@ -166,7 +166,8 @@ def demo_retrain(base: str, labels: list[Any], plain_seconds: float) -> dict[str
             "within_1_25x_plain_training": seconds <= 1.25 * plain_seconds,
             "predict_during_retrain_ms": {"calls": len(latencies), "p50": _percentile(latencies, 0.5),
                                           "p99": _percentile(latencies, 0.99), "max": _percentile(latencies, 1.0),
-                                          "slowest_asked_at_seconds": slowest["at_seconds"], "errors": len(errors), "p99_under_1s": (_percentile(latencies, 0.99) or 0) < 1000
+                                          "slowest_asked_at_seconds": slowest["at_seconds"], "errors": len(errors),
+                                          "p99_under_1s": (_percentile(latencies, 0.99) or 0) < 1000
                                           and not errors}}
 
 
