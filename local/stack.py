@@ -38,7 +38,7 @@ from local.aws import faults, iam, iam_calls, lambda_service
 from local.aws.embedded import provision, start_moto
 from local.aws.enforcement import enforce_from_now
 from local.aws.lambda_runtime import Functions
-from local.aws.template import distributed_map_functions, entry_points, load_template
+from local.aws.template import entry_points, load_template, state_machine_functions
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -63,10 +63,12 @@ def map_concurrency(template: dict[str, Any], workers: int | None) -> int:
 
 
 def invoked_functions(template: dict[str, Any]) -> Functions:
-    """What runs the functions the embedded Lambda service is asked to invoke: a Distributed Map's
-    item function (the retrain's batches) in sandbox processes, the others in this process."""
+    """What runs the functions the embedded Lambda service is asked to invoke: the state machine's
+    (the retrain's plan, batches, promotion) in sandbox processes, as Lambda runs each function in
+    environments of its own (here, the plan's CPU work held the gateway's thread for seconds),
+    the others (the ingest worker, the live evaluation) in this process."""
     entries = entry_points(template)
-    return Functions(sandboxed={entries[name] for name in distributed_map_functions(template)})
+    return Functions(sandboxed={entries[name] for name in state_machine_functions(template)})
 
 
 def start_workflows(template: dict[str, Any], functions: Functions, concurrency: int | None = None) -> dict[str, str]:
@@ -327,8 +329,8 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
         say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
     provisioned = provision(template)
     os.environ.update(provisioned)
-    # Their own container pool: an ingest worker does not hold up the API's handlers (they use no
-    # API resolver, whose state the API's share); a retrain's batches run in sandbox processes.
+    # Their own container pool: an ingest worker does not wait for the API's handlers (they use no
+    # API resolver, whose state the API's share); the retrain's steps run in sandbox processes.
     invoked = invoked_functions(template)
     concurrency = map_concurrency(template, workers)
     workflows = start_workflows(template, invoked, concurrency)

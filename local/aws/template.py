@@ -257,18 +257,17 @@ def granted_resources(template: dict[str, Any], function: str) -> set[str]:
     return references(template["Resources"][function]["Properties"].get("Policies") or [])
 
 
-def distributed_map_functions(template: dict[str, Any]) -> set[str]:
-    """The functions (logical ids) a Distributed Map of a state machine invokes for its items:
-    its ItemProcessor's Lambda tasks, the ``${...}`` of their FunctionName resolved through the
+def state_machine_functions(template: dict[str, Any]) -> set[str]:
+    """The functions (logical ids) the template's state machines invoke: their Lambda tasks, in
+    a Map's ItemProcessor too, the ``${...}`` of their FunctionName resolved through the
     machine's DefinitionSubstitutions."""
     found: set[str] = set()
 
-    def walk(states: dict[str, Any], substitutions: dict[str, Any], in_map: bool) -> None:
+    def walk(states: dict[str, Any], substitutions: dict[str, Any]) -> None:
         for state in states.values():
-            processor = state.get("ItemProcessor") or {}
-            if state.get("Type") == "Map" and processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
-                walk(processor.get("States", {}), substitutions, True)
-            elif in_map and state.get("Type") == "Task":
+            if state.get("Type") == "Map":
+                walk((state.get("ItemProcessor") or {}).get("States", {}), substitutions)
+            elif state.get("Type") == "Task":
                 target = str((state.get("Parameters") or {}).get("FunctionName", ""))
                 reference = substitutions.get(target.removeprefix("${").removesuffix("}"), {})
                 if isinstance(reference, dict) and "Fn::GetAtt" in reference:
@@ -276,5 +275,5 @@ def distributed_map_functions(template: dict[str, Any]) -> set[str]:
 
     for machine in resources_of_type(template, "AWS::Serverless::StateMachine").values():
         properties = machine.get("Properties", {})
-        walk(properties.get("Definition", {}).get("States", {}), properties.get("DefinitionSubstitutions") or {}, False)
+        walk(properties.get("Definition", {}).get("States", {}), properties.get("DefinitionSubstitutions") or {})
     return found

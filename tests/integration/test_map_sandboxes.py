@@ -104,7 +104,7 @@ def _most_at_once(calls: list[tuple[int | None, float, float]]) -> int:
 
 @pytest.fixture
 def sandbox_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, float, float]]:
-    """Each call into a sandbox (one train invocation): the sandbox's pid, when it began and ended."""
+    """Each train invocation (a call into a sandbox with a batch): the sandbox's pid, when it began and ended."""
     calls: list[tuple[int | None, float, float]] = []
     call = parallel.Worker.call
 
@@ -113,7 +113,8 @@ def sandbox_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, flo
         try:
             return call(self, arg, timeout)
         finally:
-            calls.append((self.pid, began, time.monotonic()))
+            if "batch" in arg[0]:  # not the plan's nor the promotion's invocation
+                calls.append((self.pid, began, time.monotonic()))
 
     monkeypatch.setattr(parallel.Worker, "call", recorded)
     return calls
@@ -149,3 +150,24 @@ def test_a_batch_whose_sandbox_dies_counts_against_the_tolerated_failures(embedd
     assert "1 of 4 child executions failed" in run["error_detail"], run  # the Map run's cause
     assert len(sandbox_calls) == len(AREAS) + 1  # the other batches still ran, in the sandboxes left
     assert stores.series.champion() is None
+
+
+def test_the_plan_and_the_promotion_run_in_sandboxes_too(embedded, monkeypatch, tmp_path) -> None:
+    """As Lambda runs each function in environments of its own: the plan's work does not hold up this
+    process (the gateway's handlers), and one past its timeout is killed."""
+    functions, stores = embedded
+    where = tmp_path / "pids"
+
+    def recorded(step: str, original: Any) -> Any:
+        def run(*args: Any) -> Any:
+            with where.open("a", encoding="ascii") as out:
+                out.write(f"{step} {os.getpid()}\n")
+            return original(*args)
+        return run
+
+    monkeypatch.setattr(retrain, "plan", recorded("plan", retrain.plan))  # in this process: the sandboxes fork from it
+    monkeypatch.setattr(retrain, "promote", recorded("promote", retrain.promote))
+    described, run = _retrain_to_the_end(functions, stores)
+    assert described["status"] == "SUCCEEDED" and run["status"] == "succeeded", run
+    steps = dict(line.split() for line in where.read_text(encoding="ascii").splitlines())
+    assert set(steps) == {"plan", "promote"} and str(os.getpid()) not in steps.values(), steps
