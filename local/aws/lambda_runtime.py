@@ -114,9 +114,11 @@ class Functions:
     next invocations do not wait for it. One that API Gateway stopped waiting for first runs on,
     as on AWS, until its own timeout stops it.
 
-    The functions in ``sandboxed`` (a Distributed Map's item function: the retrain's batches)
-    run instead in sandboxes, worker processes of their own, as many at once as they are
-    invoked (the Map's MaxConcurrency bounds it): a sandbox runs one invocation at a time and
+    The functions in ``sandboxed`` (the local stack's: the state machine's, the retrain's plan,
+    batches and promotion) run instead in sandboxes, worker processes of their own, as many at
+    once as they are invoked (the Map's MaxConcurrency bounds the batches; the state machine
+    invokes them synchronously, so ``give_up_at``, ``start_by`` and ``request_id`` are not
+    theirs to use): a sandbox runs one invocation at a time and
     stays warm for the next (what it loaded stays loaded); it is ended when its invocation
     times out or it dies, after SANDBOX_IDLE_S without one, and with the stack
     (``parallel.stop_workers``)."""
@@ -142,10 +144,18 @@ class Functions:
         execution role: the handler's calls, its OnFailure records, its event source mappings' reads)."""
         return aws.use_credentials(self.sessions.get((codeuri, handler)))
 
+    @staticmethod
+    def _module_key(codeuri: str, handler: str) -> str:
+        return f"{(REPO / codeuri).name}_{handler.rsplit('.', 1)[0]}"
+
+    def forget(self, codeuri: str, handler: str) -> None:
+        """The handler's module loaded anew at its next invocation (a container Lambda ended)."""
+        self._modules.pop(self._module_key(codeuri, handler), None)
+
     def handler(self, codeuri: str, handler: str) -> Any:
         folder = REPO / codeuri
         module_name, function_name = handler.rsplit(".", 1)
-        key = f"{folder.name}_{module_name}"
+        key = self._module_key(codeuri, handler)
         if key not in self._modules:
             spec = importlib.util.spec_from_file_location(f"lambda_{key}", folder / f"{module_name}.py")
             assert spec and spec.loader
@@ -190,23 +200,32 @@ class Functions:
                 pass
 
         def run_until_timeout() -> None:
-            context.started = time.monotonic()
-            stopper = None if timeout is None else threading.Timer(timeout, stop_unless_finished, (threading.get_ident(),))
-            if stopper:
-                stopper.daemon = True
-                stopper.start()
-            started.set()
-            try:
-                box["result"] = self._call(codeuri, handler, event, context)
-            except FunctionStopped:
-                box["error"] = FunctionTimeout(timeout or 0.0)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box["error"] = exc
-            finally:
-                with ending:
+            with self.as_role(codeuri, handler):
+                try:
+                    target = self.handler(codeuri, handler)  # the init phase: not counted in the timeout, as Lambda's
+                except BaseException as exc:  # noqa: BLE001 - its error is the invocation's
+                    box["error"] = exc
+                context.started = time.monotonic()
+                started.set()
+                if "error" in box:
                     finished.set()
+                    return
+                stopper = None if timeout is None else threading.Timer(timeout, stop_unless_finished, (threading.get_ident(),))
                 if stopper:
-                    stopper.cancel()
+                    stopper.daemon = True
+                    stopper.start()
+                try:
+                    box["result"] = target(event, context)
+                except FunctionStopped:
+                    self.forget(codeuri, handler)  # its container is gone: the next invocation starts cold
+                    box["error"] = FunctionTimeout(timeout or 0.0)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box["error"] = exc
+                finally:
+                    with ending:
+                        finished.set()
+                    if stopper:
+                        stopper.cancel()
 
         def stop_unless_finished(thread_id: int) -> None:
             with ending:  # not once the handler has returned: the exception would hit whatever its thread does next
@@ -231,6 +250,8 @@ class Functions:
             raise error
         if "error" in box:
             raise box["error"]
+        if "result" not in box:  # stopped at its timeout as it ended
+            raise FunctionTimeout(timeout or 0.0)
         return box["result"]
 
     def _invoke_in_sandbox(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,

@@ -154,7 +154,7 @@ def test_a_batch_whose_sandbox_dies_counts_against_the_tolerated_failures(embedd
 
 def test_the_plan_and_the_promotion_run_in_sandboxes_too(embedded, monkeypatch, tmp_path) -> None:
     """As Lambda runs each function in environments of its own: the plan's work does not hold up this
-    process (the gateway's handlers), and one past its timeout is killed."""
+    process (the gateway's handlers)."""
     functions, stores = embedded
     where = tmp_path / "pids"
 

@@ -30,8 +30,8 @@ def test_a_handler_past_its_timeout_does_nothing_more(tmp_path: Path, sandboxed:
         at_timeout = _progress(out)
         time.sleep(0.4)
         assert _progress(out) == at_timeout  # no step after the timeout, not even its except Exception
-        assert at_timeout.isdigit() and 5 <= int(at_timeout) <= 25
-        assert functions.invoke(*ENTRY, {}, timeout=1)["remaining_ms"] > 0  # the next invocation runs
+        assert at_timeout.isdigit() and 5 <= int(at_timeout) <= 40  # 25 steps in 0.5 s, and a late stop's few
+        assert functions.invoke(*ENTRY, {}, timeout=5)["invocations"] == 1  # the next one, in a new container
     finally:
         parallel.stop_workers()
 

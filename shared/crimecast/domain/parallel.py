@@ -13,7 +13,7 @@ No worker outlives its job, nor its parent:
   exception such as ``KeyboardInterrupt`` in the parent): SIGTERM, then SIGKILL to the
   ones still alive after ``STOP_GRACE_S``; ``stop_workers()`` does the same to every map
   in progress (a server on its way out), and to every ``Worker`` (a long-lived worker that
-  runs one call at a time, as a warm Lambda sandbox: the local stack's Distributed Map items).
+  runs one call at a time, as a warm Lambda sandbox: the local stack's state machine functions).
 """
 
 from __future__ import annotations
