@@ -38,7 +38,7 @@ from local.aws import faults, iam, iam_calls, lambda_service
 from local.aws.embedded import provision, start_moto
 from local.aws.enforcement import enforce_from_now
 from local.aws.lambda_runtime import Functions
-from local.aws.template import entry_points, load_template, state_machine_functions
+from local.aws.template import entry_points, load_template
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -63,12 +63,12 @@ def map_concurrency(template: dict[str, Any], workers: int | None) -> int:
 
 
 def invoked_functions(template: dict[str, Any]) -> Functions:
-    """What runs the functions the embedded Lambda service is asked to invoke: the state machine's
-    (the retrain's plan, batches, promotion) in sandbox processes, as Lambda runs each function in
-    environments of its own (here, the plan's CPU work held the gateway's thread for seconds),
-    the others (the ingest worker, the live evaluation) in this process."""
-    entries = entry_points(template)
-    return Functions(sandboxed={entries[name] for name in state_machine_functions(template)})
+    """What runs the functions the embedded Lambda service is asked to invoke (the state machine's
+    steps, the schedules' and the ingest's asynchronous invocations, the queues' event sources):
+    every one in sandbox processes, as Lambda runs each invocation in an environment of its own,
+    apart from the API's (in this process, the retrain plan's CPU work held the gateway's thread
+    for seconds, and so could the ingest worker's live evaluation)."""
+    return Functions(sandboxed=set(entry_points(template).values()))
 
 
 def start_workflows(template: dict[str, Any], functions: Functions, concurrency: int | None = None) -> dict[str, str]:
@@ -329,8 +329,8 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
         say(f"fault injection ({faults.ENV}): {injected.shares} of the calls fail (seed {injected.seed})")
     provisioned = provision(template)
     os.environ.update(provisioned)
-    # Their own container pool: an ingest worker does not wait for the API's handlers (they use no
-    # API resolver, whose state the API's share); the retrain's steps run in sandbox processes.
+    # Every invocation through the embedded Lambda service runs in a sandbox process of its function,
+    # apart from the API's handlers (the gateway's own, in this process).
     invoked = invoked_functions(template)
     concurrency = map_concurrency(template, workers)
     workflows = start_workflows(template, invoked, concurrency)

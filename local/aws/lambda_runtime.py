@@ -114,14 +114,15 @@ class Functions:
     next invocations do not wait for it. One that API Gateway stopped waiting for first runs on,
     as on AWS, until its own timeout stops it.
 
-    The functions in ``sandboxed`` (the local stack's: the state machine's, the retrain's plan,
-    batches and promotion) run instead in sandboxes, worker processes of their own, as many at
-    once as they are invoked (the Map's MaxConcurrency bounds the batches; the state machine
-    invokes them synchronously, so ``give_up_at``, ``start_by`` and ``request_id`` are not
-    theirs to use): a sandbox runs one invocation at a time and
-    stays warm for the next (what it loaded stays loaded); it is ended when its invocation
-    times out or it dies, after SANDBOX_IDLE_S without one, and with the stack
-    (``parallel.stop_workers``)."""
+    The functions in ``sandboxed`` (the local stack's embedded Lambda service runs every function
+    so: the retrain's plan, batches and promotion, the ingest worker and its live evaluation, the
+    schedules' invocations) run instead in sandboxes, worker processes of their own, as many at
+    once as they are invoked (the Map's MaxConcurrency bounds the batches): a sandbox runs one
+    invocation at a time and stays warm for the next (what it loaded stays loaded); it is ended
+    when its invocation times out or it dies, after SANDBOX_IDLE_S without one, and with the
+    stack (``parallel.stop_workers``). An invocation never waits for another's sandbox, so
+    ``start_by`` is only missed when loading the handler outlasts it; ``give_up_at`` (the
+    gateway's, whose handlers run in this process) is not theirs to use."""
 
     def __init__(self, sandboxed: Iterable[tuple[str, str]] = ()) -> None:
         self._modules: dict[str, ModuleType] = {}
@@ -173,7 +174,7 @@ class Functions:
         with ``start_by`` (likewise): EventExpired if it is still queued behind other invocations then.
         ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
         if (codeuri, handler) in self.sandboxed:
-            return self._invoke_in_sandbox(codeuri, handler, event, timeout, name)
+            return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
         context = _context(codeuri, name, request_id, timeout)
         if timeout is None and give_up_at is None and start_by is None:
             with self._lock:
@@ -255,19 +256,24 @@ class Functions:
         return box["result"]
 
     def _invoke_in_sandbox(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,
-                           name: str | None) -> Any:
+                           name: str | None, start_by: float | None = None, request_id: str | None = None) -> Any:
         """The handler's answer from a warm sandbox of its function, or a new one (forked once the
-        handler is loaded here, so it starts warm); its calls signed with the function's session."""
+        handler is loaded here, so it starts warm); its calls signed with the function's session.
+        EventExpired when it cannot start by ``start_by``; ``request_id``: its context's."""
         key = (codeuri, handler, name)
         with self._loading:
             self.handler(codeuri, handler)
             idle = [(s, released) for s, released in self._idle.get(key, []) if s.alive()]
             sandbox = idle.pop()[0] if idle else None
             self._idle[key] = idle
+        if start_by is not None and time.monotonic() > start_by:
+            if sandbox is not None:
+                self._keep_warm(key, sandbox)
+            raise lambda_async.EventExpired()
         if sandbox is None:
             sandbox = parallel.Worker(partial(self._run_in_sandbox, codeuri, handler, name), setup=aws.reset_clients)
         try:
-            result = sandbox.call((event, timeout), timeout)
+            result = sandbox.call((event, timeout, request_id), timeout)
         except TimeoutError:  # the sandbox is gone, as Lambda ends the one that timed out
             raise FunctionTimeout(timeout or 0.0) from None
         except parallel.WorkerDied as exc:
@@ -296,9 +302,9 @@ class Functions:
         entry[0].stop()
 
     def _run_in_sandbox(self, codeuri: str, handler: str, name: str | None,
-                        invocation: tuple[dict[str, Any], float | None]) -> Any:
-        event, timeout = invocation
-        return self._call(codeuri, handler, event, _context(codeuri, name, timeout=timeout))
+                        invocation: tuple[dict[str, Any], float | None, str | None]) -> Any:
+        event, timeout, request_id = invocation
+        return self._call(codeuri, handler, event, _context(codeuri, name, request_id, timeout))
 
     def invoke_async(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None = None,
                      on_failure: Callable[[dict[str, Any]], None] | None = None, name: str | None = None,

@@ -255,25 +255,3 @@ def references(node: Any) -> set[str]:
 def granted_resources(template: dict[str, Any], function: str) -> set[str]:
     """The logical ids a function's ``Policies`` (SAM policy templates and statements) name."""
     return references(template["Resources"][function]["Properties"].get("Policies") or [])
-
-
-def state_machine_functions(template: dict[str, Any]) -> set[str]:
-    """The functions (logical ids) the template's state machines invoke: their Lambda tasks, in
-    a Map's ItemProcessor too, the ``${...}`` of their FunctionName resolved through the
-    machine's DefinitionSubstitutions."""
-    found: set[str] = set()
-
-    def walk(states: dict[str, Any], substitutions: dict[str, Any]) -> None:
-        for state in states.values():
-            if state.get("Type") == "Map":
-                walk((state.get("ItemProcessor") or {}).get("States", {}), substitutions)
-            elif state.get("Type") == "Task":
-                target = str((state.get("Parameters") or {}).get("FunctionName", ""))
-                reference = substitutions.get(target.removeprefix("${").removesuffix("}"), {})
-                if isinstance(reference, dict) and "Fn::GetAtt" in reference:
-                    found.add(str(reference["Fn::GetAtt"][0]))
-
-    for machine in resources_of_type(template, "AWS::Serverless::StateMachine").values():
-        properties = machine.get("Properties", {})
-        walk(properties.get("Definition", {}).get("States", {}), properties.get("DefinitionSubstitutions") or {})
-    return found

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from crimecast import settings
+from crimecast.adapters.aws import client as aws_client
 from crimecast.adapters.aws import reset_clients
 from crimecast.adapters.stores import Stores, get_stores, use_stores
 from crimecast.domain import parallel
@@ -171,3 +172,33 @@ def test_the_plan_and_the_promotion_run_in_sandboxes_too(embedded, monkeypatch, 
     assert described["status"] == "SUCCEEDED" and run["status"] == "succeeded", run
     steps = dict(line.split() for line in where.read_text(encoding="ascii").splitlines())
     assert set(steps) == {"plan", "promote"} and str(os.getpid()) not in steps.values(), steps
+
+
+def test_the_schedule_s_ingest_and_its_worker_run_in_sandboxes(embedded, monkeypatch, tmp_path) -> None:
+    """Every invocation through the embedded Lambda service runs in a process of its own: the daily
+    schedule's and the ingest worker it starts (with the live evaluation after a published ingest),
+    whose CPU work in this process would hold up the gateway's handlers."""
+    where = tmp_path / "pids"
+
+    def recorded(step: str, original: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with where.open("a", encoding="ascii") as out:
+                out.write(f"{step} {os.getpid()}\n")
+            return original(*args, **kwargs)
+        return run
+
+    def worked(stores: Stores, run_id: str, **_: Any) -> dict[str, Any]:  # no portal here: the run's work is not the point
+        return {"run_id": run_id, "status": "succeeded", "detail": {}}
+
+    monkeypatch.setattr(pipeline, "request_ingest", recorded("schedule", pipeline.request_ingest))  # the sandboxes fork from here
+    monkeypatch.setattr(pipeline, "ingest_worker", recorded("worker", worked))
+    event = (REPO / "events" / "ingest-schedule.json").read_bytes()
+    answer = aws_client("lambda").invoke(FunctionName=lambda_service.function_name("IngestFunction"),
+                                          InvocationType="Event", Payload=event)
+    assert answer["StatusCode"] == 202
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (where.exists() and "worker" in where.read_text(encoding="ascii")):
+        time.sleep(0.2)
+    steps = dict(line.split() for line in where.read_text(encoding="ascii").splitlines())
+    assert set(steps) == {"schedule", "worker"} and str(os.getpid()) not in steps.values(), steps
+    assert steps["schedule"] != steps["worker"]  # two invocations, each in a sandbox of its own

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from crimecast.domain import parallel
-from local.aws import lambda_runtime
+from local.aws import lambda_async, lambda_runtime
 from local.aws.lambda_runtime import Functions, FunctionTimeout, SandboxError, error_document
 from tests.processes import wait_gone
 
@@ -64,3 +64,24 @@ def test_the_context_counts_down_from_the_function_s_timeout(sandboxed: bool) ->
         assert functions.invoke(*ENTRY, {})["remaining_ms"] > 890_000  # no timeout given: Lambda's largest, 900 s
     finally:
         parallel.stop_workers()
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "in-process"])
+def test_an_asynchronous_event_s_request_id_is_its_context_s(sandboxed: bool) -> None:
+    """Every attempt of an asynchronous event has its request id (Powertools' idempotency and the
+    logs key on it), in a sandbox as in this process."""
+    functions = Functions(sandboxed={ENTRY} if sandboxed else ())
+    try:
+        answer = functions.invoke(*ENTRY, {}, timeout=5, start_by=time.monotonic() + 60, request_id="the-event-s-id")
+        assert answer["request_id"] == "the-event-s-id"
+        assert functions.invoke(*ENTRY, {})["request_id"] not in ("the-event-s-id", None)  # a new one otherwise
+    finally:
+        parallel.stop_workers()
+
+
+def test_an_event_past_its_start_by_does_not_run(functions: Functions) -> None:
+    warm = functions.invoke(*ENTRY, {})
+    with pytest.raises(lambda_async.EventExpired):
+        functions.invoke(*ENTRY, {}, timeout=5, start_by=time.monotonic() - 1)
+    after = functions.invoke(*ENTRY, {})
+    assert (after["pid"], after["invocations"]) == (warm["pid"], 2)  # the warm sandbox, which never ran the expired event
