@@ -2,8 +2,8 @@
 
 The template's functions are created in moto's Lambda service, and an Invoke of one of them
 runs its real handler with the :class:`~local.aws.lambda_runtime.Functions` given (moto itself
-would start a Docker container; the stack's runs it in this process, or in a sandbox process for
-the state machine's functions): a ``RequestResponse`` invoke answers with the handler's result, or
+would start a Docker container; the stack's runs each invocation in a sandbox process of its function,
+the tests' mostly in this process): a ``RequestResponse`` invoke answers with the handler's result, or
 with Lambda's error document and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers
 202 and runs the handler on a thread, as Lambda's asynchronous contract has it
 (``local.aws.lambda_async``: retried, dropped past its age, its invocation record sent to the
