@@ -121,6 +121,17 @@ class Faults:
 _active: Faults | None = None
 
 
+def _own_lock_after_fork() -> None:
+    """A forked child (a Lambda sandbox) gets a lock of its own: a thread of the parent may hold
+    the parent's. Its streams go on from where the parent's were at the fork, so each sandbox
+    fails the same calls of its own for a seed; its counts are its own."""
+    if _active is not None:
+        _active._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_own_lock_after_fork)
+
+
 def _dispatch(**kwargs: Any) -> Any:
     return _active(**kwargs) if _active is not None else None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from functools import cache
+import os
+import sys
 from typing import Any
 
 
@@ -41,3 +43,15 @@ def clear_cache() -> None:
 
     _provider.cache_clear()  # the roles' providers, and the values they cache
     parameters.clear_caches()
+
+
+def _start_cold() -> None:
+    """A forked child (the local stack's Lambda sandboxes) fetches its secrets anew, as a new
+    execution environment does (Powertools' caches cleared only where they are loaded)."""
+    _provider.cache_clear()
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
+
+
+os.register_at_fork(after_in_child=_start_cold)

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -37,6 +38,17 @@ CURRENT = "current"
 # warm container's memory for good.
 _read_cache: dict[int, tuple[Any, OrderedDict[tuple[str, str | None], tuple[float, Any]]]] = {}
 _read_cache_lock = threading.Lock()
+
+
+def _start_cold() -> None:
+    """In a forked child (the local stack's Lambda sandboxes): none of the parent's reads, as a new
+    execution environment starts with none, and a lock no thread of the parent can be holding."""
+    global _read_cache_lock
+    _read_cache_lock = threading.Lock()
+    _read_cache.clear()
+
+
+os.register_at_fork(after_in_child=_start_cold)
 # A serving container reads every series of the champion in time (~1,400 items of ~6 KB for the
 # city; SKIPPED_PART_BYTES plans for 3,000), and a catalog or two (at most ~400 KB each).
 MAX_CACHED_READS = 4096

@@ -44,6 +44,17 @@ _live: set[BaseProcess] = set()  # the workers of every map in progress, for sto
 _live_lock = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    """A forked child owns none of its parent's workers, and its lock is its own (the thread that
+    forked it held the parent's)."""
+    global _live_lock
+    _live_lock = threading.Lock()
+    _live.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 

@@ -24,6 +24,7 @@ ReauthorizeEvery), so a revoked token may still pass for up to a minute on AWS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 import threading
 import time
 from typing import Any
@@ -47,6 +48,15 @@ KEY_CACHE_SECONDS = 300
 REFETCH_INTERVAL_SECONDS = 30  # an unknown kid fetches the secret again, at most this often
 _refetch_lock = threading.Lock()
 _last_refetch = [0.0]
+
+
+def _lock_after_fork() -> None:
+    """A forked child's own lock: one a thread of the parent held at the fork would stay held."""
+    global _refetch_lock
+    _refetch_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_lock_after_fork)
 
 
 def signing_keys(force_fetch: bool = False) -> auth.KeyRing:
