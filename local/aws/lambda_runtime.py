@@ -171,8 +171,9 @@ class Functions:
                request_id: str | None = None) -> Any:
         """The handler's answer to ``event``. With ``timeout``: FunctionTimeout once it has run that
         long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first;
-        with ``start_by`` (likewise): EventExpired if it is still queued behind other invocations then.
-        ``name``: the function's name on the embedded AWS (its context's, which it may invoke)."""
+        with ``start_by`` (likewise): EventExpired if it cannot start by then (queued behind other
+        invocations in this process; in a sandbox, still loading). ``name``: the function's name on
+        the embedded AWS (its context's, which it may invoke)."""
         if (codeuri, handler) in self.sandboxed:
             return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
         context = _context(codeuri, name, request_id, timeout)

@@ -158,7 +158,7 @@ def register_functions(template: dict[str, Any], runner: Functions) -> dict[str,
         role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("README.txt", "run in-process by local/aws/lambda_service.py")
+        archive.writestr("README.txt", "run by local/aws/lambda_service.py with local/aws/lambda_runtime.py")
     client = boto3.client("lambda")
     arns = {}
     for logical_id, spec in local_functions(template).items():

@@ -2,7 +2,8 @@
 Functions interpreter running the template's definition): the train function's invocations
 run in sandbox processes, as many at once as the Map's MaxConcurrency, each sandbox kept warm
 for the next batch; a sandbox that dies fails its batch, which counts against the Map's
-ToleratedFailurePercentage.
+ToleratedFailurePercentage. Every other invocation through the embedded Lambda service (the
+plan, the promotion, the schedules', the ingest worker) runs in a sandbox too.
 
 The stack's own start-up (``local.stack``: provision, invoked_functions, start_workflows) in this
 process, without the gateway and without IAM (tests/integration/test_iam_stack.py runs a
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -199,6 +201,9 @@ def test_the_schedule_s_ingest_and_its_worker_run_in_sandboxes(embedded, monkeyp
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (where.exists() and "worker" in where.read_text(encoding="ascii")):
         time.sleep(0.2)
+    for thread in threading.enumerate():  # both invocations ended: none is retried in a later test
+        if thread.name.startswith("event-"):
+            thread.join(timeout=60)
+            assert not thread.is_alive(), thread.name
     steps = dict(line.split() for line in where.read_text(encoding="ascii").splitlines())
     assert set(steps) == {"schedule", "worker"} and str(os.getpid()) not in steps.values(), steps
-    assert steps["schedule"] != steps["worker"]  # two invocations, each in a sandbox of its own
