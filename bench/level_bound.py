@@ -6,8 +6,9 @@ forecast can know, times the cell's own seasonal index (as the model computes it
 mean flat. Its mean MASE relative to the seasonal naive's is a floor for any forecast that gets
 the season from the cell's history: what is left is the months' own noise around their level.
 A third knows less: the citywide total of the cell's type over the next 12 months (reports with no
-area included), shared out by the cell's share of that total over the last 12 (its own season again): how far a forecast gets
-whose only error is each cell's share drifting, had it foreseen every type's year exactly.
+area included), shared out by the cell's share of that total over the last 12 (its own season
+again): how far a forecast gets whose only error is each cell's share drifting, had it foreseen
+every type's year exactly.
 The model's ratio on the same series-origins is ``bench/accuracy.py``'s
 (``targets``: area_x_type/dense). Pure numpy, seconds.
 

@@ -11,10 +11,11 @@ retrain through the state machine with IAM on)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 import json
 import os
+from pathlib import Path
 import threading
 import time
 from typing import Any
@@ -155,21 +156,22 @@ def test_a_batch_whose_sandbox_dies_counts_against_the_tolerated_failures(embedd
     assert stores.series.champion() is None
 
 
+def _recording_pid(where: Path, step: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original``, first writing "<step> <pid>" to ``where``: which process ran it."""
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with where.open("a", encoding="ascii") as out:
+            out.write(f"{step} {os.getpid()}\n")
+        return original(*args, **kwargs)
+    return run
+
 def test_the_plan_and_the_promotion_run_in_sandboxes_too(embedded, monkeypatch, tmp_path) -> None:
     """As Lambda runs each function in environments of its own: the plan's work does not hold up this
     process (the gateway's handlers)."""
     functions, stores = embedded
     where = tmp_path / "pids"
-
-    def recorded(step: str, original: Any) -> Any:
-        def run(*args: Any) -> Any:
-            with where.open("a", encoding="ascii") as out:
-                out.write(f"{step} {os.getpid()}\n")
-            return original(*args)
-        return run
-
-    monkeypatch.setattr(retrain, "plan", recorded("plan", retrain.plan))  # in this process: the sandboxes fork from it
-    monkeypatch.setattr(retrain, "promote", recorded("promote", retrain.promote))
+    # in this process: the sandboxes fork from it
+    monkeypatch.setattr(retrain, "plan", _recording_pid(where, "plan", retrain.plan))
+    monkeypatch.setattr(retrain, "promote", _recording_pid(where, "promote", retrain.promote))
     described, run = _retrain_to_the_end(functions, stores)
     assert described["status"] == "SUCCEEDED" and run["status"] == "succeeded", run
     steps = dict(line.split() for line in where.read_text(encoding="ascii").splitlines())
@@ -182,18 +184,11 @@ def test_the_schedule_s_ingest_and_its_worker_run_in_sandboxes(embedded, monkeyp
     whose CPU work in this process would hold up the gateway's handlers."""
     where = tmp_path / "pids"
 
-    def recorded(step: str, original: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with where.open("a", encoding="ascii") as out:
-                out.write(f"{step} {os.getpid()}\n")
-            return original(*args, **kwargs)
-        return run
-
     def worked(stores: Stores, run_id: str, **_: Any) -> dict[str, Any]:  # no portal here: the run's work is not the point
         return {"run_id": run_id, "status": "succeeded", "detail": {}}
 
-    monkeypatch.setattr(pipeline, "request_ingest", recorded("schedule", pipeline.request_ingest))  # the sandboxes fork from here
-    monkeypatch.setattr(pipeline, "ingest_worker", recorded("worker", worked))
+    monkeypatch.setattr(pipeline, "request_ingest", _recording_pid(where, "schedule", pipeline.request_ingest))  # forked from here
+    monkeypatch.setattr(pipeline, "ingest_worker", _recording_pid(where, "worker", worked))
     event = (REPO / "events" / "ingest-schedule.json").read_bytes()
     answer = aws_client("lambda").invoke(FunctionName=lambda_service.function_name("IngestFunction"),
                                           InvocationType="Event", Payload=event)
