@@ -5,10 +5,13 @@ fixtures cut from it (tests/fixtures, see README.md there) for where it is absen
 from __future__ import annotations
 
 from collections.abc import Iterator
+import importlib.util
 import os
 from pathlib import Path
 import shutil
+import sys
 import tempfile
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,19 @@ from crimecast.tools.data import real_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def bench_module(name: str) -> ModuleType:
+    """``bench/<name>.py`` loaded as a module, with bench/ on the path as running it puts it there,
+    and registered as ``bench_<name>`` (dataclasses look their module up)."""
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def data_source_dir() -> Path:

@@ -6,14 +6,13 @@ fixed policies on the same months and series."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 import sys
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, bench_module
 from tests.ingest.test_replay_portal import _totals_with_new_type_names
 
 AS_OF, STEPS = "2021-12", 2
@@ -22,10 +21,7 @@ AS_OF, STEPS = "2021-12", 2
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("replay-tool")
-    spec = importlib.util.spec_from_file_location("bench_replay", REPO / "bench" / "replay.py")
-    assert spec and spec.loader
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = bench_module("replay")
     results = sys.modules["results"]  # bench/results.py, as the tool imported it
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(results, "RESULTS", folder)  # not into the checkout's bench/results

@@ -3,24 +3,16 @@ must learn only from what was known at the origin, or the figure it publishes is
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def cell_growth():
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_cell_growth", REPO / "bench" / "cell_growth.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("cell_growth")
 
 
 def _panel(cell_growth, counts: np.ndarray):

@@ -3,22 +3,14 @@ the retrain) and counts what did not answer 200 as an error of that phase."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def ingest_latency():
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_ingest_latency", REPO / "bench" / "ingest_latency.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("ingest_latency")
 
 
 def test_each_request_counts_in_the_phase_it_started_in(ingest_latency) -> None:

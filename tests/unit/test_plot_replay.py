@@ -3,24 +3,19 @@ every number links to the place in the result file that holds it."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bench_module
 
 LINK = re.compile(r"\[(?P<text>[^\]]+)\]\(\.\./bench/results/replay_x\.json#(?P<path>[^)]+)\)")
 
 
 @pytest.fixture(scope="module")
 def tool() -> Any:
-    spec = importlib.util.spec_from_file_location("plot_replay", REPO / "bench" / "plot_replay.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("plot_replay")
 
 
 def _month(month: str, alarm: bool, service: float, promoted: str | None) -> dict[str, Any]:

@@ -5,21 +5,15 @@ model drops out, one that became worth one joins."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def replay_tool():
-    spec = importlib.util.spec_from_file_location("bench_replay_scores", REPO / "bench" / "replay.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("replay")
 
 
 def _forecast(yhat: float) -> dict[str, float]:
