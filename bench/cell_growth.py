@@ -2,13 +2,15 @@
 
 Not the service's model: a ridge regression of next year's growth learned across cells, the idea
 that came closest. At each yearly origin of ``bench/accuracy.py`` (2012-10..2016-10) it is
-fitted on every dense cell (>= 5 reports a month over the last 60) at every month whose next 12
-months were known at the origin: the log ratio of the cell's next 12 months to its last 12, on
+fitted on every dense cell (>= 5 reports a month over the last 60) at every month from the 60th
+of the area counts whose next 12 months were known at the origin: the log ratio of the cell's next 12 months to its last 12, on
 the year-on-year changes over the last 12, 6 and 3 months of the cell, its area, its type
 citywide and the city, and the ratio of the last 12 months' mean to the last 60's of the cell,
 its area and its type. A cell's forecast is the mean of its last 12 months times the predicted
 growth, times a seasonal index. Scored as accuracy.py scores the model (mean MASE over the
-seasonal naive's, the same series-origins):
+seasonal naive's, the same series-origins; ``mase_model`` is the forecast's own, named as
+``levels.summary`` names it). The settings (the penalty, the season's weight, the regressors)
+were chosen on these same origins, so the figures flatter the ridge if anything:
 
 - ``last_year_level``: no growth, the cell's own season (the model's seasonal index);
 - ``ridge_own_season``: the growth, the cell's own season;
@@ -16,7 +18,7 @@ seasonal naive's, the same series-origins):
 
 ``--with-model`` also forecasts every series with the model (Prophet fits: about 5 minutes on 2
 cores) and scores ``ridge_type_season`` averaged with the model's forecast of the cell (weights
-0.5 and 0.8 the ridge's), and reconciled top-down as the service reconciles
+0.5 and 0.8 the ridge's), and ``ridge_type_season`` itself reconciled top-down as the service reconciles
 (``levels.reconciled``) with the model's forecasts of the other levels. Pure numpy otherwise,
 seconds.
 

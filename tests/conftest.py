@@ -25,8 +25,11 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def bench_module(name: str) -> ModuleType:
-    """``bench/<name>.py`` loaded as a module, with bench/ on the path as running it puts it there,
-    and registered as ``bench_<name>`` (dataclasses look their module up)."""
+    """``bench/<name>.py`` loaded once as a module, with bench/ on the path as running it puts it
+    there, registered as ``bench_<name>`` (dataclasses look their module up). The bench modules it
+    imports in turn stay under their plain names (``levels``): patch those through the module."""
+    if f"bench_{name}" in sys.modules:
+        return sys.modules[f"bench_{name}"]
     if str(REPO / "bench") not in sys.path:
         sys.path.insert(0, str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
