@@ -182,8 +182,7 @@ def main() -> None:
     data = data_dir()
     austin = read_counts(data / "austin_assault_monthly_2001_2023.csv")
     yearly = ",".join(f"{y}-12" for y in range(2015, 2022))
-    level_origins = [pd.Period(o, "M") for o in (("2014-10", "2016-10") if args.quick else
-                                                 [f"{y}-10" for y in range(2012, 2017)])]
+    level_origins = [pd.Period(o, "M") for o in ("2014-10", "2016-10")] if args.quick else levels.YEARLY_ORIGINS
     late_origins = [pd.Period(o, "M") for o in (("2017-12", "2020-12", "2023-12") if args.quick else
                                                 [f"{y}-12" for y in range(2017, 2024)])]
     austin_summary = _backtest(austin, [AUSTIN_ASSAULT], yearly, args.workers, "austin")

@@ -35,9 +35,9 @@ import pandas as pd
 from results import write
 
 from crimecast.domain.model import SEASON, ModelSettings, seasonal_index
-from crimecast.tools.data import real_data_dir
+from crimecast.tools.data import AREA_TYPE_FILE, real_data_dir
 
-ORIGINS = [pd.Period(f"{y}-10", "M") for y in range(2012, 2017)]
+ORIGINS = levels.YEARLY_ORIGINS
 RIDGE_PENALTY = 100.0
 TYPE_SEASON_WEIGHT = 0.7
 MIX_WEIGHTS = (0.5, 0.8)  # the ridge's
@@ -93,9 +93,12 @@ def _long_run(x: np.ndarray, t: int) -> np.ndarray:
 def fitted_growth(panel: Panel, origin_t: int) -> np.ndarray:
     """Each cell's predicted growth at ``origin_t``, from a ridge fitted on the dense cells at every
     month from the 60th whose next 12 months were known at the origin."""
-    months = range(LONG_RUN - 1, origin_t - SEASON + 1)
-    x = np.concatenate([panel.features(t)[panel.dense(t)] for t in months])
-    y = np.concatenate([panel.growth(t)[panel.dense(t)] for t in months])
+    xs, ys = [], []
+    for t in range(LONG_RUN - 1, origin_t - SEASON + 1):
+        dense = panel.dense(t)
+        xs.append(panel.features(t)[dense])
+        ys.append(panel.growth(t)[dense])
+    x, y = np.vstack(xs), np.concatenate(ys)
     x = np.hstack([x, np.ones((len(x), 1))])
     beta = np.linalg.solve(x.T @ x + RIDGE_PENALTY * np.eye(x.shape[1]), x.T @ y)
     return panel.features(origin_t) @ beta[:-1] + beta[-1]
@@ -130,18 +133,13 @@ def with_model(series: list[levels.Series], unplaced: dict, ridge: dict) -> dict
     out = {}
     for weight in MIX_WEIGHTS:
         mixed = {k: {name: weight * f[name] + (1 - weight) * model[k][name] for name in f} for k, f in ridge.items()}
-        out[f"mixed_{weight}"] = _dense_ratio(series, mixed)
+        out[f"mixed_{weight}"] = levels.dense_cells(series, mixed, ORIGINS)
     combined = model | ridge
     adjusted = levels.reconciled(series, combined, unplaced, ORIGINS, "top")[0]
     cells = [k for k in adjusted if levels.level_of(k[0]) == "area_x_type"]
-    out["reconciled"] = {name: _dense_ratio(series, {k: source[k] for k in cells})
+    out["reconciled"] = {name: levels.dense_cells(series, {k: source[k] for k in cells}, ORIGINS)
                          for name, source in (("before", combined), ("after", adjusted))}
     return out
-
-
-def _dense_ratio(series: list[levels.Series], forecasts: dict) -> dict:
-    group = levels.by_group(levels._rows(series, forecasts, ORIGINS))["area_x_type/dense"]
-    return {k: group[k] for k in ("series_origins", "mase_model", "mase_seasonal_naive", "mase_ratio")}
 
 
 def main() -> None:
@@ -149,7 +147,7 @@ def main() -> None:
     parser.add_argument("--with-model", action="store_true",
                         help="also score the ridge mixed with the model and reconciled (Prophet fits, minutes)")
     args = parser.parse_args()
-    months, types, counts = levels.area_type_panel(real_data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    months, types, counts = levels.area_type_panel(real_data_dir() / AREA_TYPE_FILE)
     series, unplaced = levels.series_from_panel(months, types, counts)
     cells = [s for s in series if levels.level_of(s.key) == "area_x_type"]
     panel = Panel(months, types, counts)
@@ -158,7 +156,7 @@ def main() -> None:
     for name, growth, type_season in (("last_year_level", False, 0.0), ("ridge_own_season", True, 0.0),
                                       ("ridge_type_season", True, TYPE_SEASON_WEIGHT)):
         ridge = forecasts(panel, cells, growth, type_season)
-        figures[name] = _dense_ratio(cells, ridge)  # the last, ridge_type_season, is the one reconciled
+        figures[name] = levels.dense_cells(cells, ridge, ORIGINS)  # the last, ridge_type_season, is the one reconciled
     if args.with_model:
         figures["ridge_type_season_with_model"] = with_model(series, unplaced, ridge)
     write("cell_growth", figures)

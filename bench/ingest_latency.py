@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from latency import _summary, series_mix
+from latency import _summary, series_mix, timed_get
 from replay import start_stack, stop, wait_ready
 from results import write
 
@@ -40,16 +40,8 @@ def _client(port: int, token: str, paths: list[str], stop_at: threading.Event, o
     index = 0
     while not stop_at.is_set():
         started = time.monotonic()
-        ok = False
-        try:
-            connection.request("GET", paths[index % len(paths)], headers={"Authorization": f"Bearer {token}"})
-            response = connection.getresponse()
-            response.read()
-            ok = response.status == 200
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        out.append((started, (time.monotonic() - started) * 1000, ok))
+        connection, ms, ok = timed_get(connection, port, token, paths[index % len(paths)])
+        out.append((started, ms, ok))
         index += 1
     connection.close()
 

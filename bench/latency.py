@@ -73,27 +73,34 @@ def series_mix(catalog: dict, count: int, seed: int = SEED) -> list[str]:
     return paths
 
 
+def timed_get(connection: http.client.HTTPConnection, port: int, token: str, path: str
+              ) -> tuple[http.client.HTTPConnection, float, bool]:
+    """One GET on a keep-alive connection: the connection to use next (a new one after an error or
+    when the server closed it), the milliseconds it took and whether it answered 200."""
+    response = None
+    started = time.perf_counter()
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException):
+        response = None
+    ms = (time.perf_counter() - started) * 1000
+    if response is None or response.getheader("Connection", "").lower() == "close":
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    return connection, ms, response is not None and response.status == 200
+
+
 def _predict_load(port: int, token: str, paths: list[str], clients: int) -> tuple[list[float], int]:
     """Each path requested once, ``clients`` at a time; the timings in the order of ``paths``."""
     def client(mine: list[int]) -> tuple[list[tuple[int, float]], int]:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         timings, errors = [], 0
         for index in mine:
-            response = None
-            started = time.perf_counter()
-            try:
-                connection.request("GET", paths[index], headers={"Authorization": f"Bearer {token}"})
-                response = connection.getresponse()
-                response.read()
-                errors += response.status != 200
-            except (OSError, http.client.HTTPException):
-                errors += 1
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            timings.append((index, (time.perf_counter() - started) * 1000))
-            if response is not None and response.getheader("Connection", "").lower() == "close":
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection, ms, ok = timed_get(connection, port, token, paths[index])
+            errors += not ok
+            timings.append((index, ms))
         connection.close()
         return timings, errors
 

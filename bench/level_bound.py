@@ -23,9 +23,9 @@ import pandas as pd
 from results import write
 
 from crimecast.domain.model import SEASON, ModelSettings, seasonal_index
-from crimecast.tools.data import real_data_dir
+from crimecast.tools.data import AREA_TYPE_FILE, real_data_dir
 
-ORIGINS = [pd.Period(f"{y}-10", "M") for y in range(2012, 2017)]
+ORIGINS = levels.YEARLY_ORIGINS
 
 
 def clairvoyant(series: list[levels.Series], seasonal: bool, types: dict[str, levels.Series] | None = None) -> dict:
@@ -54,15 +54,14 @@ def _known_type_level(history: np.ndarray, type_series: levels.Series, origin: p
 
 
 def main() -> None:
-    months, types, panel = levels.area_type_panel(real_data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    months, types, panel = levels.area_type_panel(real_data_dir() / AREA_TYPE_FILE)
     series = levels.series_from_panel(months, types, panel)[0]
     cells = [s for s in series if levels.level_of(s.key) == "area_x_type"]
     city_types = {s.key.primary_type: s for s in series if levels.level_of(s.key) == "city_types"}
     figures = {"origins": [str(o) for o in ORIGINS]}
     for name, seasonal, known_types in (("known_level_own_season", True, None), ("known_level_flat", False, None),
                                          ("known_type_total_own_season", True, city_types)):
-        group = levels.by_group(levels._rows(cells, clairvoyant(cells, seasonal, known_types), ORIGINS))["area_x_type/dense"]
-        figures[name] = {k: group[k] for k in ("series_origins", "mase_model", "mase_seasonal_naive", "mase_ratio")}
+        figures[name] = levels.dense_cells(cells, clairvoyant(cells, seasonal, known_types), ORIGINS)
     write("level_bound", figures)
 
 

@@ -35,6 +35,7 @@ from crimecast.settings import RetrainOptions
 DENSE = 5.0
 SPARSE = 0.5
 HORIZON = 12
+YEARLY_ORIGINS = tuple(pd.Period(f"{y}-10", "M") for y in range(2012, 2017))  # accuracy.py's origins for these levels
 
 # The issue's targets.
 MASE_RATIO_MAX = 0.90
@@ -187,6 +188,12 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "mae_model": round(float(np.mean([r["model"]["mae"] for r in rows])), 3),
         "mae_seasonal_naive": round(float(np.mean([r["naive"]["mae"] for r in rows])), 3),
     }
+
+
+def dense_cells(series: Sequence[Series], forecasts: dict, origins: Sequence[pd.Period]) -> dict[str, Any]:
+    """The dense area x type cells' mean MASE of ``forecasts`` (``mase_model``), the seasonal naive's and their ratio."""
+    group = by_group(_rows(series, forecasts, origins))["area_x_type/dense"]
+    return {k: group[k] for k in ("series_origins", "mase_model", "mase_seasonal_naive", "mase_ratio")}
 
 
 def by_group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -23,3 +23,36 @@ def test_each_request_counts_in_the_phase_it_started_in(ingest_latency) -> None:
 
 def test_a_phase_with_no_request_is_left_out(ingest_latency) -> None:
     assert "retrain" not in ingest_latency.by_phase([(0.5, 10.0, True)], {"quiet": (0, 10), "retrain": (10, 20)})
+
+
+def test_only_a_200_counts_as_answered_on_a_server_that_closes_each_connection(ingest_latency) -> None:
+    """``timed_get`` goes on through a server that closes every connection, and a 401 is an error."""
+    import http.client
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    class Closing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's name
+            self.send_response(200 if self.headers["Authorization"] == "Bearer good" else 401)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Closing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = []
+        for token in ("good", "good", "bad", "good"):
+            connection, ms, ok = ingest_latency.timed_get(connection, port, token, "/predict")
+            answers.append(ok)
+            assert ms >= 0
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [True, True, False, True]
