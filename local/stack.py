@@ -75,11 +75,11 @@ def start_workflows(template: dict[str, Any], functions: Functions, concurrency:
     """The template's queues and functions on the embedded Lambda service (each invoke runs its handler
     with ``functions``, an asynchronous one on a thread, retried and dropped as its EventInvokeConfig
     says) and its retrain state machine, run by moto's Step Functions interpreter, its Map's
-    MaxConcurrency ``concurrency`` (the template's default otherwise); the environment that points
-    the functions at it."""
+    MaxConcurrency and the train function's reserved concurrency ``concurrency`` (the template's
+    default otherwise); the environment that points the functions at it."""
     machine.enable_execution(os.environ["AWS_ENDPOINT_URL"])
-    arns = lambda_service.register_functions(template, functions)
     parameters = {MAP_CONCURRENCY_PARAMETER: str(concurrency)} if concurrency else None
+    arns = lambda_service.register_functions(template, functions, parameters)
     return {"RETRAIN_STATE_MACHINE_ARN": machine.create_state_machine(template, arns, dict(os.environ),
                                                                       parameters=parameters)}
 

@@ -12,8 +12,10 @@ asynchronous invocation" and "Capturing records of Lambda asynchronous invocatio
   (``invocation_record``), sent with the function's execution role; the ``condition`` says
   why: ``RetriesExhausted`` or ``EventAgeExceeded``. Every attempt has the same request id.
 
-Throttling and Lambda's own errors (retried with exponential backoff for up to the event's
-age) do not happen here: the embedded Lambda always has a container for the event.
+- a throttled attempt (the function's reserved concurrency all in use: ``Throttled``) is not a
+  function error: the event goes back to Lambda's queue and is tried again, the wait growing
+  from a second to five minutes, until it runs or reaches its age; it uses none of the retries.
+  (Lambda's own errors, retried the same way, do not happen here.)
 
 ``set_time_scale`` shortens Lambda's clock (the retry waits and the age limit alike) for
 tests: two retries take three minutes on AWS.
@@ -30,6 +32,7 @@ import uuid
 from local.aws.template import AsyncInvokeConfig
 
 RETRY_WAITS_S = (60.0, 120.0)  # before the first retry, and before each later one
+THROTTLE_WAITS_S = (1.0, 300.0)  # a throttled event's first wait, doubling up to the last
 RETRIES_EXHAUSTED = "RetriesExhausted"
 EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 RECORD_VERSION = "1.0"
@@ -52,6 +55,16 @@ def time_scale() -> float:
 
 class EventExpired(Exception):
     """The event reached its maximum age before its attempt could start (queued behind others)."""
+
+
+class Throttled(Exception):
+    """The function's reserved concurrency was all in use: Lambda ran nothing (429
+    TooManyRequestsException, reason ReservedFunctionConcurrentInvocationLimitExceeded)."""
+
+    def __init__(self, function: str, reserved: int) -> None:
+        super().__init__(f"Rate Exceeded. ({function}: {reserved} of {reserved} reserved executions in use)")
+        self.function = function
+        self.reserved = reserved
 
 
 def _timestamp() -> str:
@@ -80,12 +93,13 @@ def run_attempts(attempt: Callable[[float, str], None], config: AsyncInvokeConfi
                  event: dict[str, Any], error_document: Callable[[BaseException], dict[str, Any]],
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
     """Run an accepted event as Lambda would: ``attempt(start_by, request_id)`` runs the handler
-    once (raising its error, or EventExpired if it could not start by ``start_by``, a
-    ``time.monotonic()``); None once an attempt succeeds, else the invocation record to send."""
+    once (raising its error, Throttled if no concurrency was left for it, or EventExpired if it
+    could not start by ``start_by``, a ``time.monotonic()``); None once an attempt succeeds, else
+    the invocation record to send."""
     accepted = time.monotonic()
     expires = accepted + config.max_event_age_s * _time_scale
     request_id = str(uuid.uuid4())
-    attempts, error = 0, None
+    attempts, error, throttle_wait = 0, None, THROTTLE_WAITS_S[0]
     while True:
         if time.monotonic() > expires:
             return invocation_record(function_arn, request_id, EVENT_AGE_EXCEEDED, attempts, event, error)
@@ -93,6 +107,10 @@ def run_attempts(attempt: Callable[[float, str], None], config: AsyncInvokeConfi
             attempt(expires, request_id)
         except EventExpired:
             return invocation_record(function_arn, request_id, EVENT_AGE_EXCEEDED, attempts, event, error)
+        except Throttled:  # back to the queue: not an attempt
+            sleep(max(0.0, min(throttle_wait * _time_scale, expires + 0.001 - time.monotonic())))
+            throttle_wait = min(2 * throttle_wait, THROTTLE_WAITS_S[1])
+            continue
         except Exception as exc:  # noqa: BLE001 - a function error: Lambda's to retry
             attempts += 1
             error = error_document(exc)

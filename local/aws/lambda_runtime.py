@@ -7,8 +7,8 @@ as Lambda's error document (:func:`error_document`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 import ctypes
 from dataclasses import dataclass, field
 from functools import partial
@@ -117,7 +117,8 @@ class Functions:
     The functions in ``sandboxed`` (the local stack's embedded Lambda service runs every function
     so: the retrain's plan, batches and promotion, the ingest worker and its live evaluation, the
     schedules' invocations) run instead in sandboxes, worker processes of their own, as many at
-    once as they are invoked (the Map's MaxConcurrency bounds the batches): a sandbox runs one
+    once as they are invoked, up to the function's reserved concurrency (``reserve``; the Map's
+    MaxConcurrency bounds the batches too): a sandbox runs one
     invocation at a time and stays warm for the next (what it loaded stays loaded); it is ended
     when its invocation times out or it dies, after SANDBOX_IDLE_S without one, and with the
     stack (``parallel.stop_workers``). An invocation never waits for another's sandbox, so
@@ -135,6 +136,37 @@ class Functions:
         self.sandboxed = frozenset(sandboxed)
         # Per function, its warm sandboxes and when each was last released.
         self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
+        # Per function name, its reserved concurrency (``reserve``) and its invocations in flight.
+        self._reserved: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
+        self._counting = threading.Lock()
+
+    def reserve(self, name: str, executions: int | None) -> None:
+        """The function's ``ReservedConcurrentExecutions``: at most that many of its invocations
+        (by ``name``) at once, Throttled beyond (None: no limit, as a function that reserves none
+        and the account's unreserved concurrency is not counted here)."""
+        if executions is None:
+            self._reserved.pop(name, None)
+        else:
+            self._reserved[name] = executions
+
+    @contextmanager
+    def _concurrency(self, name: str | None) -> Iterator[None]:
+        """One of the function's reserved executions for the block, or Throttled if none is free."""
+        limit = self._reserved.get(name) if name is not None else None
+        if limit is None:
+            yield
+            return
+        assert name is not None
+        with self._counting:
+            if self._in_flight.get(name, 0) >= limit:
+                raise lambda_async.Throttled(name, limit)
+            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            with self._counting:
+                self._in_flight[name] -= 1
 
     def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
         with self.as_role(codeuri, handler):
@@ -173,7 +205,13 @@ class Functions:
         long; with ``give_up_at`` (a ``time.monotonic()``): IntegrationTimeout if that comes first;
         with ``start_by`` (likewise): EventExpired if it cannot start by then (queued behind other
         invocations in this process; in a sandbox, still loading). ``name``: the function's name on
-        the embedded AWS (its context's, which it may invoke)."""
+        the embedded AWS (its context's, which it may invoke); Throttled when all the function's
+        reserved concurrency (``reserve``) is in use."""
+        with self._concurrency(name):
+            return self._invoke(codeuri, handler, event, timeout, give_up_at, name, start_by, request_id)
+
+    def _invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,
+                give_up_at: float | None, name: str | None, start_by: float | None, request_id: str | None) -> Any:
         if (codeuri, handler) in self.sandboxed:
             return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
         context = _context(codeuri, name, request_id, timeout)
@@ -324,6 +362,9 @@ class Functions:
             try:
                 self.invoke(codeuri, handler, event, timeout, name=name, start_by=start_by, request_id=request_id)
             except lambda_async.EventExpired:
+                raise
+            except lambda_async.Throttled as exc:
+                say(f"async {label} throttled, back to the queue: {exc}")
                 raise
             except Exception as exc:
                 say(f"async {label} failed: {error_document(exc)['errorMessage']}")

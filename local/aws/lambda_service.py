@@ -7,7 +7,9 @@ the tests' mostly in this process): a ``RequestResponse`` invoke answers with th
 with Lambda's error document and ``X-Amz-Function-Error: Unhandled``; an ``Event`` invoke answers
 202 and runs the handler on a thread, as Lambda's asynchronous contract has it
 (``local.aws.lambda_async``: retried, dropped past its age, its invocation record sent to the
-OnFailure queue). The template's queues are created, and its ``Type: SQS`` events read them as
+OnFailure queue). No more of a function's invocations run at once than its
+``ReservedConcurrentExecutions``: one more is answered 429 ``TooManyRequestsException``, or, an
+``Event`` one, goes back to Lambda's queue. The template's queues are created, and its ``Type: SQS`` events read them as
 Lambda's event source mappings do (``poll_queue_events``). The same code serves the local stack
 (moto's server in this process) and the tests (``mock_aws``).
 """
@@ -24,6 +26,7 @@ from typing import Any
 import zipfile
 
 from local.aws.embedded import patch_once
+from local.aws.lambda_async import Throttled
 from local.aws.lambda_runtime import Functions, error_document
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
@@ -33,6 +36,7 @@ from local.aws.template import (
     function_timeout,
     queue_events,
     queue_name,
+    reserved_concurrency,
     resources_of_type,
 )
 from local.aws.template import function_name as template_function_name
@@ -50,6 +54,7 @@ class LocalFunction:
     handler: str
     timeout: float
     async_config: AsyncInvokeConfig = LAMBDA_ASYNC_DEFAULTS
+    reserved: int | None = None  # its ReservedConcurrentExecutions
 
 
 _registry: dict[str, tuple[LocalFunction, Functions]] = {}  # function name -> its code and what runs it
@@ -69,6 +74,17 @@ def function_name(logical_id: str) -> str:
 
 
 # --- Lambda: invoke runs the handler here -----------------------------------------------------
+
+
+def _too_many_requests() -> Exception:
+    """Lambda's answer (429) to an invocation its function has no reserved concurrency left for."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+    error.code = 429
+    error.description = json.dumps({"__type": "TooManyRequestsException", "Type": "User", "message": "Rate Exceeded.",
+                                    "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+    return error
 
 
 def _send_to_queue(logical_id: str) -> Callable[[dict[str, Any]], None]:
@@ -108,6 +124,8 @@ def _patch_lambda() -> None:
             return b""
         try:
             result = runner.invoke(spec.codeuri, spec.handler, event, spec.timeout, name=self.function_name)
+        except Throttled:  # Lambda ran nothing: the caller's to retry
+            raise _too_many_requests() from None
         except Exception as exc:  # noqa: BLE001 - Lambda's answer for a function error
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(error_document(exc)).encode()
@@ -124,10 +142,12 @@ def install() -> None:
     patch_once(_patch_lambda)
 
 
-def local_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:
-    """Every function of the template: its code, its timeout and its asynchronous settings."""
+def local_functions(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, LocalFunction]:
+    """Every function of the template: its code, its timeout, its asynchronous settings and its
+    reserved concurrency (the template's parameters at their defaults unless ``parameters`` gives them)."""
     return {logical_id: LocalFunction(logical_id, codeuri, handler, function_timeout(template, logical_id),
-                                      async_invoke_config(template, logical_id))
+                                      async_invoke_config(template, logical_id),
+                                      reserved_concurrency(template, logical_id, parameters))
             for logical_id, (codeuri, handler) in entry_points(template).items()}
 
 
@@ -142,9 +162,11 @@ def create_queues(template: dict[str, Any]) -> dict[str, str]:
     return dict(_queue_urls)
 
 
-def register_functions(template: dict[str, Any], runner: Functions) -> dict[str, str]:
+def register_functions(template: dict[str, Any], runner: Functions, parameters: dict[str, str] | None = None
+                       ) -> dict[str, str]:
     """Create the template's queues and every function of it on the embedded AWS, run by ``runner``
-    (an asynchronous invocation as the function's EventInvokeConfig says); their ARNs."""
+    (an asynchronous invocation as the function's EventInvokeConfig says, no more at once than its
+    ReservedConcurrentExecutions, ``parameters`` overriding the template's defaults); their ARNs."""
     import boto3
 
     install()
@@ -161,13 +183,14 @@ def register_functions(template: dict[str, Any], runner: Functions) -> dict[str,
         archive.writestr("README.txt", "run by local/aws/lambda_service.py with local/aws/lambda_runtime.py")
     client = boto3.client("lambda")
     arns = {}
-    for logical_id, spec in local_functions(template).items():
+    for logical_id, spec in local_functions(template, parameters).items():
         name = _names[logical_id] = template_function_name(template, logical_id)
         module = spec.handler.rsplit(".", 1)[0]
         arns[logical_id] = client.create_function(
             FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler, Timeout=int(spec.timeout),
             Code={"ZipFile": code.getvalue()}, Description=f"{spec.codeuri}{module}.py")["FunctionArn"]
         _registry[name] = (spec, runner)
+        runner.reserve(name, spec.reserved)
     return arns
 
 
@@ -219,6 +242,9 @@ def poll_queue_events(template: dict[str, Any]) -> int:
                 batch = {"Records": [_sqs_event_record(m, arn) for m in messages]}
                 try:
                     answer = runner.invoke(spec.codeuri, spec.handler, batch, spec.timeout, name=function_name(event.function))
+                except Throttled as exc:
+                    logger.warning("%s: a batch of %s comes back after the visibility timeout", exc, event.queue)
+                    break
                 except Exception:
                     logger.exception("%s failed on a batch of %s: it comes back after the visibility timeout",
                                      event.function, event.queue)

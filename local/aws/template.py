@@ -158,6 +158,26 @@ def _function_property(template: dict[str, Any], properties: dict[str, Any], nam
     return template.get("Globals", {}).get("Function", {}).get(name)
 
 
+def parameter_value(template: dict[str, Any], name: str, parameters: dict[str, str] | None = None) -> str:
+    """A template parameter's value as deployed: ``parameters``' (a deploy's overrides), else its default."""
+    if name in (parameters or {}):
+        return str(parameters[name])  # type: ignore[index]
+    return str(template["Parameters"][name]["Default"])
+
+
+def reserved_concurrency(template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None) -> int | None:
+    """A function's ``ReservedConcurrentExecutions`` (a number or a parameter's ``Ref``); None when
+    it reserves none (it shares the account's unreserved concurrency)."""
+    value = template["Resources"][logical_id].get("Properties", {}).get("ReservedConcurrentExecutions")
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if set(value) != {"Ref"} or value["Ref"] not in template.get("Parameters", {}):
+            raise ValueError(f"{logical_id}: ReservedConcurrentExecutions must be a number or a parameter's Ref, not {value!r}")
+        value = parameter_value(template, value["Ref"], parameters)
+    return int(value)
+
+
 LAMBDA_DEFAULT_TIMEOUT_S = 3  # a function's Timeout when neither it nor Globals sets one (SAM's default)
 AUTHORIZER_DEFAULT_TTL_S = 300  # API Gateway's authorizer result cache when the template sets none
 

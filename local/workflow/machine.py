@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from local.aws.lambda_service import ROLE_NAME
-from local.aws.template import deployed_name
+from local.aws.template import deployed_name, parameter_value
 from local.workflow import interpreter
 
 
@@ -26,10 +26,8 @@ def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str], env: di
         return arns[value["Fn::GetAtt"][0]]
     if "Ref" in value:
         name = value["Ref"]
-        if name in (parameters or {}):
-            return str(parameters[name])  # type: ignore[index]
-        if name in template.get("Parameters", {}):
-            return str(template["Parameters"][name]["Default"])
+        if name in (parameters or {}) or name in template.get("Parameters", {}):
+            return parameter_value(template, name, parameters)
         if name == "DataBucket":
             return env["DATA_BUCKET"]
     raise ValueError(f"cannot resolve {value!r} locally")

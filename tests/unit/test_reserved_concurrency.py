@@ -1,0 +1,176 @@
+"""A function's ReservedConcurrentExecutions on the local stack, as Lambda keeps it: no more of
+its invocations at once; one more is throttled (429 TooManyRequestsException, nothing run), and
+an asynchronous event that is throttled goes back to the queue, tried again without using its
+retries, until it runs or reaches its age."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+from pathlib import Path
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto import mock_aws
+import pytest
+
+from crimecast.domain import parallel
+from local.aws import lambda_async, lambda_service
+from local.aws.lambda_runtime import Functions
+from local.aws.template import (
+    LAMBDA_ASYNC_DEFAULTS,
+    SERVERLESS_FUNCTION,
+    AsyncInvokeConfig,
+    load_template,
+    reserved_concurrency,
+)
+from tests.conftest import REPO
+
+ENTRY = ("tests/fixtures/lambda/", "sandboxed.handler")
+NAME = "crimecast-train-dev"
+
+
+@pytest.fixture
+def functions() -> Iterator[Functions]:
+    yield Functions(sandboxed={ENTRY})
+    parallel.stop_workers()
+
+
+def _running(invoke: Any, marker: Path) -> threading.Thread:
+    """An invocation that runs for about a second, started on a thread; returned once its handler runs."""
+    thread = threading.Thread(target=invoke, args=({"do": "count", "steps": 50, "to": str(marker)},), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the first invocation never started"
+        time.sleep(0.01)
+    return thread
+
+
+def test_the_template_s_reserved_concurrency_is_read_with_the_deploy_s_parameters() -> None:
+    template = load_template(REPO / "template.yaml")
+    assert reserved_concurrency(template, "IngestFunction") == 5
+    default = int(template["Parameters"]["RetrainMaxConcurrency"]["Default"])
+    assert reserved_concurrency(template, "RetrainTrainFunction") == default
+    assert reserved_concurrency(template, "RetrainTrainFunction", {"RetrainMaxConcurrency": "2"}) == 2
+    assert reserved_concurrency(template, "PredictFunction") is None
+    template["Resources"]["PredictFunction"]["Properties"]["ReservedConcurrentExecutions"] = {"Fn::GetAtt": ["X", "Y"]}
+    with pytest.raises(ValueError, match="PredictFunction"):
+        reserved_concurrency(template, "PredictFunction")
+
+
+def test_an_invocation_past_the_reserved_concurrency_is_throttled(functions: Functions, tmp_path: Path) -> None:
+    functions.reserve(NAME, 1)
+    first = _running(lambda event: functions.invoke(*ENTRY, event, timeout=30, name=NAME), tmp_path / "first")
+    with pytest.raises(lambda_async.Throttled, match="1 of 1"):
+        functions.invoke(*ENTRY, {}, timeout=30, name=NAME)
+    assert functions.invoke(*ENTRY, {}, timeout=30, name="crimecast-plan-dev")["function"] == "crimecast-plan-dev"
+    first.join(30)
+    assert functions.invoke(*ENTRY, {}, timeout=30, name=NAME)["function"] == NAME  # its execution is free again
+
+
+def test_a_failed_or_timed_out_invocation_gives_its_execution_back(functions: Functions) -> None:
+    functions.reserve(NAME, 1)
+    with pytest.raises(Exception, match="no such series"):
+        functions.invoke(*ENTRY, {"do": "raise"}, timeout=30, name=NAME)
+    with pytest.raises(Exception, match="timed out"):
+        functions.invoke(*ENTRY, {"do": "sleep", "seconds": 30}, timeout=0.5, name=NAME)
+    assert functions.invoke(*ENTRY, {}, timeout=30, name=NAME)["function"] == NAME
+
+
+def test_a_throttled_event_is_tried_again_without_using_its_retries() -> None:
+    no_retries = AsyncInvokeConfig(0, LAMBDA_ASYNC_DEFAULTS.max_event_age_s, None)
+    outcomes: list[Exception | None] = [lambda_async.Throttled(NAME, 1)] * 3 + [None]
+    waits: list[float] = []
+
+    def attempt(start_by: float, request_id: str) -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    record = lambda_async.run_attempts(attempt, no_retries, "arn:fn", {}, lambda e: {"errorMessage": str(e)},
+                                       sleep=waits.append)
+    assert record is None and not outcomes  # it ran, on its fourth try, though it may not be retried
+    assert waits == [1.0, 2.0, 4.0]  # the wait doubles from a second
+
+
+def test_an_event_throttled_until_its_age_is_dropped_without_an_attempt() -> None:
+    config = AsyncInvokeConfig(2, 1, None)  # an age of one second
+    throttled = lambda_async.Throttled(NAME, 1)
+
+    def attempt(start_by: float, request_id: str) -> None:
+        raise throttled
+
+    record = lambda_async.run_attempts(attempt, config, "arn:fn", {"n": 1}, lambda e: {"errorMessage": str(e)},
+                                       sleep=time.sleep)
+    assert record is not None
+    context = record["requestContext"]
+    assert (context["condition"], context["approximateInvokeCount"]) == (lambda_async.EVENT_AGE_EXCEEDED, 0)
+    assert "responsePayload" not in record  # the function never ran
+
+
+@pytest.fixture
+def lambda_api(monkeypatch: pytest.MonkeyPatch, functions: Functions) -> Iterator[Any]:
+    """moto's Lambda with one function of a template, reserving one execution, run by ``functions``."""
+    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    template = {"Resources": {"Train": {"Type": SERVERLESS_FUNCTION, "Properties": {
+        "FunctionName": NAME, "CodeUri": ENTRY[0], "Handler": ENTRY[1], "Timeout": 30, "ReservedConcurrentExecutions": 1}}}}
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        lambda_service.register_functions(template, functions)
+        yield boto3.client("lambda", config=Config(retries={"total_max_attempts": 1}))
+        lambda_service.unregister_all()
+
+
+def test_the_lambda_api_answers_429_and_runs_a_throttled_event_later(lambda_api: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lambda_async, "_time_scale", 0.1)  # the throttled event's waits: 0.1 s, 0.2 s ...
+
+    def invoke(event: dict[str, Any]) -> Any:
+        return lambda_api.invoke(FunctionName=NAME, Payload=json.dumps(event).encode())
+
+    first = _running(invoke, tmp_path / "first")
+    with pytest.raises(ClientError) as refused:
+        invoke({})
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
+    later = tmp_path / "later"
+    accepted = lambda_api.invoke(FunctionName=NAME, InvocationType="Event",
+                                 Payload=json.dumps({"do": "count", "steps": 1, "to": str(later)}).encode())
+    assert accepted["StatusCode"] == 202  # accepted while every execution is in use
+    time.sleep(0.3)
+    assert not later.exists()  # throttled, back in the queue
+    first.join(30)
+    deadline = time.monotonic() + 30
+    while not later.exists():
+        assert time.monotonic() < deadline, "the throttled event never ran"
+        time.sleep(0.05)
+
+
+def test_a_state_machine_s_retry_takes_the_throttle_as_lambda_s(lambda_api: Any, tmp_path: Path) -> None:
+    """The error Step Functions names (Lambda.TooManyRequestsException), which the template's Retry lists."""
+    arn = lambda_api.get_function(FunctionName=NAME)["Configuration"]["FunctionArn"]
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": arn, "Payload": {}},
+            "Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 30,
+                       "BackoffRate": 1}], "End": True}
+    states = boto3.client("stepfunctions")
+    machine = states.create_state_machine(name="throttled", roleArn="arn:aws:iam::123456789012:role/states",
+                                          definition=json.dumps({"StartAt": "Train", "States": {"Train": task}}))
+    first = _running(lambda event: lambda_api.invoke(FunctionName=NAME, Payload=json.dumps(event).encode()),
+                     tmp_path / "first")
+    execution = states.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+    first.join(30)
+    deadline = time.monotonic() + 60
+    while (status := states.describe_execution(executionArn=execution)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, "the execution never ended"
+        time.sleep(0.1)
+    assert status == "SUCCEEDED"
+    events = states.get_execution_history(executionArn=execution)["events"]
+    failed = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
+    assert failed and set(failed) == {"Lambda.TooManyRequestsException"}  # throttled while the first ran, then run
