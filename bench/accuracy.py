@@ -42,6 +42,7 @@ from crimecast.domain.keys import SeriesKey
 from crimecast.domain.model import CrimeForecaster, seasonal_naive, seed_prophet
 from crimecast.domain.parallel import StderrProgress
 from crimecast.domain.series import read_counts
+from crimecast.tools.data import AREA_TYPE_FILE
 from crimecast.tools.data import real_data_dir as data_dir
 
 AUSTIN_ASSAULT = SeriesKey(25, "ASSAULT")
@@ -95,7 +96,7 @@ def reconciliation_effect(before: dict, after: dict) -> dict:
 def area_type_levels(origins: list[pd.Period], workers: int | None, reconcile_also: list[pd.Period]
                      ) -> tuple[dict, list[dict]]:
     """The levels' targets at ``origins``; reconciliation's effect at those and ``reconcile_also``."""
-    months, types, panel = levels.area_type_panel(data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    months, types, panel = levels.area_type_panel(data_dir() / AREA_TYPE_FILE)
     series, unplaced = levels.series_from_panel(months, types, panel)
     forecasts = levels.forecast_all(series, origins, workers, "area x type levels")
     base = levels._rows(series, forecasts, origins)
@@ -155,7 +156,7 @@ def across_breaks(workers: int | None) -> tuple[dict, list[dict]]:
     """Every level at the break origins; area x type cells where their file has months after the origin."""
     series = series_2026()
     rows = levels._rows(series, levels.forecast_all(series, BREAK_ORIGINS, workers, "breaks, 2026 files"), BREAK_ORIGINS)
-    months, types, panel = levels.area_type_panel(data_dir() / "area_type_monthly_2001_2018.csv.gz")
+    months, types, panel = levels.area_type_panel(data_dir() / AREA_TYPE_FILE)
     cells = [s for s in levels.series_from_panel(months, types, panel)[0] if levels.level_of(s.key) == "area_x_type"]
     cell_forecasts = levels.forecast_all(cells, BREAK_ORIGINS, workers, "breaks, area x type", AREA_TYPE_MIN_TEST)
     rows += levels._rows(cells, cell_forecasts, BREAK_ORIGINS)
