@@ -38,7 +38,7 @@ from local.aws import faults, iam, iam_calls, lambda_service
 from local.aws.embedded import provision, start_moto
 from local.aws.enforcement import enforce_from_now
 from local.aws.lambda_runtime import Functions
-from local.aws.template import entry_points, load_template
+from local.aws.template import entry_points, load_template, parameter_value
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -58,7 +58,7 @@ MAP_CONCURRENCY_PARAMETER = "RetrainMaxConcurrency"
 
 def map_concurrency(template: dict[str, Any], workers: int | None) -> int:
     """The retrain Map's MaxConcurrency here: the template's, bounded by the cores (``workers``)."""
-    default = int(template["Parameters"][MAP_CONCURRENCY_PARAMETER]["Default"])
+    default = int(parameter_value(template, MAP_CONCURRENCY_PARAMETER))
     return max(1, min(default, workers or parallel.default_workers()))
 
 
@@ -334,6 +334,7 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
     invoked = invoked_functions(template)
     concurrency = map_concurrency(template, workers)
     workflows = start_workflows(template, invoked, concurrency)
+    gateway.functions.concurrency = invoked.concurrency  # POST /ingest and the schedule's share the ingest's 5
     os.environ.update(workflows)
     say(f"retrain: the Distributed Map trains up to {concurrency} batches at once, each in a worker process "
         f"({MAP_CONCURRENCY_PARAMETER} bounded by the cores)")

@@ -32,7 +32,8 @@ import uuid
 from local.aws.template import AsyncInvokeConfig
 
 RETRY_WAITS_S = (60.0, 120.0)  # before the first retry, and before each later one
-THROTTLE_WAITS_S = (1.0, 300.0)  # a throttled event's first wait, doubling up to the last
+THROTTLE_FIRST_WAIT_S = 1.0  # a throttled event's wait before it is tried again, doubling each time
+THROTTLE_MAX_WAIT_S = 300.0
 RETRIES_EXHAUSTED = "RetriesExhausted"
 EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 RECORD_VERSION = "1.0"
@@ -99,7 +100,7 @@ def run_attempts(attempt: Callable[[float, str], None], config: AsyncInvokeConfi
     accepted = time.monotonic()
     expires = accepted + config.max_event_age_s * _time_scale
     request_id = str(uuid.uuid4())
-    attempts, error, throttle_wait = 0, None, THROTTLE_WAITS_S[0]
+    attempts, error, throttle_wait = 0, None, THROTTLE_FIRST_WAIT_S
     while True:
         if time.monotonic() > expires:
             return invocation_record(function_arn, request_id, EVENT_AGE_EXCEEDED, attempts, event, error)
@@ -109,7 +110,7 @@ def run_attempts(attempt: Callable[[float, str], None], config: AsyncInvokeConfi
             return invocation_record(function_arn, request_id, EVENT_AGE_EXCEEDED, attempts, event, error)
         except Throttled:  # back to the queue: not an attempt
             sleep(max(0.0, min(throttle_wait * _time_scale, expires + 0.001 - time.monotonic())))
-            throttle_wait = min(2 * throttle_wait, THROTTLE_WAITS_S[1])
+            throttle_wait = min(2 * throttle_wait, THROTTLE_MAX_WAIT_S)
             continue
         except Exception as exc:  # noqa: BLE001 - a function error: Lambda's to retry
             attempts += 1

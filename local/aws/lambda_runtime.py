@@ -7,8 +7,8 @@ as Lambda's error document (:func:`error_document`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 import ctypes
 from dataclasses import dataclass, field
 from functools import partial
@@ -104,6 +104,47 @@ def error_document(exc: BaseException) -> dict[str, str]:
     return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
 
 
+class Concurrency:
+    """Per function name, its ``ReservedConcurrentExecutions`` and its executions in use, as Lambda
+    keeps them: an invocation takes one until its handler ends (not when its caller stops waiting),
+    and is Throttled when none is free. The account's unreserved concurrency (1,000 by default) is
+    not counted: a function that reserves none is never throttled here."""
+
+    def __init__(self) -> None:
+        self._reserved: dict[str, int] = {}
+        self._in_use: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, name: str, executions: int | None) -> None:
+        """The function's reserved concurrency from now on (None: it reserves none)."""
+        with self._lock:
+            if executions is None:
+                self._reserved.pop(name, None)
+            else:
+                self._reserved[name] = executions
+
+    def take(self, name: str | None) -> Callable[[], None]:
+        """One of the function's reserved executions, given back by calling the result (once: later
+        calls do nothing); Throttled when all are in use."""
+        with self._lock:
+            limit = self._reserved.get(name) if name is not None else None
+            if limit is None:
+                return lambda: None
+            assert name is not None
+            if self._in_use.get(name, 0) >= limit:
+                raise lambda_async.Throttled(name, limit)
+            self._in_use[name] = self._in_use.get(name, 0) + 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if not given_back.is_set():
+                    given_back.set()
+                    self._in_use[name] -= 1
+
+        return give_back
+
+
 class Functions:
     """Handler modules loaded once each, as warm Lambda containers keep them.
 
@@ -117,8 +158,8 @@ class Functions:
     The functions in ``sandboxed`` (the local stack's embedded Lambda service runs every function
     so: the retrain's plan, batches and promotion, the ingest worker and its live evaluation, the
     schedules' invocations) run instead in sandboxes, worker processes of their own, as many at
-    once as they are invoked, up to the function's reserved concurrency (``reserve``; the Map's
-    MaxConcurrency bounds the batches too): a sandbox runs one
+    once as they are invoked, up to the function's reserved concurrency (``concurrency``; the
+    Map's MaxConcurrency bounds the batches too): a sandbox runs one
     invocation at a time and stays warm for the next (what it loaded stays loaded); it is ended
     when its invocation times out or it dies, after SANDBOX_IDLE_S without one, and with the
     stack (``parallel.stop_workers``). An invocation never waits for another's sandbox, so
@@ -136,37 +177,9 @@ class Functions:
         self.sandboxed = frozenset(sandboxed)
         # Per function, its warm sandboxes and when each was last released.
         self._idle: dict[tuple[str, str, str | None], list[tuple[parallel.Worker, float]]] = {}
-        # Per function name, its reserved concurrency (``reserve``) and its invocations in flight.
-        self._reserved: dict[str, int] = {}
-        self._in_flight: dict[str, int] = {}
-        self._counting = threading.Lock()
-
-    def reserve(self, name: str, executions: int | None) -> None:
-        """The function's ``ReservedConcurrentExecutions``: at most that many of its invocations
-        (by ``name``) at once, Throttled beyond (None: no limit, as a function that reserves none
-        and the account's unreserved concurrency is not counted here)."""
-        if executions is None:
-            self._reserved.pop(name, None)
-        else:
-            self._reserved[name] = executions
-
-    @contextmanager
-    def _concurrency(self, name: str | None) -> Iterator[None]:
-        """One of the function's reserved executions for the block, or Throttled if none is free."""
-        limit = self._reserved.get(name) if name is not None else None
-        if limit is None:
-            yield
-            return
-        assert name is not None
-        with self._counting:
-            if self._in_flight.get(name, 0) >= limit:
-                raise lambda_async.Throttled(name, limit)
-            self._in_flight[name] = self._in_flight.get(name, 0) + 1
-        try:
-            yield
-        finally:
-            with self._counting:
-                self._in_flight[name] -= 1
+        # Per function name, its reserved concurrency and its executions in use: shared by every
+        # runner of the stack (the gateway's and the embedded Lambda service's count together).
+        self.concurrency = Concurrency()
 
     def _call(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext) -> Any:
         with self.as_role(codeuri, handler):
@@ -206,38 +219,44 @@ class Functions:
         with ``start_by`` (likewise): EventExpired if it cannot start by then (queued behind other
         invocations in this process; in a sandbox, still loading). ``name``: the function's name on
         the embedded AWS (its context's, which it may invoke); Throttled when all the function's
-        reserved concurrency (``reserve``) is in use."""
-        with self._concurrency(name):
-            return self._invoke(codeuri, handler, event, timeout, give_up_at, name, start_by, request_id)
-
-    def _invoke(self, codeuri: str, handler: str, event: dict[str, Any], timeout: float | None,
-                give_up_at: float | None, name: str | None, start_by: float | None, request_id: str | None) -> Any:
-        if (codeuri, handler) in self.sandboxed:
-            return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
+        reserved concurrency (``concurrency``) is in use."""
+        release = self.concurrency.take(name)
         context = _context(codeuri, name, request_id, timeout)
-        if timeout is None and give_up_at is None and start_by is None:
+        if (codeuri, handler) not in self.sandboxed and not (timeout is None and give_up_at is None and start_by is None):
+            return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by, release)
+        try:
+            if (codeuri, handler) in self.sandboxed:
+                return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
             with self._lock:
                 context.started = time.monotonic()
                 return self._call(codeuri, handler, event, context)
-        return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by)
+        finally:
+            release()
 
     def _invoke_with_limits(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext,
-                            timeout: float | None, give_up_at: float | None, start_by: float | None) -> Any:
+                            timeout: float | None, give_up_at: float | None, start_by: float | None,
+                            release: Callable[[], None]) -> Any:
         """The handler run on a thread of its own, the caller waiting only until the first limit;
-        a handler still running at its timeout is stopped, and its container (the lock) dropped."""
+        a handler still running at its timeout is stopped, and its container (the lock) dropped.
+        ``release`` gives its execution back when the handler ends, or when it never starts."""
         lock = self._lock
         started, finished = threading.Event(), threading.Event()
-        ending = threading.Lock()
+        ending, claiming = threading.Lock(), threading.Lock()
         box: dict[str, Any] = {}
 
         def run() -> None:
             try:
                 with lock:
-                    if box.get("abandoned"):
-                        return
+                    with claiming:  # it starts (loading the handler first), or its caller has given up
+                        if box.get("abandoned"):
+                            return
+                        box["claimed"] = True
                     run_until_timeout()
             except FunctionStopped:  # it came as the handler returned: the caller has stopped waiting
                 pass
+            finally:
+                if box.get("claimed"):
+                    release()
 
         def run_until_timeout() -> None:
             with self.as_role(codeuri, handler):
@@ -277,8 +296,14 @@ class Functions:
                  if at is not None]
         start_limit, not_started = min(waits, key=lambda w: w[0]) if waits else (None, None)
         if not started.wait(None if start_limit is None else max(0.0, start_limit - time.monotonic())):
-            box["abandoned"] = True  # still queued behind another invocation
-            raise not_started or IntegrationTimeout()
+            with claiming:
+                if not box.get("claimed"):  # still queued behind another invocation: it never runs
+                    box["abandoned"] = True
+                    release()
+                    raise not_started or IntegrationTimeout()
+            if isinstance(not_started, IntegrationTimeout):  # API Gateway stops waiting; its init goes on
+                raise not_started
+            started.wait()  # an event that has begun its init runs (the init is not timed)
         ends = [(context.started + timeout, FunctionTimeout(timeout))] if timeout is not None else []
         if give_up_at is not None:
             ends.append((give_up_at, IntegrationTimeout()))

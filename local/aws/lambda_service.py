@@ -132,6 +132,33 @@ def _patch_lambda() -> None:
         return json.dumps(result).encode()
 
     LambdaFunction.invoke = invoke
+    _follow_concurrency_settings()
+
+
+def _follow_concurrency_settings() -> None:
+    """PutFunctionConcurrency and DeleteFunctionConcurrency on a registered function set what its
+    runner allows at once (moto records them and would allow any number)."""
+    from moto.awslambda.models import LambdaBackend
+
+    put, delete = LambdaBackend.put_function_concurrency, LambdaBackend.delete_function_concurrency
+
+    def put_function_concurrency(self: Any, function_name: str, reserved_concurrency: str) -> str:
+        answer = put(self, function_name, reserved_concurrency)
+        _reserve(self.get_function(function_name).function_name, int(reserved_concurrency))
+        return answer
+
+    def delete_function_concurrency(self: Any, function_name: str) -> str | None:
+        answer = delete(self, function_name)
+        _reserve(self.get_function(function_name).function_name, None)
+        return answer
+
+    LambdaBackend.put_function_concurrency = put_function_concurrency
+    LambdaBackend.delete_function_concurrency = delete_function_concurrency
+
+
+def _reserve(name: str, executions: int | None) -> None:
+    if name in _registry:
+        _registry[name][1].concurrency.reserve(name, executions)
 
 
 # --- the template's functions and queues ---------------------------------------------------------
@@ -190,7 +217,8 @@ def register_functions(template: dict[str, Any], runner: Functions, parameters: 
             FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler, Timeout=int(spec.timeout),
             Code={"ZipFile": code.getvalue()}, Description=f"{spec.codeuri}{module}.py")["FunctionArn"]
         _registry[name] = (spec, runner)
-        runner.reserve(name, spec.reserved)
+        if spec.reserved is not None:
+            client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=spec.reserved)
     return arns
 
 
@@ -242,8 +270,11 @@ def poll_queue_events(template: dict[str, Any]) -> int:
                 batch = {"Records": [_sqs_event_record(m, arn) for m in messages]}
                 try:
                     answer = runner.invoke(spec.codeuri, spec.handler, batch, spec.timeout, name=function_name(event.function))
-                except Throttled as exc:
-                    logger.warning("%s: a batch of %s comes back after the visibility timeout", exc, event.queue)
+                except Throttled as exc:  # Lambda tries the batch again while it is in flight: here at the next pass
+                    logger.warning("%s: a batch of %s is tried again", exc, event.queue)
+                    sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for n, m in enumerate(messages)])
                     break
                 except Exception:
                     logger.exception("%s failed on a batch of %s: it comes back after the visibility timeout",

@@ -168,7 +168,8 @@ def parameter_value(template: dict[str, Any], name: str, parameters: dict[str, s
 def reserved_concurrency(template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None) -> int | None:
     """A function's ``ReservedConcurrentExecutions`` (a number or a parameter's ``Ref``); None when
     it reserves none (it shares the account's unreserved concurrency)."""
-    value = template["Resources"][logical_id].get("Properties", {}).get("ReservedConcurrentExecutions")
+    properties = template["Resources"][logical_id].get("Properties", {})
+    value = _function_property(template, properties, "ReservedConcurrentExecutions")
     if value is None:
         return None
     if isinstance(value, dict):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from crimecast.adapters import limits
 from crimecast.security_headers import security_headers
+from local.aws.lambda_async import Throttled
 from local.aws.lambda_runtime import FunctionTimeout, IntegrationTimeout
 from local.aws.template import ApiRoute
 from local.console import say
@@ -178,6 +179,7 @@ FAILURES: tuple[tuple[type[BaseException], int, Any, str], ...] = (
     (AuthorizerFailure, 500, {"message": None}, "the authorizer failed: {exc}"),
     (IntegrationTimeout, 504, {"message": "Endpoint request timed out"}, "no answer within {timeout:.0f} s"),
     (FunctionTimeout, 502, INTERNAL_ERROR, "{exc}"),  # Lambda's error to API Gateway, which answers 502
+    (Throttled, 500, INTERNAL_ERROR, "throttled: {exc}"),  # Lambda's 429: API Gateway's integration failure, 500
     (OverflowError, 502, INTERNAL_ERROR, "{exc}"),
     (Exception, 502, INTERNAL_ERROR, "the function crashed: {kind}: {exc}"),  # what API Gateway answers when a Lambda crashes
 )

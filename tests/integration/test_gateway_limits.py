@@ -170,6 +170,20 @@ def test_no_answer_within_the_integration_timeout_is_a_504(gateway) -> None:
     assert time.monotonic() - started < 3.0
 
 
+def test_a_function_with_no_reserved_execution_free_is_a_500_until_its_handler_ends(gateway) -> None:
+    """Lambda's 429 reaches the client as API Gateway's integration failure; an execution API Gateway
+    stopped waiting for stays in use until its handler ends."""
+    runner, name = gateway[0].functions, gateway[0].names["Slow"]
+    runner.concurrency.reserve(name, 1)
+    try:
+        assert _call(gateway[1], "GET", "/slow?sleep=3.5")[0] == 504  # the gateway's 2 s; the handler runs on
+        assert _call(gateway[1], "GET", "/slow")[:3:2] == (500, {"message": "Internal server error"})
+        time.sleep(2.5)  # the first handler has ended
+        assert _call(gateway[1], "GET", "/slow")[0] == 200
+    finally:
+        runner.concurrency.reserve(name, None)
+
+
 def test_the_authorizer_result_is_cached_per_token_for_the_templates_ttl(gateway) -> None:
     port = gateway[1]
     assert gateway[0].authorizer.spec.ttl == TTL_S

@@ -134,6 +134,8 @@ def test_the_map_s_batches_run_at_once_in_warm_sandboxes_up_to_its_max_concurren
     sandboxes = {pid for pid, _, _ in sandbox_calls}
     assert len(sandboxes) == MAX_CONCURRENCY and os.getpid() not in sandboxes  # kept warm: one per concurrent batch
     assert stores.series.champion()["model_version"] == run["detail"]["version"]
+    train = aws_client("lambda").get_function(FunctionName=lambda_service.function_name("RetrainTrainFunction"))
+    assert train["Concurrency"] == {"ReservedConcurrentExecutions": MAX_CONCURRENCY}  # as many as the Map runs, no more
 
 
 def test_a_batch_whose_sandbox_dies_counts_against_the_tolerated_failures(embedded, sandbox_calls, monkeypatch) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from crimecast.domain import parallel
 from local.aws import lambda_async, lambda_service
-from local.aws.lambda_runtime import Functions
+from local.aws.lambda_runtime import Functions, IntegrationTimeout, SandboxError
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
     SERVERLESS_FUNCTION,
@@ -64,7 +64,7 @@ def test_the_template_s_reserved_concurrency_is_read_with_the_deploy_s_parameter
 
 
 def test_an_invocation_past_the_reserved_concurrency_is_throttled(functions: Functions, tmp_path: Path) -> None:
-    functions.reserve(NAME, 1)
+    functions.concurrency.reserve(NAME, 1)
     first = _running(lambda event: functions.invoke(*ENTRY, event, timeout=30, name=NAME), tmp_path / "first")
     with pytest.raises(lambda_async.Throttled, match="1 of 1"):
         functions.invoke(*ENTRY, {}, timeout=30, name=NAME)
@@ -74,11 +74,33 @@ def test_an_invocation_past_the_reserved_concurrency_is_throttled(functions: Fun
 
 
 def test_a_failed_or_timed_out_invocation_gives_its_execution_back(functions: Functions) -> None:
-    functions.reserve(NAME, 1)
+    functions.concurrency.reserve(NAME, 1)
     with pytest.raises(Exception, match="no such series"):
         functions.invoke(*ENTRY, {"do": "raise"}, timeout=30, name=NAME)
     with pytest.raises(Exception, match="timed out"):
         functions.invoke(*ENTRY, {"do": "sleep", "seconds": 30}, timeout=0.5, name=NAME)
+    with pytest.raises(SandboxError, match="exit status 3"):
+        functions.invoke(*ENTRY, {"do": "exit"}, timeout=30, name=NAME)
+    with pytest.raises(lambda_async.EventExpired):
+        functions.invoke(*ENTRY, {}, timeout=30, name=NAME, start_by=time.monotonic() - 1)
+    assert functions.invoke(*ENTRY, {}, timeout=30, name=NAME)["function"] == NAME
+
+
+def test_in_this_process_an_execution_is_held_until_its_handler_ends() -> None:
+    """An API handler runs on after API Gateway stops waiting, and keeps its execution; one queued
+    behind another that never starts gives its execution back."""
+    functions = Functions()
+    functions.concurrency.reserve(NAME, 2)
+    with pytest.raises(IntegrationTimeout):
+        functions.invoke(*ENTRY, {"do": "sleep", "seconds": 1.5}, timeout=30, give_up_at=time.monotonic() + 0.2, name=NAME)
+    holding = threading.Thread(target=functions.invoke, args=(*ENTRY, {"do": "sleep", "seconds": 1.0}),
+                               kwargs={"timeout": 30, "name": NAME}, daemon=True)
+    holding.start()  # in a new container (the first's was given up): two of two in use
+    time.sleep(0.2)
+    with pytest.raises(lambda_async.Throttled):
+        functions.invoke(*ENTRY, {}, timeout=30, name=NAME)
+    holding.join(30)
+    time.sleep(0.5)  # the first handler ends 1.5 s after it started
     assert functions.invoke(*ENTRY, {}, timeout=30, name=NAME)["function"] == NAME
 
 
@@ -105,8 +127,7 @@ def test_an_event_throttled_until_its_age_is_dropped_without_an_attempt() -> Non
     def attempt(start_by: float, request_id: str) -> None:
         raise throttled
 
-    record = lambda_async.run_attempts(attempt, config, "arn:fn", {"n": 1}, lambda e: {"errorMessage": str(e)},
-                                       sleep=time.sleep)
+    record = lambda_async.run_attempts(attempt, config, "arn:fn", {"n": 1}, lambda e: {"errorMessage": str(e)})
     assert record is not None
     context = record["requestContext"]
     assert (context["condition"], context["approximateInvokeCount"]) == (lambda_async.EVENT_AGE_EXCEEDED, 0)
@@ -120,15 +141,43 @@ def lambda_api(monkeypatch: pytest.MonkeyPatch, functions: Functions) -> Iterato
                         "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    template = {"Resources": {"Train": {"Type": SERVERLESS_FUNCTION, "Properties": {
-        "FunctionName": NAME, "CodeUri": ENTRY[0], "Handler": ENTRY[1], "Timeout": 30, "ReservedConcurrentExecutions": 1}}}}
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        lambda_service.register_functions(template, functions)
+        lambda_service.register_functions(TEMPLATE, functions)
         yield boto3.client("lambda", config=Config(retries={"total_max_attempts": 1}))
         lambda_service.unregister_all()
 
 
-def test_the_lambda_api_answers_429_and_runs_a_throttled_event_later(lambda_api: Any, tmp_path: Path,
+# One function reserving one execution, and a queue it reads (its SQS event).
+TEMPLATE = {"Resources": {
+    "Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs"}},
+    "Train": {"Type": SERVERLESS_FUNCTION, "Properties": {
+        "FunctionName": NAME, "CodeUri": ENTRY[0], "Handler": ENTRY[1], "Timeout": 30, "ReservedConcurrentExecutions": 1,
+        "Events": {"Jobs": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["Jobs", "Arn"]}, "BatchSize": 1}}}}}}}
+
+
+def test_the_reservation_is_the_lambda_api_s(lambda_api: Any, tmp_path: Path) -> None:
+    """GetFunction shows it; PutFunctionConcurrency changes it (0: the function is stopped, as on AWS)."""
+    assert lambda_api.get_function(FunctionName=NAME)["Concurrency"] == {"ReservedConcurrentExecutions": 1}
+    lambda_api.put_function_concurrency(FunctionName=NAME, ReservedConcurrentExecutions=0)
+    with pytest.raises(ClientError, match="TooManyRequestsException"):
+        lambda_api.invoke(FunctionName=NAME, Payload=b"{}")
+    lambda_api.delete_function_concurrency(FunctionName=NAME)
+    first = _running(lambda event: lambda_api.invoke(FunctionName=NAME, Payload=json.dumps(event).encode()),
+                     tmp_path / "first")
+    assert json.loads(lambda_api.invoke(FunctionName=NAME, Payload=b"{}")["Payload"].read())["function"] == NAME
+    first.join(30)
+
+
+def test_a_throttled_queue_batch_is_tried_again_at_the_next_pass(lambda_api: Any, functions: Functions,
+                                                                 tmp_path: Path) -> None:
+    boto3.client("sqs").send_message(QueueUrl=lambda_service.queue_url("Jobs"), MessageBody="{}")
+    first = _running(lambda event: functions.invoke(*ENTRY, event, timeout=30, name=NAME), tmp_path / "first")
+    assert lambda_service.poll_queue_events(TEMPLATE) == 0  # throttled: nothing handled
+    first.join(30)
+    assert lambda_service.poll_queue_events(TEMPLATE) == 1  # at once, not after the queue's visibility timeout
+
+
+def test_the_lambda_api_answers_429_and_runs_a_throttled_event_later(lambda_api: Any, tmp_path: Path, capsys: Any,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lambda_async, "_time_scale", 0.1)  # the throttled event's waits: 0.1 s, 0.2 s ...
 
@@ -140,17 +189,17 @@ def test_the_lambda_api_answers_429_and_runs_a_throttled_event_later(lambda_api:
         invoke({})
     error = refused.value.response
     assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
+    assert (error["Reason"], error["Type"]) == ("ReservedFunctionConcurrentInvocationLimitExceeded", "User")
     later = tmp_path / "later"
     accepted = lambda_api.invoke(FunctionName=NAME, InvocationType="Event",
                                  Payload=json.dumps({"do": "count", "steps": 1, "to": str(later)}).encode())
     assert accepted["StatusCode"] == 202  # accepted while every execution is in use
-    time.sleep(0.3)
-    assert not later.exists()  # throttled, back in the queue
     first.join(30)
     deadline = time.monotonic() + 30
     while not later.exists():
         assert time.monotonic() < deadline, "the throttled event never ran"
         time.sleep(0.05)
+    assert f"async {NAME} throttled, back to the queue" in capsys.readouterr().err  # not run while the first ran
 
 
 def test_a_state_machine_s_retry_takes_the_throttle_as_lambda_s(lambda_api: Any, tmp_path: Path) -> None:
