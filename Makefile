@@ -168,10 +168,12 @@ scan: scan-tools
 # download. The fake API needs only the standard library: the venv's python if there is one.
 E2E_DIR := tests/e2e
 CHROMIUM := /usr/bin/chromium
+# Wait for another apt or dpkg (an unattended upgrade, another checkout's install) instead of failing at once.
+APT_WAIT := -o DPkg::Lock::Timeout=600
 .PHONY: e2e
 e2e:
-	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; apt-get $(APT_WAIT) update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get $(APT_WAIT) install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	cd $(E2E_DIR) && npm ci --no-audit --no-fund
 	PYTHON=$$(test -x $(BIN)/python && echo $(abspath $(BIN)/python) || echo python3) node --test $(E2E_DIR)/
 
