@@ -9,8 +9,8 @@ with Lambda's error document and ``X-Amz-Function-Error: Unhandled``; an ``Event
 (``local.aws.lambda_async``: retried, dropped past its age, its invocation record sent to the
 OnFailure queue). No more of a function's invocations run at once than its
 ``ReservedConcurrentExecutions``: one more is answered 429 ``TooManyRequestsException``, or, an
-``Event`` one, goes back to Lambda's queue. The template's queues are created, and its ``Type: SQS`` events read them as
-Lambda's event source mappings do (``poll_queue_events``). The same code serves the local stack
+``Event`` one, goes back to Lambda's queue. The template's queues are created, and its
+``Type: SQS`` events read them as Lambda's event source mappings do (``poll_queue_events``). The same code serves the local stack
 (moto's server in this process) and the tests (``mock_aws``).
 """
 
