@@ -64,8 +64,6 @@ class Throttled(Exception):
 
     def __init__(self, function: str, reserved: int) -> None:
         super().__init__(f"Rate Exceeded. ({function}: {reserved} of {reserved} reserved executions in use)")
-        self.function = function
-        self.reserved = reserved
 
 
 def _timestamp() -> str:

@@ -134,12 +134,13 @@ class Concurrency:
             if self._in_use.get(name, 0) >= limit:
                 raise lambda_async.Throttled(name, limit)
             self._in_use[name] = self._in_use.get(name, 0) + 1
-        given_back = threading.Event()
+        given_back = False
 
         def give_back() -> None:
+            nonlocal given_back
             with self._lock:
-                if not given_back.is_set():
-                    given_back.set()
+                if not given_back:
+                    given_back = True
                     self._in_use[name] -= 1
 
         return give_back
@@ -221,17 +222,20 @@ class Functions:
         the embedded AWS (its context's, which it may invoke); Throttled when all the function's
         reserved concurrency (``concurrency``) is in use."""
         release = self.concurrency.take(name)
-        context = _context(codeuri, name, request_id, timeout)
-        if (codeuri, handler) not in self.sandboxed and not (timeout is None and give_up_at is None and start_by is None):
-            return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by, release)
-        try:
-            if (codeuri, handler) in self.sandboxed:
+        if (codeuri, handler) in self.sandboxed:
+            try:
                 return self._invoke_in_sandbox(codeuri, handler, event, timeout, name, start_by, request_id)
-            with self._lock:
-                context.started = time.monotonic()
-                return self._call(codeuri, handler, event, context)
-        finally:
-            release()
+            finally:
+                release()
+        context = _context(codeuri, name, request_id, timeout)
+        if timeout is None and give_up_at is None and start_by is None:
+            try:
+                with self._lock:
+                    context.started = time.monotonic()
+                    return self._call(codeuri, handler, event, context)
+            finally:
+                release()
+        return self._invoke_with_limits(codeuri, handler, event, context, timeout, give_up_at, start_by, release)
 
     def _invoke_with_limits(self, codeuri: str, handler: str, event: dict[str, Any], context: LocalContext,
                             timeout: float | None, give_up_at: float | None, start_by: float | None,
