@@ -41,8 +41,9 @@ test:
 
 # CRIMECAST_CHECK_ROLES=1: at the end, every grant of template.yaml must have been used by an AWS
 # call recorded under IAM during the run (local/aws/iam_calls.py; it takes the whole suite).
+# The layer tests are left out here: layer-test and sam-layer-test run them on the built layers.
 pytest: venv
-	CRIMECAST_CHECK_ROLES=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	CRIMECAST_CHECK_ROLES=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not layer"
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
