@@ -81,19 +81,11 @@ def source_dir() -> Path:
     return data_source_dir()
 
 
-@pytest.fixture
-def data_dir() -> Path:
-    """The whole real data folder: for the tests marked ``realdata``, skipped without it."""
-    try:
-        return real_data_dir()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
-
-
 # --- skips CI does not expect -----------------------------------------------------------------
 # With CRIMECAST_NO_UNEXPECTED_SKIPS=1 (.ci/run sets it) the run fails when a test skips
-# unless it is marked network (the live portal), layer (run by `make layer-test`) or, only
-# while the real data folder is absent, realdata. A comma list of markers replaces that set.
+# unless it is marked network (the live portal) or layer (run by `make layer-test`). Without the
+# real data folder the tests read tests/fixtures: none skips for it. A comma list of markers
+# replaces that set.
 NO_UNEXPECTED_SKIPS = "CRIMECAST_NO_UNEXPECTED_SKIPS"
 _unexpected_skips: list[str] = []
 
@@ -104,12 +96,7 @@ def _allowed_skip_markers() -> set[str] | None:
         return None
     if value != "1":
         return {marker.strip() for marker in value.split(",") if marker.strip()}
-    allowed = {"network", "layer"}
-    try:
-        real_data_dir()
-    except FileNotFoundError:
-        allowed.add("realdata")
-    return allowed
+    return {"network", "layer"}
 
 
 def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
