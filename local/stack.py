@@ -37,7 +37,7 @@ from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
 from local.aws import faults, iam, iam_calls, lambda_service
 from local.aws.embedded import provision, start_moto
 from local.aws.enforcement import enforce_from_now
-from local.aws.lambda_runtime import Functions
+from local.aws.lambda_runtime import ACCOUNT_CONCURRENCY_ENV, Functions, account_concurrency
 from local.aws.template import entry_points, load_template, parameter_value
 from local.console import say
 from local.gateway.api import Gateway
@@ -333,7 +333,7 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
     # apart from the API's handlers (the gateway's own, in this process).
     invoked = invoked_functions(template)
     concurrency = map_concurrency(template, workers)
-    workflows = start_workflows(template, invoked, concurrency)
+    workflows = functions_deployed(template, invoked, concurrency)
     gateway.functions.concurrency = invoked.concurrency  # POST /ingest and the schedule's share the ingest's 5
     os.environ.update(workflows)
     say(f"retrain: the Distributed Map trains up to {concurrency} batches at once, each in a worker process "
@@ -345,6 +345,22 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
         "allowed what template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
     settings.reset()  # the functions read the environment the stack has just provisioned
     return moto
+
+
+def functions_deployed(template: dict[str, Any], invoked: Functions, concurrency: int) -> dict[str, str]:
+    """``start_workflows``, stopping the stack where CloudFormation would fail the deploy: a
+    reservation the account's quota cannot give."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return start_workflows(template, invoked, concurrency)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "InvalidParameterValueException":
+            raise
+        say(f"lambda: {exc.response['Error']['Message']} The account's quota here is "
+            f"{invoked.concurrency.account_limit} concurrent executions ({ACCOUNT_CONCURRENCY_ENV}): "
+            "`sam deploy` would fail the same way on such an account (docs/operating-on-aws.md).")
+        raise CannotStart(str(exc)) from exc
 
 
 def serve_the_city(args: argparse.Namespace, state: dict[str, Any], replay: bool) -> None:
@@ -380,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.as_of and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.as_of):
         say(f"CRIMECAST_AS_OF must be YYYY-MM, not {args.as_of!r}")
+        return 2
+    try:
+        account_concurrency()
+    except ValueError as exc:
+        say(str(exc))
         return 2
     if already_running(args.port):
         say(f"crimecast is already running at http://127.0.0.1:{args.port}/")

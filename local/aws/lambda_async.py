@@ -59,11 +59,13 @@ class EventExpired(Exception):
 
 
 class Throttled(Exception):
-    """The function's reserved concurrency was all in use: Lambda ran nothing (429
-    TooManyRequestsException, reason ReservedFunctionConcurrentInvocationLimitExceeded)."""
+    """The function's reserved concurrency, or the account's unreserved pool for a function that
+    reserves none, was all in use: Lambda ran nothing (429 TooManyRequestsException, its ``reason``)."""
 
-    def __init__(self, function: str, reserved: int) -> None:
-        super().__init__(f"Rate Exceeded. ({function}: {reserved} of {reserved} reserved executions in use)")
+    def __init__(self, function: str, limit: int, account: bool = False) -> None:
+        executions = "of the account's unreserved executions" if account else "reserved executions"
+        super().__init__(f"Rate Exceeded. ({function}: {limit} of {limit} {executions} in use)")
+        self.reason = "ConcurrentInvocationLimitExceeded" if account else "ReservedFunctionConcurrentInvocationLimitExceeded"
 
 
 def _timestamp() -> str:

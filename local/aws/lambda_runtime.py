@@ -13,6 +13,7 @@ import ctypes
 from dataclasses import dataclass, field
 from functools import partial
 import importlib.util
+import os
 from pathlib import Path
 import sys
 import threading
@@ -104,36 +105,63 @@ def error_document(exc: BaseException) -> dict[str, str]:
     return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
 
 
+ACCOUNT_CONCURRENCY_ENV = "CRIMECAST_ACCOUNT_CONCURRENCY"
+ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and Region
+MIN_UNRESERVED = 100  # what Lambda keeps for the functions that reserve none (all of a smaller quota)
+_UNRESERVED = ""  # the pool of the functions that reserve none, in Concurrency's counts
+
+
+class ReservationRefused(ValueError):
+    """Lambda's InvalidParameterValueException for a reservation the account cannot give."""
+
+
+def account_concurrency() -> int:
+    """The account's concurrency quota the local stack keeps: CRIMECAST_ACCOUNT_CONCURRENCY (a new
+    account's may be 10 or 50, and then no function may reserve any), else Lambda's default."""
+    value = os.environ.get(ACCOUNT_CONCURRENCY_ENV, "").strip() or str(ACCOUNT_CONCURRENCY)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{ACCOUNT_CONCURRENCY_ENV} must be a whole number of executions, at least 1 (got {value!r})")
+    return int(value)
+
+
 class Concurrency:
     """Per function name, its ``ReservedConcurrentExecutions`` and its executions in use, as Lambda
     keeps them: an invocation takes one until its handler ends (not when its caller stops waiting),
-    and is Throttled when none is free. The account's unreserved concurrency (1,000 by default) is
-    not counted: a function that reserves none is never throttled here."""
+    and is Throttled when none is free. The functions that reserve none share what the account's
+    quota leaves (``account_limit`` less every reservation); a reservation that would leave them
+    less than MIN_UNRESERVED (or, under a smaller quota, anything less than all of it) is refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, account_limit: int | None = None) -> None:
+        self.account_limit = account_concurrency() if account_limit is None else account_limit
         self._reserved: dict[str, int] = {}
         self._in_use: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def reserve(self, name: str, executions: int | None) -> None:
-        """The function's reserved concurrency from now on (None: it reserves none)."""
+        """The function's reserved concurrency from now on (None: it reserves none); ReservationRefused
+        when it would leave the unreserved pool below its minimum."""
         with self._lock:
             if executions is None:
                 self._reserved.pop(name, None)
-            else:
-                self._reserved[name] = executions
+                return
+            minimum = min(MIN_UNRESERVED, self.account_limit)
+            others = sum(reserved for other, reserved in self._reserved.items() if other != name)
+            if self.account_limit - others - executions < minimum:
+                raise ReservationRefused("Specified ReservedConcurrentExecutions for function decreases account's "
+                                         f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
+            self._reserved[name] = executions
 
     def take(self, name: str | None) -> Callable[[], None]:
-        """One of the function's reserved executions, given back by calling the result (once: later
-        calls do nothing); Throttled when all are in use."""
+        """One of the function's reserved executions, or of the unreserved pool if it reserves none,
+        given back by calling the result (once: later calls do nothing); Throttled when all are in use."""
         with self._lock:
-            limit = self._reserved.get(name) if name is not None else None
-            if limit is None:
-                return lambda: None
-            assert name is not None
-            if self._in_use.get(name, 0) >= limit:
-                raise lambda_async.Throttled(name, limit)
-            self._in_use[name] = self._in_use.get(name, 0) + 1
+            reserved = self._reserved.get(name) if name is not None else None
+            pool = _UNRESERVED if reserved is None else name
+            assert pool is not None
+            limit = self.account_limit - sum(self._reserved.values()) if reserved is None else reserved
+            if self._in_use.get(pool, 0) >= limit:
+                raise lambda_async.Throttled(name or "a function", limit, account=reserved is None)
+            self._in_use[pool] = self._in_use.get(pool, 0) + 1
         given_back = False
 
         def give_back() -> None:
@@ -141,7 +169,7 @@ class Concurrency:
             with self._lock:
                 if not given_back:
                     given_back = True
-                    self._in_use[name] -= 1
+                    self._in_use[pool] -= 1
 
         return give_back
 

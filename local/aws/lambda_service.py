@@ -27,7 +27,7 @@ import zipfile
 
 from local.aws.embedded import patch_once
 from local.aws.lambda_async import Throttled
-from local.aws.lambda_runtime import Functions, error_document
+from local.aws.lambda_runtime import Functions, ReservationRefused, error_document
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
     AsyncInvokeConfig,
@@ -76,14 +76,14 @@ def function_name(logical_id: str) -> str:
 # --- Lambda: invoke runs the handler here -----------------------------------------------------
 
 
-def _too_many_requests() -> Exception:
-    """Lambda's answer (429) to an invocation its function has no reserved concurrency left for."""
+def _too_many_requests(throttled: Throttled) -> Exception:
+    """Lambda's answer (429) to an invocation its function (or the account) has no concurrency left for."""
     from moto.core.exceptions import JsonRESTError
 
     error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
     error.code = 429
     error.description = json.dumps({"__type": "TooManyRequestsException", "Type": "User", "message": "Rate Exceeded.",
-                                    "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+                                    "Reason": throttled.reason})
     return error
 
 
@@ -124,8 +124,8 @@ def _patch_lambda() -> None:
             return b""
         try:
             result = runner.invoke(spec.codeuri, spec.handler, event, spec.timeout, name=self.function_name)
-        except Throttled:  # Lambda ran nothing: the caller's to retry
-            raise _too_many_requests() from None
+        except Throttled as throttled:  # Lambda ran nothing: the caller's to retry
+            raise _too_many_requests(throttled) from None
         except Exception as exc:  # noqa: BLE001 - Lambda's answer for a function error
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(error_document(exc)).encode()
@@ -137,15 +137,19 @@ def _patch_lambda() -> None:
 
 def _follow_concurrency_settings() -> None:
     """PutFunctionConcurrency and DeleteFunctionConcurrency on a registered function set what its
-    runner allows at once (moto records them and would allow any number)."""
+    runner allows at once (moto records them and would allow any number), a reservation the account
+    cannot give refused as Lambda refuses it (400 InvalidParameterValueException), nothing recorded."""
     from moto.awslambda.models import LambdaBackend
+    from moto.core.exceptions import JsonRESTError
 
     put, delete = LambdaBackend.put_function_concurrency, LambdaBackend.delete_function_concurrency
 
     def put_function_concurrency(self: Any, function_name: str, reserved_concurrency: str) -> str:
-        answer = put(self, function_name, reserved_concurrency)
-        _reserve(self.get_function(function_name).function_name, int(reserved_concurrency))
-        return answer
+        try:
+            _reserve(self.get_function(function_name).function_name, int(reserved_concurrency))
+        except ReservationRefused as refused:
+            raise JsonRESTError("InvalidParameterValueException", str(refused)) from None
+        return put(self, function_name, reserved_concurrency)
 
     def delete_function_concurrency(self: Any, function_name: str) -> str | None:
         answer = delete(self, function_name)

@@ -14,6 +14,7 @@ import pytest
 
 from crimecast.api import API_POLICY
 from crimecast.security_headers import policy_for_html, security_headers
+from local.aws.embedded import free_port
 from tests.conftest import REPO
 from tests.integration.conftest import PASSWORD, Stack, running_stack
 from tests.integration.conftest import request as _request
@@ -84,3 +85,15 @@ def test_ctrl_c_stops_cleanly(stack) -> None:
     with pytest.raises(OSError):
         _request(f"{base}/health")
 
+
+
+def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_deploy_fails(tmp_path) -> None:
+    """A new account's quota of 50 leaves no reservation possible: the stack says so and exits 1."""
+    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_ACCOUNT_CONCURRENCY": "50",
+           "CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache")}
+    env.pop("AWS_ENDPOINT_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    start = subprocess.run([sys.executable, "-m", "local.stack", "--snapshot", str(REPO / "tests" / "fixtures")], cwd=REPO,
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert start.returncode == 1
+    assert "below its minimum value of [50]" in start.stderr and "Traceback" not in start.stderr

@@ -20,7 +20,16 @@ import pytest
 
 from crimecast.domain import parallel
 from local.aws import lambda_async, lambda_service
-from local.aws.lambda_runtime import Functions, IntegrationTimeout, SandboxError
+from local.aws.lambda_runtime import (
+    ACCOUNT_CONCURRENCY,
+    ACCOUNT_CONCURRENCY_ENV,
+    Concurrency,
+    Functions,
+    IntegrationTimeout,
+    ReservationRefused,
+    SandboxError,
+    account_concurrency,
+)
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
     SERVERLESS_FUNCTION,
@@ -61,6 +70,59 @@ def test_the_template_s_reserved_concurrency_is_read_with_the_deploy_s_parameter
     template["Resources"]["PredictFunction"]["Properties"]["ReservedConcurrentExecutions"] = {"Fn::GetAtt": ["X", "Y"]}
     with pytest.raises(ValueError, match="PredictFunction"):
         reserved_concurrency(template, "PredictFunction")
+
+
+def test_the_template_s_reservations_leave_the_account_its_unreserved_hundred() -> None:
+    """At RetrainMaxConcurrency's largest allowed value, on Lambda's default quota: what CloudFormation
+    would create. On a new account's quota of 50 no function may reserve any: the deploy fails."""
+    template = load_template(REPO / "template.yaml")
+    largest = {"RetrainMaxConcurrency": str(template["Parameters"]["RetrainMaxConcurrency"]["MaxValue"])}
+    functions = [logical_id for logical_id, resource in template["Resources"].items() if resource["Type"] == SERVERLESS_FUNCTION]
+    account = Concurrency(ACCOUNT_CONCURRENCY)
+    reserved = {f: reserved_concurrency(template, f, largest) for f in functions}
+    for logical_id, executions in reserved.items():
+        account.reserve(logical_id, executions)
+    assert ACCOUNT_CONCURRENCY - sum(e for e in reserved.values() if e) >= 100
+    with pytest.raises(ReservationRefused, match=r"below its minimum value of \[50\]"):
+        Concurrency(50).reserve("IngestFunction", reserved["IngestFunction"])
+
+
+def test_a_reservation_the_account_cannot_give_is_refused_and_changes_nothing() -> None:
+    account = Concurrency(1000)
+    account.reserve("train", 890)
+    account.reserve("ingest", 10)  # 100 left unreserved: the least Lambda allows
+    with pytest.raises(ReservationRefused, match=r"UnreservedConcurrentExecution below its minimum value of \[100\]"):
+        account.reserve("plan", 1)
+    account.reserve("train", 880)  # a function's own reservation is replaced, not added to
+    account.reserve("plan", 10)
+    with pytest.raises(ReservationRefused):
+        Concurrency(10).reserve("ingest", 1)  # a quota of 10 keeps all of it unreserved
+
+
+def test_a_function_that_reserves_none_is_throttled_when_the_unreserved_pool_is_in_use(tmp_path: Path) -> None:
+    functions = Functions(sandboxed={ENTRY})
+    functions.concurrency = Concurrency(account_limit=1)
+    try:
+        first = _running(lambda event: functions.invoke(*ENTRY, event, timeout=30, name="crimecast-plan-dev"),
+                         tmp_path / "first")
+        with pytest.raises(lambda_async.Throttled, match="1 of 1 of the account's unreserved executions") as throttled:
+            functions.invoke(*ENTRY, {}, timeout=30, name="crimecast-predict-dev")
+        assert throttled.value.reason == "ConcurrentInvocationLimitExceeded"
+        first.join(30)
+        assert functions.invoke(*ENTRY, {}, timeout=30, name="crimecast-predict-dev")["function"] == "crimecast-predict-dev"
+    finally:
+        parallel.stop_workers()
+
+
+def test_the_account_s_quota_is_lambda_s_default_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ACCOUNT_CONCURRENCY_ENV, raising=False)
+    assert account_concurrency() == ACCOUNT_CONCURRENCY == 1000
+    monkeypatch.setenv(ACCOUNT_CONCURRENCY_ENV, "50")
+    assert Functions().concurrency.account_limit == 50
+    for bad in ("0", "-5", "ten"):
+        monkeypatch.setenv(ACCOUNT_CONCURRENCY_ENV, bad)
+        with pytest.raises(ValueError, match=ACCOUNT_CONCURRENCY_ENV):
+            account_concurrency()
 
 
 def test_an_invocation_past_the_reserved_concurrency_is_throttled(functions: Functions, tmp_path: Path) -> None:
@@ -166,6 +228,17 @@ def test_the_reservation_is_the_lambda_api_s(lambda_api: Any, tmp_path: Path) ->
                      tmp_path / "first")
     assert json.loads(lambda_api.invoke(FunctionName=NAME, Payload=b"{}")["Payload"].read())["function"] == NAME
     first.join(30)
+
+
+def test_the_lambda_api_refuses_a_reservation_past_the_account_s(lambda_api: Any) -> None:
+    """As Lambda answers PutFunctionConcurrency (400), the function's reservation unchanged."""
+    with pytest.raises(ClientError) as refused:
+        lambda_api.put_function_concurrency(FunctionName=NAME, ReservedConcurrentExecutions=901)
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidParameterValueException", 400)
+    assert "below its minimum value of [100]" in error["Error"]["Message"]
+    assert lambda_api.get_function(FunctionName=NAME)["Concurrency"] == {"ReservedConcurrentExecutions": 1}
+    lambda_api.put_function_concurrency(FunctionName=NAME, ReservedConcurrentExecutions=900)
 
 
 def test_a_throttled_queue_batch_is_tried_again_at_the_next_pass(lambda_api: Any, functions: Functions,
