@@ -37,8 +37,14 @@ from crimecast.tools.data import AREA_TYPE_FILE, AREA_TYPE_RECENT_FILES
 from local.aws import faults, iam, iam_calls, lambda_service
 from local.aws.embedded import provision, start_moto
 from local.aws.enforcement import enforce_from_now
-from local.aws.lambda_runtime import ACCOUNT_CONCURRENCY_ENV, Functions, account_concurrency
-from local.aws.template import entry_points, load_template, parameter_value
+from local.aws.lambda_runtime import (
+    ACCOUNT_CONCURRENCY_ENV,
+    Concurrency,
+    Functions,
+    ReservationRefused,
+    account_concurrency,
+)
+from local.aws.template import entry_points, load_template, parameter_value, reserved_concurrency
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -321,8 +327,24 @@ def set_function_environment(port: int) -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
+def check_reservations(template: dict[str, Any]) -> None:
+    """CannotStart where CloudFormation would fail the deploy: the template's reservations, at its
+    parameters' defaults as `sam deploy` makes them (here the train function's is then bounded by the
+    cores), that the account's quota cannot give."""
+    account = Concurrency(account_concurrency())
+    for logical_id in entry_points(template):
+        try:
+            account.reserve(logical_id, reserved_concurrency(template, logical_id))
+        except ReservationRefused as refused:
+            say(f"lambda: {logical_id}: {refused} The account's quota here is {account.account_limit} concurrent "
+                f"executions ({ACCOUNT_CONCURRENCY_ENV}): `sam deploy` would fail the same way on such an account "
+                "(docs/operating-on-aws.md).")
+            raise CannotStart(str(refused)) from refused
+
+
 def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int | None, polling_stops: threading.Event) -> Any:
     """moto with the template's resources, functions, queues and state machine, IAM enforced; moto's server."""
+    check_reservations(template)
     moto = start_moto()
     say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
     if injected := faults.from_environment():
@@ -333,7 +355,7 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
     # apart from the API's handlers (the gateway's own, in this process).
     invoked = invoked_functions(template)
     concurrency = map_concurrency(template, workers)
-    workflows = functions_deployed(template, invoked, concurrency)
+    workflows = start_workflows(template, invoked, concurrency)
     gateway.functions.concurrency = invoked.concurrency  # POST /ingest and the schedule's share the ingest's 5
     os.environ.update(workflows)
     say(f"retrain: the Distributed Map trains up to {concurrency} batches at once, each in a worker process "
@@ -345,22 +367,6 @@ def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int 
         "allowed what template.yaml grants it; the keys \"local\" (the CLI's) are an admin's")
     settings.reset()  # the functions read the environment the stack has just provisioned
     return moto
-
-
-def functions_deployed(template: dict[str, Any], invoked: Functions, concurrency: int) -> dict[str, str]:
-    """``start_workflows``, stopping the stack where CloudFormation would fail the deploy: a
-    reservation the account's quota cannot give."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return start_workflows(template, invoked, concurrency)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "InvalidParameterValueException":
-            raise
-        say(f"lambda: {exc.response['Error']['Message']} The account's quota here is "
-            f"{invoked.concurrency.account_limit} concurrent executions ({ACCOUNT_CONCURRENCY_ENV}): "
-            "`sam deploy` would fail the same way on such an account (docs/operating-on-aws.md).")
-        raise CannotStart(str(exc)) from exc
 
 
 def serve_the_city(args: argparse.Namespace, state: dict[str, Any], replay: bool) -> None:

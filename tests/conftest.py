@@ -19,9 +19,13 @@ import pytest
 
 from crimecast import settings
 from crimecast.tools.data import real_data_dir
+from local.aws.lambda_runtime import ACCOUNT_CONCURRENCY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+# The tests expect Lambda's default account quota: one exported to try the stack under another
+# (docs/local-stack.md) would refuse their reservations.
+os.environ.pop(ACCOUNT_CONCURRENCY_ENV, None)
 
 
 def bench_module(name: str) -> ModuleType:

@@ -12,7 +12,8 @@ asynchronous invocation" and "Capturing records of Lambda asynchronous invocatio
   (``invocation_record``), sent with the function's execution role; the ``condition`` says
   why: ``RetriesExhausted`` or ``EventAgeExceeded``. Every attempt has the same request id.
 
-- a throttled attempt (the function's reserved concurrency all in use: ``Throttled``) is not a
+- a throttled attempt (the function's reserved concurrency, or the account's unreserved
+  concurrency for a function that reserves none, all in use: ``Throttled``) is not a
   function error: the event goes back to Lambda's queue and is tried again, the wait growing
   from a second to five minutes, until it runs or reaches its age; it uses none of the retries.
   (Lambda's own errors, retried the same way, do not happen here.)

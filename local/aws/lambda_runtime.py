@@ -108,7 +108,7 @@ def error_document(exc: BaseException) -> dict[str, str]:
 ACCOUNT_CONCURRENCY_ENV = "CRIMECAST_ACCOUNT_CONCURRENCY"
 ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and Region
 MIN_UNRESERVED = 100  # what Lambda keeps for the functions that reserve none (all of a smaller quota)
-_UNRESERVED = ""  # the pool of the functions that reserve none, in Concurrency's counts
+_UNNAMED = ""  # an invocation with no function name (the in-process tests'): a function that reserves none
 
 
 class ReservationRefused(ValueError):
@@ -137,31 +137,48 @@ class Concurrency:
         self._in_use: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def check(self, name: str, executions: int) -> None:
+        """ReservationRefused if reserving ``executions`` for the function would leave the functions
+        that reserve none fewer than MIN_UNRESERVED (all of a smaller quota); nothing recorded."""
+        with self._lock:
+            self._check(name, executions)
+
+    def _check(self, name: str, executions: int) -> None:
+        minimum = min(MIN_UNRESERVED, self.account_limit)
+        others = sum(reserved for other, reserved in self._reserved.items() if other != name)
+        if self.account_limit - others - executions < minimum:
+            raise ReservationRefused("Specified ReservedConcurrentExecutions for function decreases account's "
+                                     f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
+
     def reserve(self, name: str, executions: int | None) -> None:
-        """The function's reserved concurrency from now on (None: it reserves none); ReservationRefused
-        when it would leave the unreserved pool below its minimum."""
+        """The function's reserved concurrency from now on (None: it reserves none), its executions
+        running now counted in it; ReservationRefused (nothing changed) as ``check`` says."""
         with self._lock:
             if executions is None:
                 self._reserved.pop(name, None)
-                return
-            minimum = min(MIN_UNRESERVED, self.account_limit)
-            others = sum(reserved for other, reserved in self._reserved.items() if other != name)
-            if self.account_limit - others - executions < minimum:
-                raise ReservationRefused("Specified ReservedConcurrentExecutions for function decreases account's "
-                                         f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
-            self._reserved[name] = executions
+            else:
+                self._check(name, executions)
+                self._reserved[name] = executions
+
+    def in_use(self, name: str) -> int:
+        """The function's executions running now (Lambda's ConcurrentExecutions metric)."""
+        with self._lock:
+            return self._in_use.get(name, 0)
 
     def take(self, name: str | None) -> Callable[[], None]:
         """One of the function's reserved executions, or of the unreserved pool if it reserves none,
         given back by calling the result (once: later calls do nothing); Throttled when all are in use."""
+        key = name or _UNNAMED
         with self._lock:
-            reserved = self._reserved.get(name) if name is not None else None
-            pool = _UNRESERVED if reserved is None else name
-            assert pool is not None
-            limit = self.account_limit - sum(self._reserved.values()) if reserved is None else reserved
-            if self._in_use.get(pool, 0) >= limit:
+            reserved = self._reserved.get(key)
+            if reserved is None:
+                limit = self.account_limit - sum(self._reserved.values())
+                in_use = sum(count for function, count in self._in_use.items() if function not in self._reserved)
+            else:
+                limit, in_use = reserved, self._in_use.get(key, 0)
+            if in_use >= limit:
                 raise lambda_async.Throttled(name or "a function", limit, account=reserved is None)
-            self._in_use[pool] = self._in_use.get(pool, 0) + 1
+            self._in_use[key] = self._in_use.get(key, 0) + 1
         given_back = False
 
         def give_back() -> None:
@@ -169,7 +186,7 @@ class Concurrency:
             with self._lock:
                 if not given_back:
                     given_back = True
-                    self._in_use[pool] -= 1
+                    self._in_use[key] -= 1
 
         return give_back
 

@@ -8,8 +8,9 @@ with Lambda's error document and ``X-Amz-Function-Error: Unhandled``; an ``Event
 202 and runs the handler on a thread, as Lambda's asynchronous contract has it
 (``local.aws.lambda_async``: retried, dropped past its age, its invocation record sent to the
 OnFailure queue). No more of a function's invocations run at once than its
-``ReservedConcurrentExecutions``: one more is answered 429 ``TooManyRequestsException``, or, an
-``Event`` one, goes back to Lambda's queue. The template's queues are created, and its
+``ReservedConcurrentExecutions``, nor of those that reserve none than the account's quota leaves
+them: one more is answered 429 ``TooManyRequestsException``, or, an ``Event`` one, goes back to
+Lambda's queue; a reservation the quota cannot give is refused (400). The template's queues are created, and its
 ``Type: SQS`` events read them as Lambda's event source mappings do (``poll_queue_events``). The same code serves the local stack
 (moto's server in this process) and the tests (``mock_aws``).
 """
@@ -145,11 +146,15 @@ def _follow_concurrency_settings() -> None:
     put, delete = LambdaBackend.put_function_concurrency, LambdaBackend.delete_function_concurrency
 
     def put_function_concurrency(self: Any, function_name: str, reserved_concurrency: str) -> str:
-        try:
-            _reserve(self.get_function(function_name).function_name, int(reserved_concurrency))
-        except ReservationRefused as refused:
-            raise JsonRESTError("InvalidParameterValueException", str(refused)) from None
-        return put(self, function_name, reserved_concurrency)
+        name = self.get_function(function_name).function_name
+        if name in _registry:
+            try:
+                _registry[name][1].concurrency.check(name, int(reserved_concurrency))
+            except ReservationRefused as refused:
+                raise JsonRESTError("InvalidParameterValueException", str(refused)) from None
+        answer = put(self, function_name, reserved_concurrency)
+        _reserve(name, int(reserved_concurrency))
+        return answer
 
     def delete_function_concurrency(self: Any, function_name: str) -> str | None:
         answer = delete(self, function_name)

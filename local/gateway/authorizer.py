@@ -20,10 +20,11 @@ class AuthorizerFailure(Exception):
 
 
 class TokenAuthorizer:
-    def __init__(self, spec: Authorizer, functions: Functions, timeout: float | None) -> None:
+    def __init__(self, spec: Authorizer, functions: Functions, timeout: float | None, name: str | None = None) -> None:
         self.spec = spec
         self.functions = functions
         self.timeout = timeout
+        self.name = name  # the function's deployed name: its executions are counted under it
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -37,7 +38,8 @@ class TokenAuthorizer:
             return cached
         event = {"type": "TOKEN", "authorizationToken": token, "methodArn": METHOD_ARN}
         try:
-            policy = self.functions.invoke(self.spec.codeuri, self.spec.handler, event, self.timeout, give_up_at)
+            policy = self.functions.invoke(self.spec.codeuri, self.spec.handler, event, self.timeout, give_up_at,
+                                           name=self.name)
         except IntegrationTimeout:
             raise
         except Exception as exc:

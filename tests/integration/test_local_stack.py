@@ -87,13 +87,16 @@ def test_ctrl_c_stops_cleanly(stack) -> None:
 
 
 
-def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_deploy_fails(tmp_path) -> None:
-    """A new account's quota of 50 leaves no reservation possible: the stack says so and exits 1."""
-    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_ACCOUNT_CONCURRENCY": "50",
+@pytest.mark.parametrize(("quota", "minimum"), [("50", "50"), ("140", "100")])
+def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_deploy_fails(tmp_path, quota: str,
+                                                                                            minimum: str) -> None:
+    """A new account's quota of 50 leaves no reservation possible; 140 is short of the deploy's 5 + 40 + 100,
+    though the stack's own train reservation (bounded by the cores) would fit: the stack says so and exits 1."""
+    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_ACCOUNT_CONCURRENCY": quota,
            "CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache")}
     env.pop("AWS_ENDPOINT_URL", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     start = subprocess.run([sys.executable, "-m", "local.stack", "--snapshot", str(REPO / "tests" / "fixtures")], cwd=REPO,
                            capture_output=True, text=True, timeout=120, env=env)
     assert start.returncode == 1
-    assert "below its minimum value of [50]" in start.stderr and "Traceback" not in start.stderr
+    assert f"below its minimum value of [{minimum}]" in start.stderr and "Traceback" not in start.stderr

@@ -87,16 +87,65 @@ def test_the_template_s_reservations_leave_the_account_its_unreserved_hundred() 
         Concurrency(50).reserve("IngestFunction", reserved["IngestFunction"])
 
 
+def _take(account: Concurrency, name: str | None, times: int) -> None:
+    for _ in range(times):
+        account.take(name)
+
+
 def test_a_reservation_the_account_cannot_give_is_refused_and_changes_nothing() -> None:
     account = Concurrency(1000)
     account.reserve("train", 890)
     account.reserve("ingest", 10)  # 100 left unreserved: the least Lambda allows
     with pytest.raises(ReservationRefused, match=r"UnreservedConcurrentExecution below its minimum value of \[100\]"):
         account.reserve("plan", 1)
+    _take(account, "plan", 100)  # plan reserves none: it has the unreserved hundred, not one execution
+    with pytest.raises(lambda_async.Throttled, match="unreserved") as throttled:
+        account.take("plan")
+    assert throttled.value.reason == "ConcurrentInvocationLimitExceeded"
     account.reserve("train", 880)  # a function's own reservation is replaced, not added to
-    account.reserve("plan", 10)
     with pytest.raises(ReservationRefused):
         Concurrency(10).reserve("ingest", 1)  # a quota of 10 keeps all of it unreserved
+
+
+def test_the_unreserved_pool_is_what_the_reservations_leave_of_the_quota() -> None:
+    account = Concurrency(101)
+    account.reserve("ingest", 1)
+    _take(account, None, 60)
+    _take(account, "predict", 40)
+    with pytest.raises(lambda_async.Throttled, match="100 of 100"):
+        account.take("evaluate")
+    account.take("ingest")  # its own execution, apart from the pool
+
+
+def test_running_executions_count_in_a_reservation_made_or_removed_while_they_run() -> None:
+    """On Lambda a function's reservation covers every execution it has, started before it or not."""
+    account = Concurrency(200)
+    _take(account, "train", 10)
+    account.reserve("train", 5)
+    assert account.in_use("train") == 10
+    with pytest.raises(lambda_async.Throttled, match="5 of 5 reserved"):
+        account.take("train")
+    _take(account, "predict", 195)  # the ten running train executions are the reservation's now
+    with pytest.raises(lambda_async.Throttled):
+        account.take("predict")
+    account = Concurrency(200)
+    account.reserve("train", 100)
+    _take(account, "train", 100)
+    account.reserve("train", None)
+    _take(account, "predict", 100)  # 200 in all: the hundred train executions count in the pool again
+    with pytest.raises(lambda_async.Throttled, match="200 of 200"):
+        account.take("predict")
+
+
+def test_an_execution_given_back_twice_is_counted_once() -> None:
+    account = Concurrency(100)
+    give_back = account.take("predict")
+    _take(account, "predict", 99)
+    give_back()
+    give_back()
+    account.take("predict")
+    with pytest.raises(lambda_async.Throttled):
+        account.take("predict")
 
 
 def test_a_function_that_reserves_none_is_throttled_when_the_unreserved_pool_is_in_use(tmp_path: Path) -> None:
