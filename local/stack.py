@@ -44,7 +44,7 @@ from local.aws.lambda_runtime import (
     ReservationRefused,
     account_concurrency,
 )
-from local.aws.template import entry_points, load_template, parameter_value, reserved_concurrency
+from local.aws.template import entry_points, event_source_refusals, load_template, parameter_value, reserved_concurrency
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -327,10 +327,15 @@ def set_function_environment(port: int) -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
-def check_reservations(template: dict[str, Any]) -> None:
-    """CannotStart where CloudFormation would fail the deploy: the template's reservations, at its
-    parameters' defaults as `sam deploy` makes them (here the train function's is then bounded by the
-    cores), that the account's quota cannot give."""
+def check_deployable(template: dict[str, Any]) -> None:
+    """CannotStart where CloudFormation would fail the deploy (said on the console): an SQS event
+    source whose queue's visibility timeout is shorter than its function's timeout, or reservations,
+    at the template's parameters' defaults as `sam deploy` makes them (here the train function's is
+    then bounded by the cores), that the account's quota cannot give."""
+    if refusals := event_source_refusals(template):
+        for refusal in refusals:
+            say(f"lambda: {refusal} (CreateEventSourceMapping refuses it: `sam deploy` would fail)")
+        raise CannotStart(refusals[0])
     account = Concurrency(account_concurrency())
     for logical_id in entry_points(template):
         try:
@@ -344,7 +349,7 @@ def check_reservations(template: dict[str, Any]) -> None:
 
 def start_embedded_aws(template: dict[str, Any], gateway: Gateway, workers: int | None, polling_stops: threading.Event) -> Any:
     """moto with the template's resources, functions, queues and state machine, IAM enforced; moto's server."""
-    check_reservations(template)
+    check_deployable(template)
     moto = start_moto()
     say(f"embedded AWS at {os.environ['AWS_ENDPOINT_URL']} (AWS_ENDPOINT_URL for the CLI: users, keys rotate)")
     if injected := faults.from_environment():

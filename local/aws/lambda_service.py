@@ -31,10 +31,12 @@ from local.aws.lambda_async import Throttled
 from local.aws.lambda_runtime import Functions, ReservationRefused, error_document
 from local.aws.template import (
     LAMBDA_ASYNC_DEFAULTS,
+    SQS_QUEUE,
     AsyncInvokeConfig,
     async_invoke_config,
     entry_points,
     function_timeout,
+    queue_attributes,
     queue_events,
     queue_name,
     reserved_concurrency,
@@ -188,13 +190,15 @@ def local_functions(template: dict[str, Any], parameters: dict[str, str] | None 
 
 
 def create_queues(template: dict[str, Any]) -> dict[str, str]:
-    """The template's SQS queues on the embedded AWS, named as deployed (``local.aws.template.queue_name``);
-    per logical id, its URL (what its ``Ref`` gives)."""
+    """The template's SQS queues on the embedded AWS, named as deployed (``local.aws.template.queue_name``)
+    with the attributes it gives them (its VisibilityTimeout: when a batch the function failed on is
+    read again); per logical id, its URL (what its ``Ref`` gives)."""
     import boto3
 
     sqs = boto3.client("sqs")
-    for logical_id in resources_of_type(template, "AWS::SQS::Queue"):
-        _queue_urls[logical_id] = sqs.create_queue(QueueName=queue_name(template, logical_id))["QueueUrl"]
+    for logical_id in resources_of_type(template, SQS_QUEUE):
+        _queue_urls[logical_id] = sqs.create_queue(QueueName=queue_name(template, logical_id),
+                                                   Attributes=queue_attributes(template, logical_id))["QueueUrl"]
     return dict(_queue_urls)
 
 

@@ -165,6 +165,15 @@ def parameter_value(template: dict[str, Any], name: str, parameters: dict[str, s
     return str(template["Parameters"][name]["Default"])
 
 
+def _scalar(template: dict[str, Any], logical_id: str, name: str, value: Any, parameters: dict[str, str] | None) -> Any:
+    """A property that is a value or a parameter's ``Ref``, as deployed; ValueError for anything else."""
+    if not isinstance(value, dict):
+        return value
+    if set(value) != {"Ref"} or value["Ref"] not in template.get("Parameters", {}):
+        raise ValueError(f"{logical_id}: {name} must be a value or a parameter's Ref, not {value!r}")
+    return parameter_value(template, value["Ref"], parameters)
+
+
 def reserved_concurrency(template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None) -> int | None:
     """A function's ``ReservedConcurrentExecutions`` (a number or a parameter's ``Ref``); None when
     it reserves none (it shares the account's unreserved concurrency)."""
@@ -172,11 +181,39 @@ def reserved_concurrency(template: dict[str, Any], logical_id: str, parameters: 
     value = _function_property(template, properties, "ReservedConcurrentExecutions")
     if value is None:
         return None
-    if isinstance(value, dict):
-        if set(value) != {"Ref"} or value["Ref"] not in template.get("Parameters", {}):
-            raise ValueError(f"{logical_id}: ReservedConcurrentExecutions must be a number or a parameter's Ref, not {value!r}")
-        value = parameter_value(template, value["Ref"], parameters)
-    return int(value)
+    return int(_scalar(template, logical_id, "ReservedConcurrentExecutions", value, parameters))
+
+
+SQS_QUEUE = "AWS::SQS::Queue"
+SQS_DEFAULT_VISIBILITY_S = 30  # a queue's VisibilityTimeout when the template sets none
+# The queue properties that are SQS attributes of the same name, as CloudFormation passes them.
+QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+                    "VisibilityTimeout", "SqsManagedSseEnabled")
+
+
+def queue_attributes(template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """The SQS attributes a queue of the template is created with (SQS's defaults for the others)."""
+    properties = template["Resources"][logical_id].get("Properties", {})
+    attributes = {}
+    for name in QUEUE_ATTRIBUTES:
+        if name in properties:
+            value = _scalar(template, logical_id, name, properties[name], parameters)
+            attributes[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return attributes
+
+
+def event_source_refusals(template: dict[str, Any], parameters: dict[str, str] | None = None) -> list[str]:
+    """Lambda's answer to each ``Type: SQS`` event whose event source mapping it would refuse to
+    create (400 InvalidParameterValueException): the queue's visibility timeout shorter than the
+    function's timeout, which would let a second poller take a batch still being handled."""
+    refusals = []
+    for event in queue_events(template):
+        visibility = int(queue_attributes(template, event.queue, parameters).get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_S))
+        timeout = function_timeout(template, event.function)
+        if visibility < timeout:
+            refusals.append(f"{event.function}: Queue visibility timeout: {visibility} seconds is less than "
+                            f"Function timeout: {timeout:g} seconds")
+    return refusals
 
 
 LAMBDA_DEFAULT_TIMEOUT_S = 3  # a function's Timeout when neither it nor Globals sets one (SAM's default)

@@ -88,6 +88,13 @@ def _queue_is_empty() -> bool:
     return not boto3.client("sqs").receive_message(QueueUrl=lambda_service.queue_url(QUEUE)).get("Messages")
 
 
+def test_the_failure_queue_is_created_with_the_template_s_attributes(roles) -> None:
+    """Its VisibilityTimeout is when a batch the ingest function failed on is read again: 90 minutes, not SQS's 30 s."""
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=lambda_service.queue_url(QUEUE),
+                                                          AttributeNames=["All"])["Attributes"]
+    assert (attributes["VisibilityTimeout"], attributes["MessageRetentionPeriod"]) == ("5400", "1209600")
+
+
 def _failed_attempts(text: str) -> int:
     return text.count(f"async {lambda_service.function_name(INGEST)} failed")
 

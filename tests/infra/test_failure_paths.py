@@ -3,13 +3,14 @@ queue of asynchronous work and its alarm, and the rule that a prod stack notifie
 
 from __future__ import annotations
 
+import copy
 import shlex
 import tomllib
 from typing import Any
 
 import pytest
 
-from local.aws.template import load_template, resources_of_type
+from local.aws.template import event_source_refusals, load_template, queue_attributes, resources_of_type
 from tests.conftest import REPO
 
 # Errors of the Lambda service, not of the code: worth another try with backoff.
@@ -88,11 +89,23 @@ def test_the_ingest_function_reads_the_queue_back(template: dict[str, Any]) -> N
     (event,) = [e["Properties"] for e in properties["Events"].values() if e["Type"] == "SQS"]
     assert event["Queue"] == QUEUE and event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}}} in properties["Policies"]
-    queue = template["Resources"]["AsyncFailureQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] >= properties["Timeout"]
+    assert event_source_refusals(template) == []
     readers = [name for name, f in resources_of_type(template, "AWS::Serverless::Function").items()
                if any(e["Type"] == "SQS" for e in f["Properties"].get("Events", {}).values())]
     assert readers == ["IngestFunction"]  # one reader: each message is handled once
+
+
+def test_an_event_source_queue_read_back_sooner_than_the_function_may_run_is_refused(template: dict[str, Any]) -> None:
+    """As Lambda refuses the event source mapping (the local stack then does not start)."""
+    assert queue_attributes(template, "AsyncFailureQueue") == {
+        "MessageRetentionPeriod": "1209600", "VisibilityTimeout": "5400", "SqsManagedSseEnabled": "true"}
+    shorter = copy.deepcopy(template)
+    queue = shorter["Resources"]["AsyncFailureQueue"]["Properties"]
+    queue["VisibilityTimeout"] = 60
+    assert event_source_refusals(shorter) == [
+        "IngestFunction: Queue visibility timeout: 60 seconds is less than Function timeout: 900 seconds"]
+    del queue["VisibilityTimeout"]  # SQS's default
+    assert event_source_refusals(shorter)[0].startswith("IngestFunction: Queue visibility timeout: 30 seconds")
 
 
 def test_every_schedule_has_a_dead_letter_queue(template: dict[str, Any]) -> None:

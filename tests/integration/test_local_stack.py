@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -11,10 +12,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from crimecast.api import API_POLICY
 from crimecast.security_headers import policy_for_html, security_headers
 from local.aws.embedded import free_port
+from local.aws.template import load_template
 from tests.conftest import REPO
 from tests.integration.conftest import PASSWORD, Stack, running_stack
 from tests.integration.conftest import request as _request
@@ -87,16 +90,31 @@ def test_ctrl_c_stops_cleanly(stack) -> None:
 
 
 
-@pytest.mark.parametrize(("quota", "minimum"), [("50", "50"), ("140", "100")])
-def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_deploy_fails(tmp_path, quota: str,
-                                                                                            minimum: str) -> None:
-    """A new account's quota of 50 leaves no reservation possible; 140 is short of the deploy's 5 + 40 + 100,
-    though the stack's own train reservation (bounded by the cores) would fit: the stack says so and exits 1."""
-    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_ACCOUNT_CONCURRENCY": quota,
-           "CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache")}
+def _refused_start(tmp_path: Path, **setting: str) -> str:
+    """A start over the fixtures with ``setting`` in its environment, which must end with status 1
+    and no traceback: what it said."""
+    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache"), **setting}
     env.pop("AWS_ENDPOINT_URL", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     start = subprocess.run([sys.executable, "-m", "local.stack", "--snapshot", str(REPO / "tests" / "fixtures")], cwd=REPO,
                            capture_output=True, text=True, timeout=120, env=env)
-    assert start.returncode == 1
-    assert f"below its minimum value of [{minimum}]" in start.stderr and "Traceback" not in start.stderr
+    assert start.returncode == 1 and "Traceback" not in start.stderr, start.stderr
+    return start.stderr
+
+
+@pytest.mark.parametrize(("quota", "minimum"), [("50", "50"), ("140", "100")])
+def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_deploy_fails(tmp_path: Path, quota: str,
+                                                                                            minimum: str) -> None:
+    """A new account's quota of 50 leaves no reservation possible; 140 is short of the deploy's 5 + 40 + 100,
+    though the stack's own train reservation (bounded by the cores) would fit."""
+    said = _refused_start(tmp_path, CRIMECAST_ACCOUNT_CONCURRENCY=quota)
+    assert f"below its minimum value of [{minimum}]" in said
+
+
+def test_an_event_source_queue_lambda_would_refuse_stops_the_start_as_a_deploy_fails(tmp_path: Path) -> None:
+    template = load_template(REPO / "template.yaml")
+    template["Resources"]["AsyncFailureQueue"]["Properties"]["VisibilityTimeout"] = 60
+    path = tmp_path / "template.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    said = _refused_start(tmp_path, CRIMECAST_TEMPLATE=str(path))
+    assert "IngestFunction: Queue visibility timeout: 60 seconds is less than Function timeout: 900 seconds" in said
