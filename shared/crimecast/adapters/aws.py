@@ -144,6 +144,20 @@ class TableStore:
     def _table(self) -> Any:
         return table(self.table_name)
 
+    def _items(self, operation: str, limit: int | None = None, **arguments: Any) -> list[dict[str, Any]]:
+        """Every item a ``query`` or ``scan`` finds, across its pages (DynamoDB returns at most 1 MB
+        a page, so a ``Limit`` alone may return fewer), or its first ``limit``."""
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            if limit is not None:
+                arguments["Limit"] = limit - len(items)
+            page = getattr(self._table, operation)(**arguments, **({"ExclusiveStartKey": start} if start else {}))
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start or (limit is not None and len(items) >= limit):
+                return items
+
     def _put(self, item: dict[str, Any], unique_key: str | None = None) -> None:
         """Put an item; with ``unique_key``, ConflictError rather than overwrite an existing one."""
         from botocore.exceptions import ClientError

@@ -11,7 +11,6 @@ its bound, so parallel attempts cannot all pass on one stale read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 from crimecast.adapters import aws
 from crimecast.domain.login_throttle import ACCOUNT_WIDE, HOUR, AddressRecord, ThrottleRule, signed_in
@@ -91,16 +90,7 @@ class LoginAttemptStore(aws.TableStore):
         """Drop every record of the account (an admin's unlock); how many there were."""
         from boto3.dynamodb.conditions import Key
 
-        keys: list[dict[str, Any]] = []
-        start = None
-        while True:
-            page = self._table.query(KeyConditionExpression=Key("username").eq(username),
-                                     ProjectionExpression="username, address",
-                                     **({"ExclusiveStartKey": start} if start else {}))
-            keys.extend(page["Items"])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
+        keys = self._items("query", KeyConditionExpression=Key("username").eq(username), ProjectionExpression="username, address")
         with self._table.batch_writer() as batch:
             for key in keys:
                 batch.delete_item(Key={"username": key["username"], "address": key["address"]})

@@ -41,12 +41,11 @@ class RunStore(aws.TableStore):
         return self._table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item")
 
     def newest(self, kind: str, limit: int) -> list[dict[str, Any]]:
-        """The newest runs of one kind (the ByKind index)."""
+        """The newest ``limit`` runs of one kind (the ByKind index), however many pages they fill."""
         from boto3.dynamodb.conditions import Key
 
-        page = self._table.query(IndexName="ByKind", KeyConditionExpression=Key("kind").eq(kind),
-                                 ScanIndexForward=False, Limit=limit)
-        return list(page["Items"])
+        return self._items("query", limit, IndexName="ByKind", KeyConditionExpression=Key("kind").eq(kind),
+                           ScanIndexForward=False)
 
 
 @dataclass(frozen=True)

@@ -105,15 +105,7 @@ class SeriesStore(aws.TableStore):
         """Every item of one type in one version (the ByTypeVersion index), all pages."""
         from boto3.dynamodb.conditions import Key
 
-        items: list[dict[str, Any]] = []
-        start = None
-        while True:
-            page = self._table.query(IndexName="ByTypeVersion", KeyConditionExpression=Key("type_version").eq(type_version),
-                                     **({"ExclusiveStartKey": start} if start else {}))
-            items.extend(page["Items"])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
+        return self._items("query", IndexName="ByTypeVersion", KeyConditionExpression=Key("type_version").eq(type_version))
 
     def versions(self, series: str, max_age: float = 0.0) -> list[dict[str, Any]]:
         """Every item of one series key (e.g. every version's catalog), newest version first, all
@@ -123,15 +115,7 @@ class SeriesStore(aws.TableStore):
     def _query_versions(self, series: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
 
-        items: list[dict[str, Any]] = []
-        start = None
-        while True:
-            page = self._table.query(KeyConditionExpression=Key("series").eq(series), ScanIndexForward=False,
-                                     **({"ExclusiveStartKey": start} if start else {}))
-            items.extend(page["Items"])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
+        return self._items("query", KeyConditionExpression=Key("series").eq(series), ScanIndexForward=False)
 
     def champion(self, max_age: float = 0.0) -> dict[str, Any] | None:
         """The pointer item naming the serving version, or None before the first promotion (with

@@ -36,14 +36,7 @@ class UserStore(aws.TableStore):
 
     def list(self) -> list[dict[str, Any]]:
         """Every user (a scan: the table holds staff accounts, not millions of rows)."""
-        users: list[dict[str, Any]] = []
-        start = None
-        while True:
-            page = self._table.scan(**({"ExclusiveStartKey": start} if start else {}))
-            users.extend(page["Items"])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return sorted(users, key=lambda u: u["username"])
+        return sorted(self._items("scan"), key=lambda u: u["username"])
 
     def _update(self, username: str, expression: str, condition: str, values: dict[str, Any] | None = None,
                 returns: str = "NONE") -> dict[str, Any] | None:
