@@ -169,11 +169,15 @@ scan: scan-tools
 # download. The fake API needs only the standard library: the venv's python if there is one.
 E2E_DIR := tests/e2e
 CHROMIUM := /usr/bin/chromium
-# Wait for another apt or dpkg (an unattended upgrade, another checkout's install) instead of failing at once.
+# Wait for another apt or dpkg (an unattended upgrade, another checkout's install) instead of failing
+# at once: install waits for dpkg's lock up to 10 minutes; update takes the package lists' lock,
+# which that option does not cover, so it is tried again every 10 s for as long.
 APT_WAIT := -o DPkg::Lock::Timeout=600
+APT_UPDATE := for try in $$(seq 60); do apt-get $(APT_WAIT) update -qq && break; \
+	test $$try = 60 && exit 1; echo "apt-get update: another apt holds its lock; trying again in 10 s"; sleep 10; done
 .PHONY: e2e
 e2e:
-	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; apt-get $(APT_WAIT) update -qq && \
+	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; $(APT_UPDATE); \
 		DEBIAN_FRONTEND=noninteractive apt-get $(APT_WAIT) install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	cd $(E2E_DIR) && npm ci --no-audit --no-fund
 	PYTHON=$$(test -x $(BIN)/python && echo $(abspath $(BIN)/python) || echo python3) node --test $(E2E_DIR)/
