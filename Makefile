@@ -171,10 +171,12 @@ E2E_DIR := tests/e2e
 CHROMIUM := /usr/bin/chromium
 # Wait for another apt or dpkg (an unattended upgrade, another checkout's install) instead of failing
 # at once: install waits for dpkg's lock up to 10 minutes; update takes the package lists' lock,
-# which that option does not cover, so it is tried again every 10 s for as long.
+# which that option does not cover, so while another holds it, it is tried again every 10 s for as
+# long. Any other failure of update fails at once.
 APT_WAIT := -o DPkg::Lock::Timeout=600
-APT_UPDATE := for try in $$(seq 60); do apt-get $(APT_WAIT) update -qq && break; \
-	test $$try = 60 && exit 1; echo "apt-get update: another apt holds its lock; trying again in 10 s"; sleep 10; done
+APT_UPDATE := for try in $$(seq 60); do out=$$(apt-get $(APT_WAIT) update -qq 2>&1) && break; echo "$$out" >&2; \
+	case "$$out" in *"Could not get lock"*) ;; *) exit 1;; esac; test $$try = 60 && exit 1; \
+	echo "apt-get update: another apt holds its lock; trying again in 10 s"; sleep 10; done
 .PHONY: e2e
 e2e:
 	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium"; $(APT_UPDATE); \

@@ -44,7 +44,16 @@ from local.aws.lambda_runtime import (
     ReservationRefused,
     account_concurrency,
 )
-from local.aws.template import entry_points, event_source_refusals, load_template, parameter_value, reserved_concurrency
+from local.aws.template import (
+    SQS_QUEUE,
+    entry_points,
+    event_source_refusals,
+    load_template,
+    parameter_value,
+    queue_attributes,
+    reserved_concurrency,
+    resources_of_type,
+)
 from local.console import say
 from local.gateway.api import Gateway
 from local.gateway.server import GatewayServer, make_handler
@@ -332,7 +341,14 @@ def check_deployable(template: dict[str, Any]) -> None:
     source whose queue's visibility timeout is shorter than its function's timeout, or reservations,
     at the template's parameters' defaults as `sam deploy` makes them (here the train function's is
     then bounded by the cores), that the account's quota cannot give."""
-    if refusals := event_source_refusals(template):
+    try:
+        for queue in resources_of_type(template, SQS_QUEUE):
+            queue_attributes(template, queue)
+        refusals = event_source_refusals(template)
+    except ValueError as exc:  # a template the local stack cannot run as written
+        say(f"template: {exc}")
+        raise CannotStart(str(exc)) from exc
+    if refusals:
         for refusal in refusals:
             say(f"lambda: {refusal} (CreateEventSourceMapping refuses it: `sam deploy` would fail)")
         raise CannotStart(refusals[0])

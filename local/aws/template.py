@@ -186,14 +186,19 @@ def reserved_concurrency(template: dict[str, Any], logical_id: str, parameters: 
 
 SQS_QUEUE = "AWS::SQS::Queue"
 SQS_DEFAULT_VISIBILITY_S = 30  # a queue's VisibilityTimeout when the template sets none
-# The queue properties that are SQS attributes of the same name, as CloudFormation passes them.
+# The queue properties the local stack passes to SQS as attributes of the same name, as CloudFormation
+# does; the others CloudFormation passes (FIFO, KMS, redrive) it refuses rather than drop.
 QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
                     "VisibilityTimeout", "SqsManagedSseEnabled")
+QUEUE_OTHER_PROPERTIES = ("QueueName", "Tags")
 
 
 def queue_attributes(template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None) -> dict[str, str]:
-    """The SQS attributes a queue of the template is created with (SQS's defaults for the others)."""
+    """The SQS attributes a queue of the template is created with (SQS's defaults for the others);
+    ValueError for a property the local stack would not keep."""
     properties = template["Resources"][logical_id].get("Properties", {})
+    if unknown := sorted(set(properties) - set(QUEUE_ATTRIBUTES) - set(QUEUE_OTHER_PROPERTIES)):
+        raise ValueError(f"{logical_id}: the local stack does not create queues with {', '.join(unknown)}")
     attributes = {}
     for name in QUEUE_ATTRIBUTES:
         if name in properties:

@@ -153,6 +153,8 @@ def test_a_viewer_reads_no_execution_arn_and_no_admin_username(aws) -> None:
 def test_the_newest_runs_are_all_there_when_they_fill_more_than_a_page(aws) -> None:
     """DynamoDB (and moto) return at most 1 MB a page: 12 runs of 150 KB take two pages or more."""
     started = [runs.start_run(aws, "retrain", {"trigger": "test", "note": "x" * 150_000})["run_id"] for _ in range(12)]
-    newest = aws.runs.newest("retrain", 10)
-    assert [item["run_id"] for item in newest] == [item["run_id"] for item in aws.runs.newest("retrain", 12)][:10]
-    assert len(newest) == 10 and set(item["run_id"] for item in aws.runs.newest("retrain", 50)) == set(started)
+    for minute, run_id in enumerate(started):  # a minute apart, in the order started
+        aws.runs._table.update_item(Key={"run_id": run_id}, UpdateExpression="SET started_at = :at",
+                                    ExpressionAttributeValues={":at": f"2026-12-01T10:{minute:02d}:00Z"})
+    assert [item["run_id"] for item in aws.runs.newest("retrain", 10)] == started[::-1][:10]
+    assert [item["run_id"] for item in aws.runs.newest("retrain", 50)] == started[::-1]

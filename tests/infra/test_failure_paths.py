@@ -99,11 +99,17 @@ def test_an_event_source_queue_read_back_sooner_than_the_function_may_run_is_ref
     """As Lambda refuses the event source mapping (the local stack then does not start)."""
     assert queue_attributes(template, "AsyncFailureQueue") == {
         "MessageRetentionPeriod": "1209600", "VisibilityTimeout": "5400", "SqsManagedSseEnabled": "true"}
+    fifo = copy.deepcopy(template)
+    fifo["Resources"]["AsyncFailureQueue"]["Properties"]["FifoQueue"] = True
+    with pytest.raises(ValueError, match="AsyncFailureQueue: the local stack does not create queues with FifoQueue"):
+        queue_attributes(fifo, "AsyncFailureQueue")
     shorter = copy.deepcopy(template)
     queue = shorter["Resources"]["AsyncFailureQueue"]["Properties"]
     queue["VisibilityTimeout"] = 60
     assert event_source_refusals(shorter) == [
         "IngestFunction: Queue visibility timeout: 60 seconds is less than Function timeout: 900 seconds"]
+    queue["VisibilityTimeout"] = 900  # as long as the function may run: enough
+    assert event_source_refusals(shorter) == []
     del queue["VisibilityTimeout"]  # SQS's default
     assert event_source_refusals(shorter)[0].startswith("IngestFunction: Queue visibility timeout: 30 seconds")
 

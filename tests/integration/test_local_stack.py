@@ -111,10 +111,16 @@ def test_a_quota_too_small_for_the_template_s_reservations_stops_the_start_as_a_
     assert f"below its minimum value of [{minimum}]" in said
 
 
-def test_an_event_source_queue_lambda_would_refuse_stops_the_start_as_a_deploy_fails(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("queue_property", "value", "message"), [
+    ("VisibilityTimeout", 60, "IngestFunction: Queue visibility timeout: 60 seconds is less than Function timeout: 900 seconds"),
+    ("FifoQueue", True, "AsyncFailureQueue: the local stack does not create queues with FifoQueue"),
+])
+def test_a_queue_lambda_would_refuse_or_the_stack_cannot_keep_stops_the_start(tmp_path: Path, queue_property: str,
+                                                                              value: object, message: str) -> None:
+    """The first as Lambda refuses the event source mapping (`sam deploy` fails); the second rather
+    than a queue that would behave otherwise here than on AWS."""
     template = load_template(REPO / "template.yaml")
-    template["Resources"]["AsyncFailureQueue"]["Properties"]["VisibilityTimeout"] = 60
+    template["Resources"]["AsyncFailureQueue"]["Properties"][queue_property] = value
     path = tmp_path / "template.yaml"
     path.write_text(yaml.safe_dump(template, sort_keys=False))
-    said = _refused_start(tmp_path, CRIMECAST_TEMPLATE=str(path))
-    assert "IngestFunction: Queue visibility timeout: 60 seconds is less than Function timeout: 900 seconds" in said
+    assert message in _refused_start(tmp_path, CRIMECAST_TEMPLATE=str(path))
