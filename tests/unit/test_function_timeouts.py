@@ -30,7 +30,9 @@ def test_a_handler_past_its_timeout_does_nothing_more(tmp_path: Path, sandboxed:
         at_timeout = _progress(out)
         time.sleep(0.4)
         assert _progress(out) == at_timeout  # no step after the timeout, not even its except Exception
-        assert at_timeout.isdigit() and 5 <= int(at_timeout) <= 40  # 25 steps in 0.5 s, and a late stop's few
+        # It ran until then: 25 steps in 0.5 s, a late stop's few more; on a loaded machine starting the
+        # sandbox can take most of the 0.5 s (a CI run beside another saw 1 step)
+        assert at_timeout.isdigit() and 1 <= int(at_timeout) <= 40
         assert functions.invoke(*ENTRY, {}, timeout=5)["invocations"] == 1  # the next one, in a new container
     finally:
         parallel.stop_workers()
