@@ -64,9 +64,8 @@ class Gateway:
         timeouts = {name: function_timeout(template, name) for name in functions}
         names = {name: function_name(template, name) for name in functions}
         runner = Functions()
-        return cls(routes, TokenAuthorizer(spec, runner, timeouts[spec.function], names[spec.function]), runner, state,
-                   timeouts, names,
-                   cors_of(template))
+        authorizer = TokenAuthorizer(spec, runner, timeouts[spec.function], names[spec.function])
+        return cls(routes, authorizer, runner, state, timeouts, names, cors_of(template))
 
     @property
     def ready(self) -> bool:

@@ -34,6 +34,18 @@ class Stack(NamedTuple):
     log: Path  # what the stack prints (stderr), e.g. the embedded AWS address
 
 
+def stack_environment(port: int, folder: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a stack started as a process on ``port``: this one's, with a model cache
+    of its own in ``folder`` (in the checkout's, out/model-cache, models an earlier run trained on
+    the same data and code would be reused, and the stack would record no retrain run of its own),
+    no endpoint of another embedded AWS, this checkout's package first (the virtualenv may point at
+    another checkout's), then ``extra``."""
+    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_MODEL_CACHE": str(folder / "model-cache"), **extra}
+    env.pop("AWS_ENDPOINT_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
 @contextmanager
 def running_stack(snapshot: Path, env: dict[str, str] | None = None, ready_s: float = 240,
                   synthetic: bool = True) -> Iterator[Stack]:
@@ -47,14 +59,8 @@ def running_stack(snapshot: Path, env: dict[str, str] | None = None, ready_s: fl
         tidy_frame(seasonal_series("2019-01", 60, level=120), 25, "ALL").to_csv(areas, index=False)
         tidy_frame(seasonal_series("2019-01", 60, level=900), None, "ALL").to_csv(types, index=False)
     port = free_port()
-    extra = env or {}
-    # A model cache of its own: in the checkout's (out/model-cache), models an earlier run trained on
-    # the same data and code would be reused, and the stack would record no retrain run of its own.
-    env = {**os.environ, "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
-           "CRIMECAST_MODEL_CACHE": str(snapshot / "model-cache"), **extra}
-    env.pop("AWS_ENDPOINT_URL", None)
-    # This checkout's package first: the virtualenv may point at another checkout's.
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = stack_environment(port, snapshot, {"CRIMECAST_SNAPSHOT": str(snapshot), "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
+                                             **(env or {})})
     log = snapshot / "stack.err"
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,

@@ -19,7 +19,7 @@ from crimecast.security_headers import policy_for_html, security_headers
 from local.aws.embedded import free_port
 from local.aws.template import load_template
 from tests.conftest import REPO
-from tests.integration.conftest import PASSWORD, Stack, running_stack
+from tests.integration.conftest import PASSWORD, Stack, running_stack, stack_environment
 from tests.integration.conftest import request as _request
 
 
@@ -93,9 +93,7 @@ def test_ctrl_c_stops_cleanly(stack) -> None:
 def _refused_start(tmp_path: Path, **setting: str) -> str:
     """A start over the fixtures with ``setting`` in its environment, which must end with status 1
     and no traceback: what it said."""
-    env = {**os.environ, "CRIMECAST_PORT": str(free_port()), "CRIMECAST_MODEL_CACHE": str(tmp_path / "model-cache"), **setting}
-    env.pop("AWS_ENDPOINT_URL", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = stack_environment(free_port(), tmp_path, setting)
     start = subprocess.run([sys.executable, "-m", "local.stack", "--snapshot", str(REPO / "tests" / "fixtures")], cwd=REPO,
                            capture_output=True, text=True, timeout=120, env=env)
     assert start.returncode == 1 and "Traceback" not in start.stderr, start.stderr

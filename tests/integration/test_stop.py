@@ -25,7 +25,7 @@ from local.aws.embedded import free_port
 from local.replay import call
 from local.stack import SNAPSHOT_FILES
 from tests.conftest import REPO, seasonal_series, tidy_frame
-from tests.integration.conftest import PASSWORD, request
+from tests.integration.conftest import PASSWORD, request, stack_environment
 from tests.processes import children, descendants, group, wait_gone
 
 STOP_WITHIN_S = 10.0
@@ -47,11 +47,8 @@ def _stack(folder: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[
     workers (a retrain's Map: two batches at once); ``extra``: more environment."""
     _snapshot(folder)
     port = free_port()
-    env = {**os.environ, **(extra or {}), "CRIMECAST_PORT": str(port), "CRIMECAST_SNAPSHOT": str(folder),
-           "CRIMECAST_ADMIN_PASSWORD": PASSWORD,
-           "CRIMECAST_MODEL_CACHE": str(folder / "model-cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    env.pop("AWS_ENDPOINT_URL", None)
+    env = stack_environment(port, folder, {**(extra or {}), "CRIMECAST_SNAPSHOT": str(folder),
+                                           "CRIMECAST_ADMIN_PASSWORD": PASSWORD})
     log = folder / "stack.err"
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "local.stack", "--fresh", "--workers", "2"], cwd=REPO, env=env,
